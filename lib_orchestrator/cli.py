@@ -1,0 +1,173 @@
+"""`python -m lib_orchestrator …`: the core's capabilities on the command line, one subcommand each.
+
+Bad input prints one line, `path:line:col: error: message (hint)`, and exits with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from typing import Iterable, List, Optional, Sequence, TextIO
+
+from . import BUNDLED_WILDCARDS
+from .errors import OrchestratorError
+
+EXIT_OK, EXIT_LINT_ERRORS, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m lib_orchestrator", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("prompts", help="make prompts from a wildcard template")
+    p.add_argument("template", nargs="?", help="the template text")
+    p.add_argument("--template-file", metavar="F", help="read the template from a file")
+    _wildcard_args(p)
+    p.add_argument("--mode", choices=("random", "combinatorial", "cyclical"), default="random")
+    p.add_argument("--count", type=_non_negative, default=1, metavar="N",
+                   help="prompts to make (the maximum in combinatorial mode)")
+    p.add_argument("--seed", type=int, metavar="S",
+                   help="seed of the first image; prompt k is the prompt of seed S+k "
+                        "(default: random in random mode, 0 otherwise)")
+    p.add_argument("--format", choices=("text", "jsonl"), default="text")
+
+    c = sub.add_parser("count", help="how many prompts combinatorial mode makes, without listing them")
+    c.add_argument("template", nargs="?")
+    c.add_argument("--template-file", metavar="F")
+    _wildcard_args(c)
+
+    lint = sub.add_parser("lint", help="check wildcard folders and templates")
+    lint.add_argument("templates", nargs="*", metavar="TEMPLATE", help="template texts to check too")
+    _wildcard_args(lint)
+
+    sub.add_parser("demo", help="prompts from the bundled wildcards and genre templates")
+    return parser
+
+
+def _wildcard_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--wildcards", action="append", metavar="DIR",
+                   help="a wildcard folder; repeat for more, searched in order (default: the bundled one)")
+    p.add_argument("--on-missing", choices=("error", "keep"), default="error",
+                   help="a wildcard that does not exist: stop with an error, or keep __name__ as text")
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def main(argv: Optional[Sequence[str]] = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "prompts":
+            return _prompts(args, out, err)
+        if args.command == "count":
+            return _count(args, out)
+        if args.command == "lint":
+            return _lint(args, out)
+        return _demo(out)
+    except OrchestratorError as exc:
+        err.write(exc.one_line() + "\n")
+        return EXIT_BAD_INPUT
+    except BrokenPipeError:  # `| head` closed the pipe: not an error
+        sys.stderr.close()
+        return EXIT_OK
+
+
+def _roots(args: argparse.Namespace) -> List[str]:
+    roots = args.wildcards or [BUNDLED_WILDCARDS]
+    for root in roots:
+        if not os.path.isdir(root):
+            raise OrchestratorError(f"wildcard folder {root!r} does not exist", hint="check the --wildcards path")
+    return roots
+
+
+def _template(args: argparse.Namespace) -> tuple:
+    if args.template_file:
+        if args.template is not None:
+            raise OrchestratorError("give the template as text or with --template-file, not both")
+        try:
+            with open(args.template_file, encoding="utf-8-sig") as fh:
+                return fh.read().rstrip("\r\n"), args.template_file
+        except (OSError, UnicodeDecodeError) as exc:
+            raise OrchestratorError(f"cannot read template file {args.template_file!r}: {exc}")
+    if args.template is None:
+        raise OrchestratorError("no template", hint="give it as text or with --template-file F")
+    return args.template, "<template>"
+
+
+def _engine(args: argparse.Namespace):  # -> PromptEngine
+    from .wildcards import PromptEngine
+
+    return PromptEngine(_roots(args), on_missing=args.on_missing)
+
+
+def _prompts(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    template, source = _template(args)
+    engine = _engine(args)
+    seed = args.seed
+    if seed is None:
+        seed = random.SystemRandom().randrange(2 ** 32) if args.mode == "random" else 0
+    prompts = engine.prompts(template, args.mode, seed, args.count, source)
+    if args.format == "jsonl":
+        lines: Iterable[str] = (f'{{"prompt": {encode_basestring(p.text)}, "seed": {p.seed}, "index": {p.index}}}'
+                                for p in prompts)
+    else:
+        lines = (p.text.replace("\r\n", "\n").replace("\n", " ") if "\n" in p.text else p.text for p in prompts)
+    _write_lines(lines, out)
+    for note in engine.warnings:
+        err.write(note + "\n")
+    return EXIT_OK
+
+
+def _write_lines(lines: Iterable[str], out: TextIO, chunk: int = 4096) -> None:
+    batch: List[str] = []
+    for line in lines:
+        batch.append(line)
+        if len(batch) >= chunk:
+            out.write("\n".join(batch) + "\n")
+            batch.clear()
+    if batch:
+        out.write("\n".join(batch) + "\n")
+
+
+def _count(args: argparse.Namespace, out: TextIO) -> int:
+    template, source = _template(args)
+    out.write(f"{_engine(args).count(template, source)}\n")
+    return EXIT_OK
+
+
+def _lint(args: argparse.Namespace, out: TextIO) -> int:
+    from .wildcards.lint import lint
+
+    findings = lint(_roots(args), args.templates)
+    for f in findings:
+        out.write(str(f) + "\n")
+    errors = sum(1 for f in findings if f.severity == "error")
+    warnings = len(findings) - errors
+    out.write(f"{errors} error(s), {warnings} warning(s)\n")
+    return EXIT_LINT_ERRORS if errors else EXIT_OK
+
+
+def _demo(out: TextIO) -> int:
+    from .wildcards import PromptEngine
+
+    engine = PromptEngine([BUNDLED_WILDCARDS])
+    names = [n for n in engine.store.names() if n.startswith("templates/")]
+    out.write(f"Orchestrator demo: bundled wildcards in {BUNDLED_WILDCARDS}\n")
+    for name in names:
+        template = f"__{name}__"
+        out.write(f"\n{name}  ({engine.count(template):,} combinations)\n")
+        for p in engine.prompts(template, "random", seed=1000, count=2):
+            out.write(f"  seed {p.seed}: {p.text}\n")
+    out.write("\nTry: python -m lib_orchestrator prompts '__templates/noir__' --count 5 --seed 42\n")
+    return EXIT_OK

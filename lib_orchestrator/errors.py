@@ -1,0 +1,54 @@
+"""The error types of the core: each carries where it happened and what to do about it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class Location:
+    """A place in a file or template, 1-based, with the text of its line for a caret excerpt."""
+
+    source: str
+    line: int
+    column: int
+    line_text: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line}:{self.column}"
+
+    def excerpt(self) -> str:
+        if not self.line_text:
+            return ""
+        shown = self.line_text.replace("\t", " ")
+        return f"  {shown}\n  {' ' * (self.column - 1)}^"
+
+
+class OrchestratorError(Exception):
+    """Base of every error the core raises on bad input."""
+
+    def __init__(self, message: str, location: Optional[Location] = None, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.location = location
+        self.hint = hint
+
+    def one_line(self) -> str:
+        """`path:line:col: error: message (hint)`: the CLI's format."""
+        where = f"{self.location}: " if self.location else ""
+        hint = f" ({self.hint})" if self.hint else ""
+        return f"{where}error: {self.message}{hint}"
+
+    def __str__(self) -> str:
+        parts = [self.one_line()]
+        if self.location and self.location.excerpt():
+            parts.append(self.location.excerpt())
+        return "\n".join(parts)
+
+
+class TemplateError(OrchestratorError):
+    """A template or wildcard file that cannot be parsed or sampled."""
+
+
+class WildcardFileError(OrchestratorError):
+    """A wildcard file that cannot be read (encoding, YAML/JSON syntax, size)."""

@@ -1,0 +1,272 @@
+"""Combinatorial mode: every prompt a template can make, lazily, in dynamicprompts' order.
+
+The leftmost choice is the outermost loop. Counting walks the same structure without listing
+anything. Parts marked `~` (random) or `@` (cyclical) are sampled afresh for each prompt from one
+stream seeded by the run's seed, as dynamicprompts does.
+"""
+from __future__ import annotations
+
+from itertools import product
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+from ..errors import TemplateError
+from . import rng
+from .ast import (
+    CYCLICAL, RANDOM, AnyNode, Seq, Text, VarGet, VarSet, Variant, Wildcard, Wrap,
+)
+from .options import bounds, live_options, ordered_picks, single_wildcard, weighted_sum_of_picks
+from .random_sampler import MAX_PROMPT_CHARS, RandomCompiler, join_results
+from .resolve import MAX_WILDCARD_DEPTH, Resolver, cycle_error
+from .wrap import wrap_text
+
+MATERIALISE_AT_MOST = 4096  # a part with fewer texts than this is listed once and reused
+
+Scope = Dict[str, Any]  # name -> ("fixed", text) | ("lazy", node)
+CyclicalFn = Callable[[AnyNode, int, int, Dict[str, Any]], Tuple[str, int]]
+
+
+class Combinator:
+    def __init__(self, resolver: Resolver, randoms: RandomCompiler, cyclical: CyclicalFn, seed: int = 0) -> None:
+        self.resolver = resolver
+        self.randoms = randoms
+        self.cyclical = cyclical
+        self.state = rng.image_state(seed)
+        self.visits: Dict[int, int] = {}
+        self._stack: List[str] = []
+
+    # -- counting ------------------------------------------------------------------------------
+    def count(self, node: AnyNode, scope: Optional[Scope] = None) -> int:
+        return self._count(node, scope or {})
+
+    def _count(self, node: AnyNode, scope: Scope) -> int:
+        if isinstance(node, Text):
+            return 1
+        if _nonfinite(node):
+            return 1
+        if isinstance(node, Seq):
+            scope, factor = self._assign(node, scope, counting=True)
+            total = factor
+            for item in node.items:
+                if not isinstance(item, VarSet):
+                    total *= self._count(item, scope)
+            return total
+        if isinstance(node, VarSet):
+            return 1
+        if isinstance(node, Variant):
+            wc = single_wildcard(node)
+            if wc is not None and isinstance(wc.path, Text) and (node.lo, node.hi) != (1, 1):
+                choices = self._choices(wc.path.text, wc)
+                counts = [self._within(wc.path.text, wc, lambda c=c: self._count(c, self._params(wc, scope)))
+                          for c in choices]
+                lo, hi = bounds(node.lo, node.hi, len(counts))
+                return weighted_sum_of_picks(counts, lo, hi)
+            options = live_options(node)
+            lo, hi = bounds(node.lo, node.hi, len(options))
+            return weighted_sum_of_picks([self._count(o, scope) for o in options], lo, hi)
+        if isinstance(node, Wildcard):
+            inner = self._params(node, scope)
+            if isinstance(node.path, Text):
+                pattern = node.path.text
+                return self._within(pattern, node, lambda: sum(
+                    self._count(c, inner) for c in self._choices(pattern, node)) or 1)
+            return sum(self._within(p.strip(), node, lambda p=p: sum(
+                self._count(c, inner) for c in self._choices(p.strip(), node)) or 1)
+                for p in self._gen(node.path, scope))
+        if isinstance(node, VarGet):
+            kind, value = self._lookup(node, scope)
+            if kind == "fixed":
+                return 1
+            return self._count(value, {**scope, "#s": scope.get("#s", frozenset()) | {node.name}})
+        if isinstance(node, Wrap):
+            return self._count(node.wrapper, scope) * self._count(node.inner, scope)
+        raise TypeError(node)  # pragma: no cover
+
+    # -- enumeration ---------------------------------------------------------------------------
+    def iterate(self, node: AnyNode) -> Iterator[str]:
+        return self._gen(node, {})
+
+    def _gen(self, node: AnyNode, scope: Scope) -> Iterator[str]:
+        if isinstance(node, Text):
+            yield node.text
+        elif _nonfinite(node):
+            yield self._sample(node, scope)
+        elif isinstance(node, Seq):
+            yield from self._gen_seq(node, scope)
+        elif isinstance(node, VarSet):
+            yield ""
+        elif isinstance(node, Variant):
+            yield from self._gen_variant(node, scope)
+        elif isinstance(node, Wildcard):
+            yield from self._gen_wildcard(node, scope)
+        elif isinstance(node, VarGet):
+            kind, value = self._lookup(node, scope)
+            if kind == "fixed":
+                yield value
+            else:
+                yield from self._gen(value, {**scope, "#s": scope.get("#s", frozenset()) | {node.name}})
+        elif isinstance(node, Wrap):
+            for wrapper in self._gen(node.wrapper, scope):
+                for inner in self._gen(node.inner, scope):
+                    yield wrap_text(wrapper, inner)
+        else:  # pragma: no cover
+            raise TypeError(node)
+
+    def _gen_seq(self, node: Seq, scope: Scope) -> Iterator[str]:
+        immediates = [vs for vs in node.items if isinstance(vs, VarSet) and vs.immediate
+                      and not (vs.keep_existing and vs.name in scope)]
+        lazies = {vs.name: ("lazy", vs.value) for vs in node.items if isinstance(vs, VarSet)
+                  and not vs.immediate and not (vs.keep_existing and vs.name in scope)}
+        items = [i for i in node.items if not isinstance(i, VarSet)]
+
+        def with_immediates(k: int, inner: Scope) -> Iterator[str]:
+            if k == len(immediates):
+                yield from self._gen_items(items, inner)
+                return
+            vs = immediates[k]
+            for text in self._gen(vs.value, inner):
+                yield from with_immediates(k + 1, {**inner, vs.name: ("fixed", text)})
+
+        yield from with_immediates(0, {**scope, **lazies} if lazies else scope)
+
+    def _gen_items(self, items: List[AnyNode], scope: Scope) -> Iterator[str]:
+        # Small, finite parts are listed once and multiplied with itertools.product; the rest recurse.
+        slots: List[Any] = []
+        for item in items:
+            if isinstance(item, Text):
+                slots.append([item.text])
+            elif not _nonfinite(item) and self._count(item, scope) <= MATERIALISE_AT_MOST:
+                slots.append(list(self._gen(item, scope)))
+            else:
+                slots.append(item)
+        if all(isinstance(slot, list) for slot in slots):
+            for combo in product(*slots):
+                yield "".join(combo)
+            return
+
+        def rec(k: int) -> Iterator[str]:
+            if k == len(slots):
+                yield ""
+                return
+            slot = slots[k]
+            heads = slot if isinstance(slot, list) else self._gen(slot, scope)
+            for head in heads:
+                for tail in rec(k + 1):
+                    yield head + tail
+
+        yield from rec(0)
+
+    def _gen_variant(self, node: Variant, scope: Scope) -> Iterator[str]:
+        wc = single_wildcard(node)
+        if wc is not None and isinstance(wc.path, Text) and (node.lo, node.hi) != (1, 1):
+            pattern = wc.path.text
+            options = self._choices(pattern, wc)
+            inner = self._params(wc, scope)
+            lo, hi = bounds(node.lo, node.hi, len(options))
+            self._enter(pattern, wc)
+            try:
+                yield from self._gen_picks(options, lo, hi, node.sep, inner)
+            finally:
+                self._stack.pop()
+            return
+        options = live_options(node)
+        lo, hi = bounds(node.lo, node.hi, len(options))
+        yield from self._gen_picks(options, lo, hi, node.sep, scope)
+
+    def _gen_picks(self, options: List[AnyNode], lo: int, hi: int, sep: str, scope: Scope) -> Iterator[str]:
+        for pick in ordered_picks(len(options), lo, hi):
+            if len(pick) == 1:
+                yield from self._gen(options[pick[0]], scope)
+                continue
+            for parts in product(*(list(self._gen(options[i], scope)) for i in pick)):
+                yield join_results(parts, sep)
+
+    def _gen_wildcard(self, node: Wildcard, scope: Scope) -> Iterator[str]:
+        inner = self._params(node, scope)
+        paths = [node.path.text] if isinstance(node.path, Text) else list(self._gen(node.path, scope))
+        for raw in paths:
+            pattern = raw.strip()
+            choices = self._choices(pattern, node)
+            if not choices:
+                yield f"__{raw}__"
+                continue
+            self._enter(pattern, node)
+            try:
+                for choice in choices:
+                    yield from self._gen(choice, inner)
+            finally:
+                self._stack.pop()
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _choices(self, pattern: str, at: Wildcard) -> List[AnyNode]:
+        resolved = self.resolver.resolve(pattern, at)
+        return [c.node for c in resolved.choices if c.weight > 0]
+
+    def _enter(self, pattern: str, at: AnyNode) -> None:
+        if pattern in self._stack:
+            raise cycle_error(self._stack[self._stack.index(pattern):] + [pattern], at)
+        if len(self._stack) >= MAX_WILDCARD_DEPTH:
+            raise TemplateError(f"wildcards nest deeper than {MAX_WILDCARD_DEPTH} levels", at.location(),
+                                "flatten the wildcard files")
+        self._stack.append(pattern)
+
+    def _within(self, pattern: str, at: AnyNode, fn: Callable[[], int]) -> int:
+        self._enter(pattern, at)
+        try:
+            return fn()
+        finally:
+            self._stack.pop()
+
+    def _params(self, node: Wildcard, scope: Scope) -> Scope:
+        if not node.params:
+            return scope
+        return {**scope, **{k: ("lazy", v) for k, v in node.params}}
+
+    def _assign(self, node: Seq, scope: Scope, counting: bool) -> Tuple[Scope, int]:
+        factor = 1
+        new = dict(scope)
+        for vs in node.items:
+            if not isinstance(vs, VarSet) or (vs.keep_existing and vs.name in scope):
+                continue
+            if vs.immediate:
+                factor *= self._count(vs.value, new)
+                new[vs.name] = ("fixed", "")
+            else:
+                new[vs.name] = ("lazy", vs.value)
+        return new, factor
+
+    def _lookup(self, node: VarGet, scope: Scope) -> Tuple[str, Any]:
+        found = scope.get(node.name)
+        if found is None:
+            if node.default is None:
+                raise TemplateError(f"variable '{node.name}' is not defined", node.location(),
+                                    f"set it first with ${{{node.name}=...}} or give a default")
+            return "lazy", node.default
+        if node.name in scope.get("#s", frozenset()):
+            raise TemplateError(f"variable '{node.name}' refers to itself", node.location(),
+                                "a variable's value may not use the variable")
+        return found  # type: ignore[no-any-return]
+
+    def _sample(self, node: AnyNode, scope: Scope) -> str:
+        """A `~`/`@` part inside combinatorial mode: drawn anew for each prompt."""
+        variables = {k: (v[1] if v[0] == "fixed" else self.randoms.unit(v[1]))
+                     for k, v in scope.items() if not k.startswith("#")}
+        if _sampler(node) == CYCLICAL:
+            count = self.visits.get(id(node), 0)
+            self.visits[id(node)] = count + 1
+            text, self.state = self.cyclical(node, count, self.state, variables)
+        else:
+            unit = self.randoms.unit(node)
+            if isinstance(unit, str):
+                return unit
+            text, self.state = unit(self.state, variables)
+        if len(text) > MAX_PROMPT_CHARS:
+            raise TemplateError("prompt too long", node.location())
+        return text
+
+
+def _sampler(node: AnyNode) -> Optional[str]:
+    return getattr(node, "sampler", None)
+
+
+def _nonfinite(node: AnyNode) -> bool:
+    return _sampler(node) in (RANDOM, CYCLICAL)

@@ -1,0 +1,102 @@
+"""The prompt engine: template text + wildcard folders + seed → prompts, in any of the three modes."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import islice
+from typing import Dict, Iterator, List, Sequence, Tuple
+
+from . import rng
+from .ast import AnyNode
+from .combinatorial import Combinator
+from .cyclical import Cycler
+from .parser import parse
+from .random_sampler import PromptFn, RandomCompiler
+from .resolve import Resolver
+from .store import WildcardStore
+
+MODES = ("random", "combinatorial", "cyclical")
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One generated prompt and the image seed it belongs to."""
+
+    text: str
+    seed: int
+    index: int
+
+    def to_dict(self) -> Dict[str, object]:
+        return {"prompt": self.text, "seed": self.seed, "index": self.index}
+
+
+class PromptEngine:
+    """Holds the store and the compiled templates; cheap to keep for the life of the process."""
+
+    def __init__(self, roots: Sequence[str], on_missing: str = "error") -> None:
+        self.store = WildcardStore(roots)
+        self.on_missing = on_missing
+        self._reset()
+
+    def _reset(self) -> None:
+        self.resolver = Resolver(self.store, self.on_missing)
+        self.randoms = RandomCompiler(self.resolver)
+        self.cycler = Cycler(self.resolver, self.randoms)
+        self.randoms.cyclical = self.cycler.render
+        self._parsed: Dict[Tuple[str, str], AnyNode] = {}
+        self._compiled: Dict[Tuple[str, str], PromptFn] = {}
+
+    def refresh(self) -> bool:
+        """Drop everything read from files that changed since; True when something did."""
+        if self.store.refresh():
+            self._reset()
+            return True
+        return False
+
+    @property
+    def warnings(self) -> List[str]:
+        return list(dict.fromkeys(self.resolver.notes))
+
+    def parse(self, template: str, source: str = "<template>") -> AnyNode:
+        key = (template, source)
+        node = self._parsed.get(key)
+        if node is None:
+            node = self._parsed[key] = parse(template, source)
+        return node
+
+    def compile(self, template: str, source: str = "<template>") -> PromptFn:
+        """seed -> prompt for random mode; the same function serves every image."""
+        key = (template, source)
+        fn = self._compiled.get(key)
+        if fn is None:
+            fn = self._compiled[key] = self.randoms.compile(self.parse(template, source))
+        return fn
+
+    def prompt(self, template: str, seed: int, mode: str = "random", source: str = "<template>") -> str:
+        """The prompt of image seed `seed`."""
+        if mode == "random":
+            return self.compile(template, source)(seed)
+        if mode == "cyclical":
+            return self.cycler.render(self.parse(template, source), seed, rng.image_state(seed), {"#c": seed})[0]
+        raise ValueError("combinatorial prompts have no per-seed form; use prompts()")
+
+    def prompts(self, template: str, mode: str = "random", seed: int = 0, count: int = 1,
+                source: str = "<template>") -> Iterator[Prompt]:
+        """Prompts for images seed, seed+1, …; in combinatorial mode `count` is the maximum."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}")
+        if mode == "random":
+            fn = self.compile(template, source)
+            return (Prompt(fn(seed + k), seed + k, k) for k in range(count))
+        if mode == "cyclical":
+            node = self.parse(template, source)
+            render = self.cycler.render
+            return (Prompt(render(node, seed + k, rng.image_state(seed + k), {"#c": seed + k})[0], seed + k, k)
+                    for k in range(count))
+        combos = Combinator(self.resolver, self.randoms, self.cycler.render, seed)
+        texts = combos.iterate(self.parse(template, source))
+        return (Prompt(text, seed + k, k) for k, text in enumerate(islice(texts, count)))
+
+    def count(self, template: str, source: str = "<template>") -> int:
+        """How many prompts combinatorial mode can make, counted without listing them."""
+        combos = Combinator(self.resolver, self.randoms, self.cycler.render)
+        return combos.count(self.parse(template, source))

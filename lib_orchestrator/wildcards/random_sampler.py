@@ -1,0 +1,336 @@
+"""Random sampling by compiling a template to Python source: one function per template.
+
+The per-image state `s` lives in a local variable; each draw is the LCG step of rng.py inlined, then a
+tuple index. Plain wildcard lines stay strings; lines with syntax compile to small functions
+`(s, scope) -> (text, s)` that are called only when picked. Scopes (`v`) are dicts of variables; keys
+starting with `#` are the engine's own (`#c`: the cyclical counter, `#s`: variables being sampled,
+`#d`: dynamic wildcard depth).
+"""
+from __future__ import annotations
+
+from bisect import bisect_right
+from itertools import accumulate
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from ..errors import TemplateError
+from . import rng
+from .ast import (
+    COMBINATORIAL, CYCLICAL, AnyNode, Option, Seq, Text, VarGet, VarSet, Variant, Wildcard, Wrap,
+)
+from .resolve import MAX_WILDCARD_DEPTH, Resolver, cycle_error
+from .wrap import wrap_text
+
+MAX_PROMPT_CHARS = 1_000_000
+_STEP = "s = (s * 6364136223846793005 + 1442695040888963407) & 0xFFFFFFFFFFFFFFFF"
+
+Unit = Any  # a str, or a callable (s, scope) -> (text, s)
+PromptFn = Callable[[int], str]
+
+
+class RandomCompiler:
+    """Compiles AST nodes to Python functions; caches wildcards so each is compiled once."""
+
+    def __init__(self, resolver: Resolver, cyclical: Optional[Callable[..., Tuple[str, int]]] = None) -> None:
+        self.resolver = resolver
+        self.cyclical = cyclical  # the cyclical sampler, for `@` nodes met in random mode
+        self.ns: Dict[str, Any] = {
+            "bisect": bisect_right, "PICK": pick_many, "GET": self._get_var, "DYN": self._dynamic,
+            "WRAP": wrap_text, "CYC": self._cyclical, "STATE": rng.image_state,
+        }
+        self._consts: Dict[int, str] = {}
+        self._units: Dict[int, Unit] = {}
+        self._wildcards: Dict[str, Tuple[Tuple[Unit, ...], Optional[Tuple[float, ...]]]] = {}
+        self._compiling: List[str] = []
+        self._n = 0
+
+    # -- public ------------------------------------------------------------------------------
+    def compile(self, node: AnyNode) -> PromptFn:
+        """A function seed -> prompt."""
+        lines: List[str] = []
+        expr = self._emit(node, lines, 1, own_scope=True)
+        body = "\n".join(lines)
+        name = self._fresh("prompt")
+        src = (f"def {name}(seed):\n s = STATE(seed)\n v = {{'#c': seed}}\n{body}\n return {expr}\n")
+        exec(compile(src, f"<template {name}>", "exec"), self.ns)
+        return self.ns[name]  # type: ignore[no-any-return]
+
+    def unit(self, node: AnyNode) -> Unit:
+        """A str for plain text, else a function (s, scope) -> (text, s)."""
+        if isinstance(node, Text):
+            return node.text
+        key = id(node)
+        found = self._units.get(key)
+        if found is not None:
+            return found
+        lines: List[str] = []
+        expr = self._emit(node, lines, 1, own_scope=True)
+        name = self._fresh("u")
+        src = f"def {name}(s, v):\n" + "\n".join(lines) + f"\n return {expr}, s\n"
+        exec(compile(src, f"<template {name}>", "exec"), self.ns)
+        fn = self.ns[name]
+        fn.node = node  # keeps id(node) valid for the cache
+        self._units[key] = fn
+        return fn
+
+    # -- emission: append statements to `lines`, return an expression for the node's text --------
+    def _fresh(self, prefix: str) -> str:
+        self._n += 1
+        return f"{prefix}{self._n}"
+
+    def _const(self, value: Any) -> str:
+        name = self._fresh("K")
+        self.ns[name] = value
+        return name
+
+    def _emit(self, node: AnyNode, lines: List[str], ind: int, own_scope: bool = False) -> str:
+        pad = " " * ind
+        if isinstance(node, Text):
+            return repr(node.text)
+        if isinstance(node, Seq):
+            sets = [i for i in node.items if isinstance(i, VarSet)]
+            if sets and not own_scope:  # its variables must not leak into its siblings
+                return self._call(self.unit(node), lines, ind)
+            for vs in sets:
+                self._emit_set(vs, lines, ind)
+            parts = [self._emit(i, lines, ind) for i in node.items if not isinstance(i, VarSet)]
+            parts = [p for p in parts if p != "''"]
+            if not parts:
+                return "''"
+            if len(parts) == 1:
+                return parts[0]
+            return '"".join((' + ", ".join(parts) + ",))"
+        if isinstance(node, VarSet):
+            if own_scope:
+                self._emit_set(node, lines, ind)
+            return "''"
+        if isinstance(node, Variant):
+            return self._emit_variant(node, lines, ind)
+        if isinstance(node, Wildcard):
+            return self._emit_wildcard(node, lines, ind)
+        if isinstance(node, VarGet):
+            x = self._fresh("x")
+            default = self._const(None if node.default is None else self.unit(node.default))
+            lines.append(f"{pad}{x}, s = GET({node.name!r}, {default}, s, v, {self._const(node)})")
+            return x
+        if isinstance(node, Wrap):
+            w = self._emit(node.wrapper, lines, ind)
+            i = self._emit(node.inner, lines, ind)
+            return f"WRAP({w}, {i})"
+        raise TypeError(node)  # pragma: no cover
+
+    def _call(self, unit: Unit, lines: List[str], ind: int, scope: str = "v") -> str:
+        if isinstance(unit, str):
+            return repr(unit)
+        x = self._fresh("x")
+        lines.append(f"{' ' * ind}{x}, s = {self._const(unit)}(s, {scope})")
+        return x
+
+    def _emit_set(self, node: VarSet, lines: List[str], ind: int) -> None:
+        pad = " " * ind
+        if node.keep_existing:
+            lines.append(f"{pad}if {node.name!r} not in v:")
+            ind += 1
+            pad = " " * ind
+        if node.immediate:
+            inner: List[str] = []
+            x = self._emit(node.value, inner, ind)
+            lines.extend(inner)
+            lines.append(f"{pad}v = {{**v, {node.name!r}: {x}}}")
+        else:
+            unit = self.unit(node.value)
+            value = repr(unit) if isinstance(unit, str) else self._const(unit)
+            lines.append(f"{pad}v = {{**v, {node.name!r}: {value}}}")
+
+    def _emit_pick(self, units: Sequence[Unit], weights: Sequence[float], lines: List[str], ind: int,
+                   at: AnyNode, scope: str = "v") -> str:
+        """Inline draw of one unit by weight."""
+        pad = " " * ind
+        live = [(u, w) for u, w in zip(units, weights) if w > 0]
+        if not live:
+            raise TemplateError("every option has weight 0", at.location(), "give one option a weight above 0")
+        if len(live) == 1:
+            return self._call(live[0][0], lines, ind, scope)
+        x = self._fresh("x")
+        opts = self._const(tuple(u for u, _ in live))
+        ws = [w for _, w in live]
+        lines.append(pad + _STEP)
+        if all(w == ws[0] for w in ws):
+            lines.append(f"{pad}{x} = {opts}[(s >> 32) * {len(live)} >> 32]")
+        else:
+            cum = self._const(tuple(accumulate(ws)))
+            scale = repr(sum(ws) * rng.TO_UNIT)
+            lines.append(f"{pad}{x} = {opts}[bisect({cum}, (s >> 32) * {scale})]")
+        if any(not isinstance(u, str) for u, _ in live):
+            lines.append(f"{pad}if {x}.__class__ is not str: {x}, s = {x}(s, {scope})")
+        return x
+
+    def _emit_variant(self, node: Variant, lines: List[str], ind: int) -> str:
+        if node.sampler == CYCLICAL and self.cyclical is not None:
+            return self._cyc_call(node, lines, ind)
+        single_wildcard = len(node.options) == 1 and isinstance(node.options[0].body, Wildcard)
+        if single_wildcard:
+            wc = node.options[0].body
+            assert isinstance(wc, Wildcard)
+            if isinstance(wc.path, Text) and not wc.params and (node.lo, node.hi) != (1, 1):
+                units, weights = self._wildcard_units(wc)
+                return self._emit_many(units, weights, node, lines, ind)
+        if (node.lo, node.hi) == (1, 1) or len(node.options) == 1 and node.lo <= 1 <= node.hi:
+            if len(node.options) == 1:
+                return self._emit(node.options[0].body, lines, ind)
+            units = [self.unit(o.body) for o in node.options]
+            return self._emit_pick(units, [o.weight for o in node.options], lines, ind, node)
+        merged: Dict[AnyNode, float] = {}  # identical options are one option, as in combinatorial mode
+        for o in node.options:
+            merged[o.body] = merged.get(o.body, 0.0) + o.weight
+        units = [self.unit(body) for body in merged]
+        return self._emit_many(units, list(merged.values()), node, lines, ind)
+
+    def _emit_many(self, units: Sequence[Unit], weights: Sequence[float], node: Variant,
+                   lines: List[str], ind: int) -> str:
+        x = self._fresh("x")
+        lines.append(f"{' ' * ind}{x}, s = PICK(s, v, {self._const(tuple(units))}, "
+                     f"{self._const(tuple(weights))}, {node.lo}, {node.hi}, {node.sep!r})")
+        return x
+
+    def _cyc_call(self, node: AnyNode, lines: List[str], ind: int) -> str:
+        x = self._fresh("x")
+        lines.append(f"{' ' * ind}{x}, s = CYC({self._const(node)}, s, v)")
+        return x
+
+    def _emit_wildcard(self, node: Wildcard, lines: List[str], ind: int) -> str:
+        pad = " " * ind
+        if node.sampler == CYCLICAL and self.cyclical is not None:
+            return self._cyc_call(node, lines, ind)
+        scope = "v"
+        if node.params:
+            scope = self._fresh("w")
+            binds = ", ".join(f"{k!r}: {self._bind(val)}" for k, val in node.params)
+            lines.append(f"{pad}{scope} = {{**v, {binds}}}")
+        if not isinstance(node.path, Text):
+            path = self._emit(node.path, lines, ind)
+            x = self._fresh("x")
+            lines.append(f"{pad}{x}, s = DYN({path}, s, {scope}, {self._const(node)})")
+            return x
+        units, weights = self._wildcard_units(node)
+        if not units:
+            return repr(f"__{node.path.text}__")
+        return self._emit_pick(units, weights, lines, ind, node, scope)
+
+    def _bind(self, value: AnyNode) -> str:
+        unit = self.unit(value)
+        return repr(unit) if isinstance(unit, str) else self._const(unit)
+
+    def _wildcard_units(self, node: Wildcard) -> Tuple[Tuple[Unit, ...], Tuple[float, ...]]:
+        assert isinstance(node.path, Text)
+        return self.wildcard(node.path.text, node)
+
+    def wildcard(self, pattern: str, at: AnyNode) -> Tuple[Tuple[Unit, ...], Tuple[float, ...]]:
+        found = self._wildcards.get(pattern)
+        if found is not None:
+            return found  # type: ignore[return-value]
+        if pattern in self._compiling:
+            chain = self._compiling[self._compiling.index(pattern):] + [pattern]
+            raise cycle_error(chain, at)
+        if len(self._compiling) >= MAX_WILDCARD_DEPTH:
+            raise TemplateError(f"wildcards nest deeper than {MAX_WILDCARD_DEPTH} levels", at.location(),
+                                "flatten the wildcard files")
+        resolved = self.resolver.resolve(pattern, at)
+        self._compiling.append(pattern)
+        try:
+            units = tuple(self.unit(c.node) for c in resolved.choices)
+        finally:
+            self._compiling.pop()
+        result = (units, tuple(c.weight for c in resolved.choices))
+        self._wildcards[pattern] = result  # type: ignore[assignment]
+        return result
+
+    # -- runtime helpers called from generated code --------------------------------------------
+    def _get_var(self, name: str, default: Optional[Unit], s: int, v: Dict[str, Any],
+                 at: AnyNode) -> Tuple[str, int]:
+        value = v.get(name, default)
+        if value is None:
+            raise TemplateError(f"variable '{name}' is not defined", at.location(),
+                                f"set it first with ${{{name}=...}} or give a default: ${{{name}:default}}")
+        if value.__class__ is str:
+            return value, s
+        sampling = v.get("#s", frozenset())
+        if name in sampling:
+            raise TemplateError(f"variable '{name}' refers to itself", at.location(),
+                                "a variable's value may not use the variable")
+        text, s = value(s, {**v, "#s": sampling | {name}})
+        if len(text) > MAX_PROMPT_CHARS:
+            raise TemplateError(f"prompt grew over {MAX_PROMPT_CHARS:,} characters", at.location(),
+                                "variables or wildcards multiply each other")
+        return text, s
+
+    def _dynamic(self, path: str, s: int, v: Dict[str, Any], at: Wildcard) -> Tuple[str, int]:
+        depth = v.get("#d", 0) + 1
+        if depth > MAX_WILDCARD_DEPTH:
+            raise TemplateError(f"wildcards nest deeper than {MAX_WILDCARD_DEPTH} levels", at.location(),
+                                "a wildcard probably refers to itself through a variable")
+        units, weights = self.wildcard(path.strip(), at)
+        if not units:
+            return f"__{path}__", s
+        fn = self._dynamic_picker(units, weights, at)
+        text, s = fn(s, {**v, "#d": depth})
+        if len(text) > MAX_PROMPT_CHARS:
+            raise TemplateError(f"prompt grew over {MAX_PROMPT_CHARS:,} characters", at.location(),
+                                "wildcards multiply each other")
+        return text, s
+
+    def _dynamic_picker(self, units: Tuple[Unit, ...], weights: Tuple[float, ...], at: AnyNode) -> Any:
+        key = ("dyn", id(units))
+        fn = self._units.get(key)  # type: ignore[call-overload]
+        if fn is None:
+            lines: List[str] = []
+            expr = self._emit_pick(units, weights, lines, 1, at)
+            name = self._fresh("d")
+            exec(f"def {name}(s, v):\n" + "\n".join(lines) + f"\n return {expr}, s\n", self.ns)
+            fn = self.ns[name]
+            fn.units = units
+            self._units[key] = fn  # type: ignore[index]
+        return fn
+
+    def _cyclical(self, node: AnyNode, s: int, v: Dict[str, Any]) -> Tuple[str, int]:
+        assert self.cyclical is not None
+        return self.cyclical(node, v.get("#c", 0), s, v)
+
+
+def pick_many(s: int, v: Dict[str, Any], units: Tuple[Unit, ...], weights: Tuple[float, ...],
+              lo: int, hi: int, sep: str) -> Tuple[str, int]:
+    """`{lo-hi$$sep$$…}`: a count in [lo, hi], then that many options without replacement, by weight."""
+    live = [(u, w) for u, w in zip(units, weights) if w > 0]
+    hi = min(hi, len(live))
+    lo = min(lo, hi)
+    s = rng.advance(s)
+    k = lo + rng.index(s, hi - lo + 1)
+    texts: List[str] = []
+    for _ in range(k):
+        total = sum(w for _, w in live)
+        s = rng.advance(s)
+        target = rng.unit(s) * total
+        acc = 0.0
+        pick = len(live) - 1
+        for j, (_, w) in enumerate(live):
+            acc += w
+            if target < acc:
+                pick = j
+                break
+        unit = live.pop(pick)[0]
+        if unit.__class__ is not str:
+            unit, s = unit(s, v)
+        texts.append(unit)
+    return join_results(texts, sep), s
+
+
+def join_results(texts: Sequence[str], sep: str) -> str:
+    """dynamicprompts' SamplingResult.joined: one result is kept as is; else one leading/trailing sep goes."""
+    if len(texts) == 1:
+        return texts[0]
+    joined = sep.join(texts)
+    if sep:
+        if joined.startswith(sep):
+            joined = joined[len(sep):]
+        if joined.endswith(sep):
+            joined = joined[:-len(sep)]
+    return joined

@@ -1,0 +1,82 @@
+"""From a wildcard reference to its parsed options: shared by every sampler and the linter."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+from ..errors import TemplateError
+from .ast import AnyNode, Node, Text
+from .files import Entry
+from .parser import needs_parsing, parse
+from .store import WildcardStore, bad_name_reason
+
+MAX_WILDCARD_DEPTH = 64
+ON_MISSING = ("error", "keep")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One option a sampler may pick: the parsed body and its weight."""
+
+    node: AnyNode
+    weight: float
+    entry: Optional[Entry] = None
+
+
+@dataclass(frozen=True)
+class Resolved:
+    pattern: str
+    choices: Tuple[Choice, ...]  # empty when the wildcard is missing and on_missing == "keep"
+    note: str = ""
+
+
+class Resolver:
+    def __init__(self, store: WildcardStore, on_missing: str = "error") -> None:
+        if on_missing not in ON_MISSING:
+            raise ValueError(f"on_missing must be one of {ON_MISSING}")
+        self.store = store
+        self.on_missing = on_missing
+        self.notes: List[str] = []
+        self._parsed: Dict[Tuple[str, str, int], AnyNode] = {}
+        self._resolved: Dict[str, Resolved] = {}
+
+    def entry_node(self, entry: Entry) -> AnyNode:
+        if not needs_parsing(entry.text):
+            return Text(entry.text)
+        key = (entry.text, entry.source, entry.line)
+        node = self._parsed.get(key)
+        if node is None:
+            node = parse(entry.text, entry.source or "<wildcard>", entry.line or 1)
+            self._parsed[key] = node
+        return node
+
+    def resolve(self, pattern: str, at: Node) -> Resolved:
+        found = self._resolved.get(pattern)
+        if found is not None:
+            return found
+        reason = bad_name_reason(pattern)
+        if reason:
+            raise TemplateError(f"refused wildcard name {pattern!r}: {reason}", at.location(),
+                                "name wildcards by their path below a wildcard folder")
+        lookup = self.store.lookup(pattern)
+        if not lookup.entries:
+            if self.on_missing == "error":
+                if lookup.names:
+                    raise TemplateError(f"wildcard '{pattern}' is empty", at.location(),
+                                        f"add lines to {lookup.names[0]}")
+                close = self.store.suggestions(pattern)
+                hint = f"did you mean {', '.join('__' + c + '__' for c in close)}?" if close else \
+                    f"no such file under {', '.join(self.store.roots) or 'any wildcard folder'}"
+                raise TemplateError(f"wildcard '{pattern}' not found", at.location(), hint)
+            self.notes.append(f"{at.location()}: warning: wildcard '{pattern}' not found; kept as text")
+        if lookup.note:
+            self.notes.append(f"{at.location()}: warning: {lookup.note}")
+        choices = tuple(Choice(self.entry_node(e), e.weight, e) for e in lookup.entries)
+        found = Resolved(pattern, choices, lookup.note)
+        self._resolved[pattern] = found
+        return found
+
+
+def cycle_error(chain: List[str], at: Node) -> TemplateError:
+    return TemplateError("wildcard refers to itself: " + " → ".join(f"__{c}__" for c in chain),
+                         at.location(), "a wildcard may not use itself, directly or through others")
