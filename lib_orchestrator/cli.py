@@ -117,12 +117,12 @@ def _prompts(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     seed = args.seed
     if seed is None:
         seed = random.SystemRandom().randrange(2 ** 32) if args.mode == "random" else 0
-    prompts = engine.prompts(template, args.mode, seed, args.count, source)
-    if args.format == "jsonl":
-        lines: Iterable[str] = (f'{{"prompt": {encode_basestring(p.text)}, "seed": {p.seed}, "index": {p.index}}}'
-                                for p in prompts)
+    texts = engine.texts(template, args.mode, seed, args.count, source)
+    if args.format == "jsonl":  # formatted by hand: json.dumps per line would cost more than the prompt
+        lines: Iterable[str] = (f'{{"prompt": {encode_basestring(text)}, "seed": {seed + k}, "index": {k}}}'
+                                for k, text in enumerate(texts))
     else:
-        lines = (p.text.replace("\r\n", "\n").replace("\n", " ") if "\n" in p.text else p.text for p in prompts)
+        lines = (" ".join(text.splitlines()) if "\n" in text else text for text in texts)
     _write_lines(lines, out)
     for note in engine.warnings:
         err.write(note + "\n")

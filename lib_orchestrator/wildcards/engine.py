@@ -7,7 +7,6 @@ from typing import Dict, Iterator, List, Sequence, Tuple
 
 from . import rng
 from .ast import AnyNode
-from .combinatorial import Combinator
 from .cyclical import Cycler
 from .parser import parse
 from .random_sampler import PromptFn, RandomCompiler
@@ -82,21 +81,27 @@ class PromptEngine:
     def prompts(self, template: str, mode: str = "random", seed: int = 0, count: int = 1,
                 source: str = "<template>") -> Iterator[Prompt]:
         """Prompts for images seed, seed+1, …; in combinatorial mode `count` is the maximum."""
+        texts = self.texts(template, mode, seed, count, source)
+        return (Prompt(text, seed + k, k) for k, text in enumerate(texts))
+
+    def texts(self, template: str, mode: str = "random", seed: int = 0, count: int = 1,
+              source: str = "<template>") -> Iterator[str]:
+        """prompts() without the records: text k belongs to image seed + k."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
         if mode == "random":
-            fn = self.compile(template, source)
-            return (Prompt(fn(seed + k), seed + k, k) for k in range(count))
+            return map(self.compile(template, source), range(seed, seed + count))
+        node = self.parse(template, source)
         if mode == "cyclical":
-            node = self.parse(template, source)
             render = self.cycler.render
-            return (Prompt(render(node, seed + k, rng.image_state(seed + k), {"#c": seed + k})[0], seed + k, k)
-                    for k in range(count))
-        combos = Combinator(self.resolver, self.randoms, self.cycler.render, seed)
-        texts = combos.iterate(self.parse(template, source))
-        return (Prompt(text, seed + k, k) for k, text in enumerate(islice(texts, count)))
+            return (render(node, x, rng.image_state(x), {"#c": x})[0] for x in range(seed, seed + count))
+        return islice(self._combinator(seed).iterate(node), count)
 
     def count(self, template: str, source: str = "<template>") -> int:
         """How many prompts combinatorial mode can make, counted without listing them."""
-        combos = Combinator(self.resolver, self.randoms, self.cycler.render)
-        return combos.count(self.parse(template, source))
+        return self._combinator(0).count(self.parse(template, source))
+
+    def _combinator(self, seed: int):  # -> Combinator; imported here, random mode never needs it
+        from .combinatorial import Combinator
+
+        return Combinator(self.resolver, self.randoms, self.cycler.render, seed)

@@ -8,6 +8,7 @@ starting with `#` are the engine's own (`#c`: the cyclical counter, `#s`: variab
 """
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
 from itertools import accumulate
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -21,7 +22,6 @@ from .resolve import MAX_WILDCARD_DEPTH, Resolver, cycle_error
 from .wrap import wrap_text
 
 MAX_PROMPT_CHARS = 1_000_000
-_STEP = "s = (s * 6364136223846793005 + 1442695040888963407) & 0xFFFFFFFFFFFFFFFF"
 
 Unit = Any  # a str, or a callable (s, scope) -> (text, s)
 PromptFn = Callable[[int], str]
@@ -35,7 +35,7 @@ class RandomCompiler:
         self.cyclical = cyclical  # the cyclical sampler, for `@` nodes met in random mode
         self.ns: Dict[str, Any] = {
             "bisect": bisect_right, "PICK": pick_many, "GET": self._get_var, "DYN": self._dynamic,
-            "WRAP": wrap_text, "CYC": self._cyclical, "STATE": rng.image_state,
+            "WRAP": wrap_text, "CYC": self._cyclical,
         }
         self._consts: Dict[int, str] = {}
         self._units: Dict[int, Unit] = {}
@@ -48,11 +48,20 @@ class RandomCompiler:
         """A function seed -> prompt."""
         lines: List[str] = []
         expr = self._emit(node, lines, 1, own_scope=True)
-        body = "\n".join(lines)
-        name = self._fresh("prompt")
-        src = (f"def {name}(seed):\n s = STATE(seed)\n v = {{'#c': seed}}\n{body}\n return {expr}\n")
-        exec(compile(src, f"<template {name}>", "exec"), self.ns)
-        return self.ns[name]  # type: ignore[no-any-return]
+        head = [" " + rng.SEED_SRC]
+        if any("v" in _names(line) for line in lines):
+            head.append(" v = {'#c': seed}")
+        return self._define("prompt", "seed", head + lines, expr)  # type: ignore[no-any-return]
+
+    def _define(self, prefix: str, params: str, lines: List[str], result: str) -> Any:
+        """Compile a function whose constants arrive as closure cells: faster than globals."""
+        name = self._fresh(prefix)
+        used = sorted({n for line in lines + [result] for n in _names(line)} & self.ns.keys())
+        src = (f"def make_{name}({', '.join(used)}):\n def {name}({params}):\n"
+               + "\n".join(" " + line for line in lines) + f"\n  return {result}\n return {name}\n")
+        scope: Dict[str, Any] = {}
+        exec(compile(src, f"<template {name}>", "exec"), scope)
+        return scope[f"make_{name}"](*(self.ns[n] for n in used))
 
     def unit(self, node: AnyNode) -> Unit:
         """A str for plain text, else a function (s, scope) -> (text, s)."""
@@ -64,10 +73,7 @@ class RandomCompiler:
             return found
         lines: List[str] = []
         expr = self._emit(node, lines, 1, own_scope=True)
-        name = self._fresh("u")
-        src = f"def {name}(s, v):\n" + "\n".join(lines) + f"\n return {expr}, s\n"
-        exec(compile(src, f"<template {name}>", "exec"), self.ns)
-        fn = self.ns[name]
+        fn = self._define("u", "s, v", lines, f"{expr}, s")
         fn.node = node  # keeps id(node) valid for the cache
         self._units[key] = fn
         return fn
@@ -98,7 +104,7 @@ class RandomCompiler:
                 return "''"
             if len(parts) == 1:
                 return parts[0]
-            return '"".join((' + ", ".join(parts) + ",))"
+            return _fstring(parts)
         if isinstance(node, VarSet):
             if own_scope:
                 self._emit_set(node, lines, ind)
@@ -153,13 +159,13 @@ class RandomCompiler:
         x = self._fresh("x")
         opts = self._const(tuple(u for u, _ in live))
         ws = [w for _, w in live]
-        lines.append(pad + _STEP)
+        lines.append(pad + rng.STEP_SRC)
         if all(w == ws[0] for w in ws):
-            lines.append(f"{pad}{x} = {opts}[(s >> 32) * {len(live)} >> 32]")
+            lines.append(f"{pad}{x} = {opts}[s * {len(live)} >> 32]")
         else:
             cum = self._const(tuple(accumulate(ws)))
             scale = repr(sum(ws) * rng.TO_UNIT)
-            lines.append(f"{pad}{x} = {opts}[bisect({cum}, (s >> 32) * {scale})]")
+            lines.append(f"{pad}{x} = {opts}[bisect({cum}, s * {scale})]")
         if any(not isinstance(u, str) for u, _ in live):
             lines.append(f"{pad}if {x}.__class__ is not str: {x}, s = {x}(s, {scope})")
         return x
@@ -284,9 +290,7 @@ class RandomCompiler:
         if fn is None:
             lines: List[str] = []
             expr = self._emit_pick(units, weights, lines, 1, at)
-            name = self._fresh("d")
-            exec(f"def {name}(s, v):\n" + "\n".join(lines) + f"\n return {expr}, s\n", self.ns)
-            fn = self.ns[name]
+            fn = self._define("d", "s, v", lines, f"{expr}, s")
             fn.units = units
             self._units[key] = fn  # type: ignore[index]
         return fn
@@ -294,6 +298,28 @@ class RandomCompiler:
     def _cyclical(self, node: AnyNode, s: int, v: Dict[str, Any]) -> Tuple[str, int]:
         assert self.cyclical is not None
         return self.cyclical(node, v.get("#c", 0), s, v)
+
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _names(line: str) -> set:
+    return set(_IDENT.findall(line))
+
+
+def _fstring(parts: Sequence[str]) -> str:
+    """An f-string expression concatenating parts (string literals or variable names)."""
+    out = []
+    for part in parts:
+        if part[0] in "'\"":
+            literal = eval(part)  # our own repr() output
+            body = repr(literal)[1:-1].replace("{", "{{").replace("}", "}}")
+            if repr(literal)[0] == '"':
+                body = body.replace("'", "\\'")
+            out.append(body)
+        else:
+            out.append("{" + part + "}")
+    return "f'" + "".join(out) + "'"
 
 
 def pick_many(s: int, v: Dict[str, Any], units: Tuple[Unit, ...], weights: Tuple[float, ...],

@@ -1,24 +1,32 @@
 """The per-image random stream: cheap enough to inline, deterministic from the image seed alone.
 
-A prompt's randomness comes from one 64-bit state derived from the image seed by SplitMix64, then
-advanced by a 64-bit LCG (Knuth's MMIX constants) once per draw. Draws use the high 32 bits, the
-good ones of an LCG. Generated code inlines `advance` and `index` (see random_sampler.py); these
-functions are the same arithmetic for the interpreted samplers.
+A prompt's randomness comes from one 32-bit state derived from the image seed by MurmurHash3's
+finaliser, then advanced by a 32-bit LCG (a multiplier from L'Ecuyer's tables of good lattice
+structure) once per draw; a draw in range(n) is the state's high bits, `s * n >> 32`. All of it stays
+in small Python ints, which is what makes generated code fast (see random_sampler.py, which inlines
+exactly this arithmetic; these functions are its reference and serve the interpreted samplers).
 """
 from __future__ import annotations
 
-MASK = 0xFFFFFFFFFFFFFFFF
-LCG_MUL = 6364136223846793005
-LCG_INC = 1442695040888963407
+MASK = 0xFFFFFFFF
+LCG_MUL = 2891336453
+LCG_INC = 1013904223
 TO_UNIT = 2.0 ** -32
+
+# The same arithmetic as source text, for the code generator.
+SEED_SRC = ("s = ((seed ^ (seed >> 32)) * 2654435761 + 2135587861) & 4294967295; s ^= s >> 16; "
+            "s = (s * 2246822507) & 4294967295; s ^= s >> 13; s = (s * 3266489909) & 4294967295; s ^= s >> 16")
+STEP_SRC = "s = (s * 2891336453 + 1013904223) & 4294967295"
 
 
 def image_state(seed: int) -> int:
-    """SplitMix64 of the seed: nearby seeds give unrelated streams."""
-    z = (seed * 0x9E3779B97F4A7C15 + 0x9E3779B97F4A7C15) & MASK
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
-    return z ^ (z >> 31)
+    """Nearby seeds give unrelated streams (MurmurHash3 fmix32 of the folded seed)."""
+    s = ((seed ^ (seed >> 32)) * 2654435761 + 2135587861) & MASK
+    s ^= s >> 16
+    s = (s * 2246822507) & MASK
+    s ^= s >> 13
+    s = (s * 3266489909) & MASK
+    return s ^ (s >> 16)
 
 
 def advance(s: int) -> int:
@@ -27,9 +35,9 @@ def advance(s: int) -> int:
 
 def index(s: int, n: int) -> int:
     """An index in range(n) from a freshly advanced state."""
-    return ((s >> 32) * n) >> 32
+    return (s * n) >> 32
 
 
 def unit(s: int) -> float:
     """A float in [0, 1) from a freshly advanced state."""
-    return (s >> 32) * TO_UNIT
+    return s * TO_UNIT
