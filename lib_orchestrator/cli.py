@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import sys
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
-from typing import Iterable, List, Optional, Sequence, TextIO
+from itertools import islice
+from typing import Iterable, Iterator, List, Optional, Sequence, TextIO
 
 from . import BUNDLED_WILDCARDS
 from .errors import OrchestratorError
@@ -116,28 +116,32 @@ def _prompts(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     engine = _engine(args)
     seed = args.seed
     if seed is None:
-        seed = random.SystemRandom().randrange(2 ** 32) if args.mode == "random" else 0
+        seed = int.from_bytes(os.urandom(4), "little") if args.mode == "random" else 0
     texts = engine.texts(template, args.mode, seed, args.count, source)
     if args.format == "jsonl":  # formatted by hand: json.dumps per line would cost more than the prompt
-        lines: Iterable[str] = (f'{{"prompt": {encode_basestring(text)}, "seed": {seed + k}, "index": {k}}}'
-                                for k, text in enumerate(texts))
-    else:
-        lines = (" ".join(text.splitlines()) if "\n" in text else text for text in texts)
-    _write_lines(lines, out)
+        texts = (f'{{"prompt": {encode_basestring(text)}, "seed": {seed + k}, "index": {k}}}'
+                 for k, text in enumerate(texts))
+    _write_lines(texts, out)
     for note in engine.warnings:
         err.write(note + "\n")
     return EXIT_OK
 
 
-def _write_lines(lines: Iterable[str], out: TextIO, chunk: int = 4096) -> None:
-    batch: List[str] = []
-    for line in lines:
-        batch.append(line)
-        if len(batch) >= chunk:
-            out.write("\n".join(batch) + "\n")
-            batch.clear()
-    if batch:
-        out.write("\n".join(batch) + "\n")
+def _write_lines(texts: Iterator[str], out: TextIO, chunk: int = 4096) -> None:
+    """One prompt per line; a prompt written over several lines (YAML block entries) is joined
+    with spaces, its blank lines dropped."""
+    while True:
+        batch = list(islice(texts, chunk))
+        if not batch:
+            return
+        block = "\n".join(batch)
+        if block.count("\n") != len(batch) - 1:
+            block = "\n".join(_one_line(t) for t in batch)
+        out.write(block + "\n")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def _count(args: argparse.Namespace, out: TextIO) -> int:

@@ -53,7 +53,7 @@ class PromptEngine:
 
     @property
     def warnings(self) -> List[str]:
-        return list(dict.fromkeys(self.resolver.notes))
+        return list(dict.fromkeys(str(note) for note in self.resolver.notes))
 
     def parse(self, template: str, source: str = "<template>") -> AnyNode:
         key = (template, source)

@@ -190,10 +190,11 @@ class _Parser:
         return before in " \t" and (after == "" or after in " \t\r\n#")
 
     def wildcard_end(self, i: int) -> Optional[int]:
-        """Where the `__` closing the wildcard opened at i is, if it is on the same line."""
+        """Where the `__` closing the wildcard opened at i is, if it is on the same line and a name
+        stands between; otherwise the `__` is text (`a_b __c`, `_____` separators)."""
         close = self.text.find("__", i + 2)
         eol = self.text.find("\n", i + 2)
-        if close < 0 or (0 <= eol < close):
+        if close < 0 or (0 <= eol < close) or not self.text[i + 2:close].strip():
             return None
         return close
 

@@ -22,6 +22,8 @@ from .resolve import MAX_WILDCARD_DEPTH, Resolver, cycle_error
 from .wrap import wrap_text
 
 MAX_PROMPT_CHARS = 1_000_000
+MAX_INLINE_OPTIONS = 4  # composite options of one choice inlined as branches; more become calls
+MAX_INLINE_INDENT = 8  # and no deeper than this, so generated functions stay small
 
 Unit = Any  # a str, or a callable (s, scope) -> (text, s)
 PromptFn = Callable[[int], str]
@@ -148,25 +150,45 @@ class RandomCompiler:
             lines.append(f"{pad}v = {{**v, {node.name!r}: {value}}}")
 
     def _emit_pick(self, units: Sequence[Unit], weights: Sequence[float], lines: List[str], ind: int,
-                   at: AnyNode, scope: str = "v") -> str:
-        """Inline draw of one unit by weight."""
+                   at: AnyNode, scope: str = "v", nodes: Optional[Sequence[AnyNode]] = None) -> str:
+        """Inline draw of one option by weight. With `nodes`, a few composite options are inlined
+        as branches instead of being called: a call costs more than the draw itself."""
         pad = " " * ind
-        live = [(u, w) for u, w in zip(units, weights) if w > 0]
+        live = [(u, w, n) for u, w, n in zip(units, weights, nodes or [None] * len(units)) if w > 0]
         if not live:
             raise TemplateError("every option has weight 0", at.location(), "give one option a weight above 0")
         if len(live) == 1:
+            node = live[0][2]
+            if node is not None and scope == "v" and ind < MAX_INLINE_INDENT:
+                return self._emit(node, lines, ind)
             return self._call(live[0][0], lines, ind, scope)
-        x = self._fresh("x")
-        opts = self._const(tuple(u for u, _ in live))
-        ws = [w for _, w in live]
+        composite = [j for j, (u, _, _) in enumerate(live) if not isinstance(u, str)]
+        inline = (nodes is not None and scope == "v" and ind < MAX_INLINE_INDENT
+                  and 0 < len(composite) <= MAX_INLINE_OPTIONS)
+        x, i = self._fresh("x"), self._fresh("i")
+        opts = self._const(tuple(None if inline and j in composite else u for j, (u, _, _) in enumerate(live)))
+        ws = [w for _, w, _ in live]
         lines.append(pad + rng.STEP_SRC)
         if all(w == ws[0] for w in ws):
-            lines.append(f"{pad}{x} = {opts}[s * {len(live)} >> 32]")
+            draw = f"s * {len(live)} >> 32"
         else:
-            cum = self._const(tuple(accumulate(ws)))
-            scale = repr(sum(ws) * rng.TO_UNIT)
-            lines.append(f"{pad}{x} = {opts}[bisect({cum}, s * {scale})]")
-        if any(not isinstance(u, str) for u, _ in live):
+            draw = f"bisect({self._const(tuple(accumulate(ws)))}, s * {sum(ws) * rng.TO_UNIT!r})"
+        if inline and len(composite) > 1:  # the branches need the index
+            lines.append(f"{pad}{i} = {draw}")
+            draw = i
+        lines.append(f"{pad}{x} = {opts}[{draw}]")
+        if inline:
+            lines.append(f"{pad}if {x} is None:")
+            for k, j in enumerate(composite):
+                if len(composite) > 1:
+                    keyword = "if" if k == 0 else "elif" if k < len(composite) - 1 else "else"
+                    lines.append(f"{pad} {keyword} {i} == {j}:" if keyword != "else" else f"{pad} else:")
+                depth = ind + (2 if len(composite) > 1 else 1)
+                body: List[str] = []
+                expr = self._emit(live[j][2], body, depth)  # type: ignore[arg-type]
+                lines.extend(body)
+                lines.append(f"{' ' * depth}{x} = {expr}")
+        elif composite:
             lines.append(f"{pad}if {x}.__class__ is not str: {x}, s = {x}(s, {scope})")
         return x
 
@@ -183,8 +205,9 @@ class RandomCompiler:
         if (node.lo, node.hi) == (1, 1) or len(node.options) == 1 and node.lo <= 1 <= node.hi:
             if len(node.options) == 1:
                 return self._emit(node.options[0].body, lines, ind)
-            units = [self.unit(o.body) for o in node.options]
-            return self._emit_pick(units, [o.weight for o in node.options], lines, ind, node)
+            bodies = [o.body for o in node.options]
+            units = [self.unit(b) for b in bodies]
+            return self._emit_pick(units, [o.weight for o in node.options], lines, ind, node, nodes=bodies)
         merged: Dict[AnyNode, float] = {}  # identical options are one option, as in combinatorial mode
         for o in node.options:
             merged[o.body] = merged.get(o.body, 0.0) + o.weight
@@ -220,7 +243,8 @@ class RandomCompiler:
         units, weights = self._wildcard_units(node)
         if not units:
             return repr(f"__{node.path.text}__")
-        return self._emit_pick(units, weights, lines, ind, node, scope)
+        nodes = [c.node for c in self.resolver.resolve(node.path.text, node).choices]
+        return self._emit_pick(units, weights, lines, ind, node, scope, nodes)
 
     def _bind(self, value: AnyNode) -> str:
         unit = self.unit(value)

@@ -6,6 +6,7 @@ from typing import Dict, List, Optional, Tuple
 
 from ..errors import TemplateError
 from .ast import AnyNode, Node, Text
+from .diagnostics import WARNING, Finding
 from .files import Entry
 from .parser import needs_parsing, parse
 from .store import WildcardStore, bad_name_reason
@@ -36,7 +37,7 @@ class Resolver:
             raise ValueError(f"on_missing must be one of {ON_MISSING}")
         self.store = store
         self.on_missing = on_missing
-        self.notes: List[str] = []
+        self.notes: List[Finding] = []  # warnings met while resolving, for the CLI and the linter
         self._parsed: Dict[Tuple[str, str, int], AnyNode] = {}
         self._resolved: Dict[str, Resolved] = {}
 
@@ -68,9 +69,9 @@ class Resolver:
                 hint = f"did you mean {', '.join('__' + c + '__' for c in close)}?" if close else \
                     f"no such file under {', '.join(self.store.roots) or 'any wildcard folder'}"
                 raise TemplateError(f"wildcard '{pattern}' not found", at.location(), hint)
-            self.notes.append(f"{at.location()}: warning: wildcard '{pattern}' not found; kept as text")
+            self.notes.append(Finding(at.location(), WARNING, f"wildcard '{pattern}' not found; kept as text"))
         if lookup.note:
-            self.notes.append(f"{at.location()}: warning: {lookup.note}")
+            self.notes.append(Finding(at.location(), WARNING, f"wildcard '{pattern}': {lookup.note}"))
         choices = tuple(Choice(self.entry_node(e), e.weight, e) for e in lookup.entries)
         found = Resolved(pattern, choices, lookup.note)
         self._resolved[pattern] = found

@@ -1,0 +1,132 @@
+"""The linter: everything that would go wrong at generation time, found before it, with locations.
+
+Checks: file encoding and structure, template syntax of every line, missing wildcards (with a
+"did you mean"), cycles, empty lists, duplicate lines, and variables that are set but never read.
+"""
+from __future__ import annotations
+
+from typing import Dict, Iterator, List, Optional, Sequence, Set
+
+from ..errors import Location, OrchestratorError
+from .ast import AnyNode, Seq, Text, VarGet, VarSet, Variant, Wildcard, Wrap
+from .diagnostics import ERROR, WARNING, Finding
+from .parser import parse
+from .random_sampler import RandomCompiler
+from .resolve import Resolver
+from .store import WildcardStore
+
+
+def lint(roots: Sequence[str], templates: Sequence[str] = ()) -> List[Finding]:
+    store = WildcardStore(roots)
+    resolver = Resolver(store, on_missing="error")
+    compiler = RandomCompiler(resolver)
+    findings: List[Finding] = []
+    parsed_ok: List[str] = []
+    for name in store.names():
+        try:
+            entries = store.entries_of(name)
+        except OrchestratorError as exc:
+            findings.append(Finding.from_error(exc))
+            continue
+        if not entries:
+            holder = store.index()[name][0][1]
+            findings.append(Finding(Location(holder, 1, 1), WARNING, f"wildcard '{name}' has no entries"))
+            continue
+        first_seen: Dict[str, int] = {}
+        clean = True
+        for entry in entries:
+            where = Location(entry.source, entry.line or 1, 1)
+            if entry.text in first_seen:
+                findings.append(Finding(where, WARNING,
+                                        f"duplicate entry {entry.text[:60]!r} (first on line {first_seen[entry.text]})"))
+            else:
+                first_seen[entry.text] = entry.line
+            try:
+                node = resolver.entry_node(entry)
+            except OrchestratorError as exc:
+                findings.append(Finding.from_error(exc))
+                clean = False
+                continue
+            findings.extend(_unused_variables(node, resolver))
+        if clean:
+            parsed_ok.append(name)
+    findings.extend(Finding(w.location, WARNING, w.message) for w in store.file_warnings())
+    for name in parsed_ok:
+        try:
+            compiler.wildcard(name, Text(name))
+        except OrchestratorError as exc:
+            findings.append(Finding.from_error(exc))
+    for number, template in enumerate(templates, 1):
+        source = f"<template {number}>" if len(templates) > 1 else "<template>"
+        try:
+            node = parse(template, source)
+            findings.extend(_unused_variables(node, resolver))
+            compiler.compile(node)
+        except OrchestratorError as exc:
+            findings.append(Finding.from_error(exc))
+    findings.extend(resolver.notes)
+    return _unique(findings)
+
+
+def _unique(findings: List[Finding]) -> List[Finding]:
+    seen: Set[str] = set()
+    out = []
+    for f in findings:
+        if str(f) not in seen:
+            seen.add(str(f))
+            out.append(f)
+    return out
+
+
+def _unused_variables(node: AnyNode, resolver: Resolver) -> Iterator[Finding]:
+    """Variables set in `node` that neither it nor any wildcard it reaches ever reads."""
+    sets = [n for n in _walk(node) if isinstance(n, VarSet)]
+    if not sets:
+        return
+    read = _reads(node, resolver, set())
+    for vs in sets:
+        if vs.name not in read:
+            yield Finding(vs.location(), WARNING, f"variable '{vs.name}' is set but never used")
+
+
+def _reads(node: AnyNode, resolver: Resolver, visited: Set[str]) -> Set[str]:
+    names: Set[str] = set()
+    for n in _walk(node):
+        if isinstance(n, VarGet):
+            names.add(n.name)
+        elif isinstance(n, Wildcard) and isinstance(n.path, Text) and n.path.text not in visited:
+            visited.add(n.path.text)
+            try:
+                choices = resolver.resolve(n.path.text, n).choices
+            except OrchestratorError:
+                continue
+            for choice in choices:
+                names |= _reads(choice.node, resolver, visited)
+        elif isinstance(n, Wildcard):
+            names.add("*")  # a dynamic path may reach anything
+    if "*" in names:
+        names |= {vs.name for vs in _walk(node) if isinstance(vs, VarSet)}
+    return names
+
+
+def _walk(node: Optional[AnyNode]) -> Iterator[AnyNode]:
+    if node is None:
+        return
+    yield node
+    if isinstance(node, Seq):
+        for item in node.items:
+            yield from _walk(item)
+    elif isinstance(node, Variant):
+        for option in node.options:
+            yield from _walk(option.body)
+    elif isinstance(node, Wildcard):
+        yield from _walk(node.path)
+        for _, value in node.params:
+            yield from _walk(value)
+    elif isinstance(node, VarSet):
+        yield from _walk(node.value)
+    elif isinstance(node, VarGet):
+        yield from _walk(node.default)
+    elif isinstance(node, Wrap):
+        yield from _walk(node.wrapper)
+        yield from _walk(node.inner)
