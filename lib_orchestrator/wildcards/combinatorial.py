@@ -32,7 +32,6 @@ class Combinator:
         self.cyclical = cyclical
         self.state = rng.image_state(seed)
         self.visits: Dict[int, int] = {}
-        self._stack: List[str] = []
 
     # -- counting ------------------------------------------------------------------------------
     def count(self, node: AnyNode, scope: Optional[Scope] = None) -> int:
@@ -55,23 +54,20 @@ class Combinator:
         if isinstance(node, Variant):
             wc = single_wildcard(node)
             if wc is not None and isinstance(wc.path, Text) and (node.lo, node.hi) != (1, 1):
-                choices = self._choices(wc.path.text, wc)
-                counts = [self._within(wc.path.text, wc, lambda c=c: self._count(c, self._params(wc, scope)))
-                          for c in choices]
+                inner = self._enter(wc.path.text, wc, self._params(wc, scope))
+                counts = [self._count(c, inner) for c in self._choices(wc.path.text, wc)]
                 lo, hi = bounds(node.lo, node.hi, len(counts))
                 return weighted_sum_of_picks(counts, lo, hi)
             options = live_options(node)
             lo, hi = bounds(node.lo, node.hi, len(options))
             return weighted_sum_of_picks([self._count(o, scope) for o in options], lo, hi)
         if isinstance(node, Wildcard):
-            inner = self._params(node, scope)
-            if isinstance(node.path, Text):
-                pattern = node.path.text
-                return self._within(pattern, node, lambda: sum(
-                    self._count(c, inner) for c in self._choices(pattern, node)) or 1)
-            return sum(self._within(p.strip(), node, lambda p=p: sum(
-                self._count(c, inner) for c in self._choices(p.strip(), node)) or 1)
-                for p in self._gen(node.path, scope))
+            paths = [node.path.text] if isinstance(node.path, Text) else list(self._gen(node.path, scope))
+            total = 0
+            for raw in paths:
+                inner = self._enter(raw.strip(), node, self._params(node, scope))
+                total += sum(self._count(c, inner) for c in self._choices(raw.strip(), node)) or 1
+            return total
         if isinstance(node, VarGet):
             kind, value = self._lookup(node, scope)
             if kind == "fixed":
@@ -112,21 +108,24 @@ class Combinator:
             raise TypeError(node)
 
     def _gen_seq(self, node: Seq, scope: Scope) -> Iterator[str]:
-        immediates = [vs for vs in node.items if isinstance(vs, VarSet) and vs.immediate
-                      and not (vs.keep_existing and vs.name in scope)]
-        lazies = {vs.name: ("lazy", vs.value) for vs in node.items if isinstance(vs, VarSet)
-                  and not vs.immediate and not (vs.keep_existing and vs.name in scope)}
+        # Assignments take effect in the order written, before the text (dynamicprompts hoists them).
+        sets = [vs for vs in node.items if isinstance(vs, VarSet)]
         items = [i for i in node.items if not isinstance(i, VarSet)]
 
-        def with_immediates(k: int, inner: Scope) -> Iterator[str]:
-            if k == len(immediates):
+        def assign(k: int, inner: Scope) -> Iterator[str]:
+            if k == len(sets):
                 yield from self._gen_items(items, inner)
                 return
-            vs = immediates[k]
-            for text in self._gen(vs.value, inner):
-                yield from with_immediates(k + 1, {**inner, vs.name: ("fixed", text)})
+            vs = sets[k]
+            if vs.keep_existing and vs.name in inner:
+                yield from assign(k + 1, inner)
+            elif vs.immediate:
+                for text in self._gen(vs.value, inner):
+                    yield from assign(k + 1, {**inner, vs.name: ("fixed", text)})
+            else:
+                yield from assign(k + 1, {**inner, vs.name: ("lazy", vs.value)})
 
-        yield from with_immediates(0, {**scope, **lazies} if lazies else scope)
+        yield from assign(0, scope)
 
     def _gen_items(self, items: List[AnyNode], scope: Scope) -> Iterator[str]:
         # Small, finite parts are listed once and multiplied with itertools.product; the rest recurse.
@@ -158,15 +157,10 @@ class Combinator:
     def _gen_variant(self, node: Variant, scope: Scope) -> Iterator[str]:
         wc = single_wildcard(node)
         if wc is not None and isinstance(wc.path, Text) and (node.lo, node.hi) != (1, 1):
-            pattern = wc.path.text
-            options = self._choices(pattern, wc)
-            inner = self._params(wc, scope)
+            options = self._choices(wc.path.text, wc)
+            inner = self._enter(wc.path.text, wc, self._params(wc, scope))
             lo, hi = bounds(node.lo, node.hi, len(options))
-            self._enter(pattern, wc)
-            try:
-                yield from self._gen_picks(options, lo, hi, node.sep, inner)
-            finally:
-                self._stack.pop()
+            yield from self._gen_picks(options, lo, hi, node.sep, inner)
             return
         options = live_options(node)
         lo, hi = bounds(node.lo, node.hi, len(options))
@@ -181,40 +175,31 @@ class Combinator:
                 yield join_results(parts, sep)
 
     def _gen_wildcard(self, node: Wildcard, scope: Scope) -> Iterator[str]:
-        inner = self._params(node, scope)
         paths = [node.path.text] if isinstance(node.path, Text) else list(self._gen(node.path, scope))
         for raw in paths:
-            pattern = raw.strip()
-            choices = self._choices(pattern, node)
+            choices = self._choices(raw.strip(), node)
             if not choices:
                 yield f"__{raw}__"
                 continue
-            self._enter(pattern, node)
-            try:
-                for choice in choices:
-                    yield from self._gen(choice, inner)
-            finally:
-                self._stack.pop()
+            inner = self._enter(raw.strip(), node, self._params(node, scope))
+            for choice in choices:
+                yield from self._gen(choice, inner)
 
     # -- helpers -------------------------------------------------------------------------------
     def _choices(self, pattern: str, at: Wildcard) -> List[AnyNode]:
         resolved = self.resolver.resolve(pattern, at)
         return [c.node for c in resolved.choices if c.weight > 0]
 
-    def _enter(self, pattern: str, at: AnyNode) -> None:
-        if pattern in self._stack:
-            raise cycle_error(self._stack[self._stack.index(pattern):] + [pattern], at)
-        if len(self._stack) >= MAX_WILDCARD_DEPTH:
+    def _enter(self, pattern: str, at: AnyNode, scope: Scope) -> Scope:
+        """The scope inside a wildcard. The chain of wildcards entered lives in the scope, not on the
+        sampler: enumerations are suspended generators, and siblings must not see each other's."""
+        chain: Tuple[str, ...] = scope.get("#w", ())
+        if pattern in chain:
+            raise cycle_error(list(chain[chain.index(pattern):]) + [pattern], at)
+        if len(chain) >= MAX_WILDCARD_DEPTH:
             raise TemplateError(f"wildcards nest deeper than {MAX_WILDCARD_DEPTH} levels", at.location(),
                                 "flatten the wildcard files")
-        self._stack.append(pattern)
-
-    def _within(self, pattern: str, at: AnyNode, fn: Callable[[], int]) -> int:
-        self._enter(pattern, at)
-        try:
-            return fn()
-        finally:
-            self._stack.pop()
+        return {**scope, "#w": chain + (pattern,)}
 
     def _params(self, node: Wildcard, scope: Scope) -> Scope:
         if not node.params:
@@ -225,7 +210,7 @@ class Combinator:
         factor = 1
         new = dict(scope)
         for vs in node.items:
-            if not isinstance(vs, VarSet) or (vs.keep_existing and vs.name in scope):
+            if not isinstance(vs, VarSet) or (vs.keep_existing and vs.name in new):
                 continue
             if vs.immediate:
                 factor *= self._count(vs.value, new)

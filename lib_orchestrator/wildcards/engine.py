@@ -75,6 +75,7 @@ class PromptEngine:
         if mode == "random":
             return self.compile(template, source)(seed)
         if mode == "cyclical":
+            self.compile(template, source)
             return self.cycler.render(self.parse(template, source), seed, rng.image_state(seed), {"#c": seed})[0]
         raise ValueError("combinatorial prompts have no per-seed form; use prompts()")
 
@@ -89,8 +90,9 @@ class PromptEngine:
         """prompts() without the records: text k belongs to image seed + k."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
+        fn = self.compile(template, source)  # every mode: the same static checks, the same errors
         if mode == "random":
-            return map(self.compile(template, source), range(seed, seed + count))
+            return map(fn, range(seed, seed + count))
         node = self.parse(template, source)
         if mode == "cyclical":
             render = self.cycler.render
@@ -99,6 +101,7 @@ class PromptEngine:
 
     def count(self, template: str, source: str = "<template>") -> int:
         """How many prompts combinatorial mode can make, counted without listing them."""
+        self.compile(template, source)
         return self._combinator(0).count(self.parse(template, source))
 
     def _combinator(self, seed: int):  # -> Combinator; imported here, random mode never needs it

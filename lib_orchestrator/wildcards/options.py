@@ -9,6 +9,7 @@ from itertools import permutations
 from math import perm
 from typing import Iterator, List, Sequence, Tuple, TypeVar
 
+from ..errors import TemplateError
 from .ast import AnyNode, Variant, Wildcard
 
 T = TypeVar("T")
@@ -20,7 +21,13 @@ def live_options(variant: Variant) -> List[AnyNode]:
     for option in variant.options:
         if option.weight > 0 and option.body not in seen:
             seen.append(option.body)
+    if not seen:
+        raise all_zero(variant)
     return seen
+
+
+def all_zero(at: AnyNode) -> TemplateError:
+    return TemplateError("every option has weight 0", at.location(), "give one option a weight above 0")
 
 
 def bounds(lo: int, hi: int, n: int) -> Tuple[int, int]:

@@ -18,6 +18,7 @@ from . import rng
 from .ast import (
     COMBINATORIAL, CYCLICAL, AnyNode, Option, Seq, Text, VarGet, VarSet, Variant, Wildcard, Wrap,
 )
+from .options import all_zero
 from .resolve import MAX_WILDCARD_DEPTH, Resolver, cycle_error
 from .wrap import wrap_text
 
@@ -101,7 +102,7 @@ class RandomCompiler:
             for vs in sets:
                 self._emit_set(vs, lines, ind)
             parts = [self._emit(i, lines, ind) for i in node.items if not isinstance(i, VarSet)]
-            parts = [p for p in parts if p != "''"]
+            parts = [self._simple(p, lines, ind) for p in parts if p != "''"]
             if not parts:
                 return "''"
             if len(parts) == 1:
@@ -125,6 +126,14 @@ class RandomCompiler:
             i = self._emit(node.inner, lines, ind)
             return f"WRAP({w}, {i})"
         raise TypeError(node)  # pragma: no cover
+
+    def _simple(self, expr: str, lines: List[str], ind: int) -> str:
+        """A literal or a name, as f-string parts must be (an f-string cannot nest another before 3.12)."""
+        if expr.isidentifier() or expr[0] in "'\"":
+            return expr
+        x = self._fresh("x")
+        lines.append(f"{' ' * ind}{x} = {expr}")
+        return x
 
     def _call(self, unit: Unit, lines: List[str], ind: int, scope: str = "v") -> str:
         if isinstance(unit, str):
@@ -156,7 +165,7 @@ class RandomCompiler:
         pad = " " * ind
         live = [(u, w, n) for u, w, n in zip(units, weights, nodes or [None] * len(units)) if w > 0]
         if not live:
-            raise TemplateError("every option has weight 0", at.location(), "give one option a weight above 0")
+            raise all_zero(at)
         if len(live) == 1:
             node = live[0][2]
             if node is not None and scope == "v" and ind < MAX_INLINE_INDENT:
@@ -204,6 +213,8 @@ class RandomCompiler:
                 return self._emit_many(units, weights, node, lines, ind)
         if (node.lo, node.hi) == (1, 1) or len(node.options) == 1 and node.lo <= 1 <= node.hi:
             if len(node.options) == 1:
+                if node.options[0].weight <= 0:
+                    raise all_zero(node)
                 return self._emit(node.options[0].body, lines, ind)
             bodies = [o.body for o in node.options]
             units = [self.unit(b) for b in bodies]

@@ -72,6 +72,9 @@ class Resolver:
             self.notes.append(Finding(at.location(), WARNING, f"wildcard '{pattern}' not found; kept as text"))
         if lookup.note:
             self.notes.append(Finding(at.location(), WARNING, f"wildcard '{pattern}': {lookup.note}"))
+        if lookup.entries and not any(e.weight > 0 for e in lookup.entries):
+            raise TemplateError(f"every line of wildcard '{pattern}' has weight 0", at.location(),
+                                "give one line a weight above 0")
         choices = tuple(Choice(self.entry_node(e), e.weight, e) for e in lookup.entries)
         found = Resolved(pattern, choices, lookup.note)
         self._resolved[pattern] = found
