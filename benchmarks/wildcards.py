@@ -69,7 +69,8 @@ def main() -> None:
     parser.add_argument("--dp-combinatorial", type=int, default=20_000)
     args = parser.parse_args()
     print(f"template: {TEMPLATE}\nwildcards: {os.path.relpath(WILDCARDS)}   python {sys.version.split()[0]}\n")
-    print(f"{'mode':<14} {'dynamicprompts/s':>17} {'ours/s (CLI, median)':>21} {'ours best':>10} {'ratio':>8} {'goal':>6}")
+    print(f"{'mode':<14} {'dynamicprompts/s':>17} {'ours/s (CLI, median)':>21} {'ours best':>10} "
+          f"{'ratio':>8} {'goal':>6}")
     for mode in ("random", "combinatorial"):
         n_dp = args.dp_random if mode == "random" else args.dp_combinatorial
         cli_seconds(mode, args.count)  # warm-up: writes the bytecode cache, fills the OS file cache

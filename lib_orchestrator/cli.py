@@ -7,12 +7,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from itertools import islice
-from typing import Iterable, Iterator, List, Optional, Sequence, TextIO
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from typing import Iterator, List, Optional, Sequence, TextIO
 
 from . import BUNDLED_WILDCARDS
-from .errors import OrchestratorError
+from .errors import Location, OrchestratorError
 
 EXIT_OK, EXIT_LINT_ERRORS, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -87,7 +87,8 @@ def _roots(args: argparse.Namespace) -> List[str]:
     roots = args.wildcards or [BUNDLED_WILDCARDS]
     for root in roots:
         if not os.path.isdir(root):
-            raise OrchestratorError(f"wildcard folder {root!r} does not exist", hint="check the --wildcards path")
+            raise OrchestratorError("wildcard folder does not exist", Location(root, 0, 0),
+                                    "check the --wildcards path")
     return roots
 
 
@@ -99,7 +100,7 @@ def _template(args: argparse.Namespace) -> tuple:
             with open(args.template_file, encoding="utf-8-sig") as fh:
                 return fh.read().rstrip("\r\n"), args.template_file
         except (OSError, UnicodeDecodeError) as exc:
-            raise OrchestratorError(f"cannot read template file {args.template_file!r}: {exc}")
+            raise OrchestratorError(f"cannot read template file {args.template_file!r}: {exc}") from None
     if args.template is None:
         raise OrchestratorError("no template", hint="give it as text or with --template-file F")
     return args.template, "<template>"

@@ -15,6 +15,8 @@ class Location:
     line_text: str = ""
 
     def __str__(self) -> str:
+        if self.line <= 0:  # a folder or a whole file: no position inside it
+            return self.source
         return f"{self.source}:{self.line}:{self.column}"
 
     def excerpt(self) -> str:

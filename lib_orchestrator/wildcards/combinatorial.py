@@ -12,7 +12,16 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 from ..errors import TemplateError
 from . import rng
 from .ast import (
-    CYCLICAL, RANDOM, AnyNode, Seq, Text, VarGet, VarSet, Variant, Wildcard, Wrap,
+    CYCLICAL,
+    RANDOM,
+    AnyNode,
+    Seq,
+    Text,
+    VarGet,
+    Variant,
+    VarSet,
+    Wildcard,
+    Wrap,
 )
 from .options import bounds, live_options, ordered_picks, single_wildcard, weighted_sum_of_picks
 from .random_sampler import MAX_PROMPT_CHARS, RandomCompiler, join_results

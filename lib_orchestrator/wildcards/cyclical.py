@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Tuple
 
 from ..errors import TemplateError
-from .ast import COMBINATORIAL, CYCLICAL, AnyNode, Seq, Text, VarGet, VarSet, Variant, Wildcard, Wrap
+from .ast import COMBINATORIAL, CYCLICAL, AnyNode, Seq, Text, VarGet, Variant, VarSet, Wildcard, Wrap
 from .options import bounds, live_options, nth_pick, pick_count, single_wildcard
 from .random_sampler import MAX_PROMPT_CHARS, RandomCompiler, join_results
 from .resolve import MAX_WILDCARD_DEPTH, Resolver, cycle_error

@@ -53,7 +53,8 @@ class PromptEngine:
 
     @property
     def warnings(self) -> List[str]:
-        return list(dict.fromkeys(str(note) for note in self.resolver.notes))
+        notes = [str(f) for f in self.store.file_warnings()] + [str(n) for n in self.resolver.notes]
+        return list(dict.fromkeys(notes))
 
     def parse(self, template: str, source: str = "<template>") -> AnyNode:
         key = (template, source)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Tuple
 
 from ..errors import Location, WildcardFileError
+from .diagnostics import WARNING, Finding
 
 WILDCARD_SUFFIXES = (".txt", ".yaml", ".yml", ".json")
 MAX_FILE_BYTES = 128 * 1024 * 1024
@@ -29,15 +30,9 @@ class Entry:
 
 
 @dataclass(frozen=True)
-class FileWarning:
-    location: Location
-    message: str
-
-
-@dataclass(frozen=True)
 class ReadResult:
     collections: Dict[str, List[Entry]]
-    warnings: Tuple[FileWarning, ...] = ()
+    warnings: Tuple[Finding, ...] = ()
 
 
 def decode(data: bytes, path: str) -> Tuple[str, Optional[str]]:
@@ -45,7 +40,11 @@ def decode(data: bytes, path: str) -> Tuple[str, Optional[str]]:
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16"), None
+        try:
+            return data.decode("utf-16"), None
+        except UnicodeDecodeError as exc:
+            return (data.decode("utf-16", errors="replace"),
+                    f"broken UTF-16 (byte {exc.start}); undecodable bytes shown as \ufffd, save it as UTF-8")
     try:
         return data.decode("utf-8"), None
     except UnicodeDecodeError as exc:
@@ -65,11 +64,11 @@ def read_file(path: str, display: str) -> ReadResult:
     with open(path, "rb") as fh:
         data = fh.read()
     text, problem = decode(data, path)
-    warnings: List[FileWarning] = []
+    warnings: List[Finding] = []
     if problem:
-        warnings.append(FileWarning(Location(display, 1, 1), problem))
+        warnings.append(Finding(Location(display, 1, 1), WARNING, problem))
     if "\x00" in text:
-        warnings.append(FileWarning(Location(display, 1, 1), "contains NUL characters; they were removed"))
+        warnings.append(Finding(Location(display, 1, 1), WARNING, "contains NUL characters; they were removed"))
         text = text.replace("\x00", "")
     stem, suffix = os.path.splitext(os.path.basename(path))
     if suffix == ".txt":
@@ -79,8 +78,8 @@ def read_file(path: str, display: str) -> ReadResult:
             data_obj = json.loads(text)
         except json.JSONDecodeError as exc:
             raise WildcardFileError(f"invalid JSON: {exc.msg}", Location(display, exc.lineno, exc.colno),
-                                    "fix the JSON syntax (trailing commas and comments are not allowed)")
-        lists = dict(structured_lists(_plain(data_obj), stem, display, warnings))
+                                    "fix the JSON syntax (trailing commas and comments are not allowed)") from None
+        lists = dict(structured_lists(_plain(data_obj, _LineFinder(text)), stem, display, warnings))
     else:
         lists = dict(structured_lists(_yaml_tree(text, display), stem, display, warnings))
     return ReadResult(lists, tuple(warnings))
@@ -88,7 +87,7 @@ def read_file(path: str, display: str) -> ReadResult:
 
 def read_text_lines(text: str) -> Iterator[Entry]:
     """A .txt list: one entry per line, stripped; blank lines and `#` lines skipped."""
-    for number, raw in enumerate(text.split("\n"), 1):
+    for number, raw in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), 1):
         line = raw.strip()
         if line and not line.startswith("#"):
             yield Entry(line, 1.0, number)
@@ -98,12 +97,36 @@ def read_text_lines(text: str) -> Iterator[Entry]:
 Marked = Tuple[object, int]
 
 
-def _plain(obj: object) -> Marked:
+class _LineFinder:
+    """Lines of JSON values: the json module gives none, so each string is found after the last one."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.cursor = 0
+
+    def line_of(self, value: object) -> int:
+        for encoded in (json.dumps(value, ensure_ascii=False), json.dumps(value)):
+            found = self.text.find(encoded, self.cursor)
+            if found >= 0:
+                self.cursor = found + len(encoded)
+                return self.text.count("\n", 0, found) + 1
+        return self.text.count("\n", 0, self.cursor) + 1
+
+
+def _plain(obj: object, lines: _LineFinder) -> Marked:
     if isinstance(obj, dict):
-        return {str(k) if not isinstance(k, str) else k: _plain(v) for k, v in obj.items()}, 0
+        out: Dict[str, Marked] = {}
+        first = 0
+        for k, v in obj.items():
+            line = lines.line_of(k)
+            first = first or line
+            value, inner = _plain(v, lines)
+            out[str(k)] = (value, inner if isinstance(value, (str, int, float)) else line)
+        return out, first or 1
     if isinstance(obj, list):
-        return [_plain(v) for v in obj], 0
-    return obj, 0
+        items = [_plain(v, lines) for v in obj]
+        return items, items[0][1] if items else 1
+    return obj, lines.line_of(obj)
 
 
 def _yaml_tree(text: str, display: str) -> Marked:
@@ -119,7 +142,7 @@ def _yaml_tree(text: str, display: str) -> Marked:
         mark = getattr(exc, "problem_mark", None)
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise WildcardFileError(f"invalid YAML: {getattr(exc, 'problem', None) or exc}",
-                                Location(display, line, col), "fix the YAML syntax")
+                                Location(display, line, col), "fix the YAML syntax") from None
     if root is None:
         return None, 1
     return _from_yaml_node(root, 0)
@@ -148,18 +171,18 @@ def _from_yaml_node(node: object, depth: int) -> Marked:
 
 
 def structured_lists(root: Marked, stem: str, display: str,
-                     warnings: List[FileWarning]) -> Iterator[Tuple[str, List[Entry]]]:
+                     warnings: List[Finding]) -> Iterator[Tuple[str, List[Entry]]]:
     value, line = root
     if isinstance(value, dict):
         yield from _walk_map(value, (), display, warnings)
     elif isinstance(value, list):
         yield stem, list(_list_entries(value, display, warnings))
     elif value is not None:
-        warnings.append(FileWarning(Location(display, line, 1), "top level is neither a map nor a list; ignored"))
+        warnings.append(Finding(Location(display, line, 1), WARNING, "top level is neither a map nor a list; ignored"))
 
 
 def _walk_map(mapping: Dict[str, Marked], prefix: Tuple[str, ...], display: str,
-              warnings: List[FileWarning]) -> Iterator[Tuple[str, List[Entry]]]:
+              warnings: List[Finding]) -> Iterator[Tuple[str, List[Entry]]]:
     for key, (value, line) in mapping.items():
         if value is None or value == [] or value == {} or value == "":
             continue
@@ -171,10 +194,10 @@ def _walk_map(mapping: Dict[str, Marked], prefix: Tuple[str, ...], display: str,
         elif isinstance(value, dict):
             yield from _walk_map(value, prefix + (key,), display, warnings)
         else:
-            warnings.append(FileWarning(Location(display, line, 1), f"key {name!r} has an unsupported value"))
+            warnings.append(Finding(Location(display, line, 1), WARNING, f"key {name!r} has an unsupported value"))
 
 
-def _list_entries(items: List[Marked], display: str, warnings: List[FileWarning]) -> Iterator[Entry]:
+def _list_entries(items: List[Marked], display: str, warnings: List[Finding]) -> Iterator[Entry]:
     for item, line in items:
         if isinstance(item, bool) or item is None or item == "":
             continue
@@ -199,9 +222,9 @@ def _list_entries(items: List[Marked], display: str, warnings: List[FileWarning]
                     continue
                 except ValueError:
                     pass
-            warnings.append(FileWarning(Location(display, line, 1), "list item without text/content; ignored"))
+            warnings.append(Finding(Location(display, line, 1), WARNING, "list item without text/content; ignored"))
         else:
-            warnings.append(FileWarning(Location(display, line, 1), "nested list inside a list; ignored"))
+            warnings.append(Finding(Location(display, line, 1), WARNING, "nested list inside a list; ignored"))
 
 
 def _weight(text: str, display: str, line: int) -> float:

@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Dict, Iterator, List, Optional, Sequence, Set
 
 from ..errors import Location, OrchestratorError
-from .ast import AnyNode, Seq, Text, VarGet, VarSet, Variant, Wildcard, Wrap
-from .diagnostics import ERROR, WARNING, Finding
+from .ast import AnyNode, Seq, Text, VarGet, Variant, VarSet, Wildcard, Wrap
+from .diagnostics import WARNING, Finding
 from .parser import parse
 from .random_sampler import RandomCompiler
 from .resolve import Resolver
@@ -37,8 +37,8 @@ def lint(roots: Sequence[str], templates: Sequence[str] = ()) -> List[Finding]:
         for entry in entries:
             where = Location(entry.source, entry.line or 1, 1)
             if entry.text in first_seen:
-                findings.append(Finding(where, WARNING,
-                                        f"duplicate entry {entry.text[:60]!r} (first on line {first_seen[entry.text]})"))
+                first = first_seen[entry.text]
+                findings.append(Finding(where, WARNING, f"duplicate entry {entry.text[:60]!r} (first on line {first})"))
             else:
                 first_seen[entry.text] = entry.line
             try:
@@ -50,7 +50,9 @@ def lint(roots: Sequence[str], templates: Sequence[str] = ()) -> List[Finding]:
             findings.extend(_unused_variables(node, resolver))
         if clean:
             parsed_ok.append(name)
-    findings.extend(Finding(w.location, WARNING, w.message) for w in store.file_warnings())
+    findings.extend(store.file_warnings())
+    findings.extend(Finding.from_error(exc) for exc in store.unreadable.values())
+    findings.extend(Finding(Location(path, 1, 1), WARNING, "defines no wildcards") for path in store.empty_files)
     for name in parsed_ok:
         try:
             compiler.wildcard(name, Text(name))

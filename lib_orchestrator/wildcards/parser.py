@@ -14,8 +14,19 @@ from typing import List, Optional, Tuple
 
 from ..errors import TemplateError
 from .ast import (
-    CYCLICAL, COMBINATORIAL, RANDOM, AnyNode, Option, Seq, Source, Text, VarGet, VarSet, Variant,
-    Wildcard, Wrap,
+    COMBINATORIAL,
+    CYCLICAL,
+    RANDOM,
+    AnyNode,
+    Option,
+    Seq,
+    Source,
+    Text,
+    VarGet,
+    Variant,
+    VarSet,
+    Wildcard,
+    Wrap,
 )
 
 MAX_TEMPLATE_CHARS = 1_000_000

@@ -16,7 +16,15 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from ..errors import TemplateError
 from . import rng
 from .ast import (
-    COMBINATORIAL, CYCLICAL, AnyNode, Option, Seq, Text, VarGet, VarSet, Variant, Wildcard, Wrap,
+    CYCLICAL,
+    AnyNode,
+    Seq,
+    Text,
+    VarGet,
+    Variant,
+    VarSet,
+    Wildcard,
+    Wrap,
 )
 from .options import all_zero
 from .resolve import MAX_WILDCARD_DEPTH, Resolver, cycle_error

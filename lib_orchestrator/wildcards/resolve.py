@@ -68,6 +68,8 @@ class Resolver:
                 close = self.store.suggestions(pattern)
                 hint = f"did you mean {', '.join('__' + c + '__' for c in close)}?" if close else \
                     f"no such file under {', '.join(self.store.roots) or 'any wildcard folder'}"
+                if self.store.unreadable:
+                    hint += f"; {len(self.store.unreadable)} wildcard file(s) could not be read: run lint"
                 raise TemplateError(f"wildcard '{pattern}' not found", at.location(), hint)
             self.notes.append(Finding(at.location(), WARNING, f"wildcard '{pattern}' not found; kept as text"))
         if lookup.note:

@@ -11,8 +11,9 @@ import os
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from ..errors import Location
-from .files import WILDCARD_SUFFIXES, Entry, FileWarning, read_file
+from ..errors import Location, WildcardFileError
+from .diagnostics import Finding
+from .files import WILDCARD_SUFFIXES, Entry, read_file
 
 _GLOB_CHARS = frozenset("*?[")
 
@@ -51,7 +52,10 @@ class WildcardStore:
         self._lower: Dict[str, List[str]] = {}
         self._files: Dict[str, _FileState] = {}
         self._dirs: Dict[str, int] = {}
-        self._warnings: Dict[str, Tuple[FileWarning, ...]] = {}
+        self._warnings: Dict[str, Tuple[Finding, ...]] = {}
+        # Structured files that could not be read, and files that define nothing: for the linter.
+        self.unreadable: Dict[str, WildcardFileError] = {}
+        self.empty_files: List[str] = []
         self._cache: Dict[str, Lookup] = {}
 
     # -- index -------------------------------------------------------------------------------
@@ -59,6 +63,8 @@ class WildcardStore:
         index: Dict[str, List[Tuple[str, str, str]]] = {}
         owner: Dict[str, str] = {}
         self._dirs = {}
+        self.unreadable = {}
+        self.empty_files = []
         for root in self.roots:
             for path, rel in _walk(root, self._dirs):
                 display = _display(path)
@@ -68,7 +74,13 @@ class WildcardStore:
                 else:
                     folder = os.path.dirname(rel_stem)
                     prefix = folder + "/" if folder else ""
-                    keys = [(prefix + key, key) for key in self._lists(path, display)]
+                    try:  # one broken YAML file must not hide the others
+                        keys = [(prefix + key, key) for key in self._lists(path, display)]
+                    except WildcardFileError as exc:
+                        self.unreadable[display] = exc
+                        continue
+                    if not keys:
+                        self.empty_files.append(display)
                 for name, key in keys:
                     holders = index.setdefault(name, [])
                     # The first root that has a name owns it; within a root, same-named lists merge.
@@ -109,7 +121,8 @@ class WildcardStore:
             out.extend(lists.get(key, []) if key else next(iter(lists.values()), []))
         return out
 
-    def file_warnings(self) -> List[FileWarning]:
+    def file_warnings(self) -> List[Finding]:
+        """Warnings of the files read so far (encoding fallbacks, NUL characters, ignored items)."""
         return [w for ws in self._warnings.values() for w in ws]
 
     # -- lookup ------------------------------------------------------------------------------

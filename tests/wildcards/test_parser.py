@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from lib_orchestrator.errors import TemplateError
-from lib_orchestrator.wildcards.ast import Seq, Text, VarGet, VarSet, Variant, Wildcard, Wrap
+from lib_orchestrator.wildcards.ast import Seq, Text, VarGet, Variant, VarSet, Wildcard, Wrap
 from lib_orchestrator.wildcards.parser import MAX_NESTING, parse
 
 

@@ -48,8 +48,9 @@ def engine(tmp_path_factory):
     return PromptEngine([str(root)])
 
 
-SETTINGS = settings(max_examples=int(os.environ.get("ORCH_HYPOTHESIS_EXAMPLES", "300")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                             HealthCheck.too_slow])
+# ORCH_HYPOTHESIS_EXAMPLES=5000 for a deeper search than CI's.
+SETTINGS = settings(max_examples=int(os.environ.get("ORCH_HYPOTHESIS_EXAMPLES", "300")), deadline=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
 @SETTINGS

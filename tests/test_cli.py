@@ -1,0 +1,297 @@
+"""The command line: lib_orchestrator/cli.py (main(argv, out, err) -> exit status) and `python -m`."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from typing import Tuple
+
+import pytest
+
+from lib_orchestrator.cli import main
+from tests.conftest import BUNDLED, REPO
+
+ERROR_LINE = re.compile(r"^.+:(\d+):(\d+): error: .+$")
+SUMMARY = re.compile(r"^(\d+) error\(s\), (\d+) warning\(s\)$")
+
+
+def run(*argv: str) -> Tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def lines(text: str):
+    return text.splitlines()
+
+
+@pytest.fixture
+def colors(make_wildcards) -> str:
+    return make_wildcards({"colors.txt": "red\nblue\ngreen\n", "a.txt": "x __a__\n",
+                           "multi.yaml": "- |\n  first line\n  second line\n"})
+
+
+# -- prompts -------------------------------------------------------------------------------------
+
+
+def test_prompts_prints_count_lines(colors):
+    code, out, err = run("prompts", "{big|small} __colors__", "--wildcards", colors, "--count", "5",
+                         "--seed", "7")
+    assert code == 0 and err == ""
+    printed = lines(out)
+    assert len(printed) == 5
+    assert all(re.fullmatch(r"(big|small) (red|blue|green)", p) for p in printed)
+
+
+def test_prompts_are_deterministic_for_a_seed(colors):
+    args = ("prompts", "{a|b|c|d} {1|2|3} __colors__", "--wildcards", colors, "--count", "8", "--seed", "3")
+    assert run(*args) == run(*args)
+
+
+def test_prompts_jsonl_format(colors):
+    code, out, _ = run("prompts", 'é "{a|b}" __colors__', "--wildcards", colors, "--count", "3",
+                       "--seed", "10", "--format", "jsonl")
+    assert code == 0
+    records = [json.loads(line) for line in lines(out)]
+    assert len(records) == 3
+    assert all(set(r) == {"prompt", "seed", "index"} for r in records)
+    assert [(r["seed"], r["index"]) for r in records] == [(10, 0), (11, 1), (12, 2)]
+    assert all(re.fullmatch(r'é "(a|b)" (red|blue|green)', r["prompt"]) for r in records)
+
+
+@pytest.mark.parametrize("mode", ["random", "cyclical"])
+def test_prompt_k_equals_the_single_prompt_of_seed_plus_k(colors, mode):
+    template = "{a|b|c|d} {1|2|3} __colors__ {x|y}"
+    code, out, _ = run("prompts", template, "--wildcards", colors, "--count", "6", "--seed", "40",
+                       "--mode", mode)
+    assert code == 0
+    batch = lines(out)
+    singles = [lines(run("prompts", template, "--wildcards", colors, "--count", "1", "--seed", str(40 + k),
+                         "--mode", mode)[1]) for k in range(6)]
+    assert [[p] for p in batch] == singles
+
+
+def test_template_file_is_read(colors, tmp_path):
+    template_file = tmp_path / "t.txt"
+    template_file.write_text("{p|q} __colors__\n", encoding="utf-8")
+    code, out, _ = run("prompts", "--template-file", str(template_file), "--wildcards", colors, "--count", "4",
+                       "--seed", "1")
+    assert code == 0
+    assert out == run("prompts", "{p|q} __colors__", "--wildcards", colors, "--count", "4", "--seed", "1")[1]
+
+
+def test_template_file_with_utf8_bom(colors, tmp_path):
+    template_file = tmp_path / "t.txt"
+    template_file.write_bytes(b"\xef\xbb\xbf{p|q} __colors__\r\n")
+    code, out, _ = run("prompts", "--template-file", str(template_file), "--wildcards", colors, "--count", "4",
+                       "--seed", "1")
+    assert code == 0
+    assert "\ufeff" not in out
+    assert out == run("prompts", "{p|q} __colors__", "--wildcards", colors, "--count", "4", "--seed", "1")[1]
+
+
+def test_template_and_template_file_together_is_bad_input(colors, tmp_path):
+    template_file = tmp_path / "t.txt"
+    template_file.write_text("x", encoding="utf-8")
+    code, out, err = run("prompts", "x", "--template-file", str(template_file), "--wildcards", colors)
+    assert code == 2 and out == ""
+    assert len(lines(err)) == 1 and "error:" in err
+
+
+def test_no_template_is_bad_input(colors):
+    code, out, err = run("prompts", "--wildcards", colors)
+    assert code == 2 and out == ""
+    assert len(lines(err)) == 1 and "no template" in err
+
+
+def test_combinatorial_prints_exactly_all_combinations_in_order():
+    code, out, _ = run("prompts", "{a|b} {x|y}", "--mode", "combinatorial", "--count", "100")
+    assert code == 0
+    assert lines(out) == ["a x", "a y", "b x", "b y"]
+
+
+def test_combinatorial_count_is_a_maximum():
+    code, out, _ = run("prompts", "{a|b} {x|y}", "--mode", "combinatorial", "--count", "3")
+    assert (code, lines(out)) == (0, ["a x", "a y", "b x"])
+
+
+def test_cyclical_mode_cycles_through_options():
+    code, out, _ = run("prompts", "{a|b|c}", "--mode", "cyclical", "--seed", "0", "--count", "4")
+    assert (code, lines(out)) == (0, ["a", "b", "c", "a"])
+
+
+def test_multiline_yaml_entry_is_printed_on_one_line(colors):
+    code, out, _ = run("prompts", "{a|b}: __multi__", "--wildcards", colors, "--count", "3", "--seed", "0")
+    assert code == 0
+    assert len(lines(out)) == 3
+    assert all(re.fullmatch(r"(a|b): first line second line", p) for p in lines(out))
+
+
+# -- bad input -----------------------------------------------------------------------------------
+
+BAD_INPUTS = {
+    "unclosed brace": (["prompts", "ok {a|b"], (1, 4), "never closed"),
+    "missing wildcard": (["prompts", "x __colr__"], (1, 3), "did you mean __colors__"),
+    "self reference": (["prompts", "__a__"], (1, 3), "refers to itself"),
+    "undefined variable": (["prompts", "hi ${nope}"], (1, 4), "'nope' is not defined"),
+    "nonexistent folder": (["prompts", "x", "--wildcards", "{missing}"], None, "does not exist"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_gives_one_error_line_and_status_2(colors, tmp_path, case):
+    argv, _, fragment = BAD_INPUTS[case]
+    argv = [a.replace("{missing}", str(tmp_path / "nowhere")) for a in argv]
+    if "--wildcards" not in argv:
+        argv += ["--wildcards", colors]
+    code, out, err = run(*argv)
+    assert code == 2
+    assert out == ""
+    assert len(lines(err)) == 1
+    assert "error: " in err and fragment in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_error_line_has_a_location(colors, tmp_path, case):
+    argv, where, _ = BAD_INPUTS[case]
+    argv = [a.replace("{missing}", str(tmp_path / "nowhere")) for a in argv]
+    if "--wildcards" not in argv:
+        argv += ["--wildcards", colors]
+    _, _, err = run(*argv)
+    if where is None:  # a folder has no line or column: the line starts with its path
+        assert err.startswith(f"{tmp_path / 'nowhere'}: error: "), err
+        return
+    m = ERROR_LINE.match(err.rstrip("\n"))
+    assert m is not None, err
+    if where is not None:
+        assert (int(m.group(1)), int(m.group(2))) == where
+
+
+def test_self_reference_error_points_into_the_wildcard_file(colors):
+    _, _, err = run("prompts", "__a__", "--wildcards", colors)
+    path = err.split(":1:3: error:")[0]
+    assert os.path.abspath(path) == os.path.join(colors, "a.txt")
+
+
+@pytest.mark.parametrize("mode", ["combinatorial", "cyclical"])
+def test_bad_input_in_other_modes_is_also_one_line(colors, mode):
+    code, out, err = run("prompts", "x __colr__", "--wildcards", colors, "--mode", mode, "--count", "3")
+    assert (code, out) == (2, "")
+    assert len(lines(err)) == 1 and ERROR_LINE.match(err.strip())
+
+
+def test_template_file_errors_name_the_file(colors, tmp_path):
+    template_file = tmp_path / "t.txt"
+    template_file.write_text("line one\n{oops", encoding="utf-8")
+    code, _, err = run("prompts", "--template-file", str(template_file), "--wildcards", colors)
+    assert code == 2
+    assert err.startswith(f"{template_file}:2:1: error: ")
+
+
+def test_undecodable_utf16_wildcard_is_read_with_a_warning_not_a_crash(make_wildcards):
+    root = make_wildcards({"bad.txt": b"\xff\xfea\x00b"})
+    code, out, err = run("prompts", "__bad__", "--wildcards", root)
+    assert code == 0 and out.startswith("a")
+    assert "bad.txt:1:1: warning: broken UTF-16" in err and "Traceback" not in err
+
+
+def test_on_missing_keep_keeps_the_name_and_warns(colors):
+    code, out, err = run("prompts", "a __nope__ b", "--wildcards", colors, "--on-missing", "keep")
+    assert code == 0
+    assert out == "a __nope__ b\n"
+    assert "warning" in err and "nope" in err
+    assert "Traceback" not in err
+
+
+# -- count ---------------------------------------------------------------------------------------
+
+
+def test_count_prints_the_number_of_combinations():
+    assert run("count", "{a|b} {x|y|z}") == (0, "6\n", "")
+
+
+def test_count_huge_space_is_instant(make_wildcards):
+    files = {f"w{i}.txt": "".join(f"w{i} item {k}\n" for k in range(40)) for i in range(8)}
+    root = make_wildcards(files)
+    template = " ".join(f"__w{i}__" for i in range(8))
+    start = time.perf_counter()
+    code, out, _ = run("count", template, "--wildcards", root)
+    elapsed = time.perf_counter() - start
+    assert (code, out) == (0, f"{40 ** 8}\n")
+    assert elapsed < 2.0
+
+
+# -- lint ----------------------------------------------------------------------------------------
+
+
+def test_lint_exits_1_on_errors_and_ends_with_a_summary(make_wildcards):
+    root = make_wildcards({"a.txt": "x __colr__\n", "colors.txt": "red\nred\n"})
+    code, out, _ = run("lint", "--wildcards", root)
+    assert code == 1
+    printed = lines(out)
+    assert SUMMARY.match(printed[-1]).groups() == ("1", "1")
+    assert sum(": error: " in p for p in printed[:-1]) == 1
+    assert sum(": warning: " in p for p in printed[:-1]) == 1
+
+
+def test_lint_exits_0_with_only_warnings(make_wildcards):
+    root = make_wildcards({"colors.txt": "red\nred\n"})
+    code, out, _ = run("lint", "--wildcards", root)
+    assert code == 0
+    assert lines(out)[-1] == "0 error(s), 1 warning(s)"
+
+
+def test_lint_checks_templates_given_as_arguments(make_wildcards):
+    root = make_wildcards({"colors.txt": "red\n"})
+    code, out, _ = run("lint", "{oops", "__colors__", "--wildcards", root)
+    assert code == 1
+    assert lines(out) == ["<template 1>:1:1: error: '{' is never closed (add '}' or write a literal brace as \\{)",
+                          "1 error(s), 0 warning(s)"]
+
+
+def test_lint_of_bundled_wildcards_is_clean():
+    assert run("lint") == (0, "0 error(s), 0 warning(s)\n", "")
+
+
+# -- demo ----------------------------------------------------------------------------------------
+
+
+def test_demo_prints_prompts_for_each_bundled_template():
+    code, out, _ = run("demo")
+    assert code == 0
+    names = sorted(f"templates/{p.stem}" for p in (BUNDLED / "templates").glob("*.txt"))
+    assert names
+    for name in names:
+        assert re.search(rf"^{re.escape(name)}  \([\d,]+ combinations\)$", out, re.M), name
+    assert len(re.findall(r"^  seed \d+: \S", out, re.M)) == 2 * len(names)
+
+
+# -- real processes --------------------------------------------------------------------------------
+
+
+def _python_m(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lib_orchestrator", *args], cwd=REPO, capture_output=True,
+                          text=True, encoding="utf-8", timeout=60)
+
+
+def test_subprocess_prompts(colors):
+    proc = _python_m("prompts", "{a|b} __colors__", "--wildcards", colors, "--count", "3", "--seed", "5")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == run("prompts", "{a|b} __colors__", "--wildcards", colors, "--count", "3",
+                              "--seed", "5")[1]
+    assert len(lines(proc.stdout)) == 3
+
+
+def test_subprocess_bad_input_has_no_traceback(colors):
+    proc = _python_m("prompts", "x __colr__", "--wildcards", colors)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert "Traceback" not in proc.stderr
+    assert len(lines(proc.stderr)) == 1
+    assert ERROR_LINE.match(proc.stderr.strip())
+    assert "did you mean __colors__" in proc.stderr

@@ -1,0 +1,233 @@
+"""The wildcard store: lib_orchestrator/wildcards/store.py (WildcardStore, bad_name_reason)."""
+from __future__ import annotations
+
+import os
+import threading
+from typing import List
+
+import pytest
+
+from lib_orchestrator.wildcards.store import WildcardStore, bad_name_reason
+
+
+def texts(store: WildcardStore, pattern: str) -> List[str]:
+    return [e.text for e in store.lookup(pattern).entries]
+
+
+def bump_mtime(path: str, seconds: int = 5) -> None:
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + seconds * 1_000_000_000))
+
+
+def write(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        fh.write(text)
+
+
+# -- names -----------------------------------------------------------------------------------
+
+
+def test_txt_names_are_paths_below_the_root_without_extension(make_wildcards):
+    root = make_wildcards({"colors.txt": "red\n", "sub/deeper/animals.txt": "cat\n"})
+    assert WildcardStore([root]).names() == ["colors", "sub/deeper/animals"]
+
+
+def test_structured_keys_are_prefixed_by_folder_not_file_name(make_wildcards):
+    root = make_wildcards({"pack/things.yaml": "top:\n  inner: [q]\nplain: [z]\n",
+                           "flat.yaml": "- f\n", "sub/list.json": '["j"]'})
+    store = WildcardStore([root])
+    assert store.names() == ["flat", "pack/plain", "pack/top/inner", "sub/list"]
+    assert texts(store, "pack/top/inner") == ["q"]
+    assert texts(store, "sub/list") == ["j"]
+
+
+def test_txt_and_yaml_lists_of_the_same_name_merge(make_wildcards):
+    root = make_wildcards({"colors.txt": "red\n", "more.yaml": "colors: [blue]\n"})
+    assert texts(WildcardStore([root]), "colors") == ["blue", "red"]
+
+
+def test_first_root_having_a_name_owns_it(make_wildcards):
+    first = make_wildcards({"colors.txt": "red\n"})
+    second = make_wildcards({"colors.txt": "purple\n", "only2.txt": "o\n"})
+    store = WildcardStore([first, second])
+    assert texts(store, "colors") == ["red"]
+    assert texts(store, "only2") == ["o"]
+    assert texts(WildcardStore([second, first]), "colors") == ["purple"]
+
+
+def test_names_with_spaces_and_mixed_case(make_wildcards):
+    root = make_wildcards({"Dir With Space/My Colors.txt": "x\n"})
+    store = WildcardStore([root])
+    assert store.names() == ["Dir With Space/My Colors"]
+    found = store.lookup("Dir With Space/My Colors")
+    assert [e.text for e in found.entries] == ["x"]
+    assert found.note == ""
+
+
+def test_missing_name_finds_nothing(make_wildcards):
+    store = WildcardStore([make_wildcards({"colors.txt": "red\n"})])
+    found = store.lookup("nope")
+    assert found.names == () and found.entries == ()
+
+
+# -- lookup -------------------------------------------------------------------------------------
+
+
+def test_glob_star_matches_several_names(make_wildcards):
+    root = make_wildcards({"colors.txt": "red\n", "colors2.txt": "green\n", "other.txt": "o\n"})
+    found = WildcardStore([root]).lookup("colors*")
+    assert found.names == ("colors", "colors2")
+    assert [e.text for e in found.entries] == ["green", "red"]
+
+
+def test_glob_folder_star(make_wildcards):
+    root = make_wildcards({"dir/a.txt": "1\n", "dir/b.txt": "2\n", "dirt.txt": "no\n", "x.txt": "no\n"})
+    found = WildcardStore([root]).lookup("dir/*")
+    assert found.names == ("dir/a", "dir/b")
+    assert [e.text for e in found.entries] == ["1", "2"]
+
+
+def test_double_star_matches_across_slashes(make_wildcards):
+    root = make_wildcards({"a/b/c/name.txt": "deep\n", "a/name.txt": "shallow\n", "name.txt": "top\n",
+                           "a/other.txt": "no\n"})
+    found = WildcardStore([root]).lookup("**/name")
+    assert found.names == ("a/b/c/name", "a/name")
+    assert [e.text for e in found.entries] == ["deep", "shallow"]
+
+
+def test_case_insensitive_fallback_with_a_note(make_wildcards):
+    root = make_wildcards({"Colors.txt": "red\n"})
+    found = WildcardStore([root]).lookup("colors")
+    assert found.names == ("Colors",)
+    assert [e.text for e in found.entries] == ["red"]
+    assert "case" in found.note
+
+
+def test_case_insensitive_fallback_for_globs(make_wildcards):
+    root = make_wildcards({"Dir/A.txt": "1\n"})
+    found = WildcardStore([root]).lookup("dir/*")
+    assert found.names == ("Dir/A",)
+    assert "case" in found.note
+
+
+def test_exact_case_match_wins_without_a_note(make_wildcards):
+    root = make_wildcards({"colors.txt": "red\n", "sub/Colors.txt": "blue\n"})
+    found = WildcardStore([root]).lookup("colors")
+    assert (found.names, found.note) == (("colors",), "")
+
+
+def test_basename_fallback_with_a_note(make_wildcards):
+    root = make_wildcards({"deep/x/y/name.txt": "deep\n"})
+    store = WildcardStore([root])
+    found = store.lookup("name")
+    assert found.names == ("deep/x/y/name",)
+    assert [e.text for e in found.entries] == ["deep"]
+    assert "deep/x/y/name" in found.note
+    assert store.lookup("y/name").names == ("deep/x/y/name",)
+
+
+def test_entries_are_deduplicated_and_sorted_by_text(make_wildcards):
+    root = make_wildcards({"a.txt": "pear\napple\npear\nZebra\n", "b.txt": "apple\nbanana\n"})
+    found = WildcardStore([root]).lookup("*")
+    assert [e.text for e in found.entries] == ["Zebra", "apple", "banana", "pear"]  # sorted(key=str)
+
+
+def test_entries_of_keeps_file_order_and_duplicates(make_wildcards):
+    root = make_wildcards({"a.txt": "pear\napple\npear\n"})
+    entries = WildcardStore([root]).entries_of("a")
+    assert [(e.text, e.line) for e in entries] == [("pear", 1), ("apple", 2), ("pear", 3)]
+    assert all(os.path.abspath(e.source) == os.path.join(root, "a.txt") for e in entries)
+
+
+def test_hidden_folders_and_non_wildcard_files_are_ignored(make_wildcards):
+    root = make_wildcards({"colors.txt": "red\n", ".hidden/secret.txt": "h\n", ".dot.txt": "d\n",
+                           "notes.md": "n\n", "image.png": b"\x89PNG", "sub/.git/x.txt": "g\n"})
+    assert WildcardStore([root]).names() == ["colors"]
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symlinks")
+def test_symlink_loop_does_not_hang(make_wildcards):
+    root = make_wildcards({"colors.txt": "red\n", "sub/s.txt": "s\n"})
+    try:
+        os.symlink(root, os.path.join(root, "sub", "up"))  # sub/up -> its parent
+    except (OSError, NotImplementedError):
+        pytest.skip("cannot create symlinks here")
+    result: list = []
+    worker = threading.Thread(target=lambda: result.append(WildcardStore([root]).names()), daemon=True)
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive(), "walking a symlink loop hangs"
+    assert result == [["colors", "sub/s"]]
+
+
+@pytest.mark.parametrize("name", ["../x", "a/../../x", "..", "/etc/passwd", "a\\b", "..\\x", "x\x00y"])
+def test_bad_name_reason_refuses(name):
+    assert bad_name_reason(name) != ""
+
+
+@pytest.mark.parametrize("name", ["colors", "dir/sub name", "a..b", "**/x", "Colors*"])
+def test_bad_name_reason_accepts_ordinary_names(name):
+    assert bad_name_reason(name) == ""
+
+
+# -- refresh -------------------------------------------------------------------------------------
+
+
+def test_refresh_is_false_when_nothing_changed(make_wildcards):
+    store = WildcardStore([make_wildcards({"colors.txt": "red\n", "y.yaml": "k: [1]\n"})])
+    assert texts(store, "colors") == ["red"]
+    assert store.refresh() is False
+    assert store.refresh() is False
+    assert store.generation == 0
+
+
+def test_refresh_after_a_txt_file_is_edited(make_wildcards):
+    root = make_wildcards({"colors.txt": "red\n"})
+    store = WildcardStore([root])
+    assert texts(store, "colors") == ["red"]
+    path = os.path.join(root, "colors.txt")
+    write(path, "teal\n")  # same size: only the mtime tells
+    bump_mtime(path)
+    assert store.refresh() is True
+    assert store.generation == 1
+    assert texts(store, "colors") == ["teal"]
+    assert store.refresh() is False
+
+
+def test_refresh_after_a_yaml_file_is_edited(make_wildcards):
+    root = make_wildcards({"y.yaml": "k: [1]\n"})
+    store = WildcardStore([root])
+    assert texts(store, "k") == ["1"]
+    path = os.path.join(root, "y.yaml")
+    write(path, "k: [2]\nm: [3]\n")
+    bump_mtime(path)
+    assert store.refresh() is True
+    assert store.names() == ["k", "m"]
+    assert texts(store, "k") == ["2"]
+
+
+def test_refresh_after_a_file_is_added(make_wildcards):
+    root = make_wildcards({"colors.txt": "red\n", "sub/a.txt": "a\n"})
+    store = WildcardStore([root])
+    assert texts(store, "colors*") == ["red"]
+    write(os.path.join(root, "colors2.txt"), "green\n")
+    bump_mtime(root)
+    assert store.refresh() is True
+    assert store.generation == 1
+    assert texts(store, "colors*") == ["green", "red"]
+    write(os.path.join(root, "sub", "b.txt"), "b\n")
+    bump_mtime(os.path.join(root, "sub"))
+    assert store.refresh() is True
+    assert store.generation == 2
+    assert texts(store, "sub/b") == ["b"]
+
+
+def test_refresh_after_a_file_is_removed(make_wildcards):
+    root = make_wildcards({"colors.txt": "red\n", "gone.txt": "g\n"})
+    store = WildcardStore([root])
+    assert texts(store, "gone") == ["g"]
+    os.remove(os.path.join(root, "gone.txt"))
+    bump_mtime(root)
+    assert store.refresh() is True
+    assert store.names() == ["colors"]
+    assert texts(store, "gone") == []
