@@ -5,8 +5,6 @@ import os
 import re
 from typing import List
 
-import pytest
-
 from lib_orchestrator.wildcards.diagnostics import Finding
 from lib_orchestrator.wildcards.lint import lint
 from tests.conftest import BUNDLED, SDDP_WILDCARDS, needs_shared
