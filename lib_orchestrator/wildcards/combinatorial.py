@@ -180,7 +180,17 @@ class Combinator:
             if len(pick) == 1:
                 yield from self._gen(options[pick[0]], scope)
                 continue
-            for parts in product(*(list(self._gen(options[i], scope)) for i in pick)):
+
+            def rec(k: int, pick: Tuple[int, ...] = pick) -> Iterator[Tuple[str, ...]]:
+                # Lazily, like _gen_items: an option may have more texts than memory holds.
+                if k == len(pick):
+                    yield ()
+                    return
+                for head in self._gen(options[pick[k]], scope):
+                    for tail in rec(k + 1):
+                        yield (head,) + tail
+
+            for parts in rec(0):
                 yield join_results(parts, sep)
 
     def _gen_wildcard(self, node: Wildcard, scope: Scope) -> Iterator[str]:
