@@ -9,7 +9,6 @@ from __future__ import annotations
 from itertools import product
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-from ..errors import TemplateError
 from . import rng
 from .ast import (
     CYCLICAL,
@@ -24,8 +23,17 @@ from .ast import (
     Wrap,
 )
 from .options import bounds, live_options, ordered_picks, single_wildcard, weighted_sum_of_picks
-from .random_sampler import MAX_PROMPT_CHARS, RandomCompiler, join_results
-from .resolve import MAX_WILDCARD_DEPTH, Resolver, cycle_error
+from .random_sampler import RandomCompiler, join_results
+from .resolve import (
+    MAX_PROMPT_CHARS,
+    MAX_WILDCARD_DEPTH,
+    Resolver,
+    cycle_error,
+    self_referencing_variable,
+    too_deep,
+    too_long,
+    undefined_variable,
+)
 from .wrap import wrap_text
 
 MATERIALISE_AT_MOST = 4096  # a part with fewer texts than this is listed once and reused
@@ -52,8 +60,7 @@ class Combinator:
         if _nonfinite(node):
             return 1
         if isinstance(node, Seq):
-            scope, factor = self._assign(node, scope, counting=True)
-            total = factor
+            scope, total = self._count_assignments(node, scope)
             for item in node.items:
                 if not isinstance(item, VarSet):
                     total *= self._count(item, scope)
@@ -81,7 +88,7 @@ class Combinator:
             kind, value = self._lookup(node, scope)
             if kind == "fixed":
                 return 1
-            return self._count(value, {**scope, "#s": scope.get("#s", frozenset()) | {node.name}})
+            return self._count(value, _sampling(scope, node.name))
         if isinstance(node, Wrap):
             return self._count(node.wrapper, scope) * self._count(node.inner, scope)
         raise TypeError(node)  # pragma: no cover
@@ -108,7 +115,7 @@ class Combinator:
             if kind == "fixed":
                 yield value
             else:
-                yield from self._gen(value, {**scope, "#s": scope.get("#s", frozenset()) | {node.name}})
+                yield from self._gen(value, _sampling(scope, node.name))
         elif isinstance(node, Wrap):
             for wrapper in self._gen(node.wrapper, scope):
                 for inner in self._gen(node.inner, scope):
@@ -216,8 +223,7 @@ class Combinator:
         if pattern in chain:
             raise cycle_error(list(chain[chain.index(pattern):]) + [pattern], at)
         if len(chain) >= MAX_WILDCARD_DEPTH:
-            raise TemplateError(f"wildcards nest deeper than {MAX_WILDCARD_DEPTH} levels", at.location(),
-                                "flatten the wildcard files")
+            raise too_deep(at)
         return {**scope, "#w": chain + (pattern,)}
 
     def _params(self, node: Wildcard, scope: Scope) -> Scope:
@@ -225,7 +231,8 @@ class Combinator:
             return scope
         return {**scope, **{k: ("lazy", v) for k, v in node.params}}
 
-    def _assign(self, node: Seq, scope: Scope, counting: bool) -> Tuple[Scope, int]:
+    def _count_assignments(self, node: Seq, scope: Scope) -> Tuple[Scope, int]:
+        """The scope after a sequence's assignments, and how many ways its immediate ones can go."""
         factor = 1
         new = dict(scope)
         for vs in node.items:
@@ -242,12 +249,10 @@ class Combinator:
         found = scope.get(node.name)
         if found is None:
             if node.default is None:
-                raise TemplateError(f"variable '{node.name}' is not defined", node.location(),
-                                    f"set it first with ${{{node.name}=...}} or give a default")
+                raise undefined_variable(node.name, node)
             return "lazy", node.default
         if node.name in scope.get("#s", frozenset()):
-            raise TemplateError(f"variable '{node.name}' refers to itself", node.location(),
-                                "a variable's value may not use the variable")
+            raise self_referencing_variable(node.name, node)
         return found  # type: ignore[no-any-return]
 
     def _sample(self, node: AnyNode, scope: Scope) -> str:
@@ -264,7 +269,7 @@ class Combinator:
                 return unit
             text, self.state = unit(self.state, variables)
         if len(text) > MAX_PROMPT_CHARS:
-            raise TemplateError("prompt too long", node.location())
+            raise too_long(node)
         return text
 
 
@@ -274,3 +279,8 @@ def _sampler(node: AnyNode) -> Optional[str]:
 
 def _nonfinite(node: AnyNode) -> bool:
     return _sampler(node) in (RANDOM, CYCLICAL)
+
+
+def _sampling(scope: Scope, name: str) -> Scope:
+    """The scope for sampling variable `name`'s value: reading it again in there is a cycle."""
+    return {**scope, "#s": scope.get("#s", frozenset()) | {name}}

@@ -9,11 +9,19 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Tuple
 
-from ..errors import TemplateError
 from .ast import COMBINATORIAL, CYCLICAL, AnyNode, Seq, Text, VarGet, Variant, VarSet, Wildcard, Wrap
 from .options import bounds, live_options, nth_pick, pick_count, single_wildcard
-from .random_sampler import MAX_PROMPT_CHARS, RandomCompiler, join_results
-from .resolve import MAX_WILDCARD_DEPTH, Resolver, cycle_error
+from .random_sampler import RandomCompiler, join_results
+from .resolve import (
+    MAX_PROMPT_CHARS,
+    MAX_WILDCARD_DEPTH,
+    Resolver,
+    cycle_error,
+    self_referencing_variable,
+    too_deep,
+    too_long,
+    undefined_variable,
+)
 from .wrap import wrap_text
 
 Scope = Dict[str, Any]  # the random sampler's scopes: name -> text or compiled unit
@@ -80,27 +88,26 @@ class Cycler:
             if pattern in self._stack:
                 raise cycle_error(self._stack[self._stack.index(pattern):] + [pattern], node)
             if len(self._stack) >= MAX_WILDCARD_DEPTH:
-                raise TemplateError(f"wildcards nest deeper than {MAX_WILDCARD_DEPTH} levels", node.location())
+                raise too_deep(node)
             self._stack.append(pattern)
             try:
                 text, s = self.render(choices[counter % len(choices)], counter // len(choices), s, inner)
             finally:
                 self._stack.pop()
             if len(text) > MAX_PROMPT_CHARS:
-                raise TemplateError("prompt too long", node.location())
+                raise too_long(node)
             return text, s
         if isinstance(node, VarGet):
             value = scope.get(node.name)
             if value is None:
                 if node.default is None:
-                    raise TemplateError(f"variable '{node.name}' is not defined", node.location(),
-                                        f"set it first with ${{{node.name}=...}} or give a default")
+                    raise undefined_variable(node.name, node)
                 return self.render(node.default, counter, s, scope)
             if isinstance(value, str):
                 return value, s
             sampling = scope.get("#s", frozenset())
             if node.name in sampling:
-                raise TemplateError(f"variable '{node.name}' refers to itself", node.location())
+                raise self_referencing_variable(node.name, node)
             inner_scope = {**scope, "#s": sampling | {node.name}}
             if isinstance(value, tuple):
                 return self.render(value[1], counter, s, inner_scope)

@@ -1,19 +1,20 @@
 """Random sampling by compiling a template to Python source: one function per template.
 
 The per-image state `s` lives in a local variable; each draw is the LCG step of rng.py inlined, then a
-tuple index. Plain wildcard lines stay strings; lines with syntax compile to small functions
-`(s, scope) -> (text, s)` that are called only when picked. Scopes (`v`) are dicts of variables; keys
-starting with `#` are the engine's own (`#c`: the cyclical counter, `#s`: variables being sampled,
-`#d`: dynamic wildcard depth).
+tuple index. Plain wildcard lines stay strings. A few options with syntax are inlined as branches; past
+that, they compile to small functions `(s, scope) -> (text, s)`, called only when picked.
+
+Scopes (`v`) are dicts of variables; keys starting with `#` are the engine's own: `#c` the cyclical
+counter, `#s` the variables being sampled, `#d` the dynamic wildcard depth.
 """
 from __future__ import annotations
 
 import re
+from ast import literal_eval
 from bisect import bisect_right
 from itertools import accumulate
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from ..errors import TemplateError
 from . import rng
 from .ast import (
     CYCLICAL,
@@ -26,11 +27,19 @@ from .ast import (
     Wildcard,
     Wrap,
 )
-from .options import all_zero
-from .resolve import MAX_WILDCARD_DEPTH, Resolver, cycle_error
+from .options import all_zero, single_wildcard
+from .resolve import (
+    MAX_PROMPT_CHARS,
+    MAX_WILDCARD_DEPTH,
+    Resolver,
+    cycle_error,
+    self_referencing_variable,
+    too_deep,
+    too_long,
+    undefined_variable,
+)
 from .wrap import wrap_text
 
-MAX_PROMPT_CHARS = 1_000_000
 MAX_INLINE_OPTIONS = 4  # composite options of one choice inlined as branches; more become calls
 MAX_INLINE_INDENT = 8  # and no deeper than this, so generated functions stay small
 
@@ -48,9 +57,9 @@ class RandomCompiler:
             "bisect": bisect_right, "PICK": pick_many, "GET": self._get_var, "DYN": self._dynamic,
             "WRAP": wrap_text, "CYC": self._cyclical,
         }
-        self._consts: Dict[int, str] = {}
         self._units: Dict[int, Unit] = {}
-        self._wildcards: Dict[str, Tuple[Tuple[Unit, ...], Optional[Tuple[float, ...]]]] = {}
+        self._wildcards: Dict[str, Tuple[Tuple[Unit, ...], Tuple[float, ...]]] = {}
+        self._pickers: Dict[str, Any] = {}  # dynamic wildcard paths: pattern -> picking function
         self._compiling: List[str] = []
         self._n = 0
 
@@ -60,7 +69,7 @@ class RandomCompiler:
         lines: List[str] = []
         expr = self._emit(node, lines, 1, own_scope=True)
         head = [" " + rng.SEED_SRC]
-        if any("v" in _names(line) for line in lines):
+        if any("v" in _names(line) for line in lines):  # the scope dict only when something reads it
             head.append(" v = {'#c': seed}")
         return self._define("prompt", "seed", head + lines, expr)  # type: ignore[no-any-return]
 
@@ -212,13 +221,10 @@ class RandomCompiler:
     def _emit_variant(self, node: Variant, lines: List[str], ind: int) -> str:
         if node.sampler == CYCLICAL and self.cyclical is not None:
             return self._cyc_call(node, lines, ind)
-        single_wildcard = len(node.options) == 1 and isinstance(node.options[0].body, Wildcard)
-        if single_wildcard:
-            wc = node.options[0].body
-            assert isinstance(wc, Wildcard)
-            if isinstance(wc.path, Text) and not wc.params and (node.lo, node.hi) != (1, 1):
-                units, weights = self._wildcard_units(wc)
-                return self._emit_many(units, weights, node, lines, ind)
+        wc = single_wildcard(node)
+        if wc is not None and isinstance(wc.path, Text) and (node.lo, node.hi) != (1, 1):
+            units, weights = self._wildcard_units(wc)
+            return self._emit_many(units, weights, node, lines, ind, self._param_scope(wc, lines, ind))
         if (node.lo, node.hi) == (1, 1) or len(node.options) == 1 and node.lo <= 1 <= node.hi:
             if len(node.options) == 1:
                 if node.options[0].weight <= 0:
@@ -234,9 +240,9 @@ class RandomCompiler:
         return self._emit_many(units, list(merged.values()), node, lines, ind)
 
     def _emit_many(self, units: Sequence[Unit], weights: Sequence[float], node: Variant,
-                   lines: List[str], ind: int) -> str:
+                   lines: List[str], ind: int, scope: str = "v") -> str:
         x = self._fresh("x")
-        lines.append(f"{' ' * ind}{x}, s = PICK(s, v, {self._const(tuple(units))}, "
+        lines.append(f"{' ' * ind}{x}, s = PICK(s, {scope}, {self._const(tuple(units))}, "
                      f"{self._const(tuple(weights))}, {node.lo}, {node.hi}, {node.sep!r})")
         return x
 
@@ -249,11 +255,7 @@ class RandomCompiler:
         pad = " " * ind
         if node.sampler == CYCLICAL and self.cyclical is not None:
             return self._cyc_call(node, lines, ind)
-        scope = "v"
-        if node.params:
-            scope = self._fresh("w")
-            binds = ", ".join(f"{k!r}: {self._bind(val)}" for k, val in node.params)
-            lines.append(f"{pad}{scope} = {{**v, {binds}}}")
+        scope = self._param_scope(node, lines, ind)
         if not isinstance(node.path, Text):
             path = self._emit(node.path, lines, ind)
             x = self._fresh("x")
@@ -264,6 +266,15 @@ class RandomCompiler:
             return repr(f"__{node.path.text}__")
         nodes = [c.node for c in self.resolver.resolve(node.path.text, node).choices]
         return self._emit_pick(units, weights, lines, ind, node, scope, nodes)
+
+    def _param_scope(self, node: Wildcard, lines: List[str], ind: int) -> str:
+        """The name of the scope a wildcard's lines see: `v`, or `v` plus its parameters."""
+        if not node.params:
+            return "v"
+        scope = self._fresh("w")
+        binds = ", ".join(f"{k!r}: {self._bind(val)}" for k, val in node.params)
+        lines.append(f"{' ' * ind}{scope} = {{**v, {binds}}}")
+        return scope
 
     def _bind(self, value: AnyNode) -> str:
         unit = self.unit(value)
@@ -276,13 +287,12 @@ class RandomCompiler:
     def wildcard(self, pattern: str, at: AnyNode) -> Tuple[Tuple[Unit, ...], Tuple[float, ...]]:
         found = self._wildcards.get(pattern)
         if found is not None:
-            return found  # type: ignore[return-value]
+            return found
         if pattern in self._compiling:
             chain = self._compiling[self._compiling.index(pattern):] + [pattern]
             raise cycle_error(chain, at)
         if len(self._compiling) >= MAX_WILDCARD_DEPTH:
-            raise TemplateError(f"wildcards nest deeper than {MAX_WILDCARD_DEPTH} levels", at.location(),
-                                "flatten the wildcard files")
+            raise too_deep(at)
         resolved = self.resolver.resolve(pattern, at)
         self._compiling.append(pattern)
         try:
@@ -290,7 +300,7 @@ class RandomCompiler:
         finally:
             self._compiling.pop()
         result = (units, tuple(c.weight for c in resolved.choices))
-        self._wildcards[pattern] = result  # type: ignore[assignment]
+        self._wildcards[pattern] = result
         return result
 
     # -- runtime helpers called from generated code --------------------------------------------
@@ -298,45 +308,34 @@ class RandomCompiler:
                  at: AnyNode) -> Tuple[str, int]:
         value = v.get(name, default)
         if value is None:
-            raise TemplateError(f"variable '{name}' is not defined", at.location(),
-                                f"set it first with ${{{name}=...}} or give a default: ${{{name}:default}}")
+            raise undefined_variable(name, at)
         if value.__class__ is str:
             return value, s
         sampling = v.get("#s", frozenset())
         if name in sampling:
-            raise TemplateError(f"variable '{name}' refers to itself", at.location(),
-                                "a variable's value may not use the variable")
+            raise self_referencing_variable(name, at)
         text, s = value(s, {**v, "#s": sampling | {name}})
         if len(text) > MAX_PROMPT_CHARS:
-            raise TemplateError(f"prompt grew over {MAX_PROMPT_CHARS:,} characters", at.location(),
-                                "variables or wildcards multiply each other")
+            raise too_long(at)
         return text, s
 
     def _dynamic(self, path: str, s: int, v: Dict[str, Any], at: Wildcard) -> Tuple[str, int]:
         depth = v.get("#d", 0) + 1
         if depth > MAX_WILDCARD_DEPTH:
-            raise TemplateError(f"wildcards nest deeper than {MAX_WILDCARD_DEPTH} levels", at.location(),
-                                "a wildcard probably refers to itself through a variable")
-        units, weights = self.wildcard(path.strip(), at)
-        if not units:
-            return f"__{path}__", s
-        fn = self._dynamic_picker(units, weights, at)
-        text, s = fn(s, {**v, "#d": depth})
-        if len(text) > MAX_PROMPT_CHARS:
-            raise TemplateError(f"prompt grew over {MAX_PROMPT_CHARS:,} characters", at.location(),
-                                "wildcards multiply each other")
-        return text, s
-
-    def _dynamic_picker(self, units: Tuple[Unit, ...], weights: Tuple[float, ...], at: AnyNode) -> Any:
-        key = ("dyn", id(units))
-        fn = self._units.get(key)  # type: ignore[call-overload]
-        if fn is None:
+            raise too_deep(at)
+        pattern = path.strip()
+        pick = self._pickers.get(pattern)
+        if pick is None:
+            units, weights = self.wildcard(pattern, at)
+            if not units:
+                return f"__{path}__", s
             lines: List[str] = []
             expr = self._emit_pick(units, weights, lines, 1, at)
-            fn = self._define("d", "s, v", lines, f"{expr}, s")
-            fn.units = units
-            self._units[key] = fn  # type: ignore[index]
-        return fn
+            pick = self._pickers[pattern] = self._define("d", "s, v", lines, f"{expr}, s")
+        text, s = pick(s, {**v, "#d": depth})
+        if len(text) > MAX_PROMPT_CHARS:
+            raise too_long(at)
+        return text, s
 
     def _cyclical(self, node: AnyNode, s: int, v: Dict[str, Any]) -> Tuple[str, int]:
         assert self.cyclical is not None
@@ -354,12 +353,10 @@ def _fstring(parts: Sequence[str]) -> str:
     """An f-string expression concatenating parts (string literals or variable names)."""
     out = []
     for part in parts:
-        if part[0] in "'\"":
-            literal = eval(part)  # our own repr() output
-            body = repr(literal)[1:-1].replace("{", "{{").replace("}", "}}")
-            if repr(literal)[0] == '"':
-                body = body.replace("'", "\\'")
-            out.append(body)
+        if part[0] in "'\"":  # a repr() of ours: re-quote it for the inside of f'...'
+            quoted = repr(literal_eval(part))
+            body = quoted[1:-1].replace("{", "{{").replace("}", "}}")
+            out.append(body.replace("'", "\\'") if quoted[0] == '"' else body)
         else:
             out.append("{" + part + "}")
     return "f'" + "".join(out) + "'"

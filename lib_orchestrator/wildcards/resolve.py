@@ -83,6 +83,29 @@ class Resolver:
         return found
 
 
+MAX_PROMPT_CHARS = 1_000_000
+
+
+def too_deep(at: Node) -> TemplateError:
+    return TemplateError(f"wildcards nest deeper than {MAX_WILDCARD_DEPTH} levels", at.location(),
+                         "a wildcard probably refers to itself through a variable; else flatten the files")
+
+
+def too_long(at: Node) -> TemplateError:
+    return TemplateError(f"prompt grew over {MAX_PROMPT_CHARS:,} characters", at.location(),
+                         "variables or wildcards multiply each other")
+
+
+def undefined_variable(name: str, at: Node) -> TemplateError:
+    return TemplateError(f"variable '{name}' is not defined", at.location(),
+                         f"set it first with ${{{name}=...}} or give a default: ${{{name}:default}}")
+
+
+def self_referencing_variable(name: str, at: Node) -> TemplateError:
+    return TemplateError(f"variable '{name}' refers to itself", at.location(),
+                         "a variable's value may not use the variable")
+
+
 def cycle_error(chain: List[str], at: Node) -> TemplateError:
     return TemplateError("wildcard refers to itself: " + " → ".join(f"__{c}__" for c in chain),
                          at.location(), "a wildcard may not use itself, directly or through others")
