@@ -92,6 +92,12 @@ class _Parser:
         buf_start = i
         at_boundary = True  # where dynamicprompts accepts `//` and `/* */` comments
 
+        def add(piece: str, at: int) -> None:
+            nonlocal buf_start
+            if not buf:
+                buf_start = at
+            buf.append(piece)
+
         def flush() -> None:
             if buf:
                 items.append(Text("".join(buf), src=self.src, pos=buf_start))
@@ -105,27 +111,18 @@ class _Parser:
                     continue
             m = special.search(text, i)
             if m is None:
-                if not buf:
-                    buf_start = i
-                buf.append(text[i:])
+                add(text[i:], i)
                 i = n
                 break
             j = m.start()
             if j > i:
-                if not buf:
-                    buf_start = i
-                buf.append(text[i:j])
+                add(text[i:j], i)
                 at_boundary = False
                 i = j
             c = text[i]
             nxt = text[i + 1] if i + 1 < n else ""
             if c == "\\":
-                if not buf:
-                    buf_start = i
-                if nxt in _ESCAPABLE and nxt:
-                    buf.append(nxt)
-                else:
-                    buf.append(text[i:i + 2])
+                add(nxt if nxt and nxt in _ESCAPABLE else text[i:i + 2], i)
                 i += 2
                 at_boundary = False
                 continue
@@ -166,9 +163,7 @@ class _Parser:
                     items.append(node)
                     at_boundary = True
                     continue
-                if not buf:
-                    buf_start = i
-                buf.append("__")
+                add("__", i)
                 i += 2
                 at_boundary = False
                 continue
@@ -179,9 +174,7 @@ class _Parser:
                     continue
                 if ctx == PATH:
                     raise self.error("'#' in a wildcard name", i, "write it as \\#")
-            if not buf:
-                buf_start = i
-            buf.append(c)
+            add(c, i)
             i += 1
             at_boundary = False
         flush()
