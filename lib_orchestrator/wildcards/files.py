@@ -72,7 +72,7 @@ def read_file(path: str, display: str) -> ReadResult:
         text = text.replace("\x00", "")
     stem, suffix = os.path.splitext(os.path.basename(path))
     if suffix == ".txt":
-        return ReadResult({stem: list(read_text_lines(text))}, tuple(warnings))
+        return ReadResult({stem: list(read_text_lines(text, display))}, tuple(warnings))
     if suffix == ".json":
         try:
             data_obj = json.loads(text)
@@ -85,12 +85,12 @@ def read_file(path: str, display: str) -> ReadResult:
     return ReadResult(lists, tuple(warnings))
 
 
-def read_text_lines(text: str) -> Iterator[Entry]:
+def read_text_lines(text: str, display: str = "") -> Iterator[Entry]:
     """A .txt list: one entry per line, stripped; blank lines and `#` lines skipped."""
     for number, raw in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), 1):
         line = raw.strip()
         if line and not line.startswith("#"):
-            yield Entry(line, 1.0, number)
+            yield Entry(line, 1.0, number, display)
 
 
 # A structured value with the line it started on: (value, line).
@@ -208,17 +208,17 @@ def _list_entries(items: List[Marked], display: str, warnings: List[Finding]) ->
             if item[0].isdigit() and "::" in item:
                 weight_text, _, content = item.rpartition("::")
                 try:
-                    yield Entry(content, _weight(weight_text, display, line), line)
+                    yield Entry(content, _weight(weight_text), line, display)
                     continue
                 except ValueError:
                     pass
-            yield Entry(item, 1.0, line)
+            yield Entry(item, 1.0, line, display)
         elif isinstance(item, dict):
             content = item.get("text") or item.get("content") or (None, 0)
             weight = item.get("weight", (1, 0))[0]
             if isinstance(content[0], str) and content[0]:
                 try:
-                    yield Entry(content[0], _weight(str(weight), display, line), line)
+                    yield Entry(content[0], _weight(str(weight)), line, display)
                     continue
                 except ValueError:
                     pass
@@ -227,7 +227,7 @@ def _list_entries(items: List[Marked], display: str, warnings: List[Finding]) ->
             warnings.append(Finding(Location(display, line, 1), WARNING, "nested list inside a list; ignored"))
 
 
-def _weight(text: str, display: str, line: int) -> float:
+def _weight(text: str) -> float:
     weight = float(text)
     if not weight >= 0 or weight == float("inf"):
         raise ValueError(text)

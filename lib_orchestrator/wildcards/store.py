@@ -106,9 +106,7 @@ class WildcardStore:
         state = self._files.get(path)
         if state is None or state.stamp != stamp:
             result = read_file(path, display)
-            lists = {k: [Entry(e.text, e.weight, e.line, display) for e in v]
-                     for k, v in result.collections.items()}
-            state = _FileState(stamp, lists)
+            state = _FileState(stamp, result.collections)
             self._files[path] = state
             self._warnings[path] = result.warnings
         return state.lists
