@@ -14,6 +14,7 @@ from .resolve import Resolver
 from .store import WildcardStore
 
 MODES = ("random", "combinatorial", "cyclical")
+MAX_CACHED_TEMPLATES = 512
 
 
 @dataclass(frozen=True)
@@ -68,17 +69,17 @@ class PromptEngine:
         key = (template, source)
         fn = self._compiled.get(key)
         if fn is None:
+            if len(self._compiled) >= MAX_CACHED_TEMPLATES:  # a long Forge session sees many templates
+                self._compiled.clear()
+                self._parsed.clear()
             fn = self._compiled[key] = self.randoms.compile(self.parse(template, source))
         return fn
 
     def prompt(self, template: str, seed: int, mode: str = "random", source: str = "<template>") -> str:
-        """The prompt of image seed `seed`."""
-        if mode == "random":
-            return self.compile(template, source)(seed)
-        if mode == "cyclical":
-            self.compile(template, source)
-            return self.cycler.render(self.parse(template, source), seed, rng.image_state(seed), {"#c": seed})[0]
-        raise ValueError("combinatorial prompts have no per-seed form; use prompts()")
+        """The prompt of image seed `seed` (random or cyclical mode)."""
+        if mode == "combinatorial":
+            raise ValueError("combinatorial prompts have no per-seed form; use prompts()")
+        return next(self.texts(template, mode, seed, 1, source))
 
     def prompts(self, template: str, mode: str = "random", seed: int = 0, count: int = 1,
                 source: str = "<template>") -> Iterator[Prompt]:
