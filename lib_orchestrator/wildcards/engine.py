@@ -70,8 +70,7 @@ class PromptEngine:
         fn = self._compiled.get(key)
         if fn is None:
             if len(self._compiled) >= MAX_CACHED_TEMPLATES:  # a long Forge session sees many templates
-                self._compiled.clear()
-                self._parsed.clear()
+                self._reset()  # compiled code goes; the store keeps what it read
             fn = self._compiled[key] = self.randoms.compile(self.parse(template, source))
         return fn
 
