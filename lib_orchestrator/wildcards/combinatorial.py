@@ -115,7 +115,10 @@ class Combinator:
             if kind == "fixed":
                 yield value
             else:
-                yield from self._gen(value, _sampling(scope, node.name))
+                for text in self._gen(value, _sampling(scope, node.name)):
+                    if len(text) > MAX_PROMPT_CHARS:  # variables can double a text at each level
+                        raise too_long(node)
+                    yield text
         elif isinstance(node, Wrap):
             for wrapper in self._gen(node.wrapper, scope):
                 for inner in self._gen(node.inner, scope):

@@ -110,8 +110,12 @@ class Cycler:
                 raise self_referencing_variable(node.name, node)
             inner_scope = {**scope, "#s": sampling | {node.name}}
             if isinstance(value, tuple):
-                return self.render(value[1], counter, s, inner_scope)
-            return value(s, inner_scope)  # a unit bound by the random sampler
+                text, s = self.render(value[1], counter, s, inner_scope)
+            else:
+                text, s = value(s, inner_scope)  # a unit bound by the random sampler
+            if len(text) > MAX_PROMPT_CHARS:  # variables can double a text at each level
+                raise too_long(node)
+            return text, s
         if isinstance(node, Wrap):
             wrapper, s = self.render(node.wrapper, counter, s, scope)
             inner, s = self.render(node.inner, counter, s, scope)

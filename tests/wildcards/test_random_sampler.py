@@ -145,3 +145,20 @@ def test_dynamic_recursion_through_a_variable_is_capped(make_wildcards):
     engine = PromptEngine([make_wildcards({"loop.txt": "${k} __${k}__\n"})])
     with pytest.raises(TemplateError, match="deeper|itself"):
         engine.prompt("${k=loop} __${k}__", 1)
+
+
+def test_prompts_that_grow_without_bound_stop_with_an_error(engine):
+    # Each level reads the one before ten times: level 7 would be 10^8 characters.
+    levels = ["${l0=0123456789}"] + ["${l" + str(i) + "=" + ("${l" + str(i - 1) + "}") * 10 + "}" for i in range(1, 8)]
+    template = "".join(levels) + "${l7}"
+    with pytest.raises(TemplateError, match="grew over"):
+        engine.prompt(template, 1)
+    with pytest.raises(TemplateError, match="grew over"):
+        engine.prompt(template, 1, mode="cyclical")
+    with pytest.raises(TemplateError, match="grew over"):
+        list(engine.prompts(template, "combinatorial"))
+
+
+def test_oversized_templates_are_refused(engine):
+    with pytest.raises(TemplateError, match="limit"):
+        engine.prompt("x" * 1_000_001, 1)
