@@ -196,7 +196,7 @@ class RandomCompiler:
         ws = [w for _, w, _ in live]
         lines.append(pad + rng.STEP_SRC)
         if all(w == ws[0] for w in ws):
-            draw = f"s * {len(live)} >> 32"
+            draw = f"s * {len(live)} >> {rng.PICK_SHIFT}"
         else:
             draw = f"bisect({self._const(tuple(accumulate(ws)))}, s * {sum(ws) * rng.TO_UNIT!r})"
         if inline and len(composite) > 1:  # the branches need the index
