@@ -48,7 +48,25 @@ def build_parser() -> argparse.ArgumentParser:
     _wildcard_args(lint)
 
     sub.add_parser("demo", help="prompts from the bundled wildcards and genre templates")
+
+    library = sub.add_parser("library", help="the LoRA library: scan a folder, show one LoRA")
+    lib_sub = library.add_subparsers(dest="library_command", required=True, parser_class=_Parser)
+    scan = lib_sub.add_parser("scan", help="every LoRA in a folder with what is known and what is wrong")
+    scan.add_argument("dir", metavar="DIR")
+    _library_args(scan)
+    scan.add_argument("--format", choices=("jsonl", "table"), default="table")
+    scan.add_argument("--summary", action="store_true", help="counts by family, category and warning")
+    scan.add_argument("--hash", action="store_true", help="compute missing full-file SHA-256s (slow)")
+    show = lib_sub.add_parser("show", help="one LoRA in full (by name, alias or relative path)")
+    show.add_argument("name", metavar="NAME")
+    show.add_argument("--dir", required=True, metavar="DIR", help="the LoRA folder")
+    _library_args(show)
     return parser
+
+
+def _library_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cache", metavar="FILE", help="a cache file (SQLite): later scans only stat files")
+    p.add_argument("--skip-hidden", action="store_true", help="skip folders whose names start with '.'")
 
 
 def _wildcard_args(p: argparse.ArgumentParser) -> None:
@@ -74,6 +92,10 @@ def main(argv: Optional[Sequence[str]] = None, out: TextIO = sys.stdout, err: Te
             return _count(args, out)
         if args.command == "lint":
             return _lint(args, out)
+        if args.command == "library":
+            from .library_cli import run_library
+
+            return run_library(args, out)
         return _demo(out)
     except OrchestratorError as exc:
         err.write(exc.one_line() + "\n")

@@ -1,0 +1,74 @@
+"""The safetensors header: 8-byte little-endian length N, then N bytes of JSON. Nothing else is read."""
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Tuple
+
+MAX_HEADER_BYTES = 64 * 1024 * 1024
+PICKLE_MAGIC = b"\x80"
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+class HeaderError(Exception):
+    """The header cannot be read; `not_safetensors` tells a pickle or zip file apart from a broken one."""
+
+    def __init__(self, message: str, not_safetensors: bool = False) -> None:
+        super().__init__(message)
+        self.not_safetensors = not_safetensors
+
+
+@dataclass(frozen=True)
+class Header:
+    metadata: Dict[str, str] = field(default_factory=dict)
+    keys: Tuple[str, ...] = ()  # tensor names, for telling the architecture
+    data_offset: int = 0  # where the tensor bytes start: 8 + N
+
+
+def read_header(path: str, size: Optional[int] = None) -> Header:
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+        if not head:
+            raise HeaderError("empty file (0 bytes)")
+        if head.startswith(ZIP_MAGIC):
+            raise HeaderError("a zip file, not safetensors (a renamed .ckpt?)", not_safetensors=True)
+        if head.startswith(PICKLE_MAGIC):
+            raise HeaderError("a pickle file, not safetensors (a renamed .pt/.ckpt?)", not_safetensors=True)
+        if len(head) < 8:
+            raise HeaderError(f"file too short for a header ({len(head)} bytes)")
+        (length,) = struct.unpack("<Q", head)
+        if size is None:
+            fh.seek(0, 2)
+            size = fh.tell()
+            fh.seek(8)
+        if length > MAX_HEADER_BYTES:
+            raise HeaderError(f"header length {length:,} is over the {MAX_HEADER_BYTES:,}-byte cap")
+        if 8 + length > size:
+            raise HeaderError(f"header length {length:,} runs past the end of the {size:,}-byte file")
+        raw = fh.read(length)
+    return parse_header(raw)
+
+
+def parse_header(raw: bytes) -> Header:
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise HeaderError(f"header is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise HeaderError("header JSON is not an object")
+    meta = data.pop("__metadata__", None)
+    metadata = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()} \
+        if isinstance(meta, dict) else {}
+    return Header(metadata, tuple(data), 8 + len(raw))
+
+
+def json_value(metadata: Dict[str, str], key: str) -> object:
+    """A header value that holds JSON (kohya stores nested data as JSON strings); None if it does not."""
+    text = metadata.get(key)
+    if not text or text[0] not in "{[":
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None

@@ -1,0 +1,33 @@
+"""What can be wrong with a LoRA or a file beside it: a code and where it was found."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict
+
+CORRUPT_HEADER = "corrupt_header"
+CORRUPT_SIDECAR = "corrupt_sidecar"
+STALE_SIDECAR = "stale_sidecar"
+STEM_COLLISION = "stem_collision"
+ALIAS_COLLISION = "alias_collision"
+DUPLICATE = "duplicate"
+EXCLUDED_ARCHITECTURE = "excluded_architecture"
+NOT_SAFETENSORS = "not_safetensors"
+PARTIAL_DOWNLOAD = "partial_download"
+BROKEN_PREVIEW = "broken_preview"
+
+CODES = (CORRUPT_HEADER, CORRUPT_SIDECAR, STALE_SIDECAR, STEM_COLLISION, ALIAS_COLLISION, DUPLICATE,
+         EXCLUDED_ARCHITECTURE, NOT_SAFETENSORS, PARTIAL_DOWNLOAD, BROKEN_PREVIEW)
+
+
+@dataclass(frozen=True)
+class Problem:
+    code: str
+    file: str  # relative path of the file at fault
+    message: str
+
+    def to_dict(self) -> Dict[str, str]:
+        return {"code": self.code, "file": self.file, "message": self.message}
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, str]) -> "Problem":
+        return cls(data["code"], data["file"], data["message"])

@@ -1,0 +1,66 @@
+"""One LoRA (or one file that looks like a model and is reported) as the library knows it."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Tuple
+
+from .problems import Problem
+
+
+@dataclass(frozen=True)
+class LoraRecord:
+    path: str  # relative to the library folder, `/` separators
+    name: str  # the stem: what `<lora:NAME:w>` needs
+    is_lora: bool = True
+    alias: Optional[str] = None  # ss_output_name, which Forge may also accept
+    base_model: str = "Unknown"
+    base_model_source: str = "none"
+    family: str = "unknown"
+    excluded: bool = False
+    category: str = "other"
+    category_source: str = "none"
+    trigger_words: Tuple[str, ...] = ()  # alternatives: inject one, never all
+    trigger_source: Optional[str] = None
+    suggested_tags: Tuple[str, ...] = ()
+    preferred_weight: Optional[float] = None
+    weight_source: Optional[str] = None
+    negative_text: str = ""
+    description: str = ""
+    sha256: Optional[str] = None
+    tensor_hash: Optional[str] = None
+    duplicate_group: Optional[str] = None
+    preview: Optional[str] = None
+    size: int = 0
+    civitai_model_id: Optional[int] = None
+    civitai_version_id: Optional[int] = None
+    problems: Tuple[Problem, ...] = ()
+
+    @property
+    def warnings(self) -> Tuple[str, ...]:
+        return tuple(sorted({p.code for p in self.problems}))
+
+    def to_dict(self) -> Dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["trigger_words"] = list(self.trigger_words)
+        out["suggested_tags"] = list(self.suggested_tags)
+        out["warnings"] = list(self.warnings)
+        out["problems"] = [p.to_dict() for p in self.problems]
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> "LoraRecord":
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> "LoraRecord":
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["trigger_words"] = tuple(values.get("trigger_words", ()))
+        values["suggested_tags"] = tuple(values.get("suggested_tags", ()))
+        values["problems"] = tuple(Problem.from_dict(p) for p in values.get("problems", ()))
+        return cls(**values)
