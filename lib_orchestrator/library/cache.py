@@ -23,12 +23,14 @@ class RecordCache:
         self.db: Optional[sqlite3.Connection] = None
         try:
             self.db = self._open()
-        except sqlite3.DatabaseError:
+        except sqlite3.DatabaseError:  # damaged: start again
             self._discard()
             try:
                 self.db = self._open()
-            except sqlite3.Error:
-                self.db = None  # unusable (read-only folder, …): scan without a cache
+            except (sqlite3.Error, OSError):
+                self.db = None
+        except (sqlite3.Error, OSError):
+            self.db = None  # unusable (read-only folder, a file in the way, …): scan without a cache
 
     def _open(self) -> sqlite3.Connection:
         folder = os.path.dirname(os.path.abspath(self.path))
