@@ -213,19 +213,13 @@ def _between_files(records: List[LoraRecord]) -> List[LoraRecord]:
     """Problems no single file shows: shared stems, shared aliases, the same LoRA twice."""
     by_stem: Dict[str, List[int]] = defaultdict(list)
     names: Dict[str, List[int]] = defaultdict(list)  # lower-cased stems and aliases, for alias clashes
-    by_hash: Dict[str, List[int]] = defaultdict(list)
     for i, r in enumerate(records):
-        if not r.is_lora:
-            continue
-        by_stem[r.name].append(i)
-        names[r.name.lower()].append(i)
-        if r.alias and r.alias != r.name:
-            names[r.alias.lower()].append(i)
-        key = r.tensor_hash or r.sha256
-        if key:
-            by_hash[key].append(i)
+        if r.is_lora:
+            by_stem[r.name].append(i)
+            names[r.name.lower()].append(i)
+            if r.alias and r.alias != r.name:
+                names[r.alias.lower()].append(i)
     extra: Dict[int, List[Problem]] = defaultdict(list)
-    group: Dict[int, str] = {}
     for stem, idx in by_stem.items():
         if len(idx) > 1:
             winner = records[idx[-1]].path
@@ -238,14 +232,51 @@ def _between_files(records: List[LoraRecord]) -> List[LoraRecord]:
             if others:
                 extra[i].append(Problem(ALIAS_COLLISION, r.path,
                                         f"alias '{r.alias}' is also {records[others[0]].path}; Forge refuses it"))
-    for key, idx in by_hash.items():
-        if len(idx) > 1:
-            for i in idx:
-                group[i] = key
-                others = ", ".join(records[j].path for j in idx if j != i)
-                extra[i].append(Problem(DUPLICATE, records[i].path, f"the same LoRA as {others}"))
+    group = _duplicate_groups(records)
+    members: Dict[str, List[int]] = defaultdict(list)
+    for i, key in group.items():
+        members[key].append(i)
+    for idx in members.values():
+        for i in idx:
+            others = ", ".join(records[j].path for j in idx if j != i)
+            extra[i].append(Problem(DUPLICATE, records[i].path, f"the same LoRA as {others}"))
     out = []
     for i, r in enumerate(records):
         base = tuple(p for p in r.problems if p.code not in _CROSS_CODES)
         out.append(replace(r, problems=base + tuple(extra.get(i, ())), duplicate_group=group.get(i)))
+    return out
+
+
+def _duplicate_groups(records: List[LoraRecord]) -> Dict[int, str]:
+    """Index -> group id for LoRAs that share a tensor hash or a full hash (either joins them). The id is
+    the group's smallest tensor hash, else its smallest full hash."""
+    parent = list(range(len(records)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: Dict[str, int] = {}
+    for i, r in enumerate(records):
+        if not r.is_lora:
+            continue
+        for key in ("t" + r.tensor_hash if r.tensor_hash else "", "s" + r.sha256 if r.sha256 else ""):
+            if key:
+                if key in first:
+                    parent[root(i)] = root(first[key])
+                else:
+                    first[key] = i
+    clusters: Dict[int, List[int]] = defaultdict(list)
+    for i, r in enumerate(records):
+        if r.is_lora and (r.tensor_hash or r.sha256):
+            clusters[root(i)].append(i)
+    out: Dict[int, str] = {}
+    for idx in clusters.values():
+        if len(idx) > 1:
+            tensor = sorted(records[i].tensor_hash for i in idx if records[i].tensor_hash)
+            key = tensor[0] if tensor else sorted(records[i].sha256 for i in idx if records[i].sha256)[0]
+            for i in idx:
+                out[i] = key  # type: ignore[assignment]
     return out
