@@ -58,9 +58,11 @@ class LoraRecord:
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "LoraRecord":
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
+        values = {k: v for k, v in data.items() if k in _FIELDS}
         values["trigger_words"] = tuple(values.get("trigger_words", ()))
         values["suggested_tags"] = tuple(values.get("suggested_tags", ()))
         values["problems"] = tuple(Problem.from_dict(p) for p in values.get("problems", ()))
         return cls(**values)
+
+
+_FIELDS = frozenset(f.name for f in dataclasses.fields(LoraRecord))

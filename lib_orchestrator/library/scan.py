@@ -11,7 +11,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 from .cache import RecordCache
 from .hashing import file_sha256
 from .header import HeaderError, read_header
-from .previews import find_preview, image_problem
+from .previews import PREVIEW_EXTENSIONS, find_preview, image_problem
 from .problems import (
     ALIAS_COLLISION,
     BROKEN_PREVIEW,
@@ -32,6 +32,7 @@ PARTIAL_SUFFIXES = (".part", ".tmp", ".crdownload", ".download")
 OTHER_MODEL_EXTENSIONS = (".gguf", ".zip", ".bin", ".pth", ".onnx")
 SIDECAR_SUFFIXES = (".civitai.info", ".json", ".metadata.json", ".cm-info.json", ".txt", ".description.txt")
 _CROSS_CODES = {STEM_COLLISION, ALIAS_COLLISION, DUPLICATE}
+IMAGE_SUFFIXES = tuple("." + ext for ext in PREVIEW_EXTENSIONS)
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ def _find(root: str, include_hidden: bool) -> Iterator[_Found]:
 
 def _in_folder(root: str, parts: Tuple[str, ...], files: Dict[str, os.DirEntry]) -> Iterator[_Found]:
     lower = {name.lower(): name for name in files}
+    has_images = any(name.endswith(IMAGE_SUFFIXES) for name in lower)
     prefix = "/".join(parts) + "/" if parts else ""
     for name, entry in files.items():
         low = name.lower()
@@ -147,7 +149,7 @@ def _in_folder(root: str, parts: Tuple[str, ...], files: Dict[str, os.DirEntry])
                 if side is not None:
                     sidecars[suffix] = side.path
                     stamp.append(suffix + _stat_stamp(side))
-            preview_name = find_preview(stem, lower)
+            preview_name = find_preview(stem, lower) if has_images else None
             if preview_name is not None:
                 preview = files[preview_name].path
                 stamp.append(preview_name + _stat_stamp(files[preview_name]))
@@ -238,12 +240,15 @@ def _between_files(records: List[LoraRecord]) -> List[LoraRecord]:
         members[key].append(i)
     for idx in members.values():
         for i in idx:
-            others = ", ".join(records[j].path for j in idx if j != i)
-            extra[i].append(Problem(DUPLICATE, records[i].path, f"the same LoRA as {others}"))
+            others = [records[j].path for j in idx[:4] if j != i][:3]
+            more = f" and {len(idx) - 1 - len(others)} more" if len(idx) - 1 > len(others) else ""
+            extra[i].append(Problem(DUPLICATE, records[i].path, f"the same LoRA as {', '.join(others)}{more}"))
     out = []
     for i, r in enumerate(records):
-        base = tuple(p for p in r.problems if p.code not in _CROSS_CODES)
-        out.append(replace(r, problems=base + tuple(extra.get(i, ())), duplicate_group=group.get(i)))
+        if i in extra or i in group or r.duplicate_group is not None:
+            base = tuple(p for p in r.problems if p.code not in _CROSS_CODES)
+            r = replace(r, problems=base + tuple(extra.get(i, ())), duplicate_group=group.get(i))
+        out.append(r)
     return out
 
 
