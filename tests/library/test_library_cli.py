@@ -1,0 +1,69 @@
+"""`python -m lib_orchestrator library scan|show`: the public contract of the LoRA library CLI."""
+from __future__ import annotations
+
+import io
+import json
+
+from lib_orchestrator.cli import main
+
+from .test_cache import safetensors
+
+REQUIRED = {"path", "name", "alias", "base_model", "base_model_source", "family", "category", "trigger_words",
+            "preferred_weight", "sha256", "tensor_hash", "preview", "warnings"}
+
+
+def run(*argv):
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def small_library(tmp_path):
+    root = tmp_path / "Lora"
+    safetensors(root / "style" / "Water Color.safetensors",
+                {"ss_base_model_version": "sdxl_base_v1-0", "modelspec.trigger_phrase": "wtrclr"})
+    safetensors(root / "Pony" / "other" / "Water Color.safetensors", {"ss_output_name": "wc2"}, keys=("te.alpha",))
+    (root / "style" / "Water Color.json").write_text('{"preferred weight": 0.7, "negative text": "blurry"}')
+    (root / "dl.safetensors.part").write_bytes(b"partial")
+    return root
+
+
+def test_scan_jsonl_has_the_contract_fields(tmp_path):
+    root = small_library(tmp_path)
+    code, out, _ = run("library", "scan", str(root), "--format", "jsonl")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and len(rows) == 3
+    assert all(REQUIRED <= set(row) for row in rows)
+    by_path = {row["path"]: row for row in rows}
+    water = by_path["style/Water Color.safetensors"]
+    assert (water["name"], water["base_model"], water["family"], water["category"]) == \
+        ("Water Color", "SDXL 1.0", "sdxl", "style")
+    assert water["trigger_words"] == ["wtrclr"] and water["preferred_weight"] == 0.7
+    assert water["warnings"] == ["stem_collision"]
+    pony = by_path["Pony/other/Water Color.safetensors"]
+    assert (pony["base_model"], pony["base_model_source"]) == ("Pony", "folder")
+    assert by_path["dl.safetensors.part"]["warnings"] == ["partial_download"]
+    assert by_path["dl.safetensors.part"]["is_lora"] is False
+
+
+def test_scan_table_and_summary(tmp_path):
+    code, out, _ = run("library", "scan", str(small_library(tmp_path)), "--summary")
+    assert code == 0 and out.startswith("NAME")
+    assert "2 LoRAs, 1 other files reported" in out
+    assert "by warning: stem_collision 2, partial_download 1" in out
+
+
+def test_show_by_name_alias_or_path(tmp_path):
+    root = small_library(tmp_path)
+    code, out, _ = run("library", "show", "wc2", "--dir", str(root))
+    assert code == 0 and json.loads(out)["path"] == "Pony/other/Water Color.safetensors"
+    code, out, err = run("library", "show", "nope", "--dir", str(root))
+    assert code == 2 and "no LoRA named 'nope'" in err
+
+
+def test_cache_option_and_missing_folder(tmp_path):
+    root = small_library(tmp_path)
+    cache = tmp_path / "c.sqlite"
+    assert run("library", "scan", str(root), "--cache", str(cache))[0] == 0 and cache.exists()
+    code, _, err = run("library", "scan", str(tmp_path / "nowhere"))
+    assert code == 2 and err.startswith(f"{tmp_path / 'nowhere'}: error: ")
