@@ -29,25 +29,34 @@ class Header:
 def read_header(path: str, size: Optional[int] = None) -> Header:
     with open(path, "rb") as fh:
         head = fh.read(8)
-        if not head:
-            raise HeaderError("empty file (0 bytes)")
-        if head.startswith(ZIP_MAGIC):
-            raise HeaderError("a zip file, not safetensors (a renamed .ckpt?)", not_safetensors=True)
-        if head.startswith(PICKLE_MAGIC):
-            raise HeaderError("a pickle file, not safetensors (a renamed .pt/.ckpt?)", not_safetensors=True)
-        if len(head) < 8:
-            raise HeaderError(f"file too short for a header ({len(head)} bytes)")
-        (length,) = struct.unpack("<Q", head)
-        if size is None:
-            fh.seek(0, 2)
-            size = fh.tell()
-            fh.seek(8)
-        if length > MAX_HEADER_BYTES:
-            raise HeaderError(f"header length {length:,} is over the {MAX_HEADER_BYTES:,}-byte cap")
-        if 8 + length > size:
-            raise HeaderError(f"header length {length:,} runs past the end of the {size:,}-byte file")
-        raw = fh.read(length)
-    return parse_header(raw)
+        try:
+            return _read(fh, head, size)
+        except HeaderError:
+            # Only a file that is not a valid safetensors can be a renamed pickle or zip: a valid
+            # header length may well start with the byte 0x80.
+            if head.startswith(ZIP_MAGIC):
+                raise HeaderError("a zip file, not safetensors (a renamed .ckpt?)", not_safetensors=True) from None
+            if head[:1] == PICKLE_MAGIC and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+                raise HeaderError("a pickle file, not safetensors (a renamed .pt/.ckpt?)",
+                                  not_safetensors=True) from None
+            raise
+
+
+def _read(fh, head: bytes, size: Optional[int]) -> Header:  # type: ignore[no-untyped-def]
+    if not head:
+        raise HeaderError("empty file (0 bytes)")
+    if len(head) < 8:
+        raise HeaderError(f"file too short for a header ({len(head)} bytes)")
+    (length,) = struct.unpack("<Q", head)
+    if size is None:
+        fh.seek(0, 2)
+        size = fh.tell()
+        fh.seek(8)
+    if length > MAX_HEADER_BYTES:
+        raise HeaderError(f"header length {length:,} is over the {MAX_HEADER_BYTES:,}-byte cap")
+    if 8 + length > size:
+        raise HeaderError(f"header length {length:,} runs past the end of the {size:,}-byte file")
+    return parse_header(fh.read(length))
 
 
 def parse_header(raw: bytes) -> Header:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 _TRAILING_COMMA = re.compile(r",(\s*[}\]])")
+_CIVITAI_KEYS = ("modelId", "baseModel", "trainedWords", "modelVersions", "files")
 USER_KEYS = ("activation text", "preferred weight", "sd version", "negative text", "description", "notes")
 
 
@@ -126,8 +127,9 @@ def civitai_facts(obj: Dict[str, Any]) -> Optional[CivitaiFacts]:
 
 
 def user_facts(obj: Dict[str, Any]) -> Optional[UserFacts]:
-    """Forge/A1111 user metadata; None when the file is some other JSON (no user-metadata key)."""
-    if not any(key in obj for key in USER_KEYS):
+    """Forge/A1111 user metadata; None when the file is some other JSON: no user-metadata key, or a raw
+    Civitai object saved under the generic `<stem>.json` name (it has a `description` too)."""
+    if not any(key in obj for key in USER_KEYS) or any(key in obj for key in _CIVITAI_KEYS):
         return None
     return UserFacts(
         activation_text=_text(obj.get("activation text")),

@@ -56,6 +56,16 @@ def test_defects_raise_header_error(tmp_path, content, fragment, not_safetensors
     assert info.value.not_safetensors is not_safetensors
 
 
+def test_a_valid_header_whose_length_starts_with_0x80_is_not_mistaken_for_a_pickle(tmp_path):
+    header = {"__metadata__": {"pad": "x" * (0x280 - 40)}}
+    raw = json.dumps(header).encode()
+    raw += b" " * (0x280 - len(raw))
+    path = tmp_path / "p.safetensors"
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw)
+    assert path.read_bytes()[:2] == b"\x80\x02"
+    assert read_header(str(path)).metadata["pad"].startswith("xxx")
+
+
 def test_truncated_tensor_data_still_has_a_readable_header(tmp_path):
     path = write(tmp_path / "t.safetensors", {"__metadata__": {"a": "b"}, "k": {"dtype": "F16", "shape": [100],
                                                                                "data_offsets": [0, 200]}}, data=b"")

@@ -68,6 +68,7 @@ def test_user_metadata_and_foreign_json():
     assert (facts.activation_text, facts.preferred_weight, facts.sd_version, facts.negative_text) == \
         ("a || b", "0.8", "SDXL", "blurry")
     assert user_facts(NEW_ERA) is None  # a raw Civitai object saved as <stem>.json
+    assert user_facts({**NEW_ERA, "description": "<p>from Civitai</p>"}) is None
 
 
 def test_lora_manager_and_stability_matrix():

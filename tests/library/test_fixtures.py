@@ -1,0 +1,305 @@
+"""The synthetic LoRA library generator itself: tests/library_fixtures.py (generate)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import struct
+from collections import Counter
+from pathlib import Path
+from typing import Dict, List, Set, Tuple
+
+import pytest
+
+from tests.library_fixtures import generate
+
+REPO = Path(__file__).resolve().parents[2]
+CONTRACT = (REPO / "docs" / "lora-library.md").read_text(encoding="utf-8")
+
+# Written out here (not imported) so that the generator is checked against the contract's words.
+WARNING_CODES = {"partial_download", "not_safetensors", "corrupt_sidecar", "corrupt_header", "excluded_architecture",
+                 "broken_preview", "stale_sidecar", "stem_collision", "alias_collision", "duplicate"}
+BASE_SOURCES = {"civitai", "user_json", "header", "tensor_keys", "folder", "none"}
+CATEGORIES = {"style", "character", "concept", "clothing", "pose", "background", "detailer", "slider", "other"}
+CATEGORY_SOURCES = {"folder", "tags", "name", "none"}
+TRIGGER_SOURCES = {"user_json", "civitai", "modelspec", "dataset", None}
+WEIGHT_SOURCES = {"user_json", "usage_tips", "modelspec", None}
+FAMILIES = {"sd1", "sd2", "sdxl", "flux", "sd3", "video", "unknown"}
+BASES = {"SD 1.5", "Pony", "Illustrious", "SDXL 1.0", "NoobAI", "Flux.1 D", "Flux.1 S", "SD 2.1", "SD 3.5",
+         "SDXL Lightning", "Wan Video", "Hunyuan Video", "Chroma"}
+FIELDS = {"path", "name", "is_lora", "alias", "base_model", "base_model_source", "family", "category",
+          "category_source", "trigger_words", "trigger_source", "preferred_weight", "weight_source", "negative_text",
+          "sha256", "true_sha256", "tensor_hash", "true_tensor_hash", "duplicate_group", "preview", "warnings",
+          "excluded"}
+LORA_EXTS = (".safetensors", ".pt", ".ckpt")
+LISTED_EXTS = LORA_EXTS + (".part", ".tmp", ".crdownload", ".download", ".gguf", ".zip", ".bin", ".pth", ".onnx")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Tuple[Path, dict]:
+    root = tmp_path_factory.mktemp("tiny")
+    return root, generate(root, "tiny", seed=0)
+
+
+def by_path(manifest: dict) -> Dict[str, dict]:
+    return {e["path"]: e for e in manifest["entries"]}
+
+
+def loras(manifest: dict) -> List[dict]:
+    return [e for e in manifest["entries"] if e["is_lora"]]
+
+
+def tree_snapshot(lib: Path) -> List[Tuple[str, str, int]]:
+    """(path, sha256, mtime) of every file and link under lib, without following links."""
+    rows = []
+    for folder, dirs, files in os.walk(lib):
+        for name in sorted(dirs + files):
+            path = Path(folder) / name
+            if path.is_symlink():
+                rows.append((str(path.relative_to(lib)), "-> " + os.readlink(path), 0))
+            elif path.is_file():
+                rows.append((str(path.relative_to(lib)), hashlib.sha256(path.read_bytes()).hexdigest(),
+                             int(path.stat().st_mtime)))
+    return sorted(rows)
+
+
+def listed_files(lib: Path) -> List[str]:
+    """The files §1 lists: recursive, following symlinked folders, never re-entering a folder that is
+    being walked (so a symlink loop stops). Paths relative to lib with "/" separators."""
+    found: List[str] = []
+
+    def walk(folder: Path, rel: str, active: Set[str]) -> None:
+        real = os.path.realpath(folder)
+        if real in active:
+            return
+        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+            child_rel = f"{rel}/{entry.name}" if rel else entry.name
+            if entry.is_dir(follow_symlinks=True):
+                walk(Path(entry.path), child_rel, active | {real})
+            elif entry.is_file(follow_symlinks=True) and entry.name.lower().endswith(LISTED_EXTS):
+                found.append(child_rel)
+
+    walk(lib, "", set())
+    return found
+
+
+# -- the manifest ---------------------------------------------------------------------------------
+
+def test_manifest_is_written_outside_the_tree_and_equals_the_return_value(tiny):
+    root, manifest = tiny
+    assert json.loads((root / "manifest.json").read_text(encoding="utf-8")) == manifest
+    assert manifest["root"] == "Lora"
+    assert not list((root / "Lora").rglob("manifest.json"))
+
+
+def test_tiny_has_60_to_120_loras(tiny):
+    assert 60 <= len(loras(tiny[1])) <= 120
+
+
+def test_every_entry_has_the_fields_and_sorted_warnings(tiny):
+    for e in tiny[1]["entries"]:
+        assert FIELDS <= set(e), e["path"]
+        assert e["warnings"] == sorted(set(e["warnings"])), e["path"]
+        assert set(e["warnings"]) <= WARNING_CODES, e["path"]
+        assert "\\" not in e["path"] and not e["path"].startswith("/")
+        assert e["excluded"] == ("excluded_architecture" in e["warnings"])
+
+
+def test_the_warning_codes_listed_here_are_the_contracts():
+    for code in WARNING_CODES:
+        assert f"`{code}`" in CONTRACT, code
+
+
+@pytest.mark.parametrize("field, values", [
+    ("warnings", WARNING_CODES), ("base_model_source", BASE_SOURCES), ("category", CATEGORIES),
+    ("category_source", CATEGORY_SOURCES), ("trigger_source", TRIGGER_SOURCES), ("weight_source", WEIGHT_SOURCES),
+    ("family", FAMILIES),
+])
+def test_tiny_covers_every_value(tiny, field, values):
+    seen = Counter()
+    for e in loras(tiny[1]) if field != "warnings" else tiny[1]["entries"]:
+        seen.update(e[field] if field == "warnings" else [e[field]])
+    assert values <= set(seen), values - set(seen)
+
+
+def test_tiny_covers_the_base_model_mix(tiny):
+    seen = {e["base_model"] for e in loras(tiny[1])}
+    assert BASES <= seen, BASES - seen
+
+
+def test_entries_are_in_natural_order(tiny):
+    def key(path: str) -> list:
+        return [int(p) if i % 2 else p.lower() for i, p in enumerate(re.split(r"([0-9]+)", path))]
+    paths = [e["path"] for e in tiny[1]["entries"]]
+    assert paths == sorted(paths, key=lambda p: (key(p), p))
+
+
+# -- the tree ---------------------------------------------------------------------------------------
+
+def test_manifest_lists_exactly_the_files_the_listing_rules_find(tiny):
+    root, manifest = tiny
+    listed = listed_files(root / "Lora")
+    assert len(listed) == len(set(listed))
+    assert sorted(listed) == sorted(e["path"] for e in manifest["entries"])
+
+
+def test_symlinked_folder_is_listed_once_and_the_loop_not_at_all(tiny):
+    root, manifest = tiny
+    lib = root / "Lora"
+    assert (lib / "linked").is_symlink()
+    assert os.path.realpath(lib / "linked") == str((root / "elsewhere" / "loras").resolve())
+    assert os.path.realpath(lib / "concept" / "lighting" / "loop") == str((lib / "concept").resolve())
+    paths = [e["path"] for e in manifest["entries"]]
+    assert any(p.startswith("linked/") for p in paths)
+    assert not any("/loop/" in p for p in paths)
+    assert not any("not_in_library" in p for p in paths)
+
+
+def test_tree_has_the_special_folders_and_names(tiny):
+    root, manifest = tiny
+    lib = root / "Lora"
+    assert (lib / "empty").is_dir() and not list((lib / "empty").iterdir())
+    paths = [e["path"] for e in manifest["entries"]]
+    for needle in (".hidden/", "_unsorted/", "_SDXL_1_0/", "VTuber (JP)/", " ", "[", "&", "__", "胡桃", "🏴"):
+        assert any(needle in p for p in paths), needle
+    stems = [e["name"] for e in loras(manifest)]
+    assert len({s.lower() for s in stems}) < len(set(stems))  # case-only differences exist
+
+
+def test_mtimes_spread_over_years(tiny):
+    years = {int(s[2]) // (365 * 86_400) for s in tree_snapshot(tiny[0] / "Lora") if s[2]}
+    assert len(years) >= 3
+
+
+# -- hashes -------------------------------------------------------------------------------------------
+
+def test_true_sha256_is_the_hash_of_the_file(tiny):
+    root, manifest = tiny
+    for e in manifest["entries"]:
+        data = (root / "Lora" / e["path"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == e["true_sha256"], e["path"]
+
+
+def test_true_tensor_hash_is_the_hash_of_the_bytes_after_the_header(tiny):
+    root, manifest = tiny
+    checked = 0
+    for e in manifest["entries"]:
+        data = (root / "Lora" / e["path"]).read_bytes()
+        if e["true_tensor_hash"] is None:
+            continue
+        (n,) = struct.unpack("<Q", data[:8])
+        assert isinstance(json.loads(data[8:8 + n]), dict), e["path"]
+        assert hashlib.sha256(data[8 + n:]).hexdigest() == e["true_tensor_hash"], e["path"]
+        checked += 1
+    assert checked > 50
+
+
+def test_every_readable_safetensors_has_a_true_tensor_hash(tiny):
+    for e in loras(tiny[1]):
+        readable = e["path"].lower().endswith(".safetensors") and not {"corrupt_header", "not_safetensors"} & set(
+            e["warnings"])
+        assert (e["true_tensor_hash"] is not None) == readable, e["path"]
+
+
+def test_header_tensor_hashes_are_true_except_for_the_truncated_file(tiny):
+    wrong = [e["path"] for e in loras(tiny[1]) if e["tensor_hash"] and e["tensor_hash"] != e["true_tensor_hash"]]
+    assert wrong == ["_unsorted/truncated_download.safetensors"]
+
+
+def test_known_sha256_is_true_except_for_the_small_resave(tiny):
+    # A header edit under 1 KiB keeps the copied .civitai.info within the size tolerance: by the rules
+    # its SHA256 (the original file's) is reported, although it is not this file's.
+    wrong = [e["path"] for e in loras(tiny[1]) if e["sha256"] and e["sha256"] != e["true_sha256"]]
+    assert wrong == ["SDXL/tifa_sdxl_swarm.safetensors"]
+
+
+def test_duplicates_share_a_known_hash(tiny):
+    groups: Dict[str, List[dict]] = {}
+    for e in loras(tiny[1]):
+        assert ("duplicate" in e["warnings"]) == (e["duplicate_group"] is not None), e["path"]
+        if e["duplicate_group"]:
+            groups.setdefault(e["duplicate_group"], []).append(e)
+    assert len(groups) >= 3 and all(len(g) >= 2 for g in groups.values())
+    assert any(g[0]["true_sha256"] != g[1]["true_sha256"] for g in groups.values())  # same tensors, new header
+    ai_toolkit = [e for e in loras(tiny[1]) if e["path"].startswith("background/") and e["family"] == "flux"]
+    assert len(ai_toolkit) >= 2 and all(e["tensor_hash"] is None for e in ai_toolkit)  # e3b0… is no hash
+
+
+def test_previews_exist_and_have_image_magic(tiny):
+    root, manifest = tiny
+    magic = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
+    previews = [e["preview"] for e in manifest["entries"] if e["preview"]]
+    assert len(previews) > 20
+    for rel in previews:
+        data = (root / "Lora" / rel).read_bytes()
+        assert data.startswith(magic) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP"), rel
+
+
+# -- a few contract cases, spelled out ----------------------------------------------------------------
+
+@pytest.mark.parametrize("path, expected", [
+    ("character/anime/sousou no frieren/Frieren IL v2.safetensors",
+     {"base_model": "Illustrious", "base_model_source": "civitai", "alias": "frieren_illustrious_v2"}),
+    ("character/game/2B (NieR) __ v3.safetensors", {"base_model": "SDXL 1.0", "base_model_source": "user_json"}),
+    ("character/original/oc_aria.safetensors", {"base_model": "SDXL 1.0", "base_model_source": "header"}),
+    ("Illustrious/NoobAI/broken_header_noob.safetensors",
+     {"base_model": "NoobAI", "base_model_source": "folder", "warnings": ["corrupt_header"]}),
+    ("_Other/wan_motion_lora.safetensors",
+     {"base_model": "Wan Video", "base_model_source": "tensor_keys", "family": "video", "excluded": True}),
+    ("_unsorted/truncated_download.safetensors", {"warnings": []}),
+    ("SD15/zip_renamed.safetensors", {"is_lora": True, "warnings": ["not_safetensors"]}),
+    ("slider/age_slider_v2.safetensors", {"preferred_weight": -2.0, "weight_source": "user_json"}),
+    ("character/anime/sousou no frieren/fern_v1.safetensors",
+     {"trigger_words": ["fern, purple hair, long hair", "fern, black robe", "(fern:1.2)"],
+      "trigger_source": "user_json", "preferred_weight": 0.7, "weight_source": "usage_tips"}),
+    ("Pony/add_detail.safetensors", {"warnings": ["stem_collision"], "duplicate_group": None}),
+])
+def test_contract_cases(tiny, path, expected):
+    entry = by_path(tiny[1])[path]
+    assert {k: entry[k] for k in expected} == expected
+
+
+def test_partial_downloads_and_other_model_files_are_not_loras(tiny):
+    others = [e for e in tiny[1]["entries"] if not e["is_lora"]]
+    codes = Counter(c for e in others for c in e["warnings"])
+    assert codes == {"partial_download": 4, "not_safetensors": 3}
+
+
+# -- determinism and sizes -------------------------------------------------------------------------------
+
+def test_same_seed_gives_the_same_library(tiny, tmp_path):
+    root, manifest = tiny
+    again = generate(tmp_path, "tiny", seed=0)
+    assert again == manifest
+    assert tree_snapshot(tmp_path / "Lora") == tree_snapshot(root / "Lora")
+
+
+def test_another_seed_gives_another_library(tiny, tmp_path):
+    other = generate(tmp_path, "tiny", seed=1)
+    assert [e["true_sha256"] for e in other["entries"]] != [e["true_sha256"] for e in tiny[1]["entries"]]
+
+
+def test_a_number_gives_that_many_loras_with_every_warning(tmp_path):
+    manifest = generate(tmp_path, 2000, seed=3)
+    assert len(loras(manifest)) == 2000
+    assert len(manifest["entries"]) == 2007  # plus 4 partial downloads and 3 other model files
+    assert WARNING_CODES <= {c for e in manifest["entries"] for c in e["warnings"]}
+    assert len(listed_files(tmp_path / "Lora")) == 2007
+
+
+def test_small_numbers_give_only_the_random_mix(tmp_path):
+    manifest = generate(tmp_path, 25, seed=0)
+    assert len(manifest["entries"]) == len(loras(manifest)) == 25
+
+
+@pytest.mark.parametrize("size", ["huge", 0, -5, True, 2.5])
+def test_bad_size_is_refused(tmp_path, size):
+    with pytest.raises(ValueError):
+        generate(tmp_path, size)
+
+
+def test_existing_library_is_not_overwritten(tmp_path):
+    (tmp_path / "Lora").mkdir()
+    with pytest.raises(FileExistsError):
+        generate(tmp_path)
