@@ -94,8 +94,8 @@ def main() -> None:
     print(f"{'peak RSS, cold scan of ' + format(int(count), ',') + ' files':<48} {int(rss_kb) / 1024:>9.0f} MB "
           f"{'≤ 200 MB':>10}")
     print(f"{'naive full-hash scan, same generated files':<48} {naive:>10.2f} s   (×{naive / cold.seconds:.1f})")
-    print(f"{'naive scan at ' + format(args.lora_mb, '.0f') + ' MB a LoRA (hashing ' + format(rate / 2**20, '.0f') + ' MB/s)':<48} "
-          f"{extrapolated:>10.0f} s   (×{extrapolated / cold.seconds:,.0f} the cold scan)")
+    label = f"naive scan at {args.lora_mb:.0f} MB a LoRA (hashing {rate / 2**20:.0f} MB/s)"
+    print(f"{label:<48} {extrapolated:>10.0f} s   (×{extrapolated / cold.seconds:,.0f} the cold scan)")
 
 
 if __name__ == "__main__":
