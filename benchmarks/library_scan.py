@@ -23,11 +23,18 @@ sys.path.insert(0, str(ROOT))
 from lib_orchestrator.library import scan_library  # noqa: E402
 from tests.library_fixtures import generate  # noqa: E402
 
+# Peak RSS of a fresh process. VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork+exec, so a
+# child of this (large) process would report our peak, not its own.
 RSS_PROBE = """
 import resource, sys
 from lib_orchestrator.library import scan_library
 result = scan_library(sys.argv[1], sys.argv[2])
-print(len(result.records), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+try:
+    with open("/proc/self/status") as fh:
+        peak_kb = next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
+except OSError:
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(len(result.records), peak_kb)
 """
 
 

@@ -11,7 +11,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 from .cache import RecordCache
 from .hashing import file_sha256
 from .header import HeaderError, read_header
-from .previews import PREVIEW_EXTENSIONS, find_preview, image_problem
+from .previews import PreviewIndex, image_problem
 from .problems import (
     ALIAS_COLLISION,
     BROKEN_PREVIEW,
@@ -32,7 +32,6 @@ PARTIAL_SUFFIXES = (".part", ".tmp", ".crdownload", ".download")
 OTHER_MODEL_EXTENSIONS = (".gguf", ".zip", ".bin", ".pth", ".onnx")
 SIDECAR_SUFFIXES = (".civitai.info", ".json", ".metadata.json", ".cm-info.json", ".txt", ".description.txt")
 _CROSS_CODES = {STEM_COLLISION, ALIAS_COLLISION, DUPLICATE}
-IMAGE_SUFFIXES = tuple("." + ext for ext in PREVIEW_EXTENSIONS)
 
 
 @dataclass(frozen=True)
@@ -126,8 +125,7 @@ def _find(root: str, include_hidden: bool) -> Iterator[_Found]:
 
 
 def _in_folder(root: str, parts: Tuple[str, ...], files: Dict[str, os.DirEntry]) -> Iterator[_Found]:
-    lower = {name.lower(): name for name in files}
-    has_images = any(name.endswith(IMAGE_SUFFIXES) for name in lower)
+    previews = PreviewIndex(files)
     prefix = "/".join(parts) + "/" if parts else ""
     for name, entry in files.items():
         low = name.lower()
@@ -149,7 +147,7 @@ def _in_folder(root: str, parts: Tuple[str, ...], files: Dict[str, os.DirEntry])
                 if side is not None:
                     sidecars[suffix] = side.path
                     stamp.append(suffix + _stat_stamp(side))
-            preview_name = find_preview(stem, lower) if has_images else None
+            preview_name = previews.find(stem) if previews else None
             if preview_name is not None:
                 preview = files[preview_name].path
                 stamp.append(preview_name + _stat_stamp(files[preview_name]))

@@ -70,3 +70,18 @@ def test_truncated_tensor_data_still_has_a_readable_header(tmp_path):
     path = write(tmp_path / "t.safetensors", {"__metadata__": {"a": "b"}, "k": {"dtype": "F16", "shape": [100],
                                                                                "data_offsets": [0, 200]}}, data=b"")
     assert read_header(path).metadata == {"a": "b"}
+
+
+def test_preview_lookup_follows_forges_order_then_ignores_case():
+    from lib_orchestrator.library.previews import find_preview
+
+    def names(*files):
+        return {f.lower(): f for f in files}
+
+    assert find_preview("a", names("a.preview.png", "a.png", "a.jpg")) == "a.png"
+    assert find_preview("a", names("a.preview.png", "a.jpg")) == "a.preview.png"
+    assert find_preview("a", names("a.webp", "a.preview.jpeg")) == "a.preview.jpeg"
+    assert find_preview("a", names("A.PNG")) == "A.PNG"
+    assert find_preview("a", names("a.PNG", "a.jpg")) == "a.jpg"  # exact spelling first
+    assert find_preview("a.preview", names("a.preview.png")) == "a.preview.png"
+    assert find_preview("a", names("a.example.0.jpeg", "ab.png")) is None
