@@ -49,14 +49,25 @@ class Combinator:
         self.cyclical = cyclical
         self.state = rng.image_state(seed)
         self.visits: Dict[int, int] = {}
+        self._counts: Dict[Tuple[int, Tuple[Any, ...]], int] = {}
 
     # -- counting ------------------------------------------------------------------------------
     def count(self, node: AnyNode, scope: Optional[Scope] = None) -> int:
         return self._count(node, scope or {})
 
     def _count(self, node: AnyNode, scope: Scope) -> int:
+        """Memoised on the node and the variables in sight: nested variables would otherwise make
+        counting exponential (`${b=${a}${a}}${c=${b}${b}}…`)."""
         if isinstance(node, Text):
             return 1
+        key = (id(node), tuple(sorted((k, v[0], id(v[1]) if v[0] == "lazy" else v[1])
+                                      for k, v in scope.items() if not k.startswith("#"))))
+        found = self._counts.get(key)
+        if found is None:
+            found = self._counts[key] = self._count_uncached(node, scope)
+        return found
+
+    def _count_uncached(self, node: AnyNode, scope: Scope) -> int:
         if _nonfinite(node):
             return 1
         if isinstance(node, Seq):
