@@ -12,7 +12,7 @@ from typing import Dict, Iterable, Optional, Tuple
 
 from .record import LoraRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: records carry Civitai tags
 
 Stamp = str  # an opaque text: equal stamps mean nothing changed
 

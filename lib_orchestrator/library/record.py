@@ -23,7 +23,8 @@ class LoraRecord:
     category_source: str = "none"
     trigger_words: Tuple[str, ...] = ()  # alternatives: inject one, never all
     trigger_source: Optional[str] = None
-    suggested_tags: Tuple[str, ...] = ()
+    suggested_tags: Tuple[str, ...] = ()  # the most frequent training tags
+    tags: Tuple[str, ...] = ()  # Civitai's tags for the model
     preferred_weight: Optional[float] = None
     weight_source: Optional[str] = None
     negative_text: str = ""
@@ -45,6 +46,7 @@ class LoraRecord:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["trigger_words"] = list(self.trigger_words)
         out["suggested_tags"] = list(self.suggested_tags)
+        out["tags"] = list(self.tags)
         out["warnings"] = list(self.warnings)
         out["problems"] = [p.to_dict() for p in self.problems]
         return out
@@ -61,6 +63,7 @@ class LoraRecord:
         values = {k: v for k, v in data.items() if k in _FIELDS}
         values["trigger_words"] = tuple(values.get("trigger_words", ()))
         values["suggested_tags"] = tuple(values.get("suggested_tags", ()))
+        values["tags"] = tuple(values.get("tags", ()))
         values["problems"] = tuple(Problem.from_dict(p) for p in values.get("problems", ()))
         return cls(**values)
 

@@ -68,7 +68,7 @@ def resolve(path: str, name: str, size: int, header: Optional[Header], side: Sid
         path=path, name=name, is_lora=True, alias=alias,
         base_model=base, base_model_source=base_source, family=family, excluded=excluded,
         category=category, category_source=category_source,
-        trigger_words=triggers, trigger_source=trigger_source, suggested_tags=_top_tags(meta),
+        trigger_words=triggers, trigger_source=trigger_source, suggested_tags=_top_tags(meta), tags=tuple(tags),
         preferred_weight=weight, weight_source=weight_source,
         negative_text=side.user.negative_text if side.user else "",
         description=(side.user.description if side.user and side.user.description else side.description),
