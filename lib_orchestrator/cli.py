@@ -49,6 +49,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("demo", help="prompts from the bundled wildcards and genre templates")
 
+    comp = sub.add_parser("compose", help="prompts with LoRAs picked from a library for a checkpoint")
+    comp.add_argument("template", nargs="?", help="the template text")
+    comp.add_argument("--template-file", metavar="F")
+    _wildcard_args(comp)
+    comp.add_argument("--loras", required=True, metavar="DIR", help="the LoRA folder")
+    comp.add_argument("--family", required=True, choices=("sd1", "sd2", "sdxl", "flux", "sd3"),
+                      help="the checkpoint's architecture")
+    comp.add_argument("--base-model", metavar="NAME", help="the checkpoint's base model, e.g. Illustrious or Pony")
+    comp.add_argument("--rules", metavar="FILE", help="a YAML rules file (defaults need none)")
+    comp.add_argument("--negative", default="", metavar="TEXT", help="the negative prompt to start from")
+    comp.add_argument("--cache", metavar="FILE", help="a library cache file (SQLite)")
+    comp.add_argument("--count", type=_non_negative, default=1, metavar="N")
+    comp.add_argument("--seed", type=int, metavar="S", help="seed of the first image (default: random)")
+    comp.add_argument("--format", choices=("text", "jsonl"), default="text")
+
     library = sub.add_parser("library", help="the LoRA library: scan a folder, show one LoRA")
     lib_sub = library.add_subparsers(dest="library_command", required=True, parser_class=_Parser)
     scan = lib_sub.add_parser("scan", help="every LoRA in a folder with what is known and what is wrong")
@@ -92,6 +107,10 @@ def main(argv: Optional[Sequence[str]] = None, out: TextIO = sys.stdout, err: Te
             return _count(args, out)
         if args.command == "lint":
             return _lint(args, out)
+        if args.command == "compose":
+            from .compose_cli import run_compose
+
+            return run_compose(args, out, err)
         if args.command == "library":
             from .library_cli import run_library
 

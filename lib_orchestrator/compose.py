@@ -1,0 +1,88 @@
+"""The composer: a base prompt and LoRA picks become the final positive and negative prompts, recorded
+with everything needed to explain and reproduce them."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from .selection import LoraIndex, Rules, pick_loras
+from .selection.pick import Pick
+from .selection.text import normalise_tag, prompt_tags
+
+
+@dataclass(frozen=True)
+class ComposedPrompt:
+    template: str
+    seed: int
+    base_prompt: str  # after wildcards, before LoRAs
+    prompt: str  # with <lora:…> tags and activation text
+    negative_prompt: str
+    loras: Tuple[Pick, ...]
+    warnings: Tuple[str, ...] = ()
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "seed": self.seed, "template": self.template, "base_prompt": self.base_prompt, "prompt": self.prompt,
+            "negative_prompt": self.negative_prompt,
+            "loras": [{"name": p.name, "path": p.record.path if p.record else None, "weight": p.weight,
+                       "category": p.category, "score": p.score, "matched": list(p.matched), "reason": p.reason,
+                       "activation": p.activation if p.reason != "user" else None} for p in self.loras],
+            "warnings": list(self.warnings),
+        }
+
+
+def compose(template: str, base_prompt: str, seed: int, index: LoraIndex, rules: Rules, family: str,
+            base_model: str, negative: str = "") -> ComposedPrompt:
+    selection = pick_loras(index, base_prompt, seed, rules, family, base_model)
+    prompt, negative_prompt, picks = apply_picks(base_prompt, negative, selection.picks)
+    return ComposedPrompt(template, seed, base_prompt, prompt, negative_prompt, picks, selection.warnings)
+
+
+def apply_picks(prompt: str, negative: str, picks: Sequence[Pick]) -> Tuple[str, str, Tuple[Pick, ...]]:
+    """Activation text once per LoRA (after the tag that named it, else at the end), `<lora:NAME:W>`
+    tags at the end (the user's own stay where they are), LoRA negative text into the negative prompt."""
+    out = prompt.strip()
+    kept: List[Pick] = []
+    for pick in picks:
+        if pick.reason == "user":
+            kept.append(pick)
+            continue
+        activation = pick.activation
+        if activation and already_said(out, activation):
+            activation = None
+        if activation:
+            out = _insert_after(out, pick.phrase, activation)
+        kept.append(Pick(**{**pick.__dict__, "activation": activation}))
+    tags = " ".join(f"<lora:{p.name}:{_weight_text(p.weight)}>" for p in kept if p.reason != "user")
+    if tags:
+        out = f"{out} {tags}" if out else tags
+    negatives = [negative.strip()] if negative.strip() else []
+    for pick in kept:
+        text = pick.negative.strip()
+        if text and normalise_tag(text) not in {normalise_tag(n) for n in negatives}:
+            negatives.append(text)
+    return out, ", ".join(negatives), tuple(kept)
+
+
+def already_said(prompt: str, alternative: str) -> bool:
+    """The prompt already holds this trigger alternative, or its first tag, as whole words."""
+    text = " , ".join(prompt_tags(prompt))
+    for phrase in (" , ".join(prompt_tags(alternative)), normalise_tag(alternative.split(",")[0])):
+        if phrase and re.search(rf"(?<![\w]){re.escape(phrase)}(?![\w])", text):
+            return True
+    return False
+
+
+def _insert_after(prompt: str, phrase: Optional[str], text: str) -> str:
+    if phrase:
+        parts = prompt.split(",")
+        for k, part in enumerate(parts):
+            if normalise_tag(part) == phrase:
+                parts.insert(k + 1, " " + text)
+                return ",".join(parts)
+    return f"{prompt}, {text}" if prompt else text
+
+
+def _weight_text(weight: float) -> str:
+    return f"{weight:g}"

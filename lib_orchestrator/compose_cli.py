@@ -1,0 +1,41 @@
+"""`python -m lib_orchestrator compose …`: wildcards, then LoRA picks, then the composed prompts."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import TextIO
+
+from .compose import compose
+from .errors import Location, OrchestratorError
+from .library import family_of, scan_library
+from .library.base_models import normalise
+from .selection import LoraIndex, Rules, load_rules
+from .selection.index import checkpoint_base
+
+
+def run_compose(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .cli import _engine, _template
+
+    template, source = _template(args)
+    if not os.path.isdir(args.loras):
+        raise OrchestratorError("LoRA folder does not exist", Location(args.loras, 0, 0), "check --loras")
+    base = normalise(args.base_model) if args.base_model else checkpoint_base(args.family, None)
+    if family_of(base) != args.family:
+        raise OrchestratorError(f"base model {base!r} is not of the {args.family} family",
+                                hint="give a --base-model of that family, or leave it out")
+    rules = load_rules(args.rules) if args.rules else Rules()
+    engine = _engine(args)
+    index = LoraIndex(scan_library(args.loras, args.cache).records)
+    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
+    for k, base_prompt in enumerate(engine.texts(template, "random", seed, args.count, source)):
+        composed = compose(template, base_prompt, seed + k, index, rules, args.family, base, args.negative)
+        if args.format == "jsonl":
+            out.write(json.dumps(composed.to_dict(), ensure_ascii=False) + "\n")
+        else:
+            out.write(composed.prompt + "\n")
+        for warning in composed.warnings:
+            err.write(f"seed {seed + k}: warning: {warning}\n")
+    for note in engine.warnings:
+        err.write(note + "\n")
+    return 0

@@ -1,0 +1,133 @@
+"""What each LoRA can be matched on, indexed once per library so a prompt is scored in microseconds.
+
+Scoring is BM25-flavoured keyword matching: each matched term adds its inverse document frequency
+times the weight of the field it came from. A trigger phrase that appears whole as a prompt tag is a
+`phrase` match and counts most. The scorer is an interface (`Scorer`), so an embedding scorer can
+replace it later.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Dict, Iterable, List, Optional, Protocol, Tuple
+
+from ..library import LoraRecord, compatibility, family_of
+from .text import normalise_tag, prompt_tags, words
+
+# How much a term counts by where the LoRA has it.
+FIELD_WEIGHTS = {"trigger": 3.0, "tag": 2.0, "name": 2.0, "training": 1.0, "description": 0.3}
+PHRASE_WEIGHT = 8.0
+MAX_PHRASE_OWNERS = 3
+
+
+@dataclass(frozen=True)
+class Match:
+    score: float
+    terms: Tuple[str, ...]  # what matched, for the explanation
+    phrase: Optional[str] = None  # a trigger phrase the prompt contains whole
+
+
+class Scorer(Protocol):
+    def score(self, prompt: str) -> Dict[int, Match]:
+        """LoRA index -> match, for the LoRAs that match the prompt at all."""
+
+
+class LoraIndex:
+    """The LoRAs that can be picked (one per duplicate group), and a keyword scorer over them."""
+
+    def __init__(self, records: Iterable[LoraRecord]) -> None:
+        self.records: List[LoraRecord] = []
+        seen_groups = set()
+        for r in records:
+            if not r.is_lora or r.excluded or r.family == "unknown":
+                continue
+            if r.duplicate_group:
+                if r.duplicate_group in seen_groups:
+                    continue  # at most one of a duplicate group, the first in library order
+                seen_groups.add(r.duplicate_group)
+            self.records.append(r)
+        self.by_name: Dict[str, int] = {}
+        for i, r in enumerate(self.records):
+            self.by_name.setdefault(r.name.lower(), i)
+            if r.alias:
+                self.by_name.setdefault(r.alias.lower(), i)
+        self._build_terms()
+        self._compat: Dict[Tuple[str, str], List[float]] = {}
+        self._pools: Dict[Tuple[str, str], Dict[str, List[int]]] = {}
+
+    def _build_terms(self) -> None:
+        postings: Dict[str, Dict[int, float]] = defaultdict(dict)
+        phrases: Dict[str, List[int]] = defaultdict(list)
+        for i, r in enumerate(self.records):
+            fields: List[Tuple[str, Iterable[str]]] = [
+                ("trigger", (w for phrase in r.trigger_words for w in words(phrase))),
+                ("tag", (w for t in r.tags for w in words(t))),
+                ("name", words(r.name) + (words(r.alias) if r.alias else [])),
+                ("training", (w for t in r.suggested_tags for w in words(t))),
+                ("description", words(r.description[:2000])),
+            ]
+            for field, terms in fields:
+                weight = FIELD_WEIGHTS[field]
+                for term in terms:
+                    if postings[term].get(i, 0.0) < weight:
+                        postings[term][i] = weight
+            for phrase in r.trigger_words:
+                # The whole alternative, and its first tag (`frieren` of `frieren, elf, white hair`).
+                for tag in {normalise_tag(phrase), normalise_tag(phrase.split(",")[0])}:
+                    if tag and i not in phrases[tag]:
+                        phrases[tag].append(i)
+        n = max(len(self.records), 1)
+        # idf, damped: a term every LoRA has counts for little, a rare one for a lot.
+        self._postings = {t: (math.log(1 + n / len(p)), p) for t, p in postings.items()}
+        # A phrase many LoRAs share (`score_9`) names none of them.
+        self._phrases = {t: owners for t, owners in phrases.items() if len(owners) <= MAX_PHRASE_OWNERS}
+
+    def score(self, prompt: str) -> Dict[int, Match]:
+        tags = prompt_tags(prompt)
+        found: Dict[int, Tuple[float, List[str], Optional[str]]] = {}
+        for term in dict.fromkeys(w for tag in tags for w in words(tag)):
+            entry = self._postings.get(term)
+            if entry is None:
+                continue
+            idf, posting = entry
+            for i, weight in posting.items():
+                score, terms, phrase = found.get(i, (0.0, [], None))
+                terms.append(term)
+                found[i] = (score + idf * weight, terms, phrase)
+        for tag in tags:
+            for i in self._phrases.get(tag, ()):
+                score, terms, phrase = found.get(i, (0.0, [], None))
+                found[i] = (score + PHRASE_WEIGHT, terms, phrase or tag)
+        return {i: Match(s, tuple(t), p) for i, (s, t, p) in found.items()}
+
+    def compatible(self, family: str, base_model: str) -> List[float]:
+        """Per LoRA: 0 when it cannot load on the checkpoint, else its lineage score."""
+        key = (family, base_model)
+        scores = self._compat.get(key)
+        if scores is None:
+            scores = [compatibility(r.base_model, base_model) if family_of(base_model) == family else 0.0
+                      for r in self.records]
+            self._compat[key] = scores
+        return scores
+
+
+    def pool(self, family: str, base_model: str, category: str) -> List[int]:
+        """The LoRAs of a category that load on the checkpoint, for fallback draws."""
+        pools = self._pools.get((family, base_model))
+        if pools is None:
+            compat = self.compatible(family, base_model)
+            pools = defaultdict(list)
+            for i, r in enumerate(self.records):
+                if compat[i] > 0:
+                    pools[r.category].append(i)
+            self._pools[(family, base_model)] = pools
+        return pools.get(category, [])
+
+
+def checkpoint_base(family: str, base_model: Optional[str]) -> str:
+    """The checkpoint's base model: the one given, else the plain one of its family."""
+    if base_model:
+        return base_model
+    return {"sd1": "SD 1.5", "sd2": "SD 2.1", "sdxl": "SDXL 1.0", "flux": "Flux.1 D", "sd3": "SD 3.5"}.get(
+        family, "Unknown")

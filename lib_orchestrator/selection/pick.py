@@ -1,0 +1,229 @@
+"""Picking LoRAs for one image: seeded, within the rules, each pick with its reason.
+
+Order of business: LoRAs the user wrote, pinned ones, LoRAs whose trigger the prompt names, category
+minimums, then matches by weighted chance (temperature), a fallback when nothing matched, and a
+detailer by chance. Every draw comes from one `random.Random` seeded by the image seed, and only its
+`random()` is used, whose sequence Python keeps stable across versions.
+"""
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Set, Tuple
+
+from ..library import LoraRecord
+from .index import LoraIndex, Match
+from .rules import Rules
+from .text import user_loras
+
+REASONS = ("user", "pinned", "trigger", "match", "fallback", "detailer")
+
+
+@dataclass(frozen=True)
+class Pick:
+    name: str  # what goes in <lora:NAME:W>
+    weight: float
+    category: str
+    reason: str
+    score: float = 0.0
+    matched: Tuple[str, ...] = ()
+    phrase: Optional[str] = None  # the prompt tag that named it, where its activation text goes
+    activation: Optional[str] = None  # the one trigger alternative to add, if the prompt lacks it
+    negative: str = ""
+    record: Optional[LoraRecord] = None  # None for a user's tag naming no known LoRA
+
+
+@dataclass(frozen=True)
+class Selection:
+    picks: Tuple[Pick, ...]
+    warnings: Tuple[str, ...]
+
+
+def pick_loras(index: LoraIndex, prompt: str, seed: int, rules: Rules, family: str, base_model: str) -> Selection:
+    rng = random.Random((seed & 0xFFFFFFFFFFFFFFFF) ^ 0x4C4F5241)  # "LORA": apart from the wildcard stream
+    compat = index.compatible(family, base_model)
+    state = _State(index, rules, compat, {n.lower() for n in rules.blocked}, family, base_model)
+    warnings: List[str] = []
+
+    for name, weight_text in user_loras(prompt):
+        i = index.by_name.get(name.lower())
+        record = index.records[i] if i is not None else None
+        state.add(i, Pick(name, _parse_weight(weight_text), record.category if record else "other", "user",
+                          record=record), force=True)
+    for name in rules.pinned:
+        i = index.by_name.get(name.lower())
+        if i is None:
+            warnings.append(f"pinned LoRA '{name}' is not in the library")
+        elif compat[i] <= 0:
+            warnings.append(f"pinned LoRA '{name}' does not load on a {base_model} checkpoint")
+        elif i not in state.taken:
+            state.add(i, state.pick(i, "pinned", None, rng), force=True)
+
+    total = rules.min_total + int(rng.random() * (rules.max_total - rules.min_total + 1))
+    scored = {i: m for i, m in index.score(prompt).items() if compat[i] > 0}
+    best = max((m.score * compat[i] for i, m in scored.items()), default=0.0)
+    floor = max(rules.min_score, rules.min_relative_score * best)
+    matches = {i: m for i, m in scored.items() if m.score * compat[i] >= floor}
+
+    named: Set[str] = set()  # one LoRA per phrase: the best (a character's Pony and IL versions)
+    for i, m in sorted(((i, m) for i, m in matches.items() if m.phrase),
+                       key=lambda im: (-im[1].score * compat[im[0]], im[0])):
+        if m.phrase not in named and state.allowed(i):
+            named.add(m.phrase)  # type: ignore[arg-type]
+            state.add(i, state.pick(i, "trigger", m, rng))
+    matches = {i: m for i, m in matches.items() if i in state.taken or m.phrase not in named}
+
+    for category, rule in rules.categories.items():
+        while state.per_category[category] < rule.min and len(state.picks) < rules.max_total:
+            pool = [i for i in matches if index.records[i].category == category and state.allowed(i)]
+            if pool:
+                i = _weighted(pool, matches, compat, rules.temperature, rng)
+                state.add(i, state.pick(i, "match", matches[i], rng))
+                continue
+            i = state.draw(state.pool(category), rng)
+            if i is None:
+                break
+            state.add(i, state.pick(i, "fallback", None, rng))
+
+    while len(state.picks) < total:
+        pool = [i for i in matches if state.allowed(i)]
+        if not pool:
+            break
+        i = _weighted(pool, matches, compat, rules.temperature, rng)
+        state.add(i, state.pick(i, "match", matches[i], rng))
+
+    # Nothing matched: fill from the pool. Something matched: only make up the minimum.
+    if rules.fallback:
+        while len(state.picks) < (total if not matches else rules.min_total):
+            i = state.fallback(rng)
+            if i is None:
+                break
+            state.add(i, state.pick(i, "fallback", None, rng))
+
+    if rng.random() < rules.detailer_probability and state.per_category["detailer"] == 0 \
+            and len(state.picks) < rules.max_total:
+        pool = [i for i in matches if index.records[i].category == "detailer" and state.allowed(i)]
+        if pool:
+            i = _weighted(pool, matches, compat, rules.temperature, rng)
+        else:
+            i = state.draw(state.pool("detailer"), rng)
+        if i is not None:
+            state.add(i, state.pick(i, "detailer", matches.get(i), rng))
+
+    for p in state.picks:
+        if p.record is not None and any(w.code == "stem_collision" for w in p.record.problems):
+            warnings.append(f"<lora:{p.name}> is ambiguous: several files are named '{p.name}'")
+    return Selection(tuple(state.picks), tuple(warnings))
+
+
+class _State:
+    def __init__(self, index: LoraIndex, rules: Rules, compat: Sequence[float], blocked: Set[str],
+                 family: str, base_model: str) -> None:
+        self.index, self.rules, self.compat, self.blocked = index, rules, compat, blocked
+        self.family, self.base_model = family, base_model
+        self.picks: List[Pick] = []
+        self.taken: Set[int] = set()
+        self.per_category: Counter = Counter()
+        self.per_group: Counter = Counter()
+
+    def groups_of(self, record: Optional[LoraRecord], category: str) -> List[int]:
+        names = {category} | ({record.name.lower()} if record else set())
+        return [g for g, group in enumerate(self.rules.conflicts) if names & {x.lower() for x in group}]
+
+    def allowed(self, i: int) -> bool:
+        record = self.index.records[i]
+        if i in self.taken or self.compat[i] <= 0 or record.name.lower() in self.blocked:
+            return False
+        if len(self.picks) >= self.rules.max_total:
+            return False
+        if self.per_category[record.category] >= self.rules.category(record.category).max:
+            return False
+        return all(self.per_group[g] == 0 for g in self.groups_of(record, record.category))
+
+    def add(self, i: Optional[int], pick: Pick, force: bool = False) -> None:
+        self.picks.append(pick)
+        if i is not None:
+            self.taken.add(i)
+        self.per_category[pick.category] += 1
+        for g in self.groups_of(pick.record, pick.category):
+            self.per_group[g] += 1
+
+    def pool(self, category: str) -> List[int]:
+        return self.index.pool(self.family, self.base_model, category)
+
+    def draw(self, pool: List[int], rng: random.Random) -> Optional[int]:
+        """A uniformly drawn allowed member of a (possibly large) pool: a few blind draws first, since
+        nearly all are allowed, then a scan."""
+        for _ in range(8):
+            if not pool:
+                return None
+            i = pool[int(rng.random() * len(pool))]
+            if self.allowed(i):
+                return i
+        allowed = [i for i in pool if self.allowed(i)]
+        return allowed[int(rng.random() * len(allowed))] if allowed else None
+
+    def fallback(self, rng: random.Random) -> Optional[int]:
+        """A compatible LoRA from a category drawn by the categories' weights."""
+        choices = [(rule.weight, category) for category, rule in self.rules.categories.items()
+                   if rule.weight > 0 and self.pool(category) and self.per_category[category] < rule.max]
+        while choices:
+            k = _by_weight([w for w, _ in choices], rng)
+            i = self.draw(self.pool(choices[k][1]), rng)
+            if i is not None:
+                return i
+            del choices[k]  # nothing allowed there (a conflict group): try the other categories
+        return None
+
+    def pick(self, i: int, reason: str, match: Optional[Match], rng: random.Random) -> Pick:
+        record = self.index.records[i]
+        rule = self.rules.category(record.category)
+        if record.preferred_weight:
+            weight = record.preferred_weight
+        elif rule.weight_range:
+            lo, hi = rule.weight_range
+            weight = lo + rng.random() * (hi - lo)
+        else:
+            weight = rule.lora_weight
+        if self.rules.jitter:
+            weight += (rng.random() * 2 - 1) * self.rules.jitter
+        return Pick(record.name, round(weight, 2), record.category, reason,
+                    score=round(match.score * self.compat[i], 3) if match else 0.0,
+                    matched=match.terms if match else (), phrase=match.phrase if match else None,
+                    activation=_activation(record, rng), negative=record.negative_text, record=record)
+
+
+def _activation(record: LoraRecord, rng: random.Random) -> Optional[str]:
+    """One trigger alternative, drawn; the composer drops it if the prompt already says it."""
+    if not record.trigger_words:
+        return None
+    return record.trigger_words[int(rng.random() * len(record.trigger_words))]
+
+
+def _weighted(pool: List[int], matches: Dict[int, Match], compat: Sequence[float], temperature: float,
+              rng: random.Random) -> int:
+    """Temperature 0: the best; higher: flatter. Weights are (score / best) ** (1 / temperature)."""
+    scores = [matches[i].score * compat[i] for i in pool]
+    best = max(scores)
+    if temperature <= 0:
+        return pool[scores.index(best)]
+    return pool[_by_weight([(s / best) ** (1.0 / temperature) for s in scores], rng)]
+
+
+def _by_weight(weights: Sequence[float], rng: random.Random) -> int:
+    """An index drawn in proportion to the weights."""
+    target = rng.random() * sum(weights)
+    for k, w in enumerate(weights):
+        target -= w
+        if target < 0:
+            return k
+    return len(weights) - 1
+
+
+def _parse_weight(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return 1.0
+

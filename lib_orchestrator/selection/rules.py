@@ -1,0 +1,196 @@
+"""The rules LoRA picking follows: sensible defaults, or a YAML file checked with clear errors."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Dict, Optional, Tuple
+
+from ..errors import Location, OrchestratorError
+from ..library.categories import CATEGORIES
+
+
+class RulesError(OrchestratorError):
+    """A rules file that cannot be used."""
+
+
+@dataclass(frozen=True)
+class CategoryRule:
+    min: int = 0
+    max: int = 2
+    weight: float = 1.0  # how likely a fallback pick comes from this category
+    lora_weight: float = 0.8  # the LoRA weight when the LoRA has no preferred weight
+    weight_range: Optional[Tuple[float, float]] = None  # sliders: a weight drawn from this range
+
+
+DEFAULT_CATEGORIES: Dict[str, CategoryRule] = {
+    "style": CategoryRule(max=1, weight=3.0, lora_weight=0.8),
+    "character": CategoryRule(max=2, weight=3.0, lora_weight=0.9),
+    "concept": CategoryRule(max=2, weight=2.0, lora_weight=0.7),
+    "clothing": CategoryRule(max=2, weight=1.5, lora_weight=0.7),
+    "pose": CategoryRule(max=1, weight=1.0, lora_weight=0.7),
+    "background": CategoryRule(max=1, weight=1.0, lora_weight=0.6),
+    "detailer": CategoryRule(max=1, weight=0.5, lora_weight=0.5),
+    "slider": CategoryRule(max=1, weight=0.3, lora_weight=1.0, weight_range=(-1.0, 1.0)),
+    "other": CategoryRule(max=2, weight=1.0, lora_weight=0.8),
+}
+
+
+@dataclass(frozen=True)
+class Rules:
+    min_total: int = 1
+    max_total: int = 6
+    temperature: float = 0.25  # 0: the best match only; large: uniform among matches
+    min_score: float = 2.0  # a match below this is no match
+    min_relative_score: float = 0.25  # nor is one below this share of the best match
+    fallback: bool = True  # nothing matched: pick from the compatible pool by category weights
+    detailer_probability: float = 0.3
+    jitter: float = 0.0  # each weight moves by up to ± this
+    categories: Dict[str, CategoryRule] = field(default_factory=lambda: dict(DEFAULT_CATEGORIES))
+    conflicts: Tuple[Tuple[str, ...], ...] = (("style",),)  # at most one LoRA from each group
+    pinned: Tuple[str, ...] = ()
+    blocked: Tuple[str, ...] = ()
+
+    def category(self, name: str) -> CategoryRule:
+        return self.categories.get(name, self.categories.get("other", CategoryRule()))
+
+
+# -- loading ----------------------------------------------------------------------------------------
+_TOP = {"count", "temperature", "min_score", "min_relative_score", "fallback", "detailer", "jitter", "categories", "conflicts",
+        "pinned", "blocked"}
+_CATEGORY_KEYS = {"min", "max", "weight", "lora_weight", "weight_range"}
+
+
+def load_rules(path: str) -> Rules:
+    """Rules from a YAML file; anything wrong raises RulesError with file, line and column."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8-sig") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise RulesError(f"cannot read rules file: {exc.strerror}", Location(path, 0, 0)) from None
+    try:
+        node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = Location(path, mark.line + 1, mark.column + 1) if mark else Location(path, 1, 1)
+        raise RulesError(f"invalid YAML: {getattr(exc, 'problem', None) or exc}", where,
+                         "fix the YAML syntax") from None
+    if node is None:
+        return Rules()
+    return _Reader(path).rules(node)
+
+
+class _Reader:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def fail(self, node: Any, message: str, hint: str = "") -> RulesError:
+        mark = node.start_mark
+        return RulesError(message, Location(self.path, mark.line + 1, mark.column + 1), hint)
+
+    def mapping(self, node: Any, allowed: set, what: str) -> Dict[str, Any]:
+        import yaml
+
+        if not isinstance(node, yaml.MappingNode):
+            raise self.fail(node, f"{what} must be a mapping")
+        out = {}
+        for key, value in node.value:
+            if key.value not in allowed:
+                raise self.fail(key, f"unknown key {key.value!r} in {what}",
+                                f"known keys: {', '.join(sorted(allowed))}")
+            out[key.value] = value
+        return out
+
+    def number(self, node: Any, what: str, lo: float = float("-inf"), hi: float = float("inf")) -> float:
+        try:
+            value = float(node.value)
+        except (TypeError, ValueError, AttributeError):
+            raise self.fail(node, f"{what} must be a number") from None
+        if not lo <= value <= hi:
+            raise self.fail(node, f"{what} must be between {lo:g} and {hi:g}, not {value:g}")
+        return value
+
+    def integer(self, node: Any, what: str, lo: int = 0, hi: int = 100) -> int:
+        value = self.number(node, what, lo, hi)
+        if value != int(value):
+            raise self.fail(node, f"{what} must be a whole number")
+        return int(value)
+
+    def names(self, node: Any, what: str) -> Tuple[str, ...]:
+        import yaml
+
+        if not isinstance(node, yaml.SequenceNode) or not all(isinstance(n, yaml.ScalarNode) for n in node.value):
+            raise self.fail(node, f"{what} must be a list of names")
+        return tuple(str(n.value) for n in node.value)
+
+    def rules(self, node: Any) -> Rules:
+        import yaml
+
+        top = self.mapping(node, _TOP, "the rules")
+        rules = Rules()
+        if "count" in top:
+            count = self.mapping(top["count"], {"min", "max"}, "count")
+            lo = self.integer(count["min"], "count.min") if "min" in count else rules.min_total
+            hi = self.integer(count["max"], "count.max", 0, 20) if "max" in count else rules.max_total
+            if lo > hi:
+                raise self.fail(top["count"], f"count.min ({lo}) is above count.max ({hi})")
+            rules = replace(rules, min_total=lo, max_total=hi)
+        if "temperature" in top:
+            rules = replace(rules, temperature=self.number(top["temperature"], "temperature", 0, 1000))
+        if "min_score" in top:
+            rules = replace(rules, min_score=self.number(top["min_score"], "min_score", 0))
+        if "min_relative_score" in top:
+            rules = replace(rules, min_relative_score=self.number(top["min_relative_score"], "min_relative_score",
+                                                                  0, 1))
+        if "fallback" in top:
+            if top["fallback"].value not in ("true", "false", "True", "False", "yes", "no"):
+                raise self.fail(top["fallback"], "fallback must be true or false")
+            rules = replace(rules, fallback=top["fallback"].value in ("true", "True", "yes"))
+        if "detailer" in top:
+            detailer = self.mapping(top["detailer"], {"probability"}, "detailer")
+            if "probability" in detailer:
+                rules = replace(rules, detailer_probability=self.number(detailer["probability"],
+                                                                        "detailer.probability", 0, 1))
+        if "jitter" in top:
+            rules = replace(rules, jitter=self.number(top["jitter"], "jitter", 0, 2))
+        if "categories" in top:
+            cats = dict(rules.categories)
+            for key, value in self.mapping(top["categories"], set(CATEGORIES), "categories").items():
+                cats[key] = self.category(value, key, cats.get(key, CategoryRule()))
+            rules = replace(rules, categories=cats)
+        if "conflicts" in top:
+            groups = top["conflicts"]
+            if not isinstance(groups, yaml.SequenceNode):
+                raise self.fail(groups, "conflicts must be a list of groups, e.g. [[style], [pose, concept]]")
+            rules = replace(rules, conflicts=tuple(self.names(g, "a conflict group") for g in groups.value))
+        for key in ("pinned", "blocked"):
+            if key in top:
+                rules = replace(rules, **{key: self.names(top[key], key)})
+        return rules
+
+    def category(self, node: Any, name: str, base: CategoryRule) -> CategoryRule:
+        import yaml
+
+        keys = self.mapping(node, _CATEGORY_KEYS, f"category {name}")
+        rule = base
+        if "min" in keys:
+            rule = replace(rule, min=self.integer(keys["min"], f"{name}.min"))
+        if "max" in keys:
+            rule = replace(rule, max=self.integer(keys["max"], f"{name}.max"))
+        if rule.min > rule.max:
+            raise self.fail(node, f"{name}.min ({rule.min}) is above {name}.max ({rule.max})")
+        if "weight" in keys:
+            rule = replace(rule, weight=self.number(keys["weight"], f"{name}.weight", 0))
+        if "lora_weight" in keys:
+            rule = replace(rule, lora_weight=self.number(keys["lora_weight"], f"{name}.lora_weight", -10, 10))
+        if "weight_range" in keys:
+            wr = keys["weight_range"]
+            if not isinstance(wr, yaml.SequenceNode) or len(wr.value) != 2:
+                raise self.fail(wr, f"{name}.weight_range must be [low, high]")
+            lo = self.number(wr.value[0], f"{name}.weight_range low", -10, 10)
+            hi = self.number(wr.value[1], f"{name}.weight_range high", -10, 10)
+            if lo > hi:
+                raise self.fail(wr, f"{name}.weight_range low ({lo:g}) is above high ({hi:g})")
+            rule = replace(rule, weight_range=(lo, hi))
+        return rule
+
