@@ -54,8 +54,8 @@ class Rules:
 
 
 # -- loading ----------------------------------------------------------------------------------------
-_TOP = {"count", "temperature", "min_score", "min_relative_score", "fallback", "detailer", "jitter", "categories", "conflicts",
-        "pinned", "blocked"}
+_TOP = {"count", "temperature", "min_score", "min_relative_score", "fallback", "detailer", "jitter", "categories",
+        "conflicts", "pinned", "blocked"}
 _CATEGORY_KEYS = {"min", "max", "weight", "lora_weight", "weight_range"}
 
 

@@ -34,7 +34,8 @@ def prompts():
     return texts + ["1girl, frieren, white hair", "watercolor, painterly", "a cat", "", "add detail"]
 
 
-def composed(index, prompts, rules=Rules()):
+def composed(index, prompts, rules=None):
+    rules = rules or Rules()
     for family, base in CHECKPOINTS:
         checkpoint = checkpoint_base(family, base)
         for k, prompt in enumerate(prompts):
