@@ -42,7 +42,8 @@ pinned: [add_detail]
 blocked: [bad_lora]
 """))
     assert (rules.min_total, rules.max_total, rules.temperature, rules.min_score) == (2, 4, 0.0, 3.0)
-    assert (rules.min_relative_score, rules.fallback, rules.detailer_probability, rules.jitter) == (0.5, False, 0.5, 0.05)
+    assert (rules.min_relative_score, rules.fallback) == (0.5, False)
+    assert (rules.detailer_probability, rules.jitter) == (0.5, 0.05)
     assert (rules.category("style").max, rules.category("style").weight, rules.category("style").lora_weight) == \
         (2, 5.0, 0.6)
     assert rules.category("slider").weight_range == (-3.0, -1.0)
