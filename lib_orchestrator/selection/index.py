@@ -19,6 +19,8 @@ from .text import normalise_tag, prompt_tags, words
 FIELD_WEIGHTS = {"trigger": 3.0, "tag": 2.0, "name": 2.0, "training": 1.0, "description": 0.3}
 PHRASE_WEIGHT = 8.0
 MAX_PHRASE_OWNERS = 3
+COMMON_TERM_SHARE = 0.02  # terms in more than this share of the library are not indexed…
+MIN_COMMON_TERM = 50  # …unless they are in this few LoRAs or fewer
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,10 @@ class LoraIndex:
                     if tag and i not in phrases[tag]:
                         phrases[tag].append(i)
         n = max(len(self.records), 1)
-        # idf, damped: a term every LoRA has counts for little, a rare one for a lot.
-        self._postings = {t: (math.log(1 + n / len(p)), p) for t, p in postings.items()}
+        # A term most LoRAs have (`1girl`, `solo`, `recommended`) tells none apart, and would make every
+        # prompt match thousands of LoRAs: such terms are left out. The rest count by damped idf.
+        common = max(MIN_COMMON_TERM, int(n * COMMON_TERM_SHARE))
+        self._postings = {t: (math.log(1 + n / len(p)), p) for t, p in postings.items() if len(p) <= common}
         # A phrase many LoRAs share (`score_9`) names none of them.
         self._phrases = {t: owners for t, owners in phrases.items() if len(owners) <= MAX_PHRASE_OWNERS}
 

@@ -126,18 +126,26 @@ class _State:
         self.taken: Set[int] = set()
         self.per_category: Counter = Counter()
         self.per_group: Counter = Counter()
+        self.category_max = {name: rule.max for name, rule in rules.categories.items()}
+        self.other_max = rules.category("other").max
+        self.groups: Dict[str, List[int]] = {}  # a category or a lower-cased LoRA name -> its conflict groups
+        for g, group in enumerate(rules.conflicts):
+            for member in group:
+                self.groups.setdefault(member.lower(), []).append(g)
 
     def groups_of(self, record: Optional[LoraRecord], category: str) -> List[int]:
-        names = {category} | ({record.name.lower()} if record else set())
-        return [g for g, group in enumerate(self.rules.conflicts) if names & {x.lower() for x in group}]
+        found = self.groups.get(category, [])
+        if record is not None and self.groups:
+            found = found + self.groups.get(record.name.lower(), [])
+        return found
 
     def allowed(self, i: int) -> bool:
+        if i in self.taken or self.compat[i] <= 0 or len(self.picks) >= self.rules.max_total:
+            return False
         record = self.index.records[i]
-        if i in self.taken or self.compat[i] <= 0 or record.name.lower() in self.blocked:
+        if self.per_category[record.category] >= self.category_max.get(record.category, self.other_max):
             return False
-        if len(self.picks) >= self.rules.max_total:
-            return False
-        if self.per_category[record.category] >= self.rules.category(record.category).max:
+        if self.blocked and record.name.lower() in self.blocked:
             return False
         return all(self.per_group[g] == 0 for g in self.groups_of(record, record.category))
 
