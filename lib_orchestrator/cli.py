@@ -11,7 +11,7 @@ from itertools import islice
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Iterator, List, Optional, Sequence, TextIO
 
-from . import BUNDLED_WILDCARDS
+from . import BUNDLED_WILDCARDS, SAMPLE_LORAS
 from .errors import Location, OrchestratorError
 
 EXIT_OK, EXIT_LINT_ERRORS, EXIT_BAD_INPUT = 0, 1, 2
@@ -205,15 +205,26 @@ def _lint(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _demo(out: TextIO) -> int:
+    """Prompts from the bundled genre templates, with LoRAs picked from the bundled sample library."""
+    from .compose import compose
+    from .library import scan_library
+    from .selection import LoraIndex, Rules
     from .wildcards import PromptEngine
 
     engine = PromptEngine([BUNDLED_WILDCARDS])
+    index = LoraIndex(scan_library(SAMPLE_LORAS).records)
     names = [n for n in engine.store.names() if n.startswith("templates/")]
-    out.write(f"Orchestrator demo: bundled wildcards in {BUNDLED_WILDCARDS}\n")
+    out.write(f"Orchestrator demo: bundled wildcards ({BUNDLED_WILDCARDS}) and {len(index.records)} sample LoRAs\n"
+              f"({SAMPLE_LORAS}), composed for an SDXL checkpoint.\n")
     for name in names:
         template = f"__{name}__"
         out.write(f"\n{name}  ({engine.count(template):,} combinations)\n")
-        for p in engine.prompts(template, "random", seed=1000, count=2):
-            out.write(f"  seed {p.seed}: {p.text}\n")
-    out.write("\nTry: python -m lib_orchestrator prompts '__templates/noir__' --count 5 --seed 42\n")
+        for seed in (1000, 1001):
+            composed = compose(template, engine.prompt(template, seed), seed, index, Rules(), "sdxl", "SDXL 1.0")
+            out.write(f"  seed {seed}: {composed.prompt}\n")
+            for pick in composed.loras:
+                why = f"; matched {', '.join(pick.matched[:3])}" if pick.matched else ""
+                out.write(f"      {pick.name} @ {pick.weight:g}  [{pick.category}; {pick.reason}{why}]\n")
+    out.write("\nTry: python -m lib_orchestrator compose '__templates/noir__' --loras samples/loras --family sdxl "
+              "--count 3 --format jsonl\n")
     return EXIT_OK
