@@ -3,7 +3,7 @@ with everything needed to explain and reproduce them."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .selection import LoraIndex, Rules, pick_loras
@@ -53,7 +53,7 @@ def apply_picks(prompt: str, negative: str, picks: Sequence[Pick]) -> Tuple[str,
             activation = None
         if activation:
             out = _insert_after(out, pick.phrase, activation)
-        kept.append(Pick(**{**pick.__dict__, "activation": activation}))
+        kept.append(replace(pick, activation=activation))
     tags = " ".join(f"<lora:{p.name}:{_weight_text(p.weight)}>" for p in kept if p.reason != "user")
     if tags:
         out = f"{out} {tags}" if out else tags

@@ -50,7 +50,7 @@ def pick_loras(index: LoraIndex, prompt: str, seed: int, rules: Rules, family: s
         i = index.by_name.get(name.lower())
         record = index.records[i] if i is not None else None
         state.add(i, Pick(name, _parse_weight(weight_text), record.category if record else "other", "user",
-                          record=record), force=True)
+                          record=record))
     for name in rules.pinned:
         i = index.by_name.get(name.lower())
         if i is None:
@@ -58,7 +58,7 @@ def pick_loras(index: LoraIndex, prompt: str, seed: int, rules: Rules, family: s
         elif compat[i] <= 0:
             warnings.append(f"pinned LoRA '{name}' does not load on a {base_model} checkpoint")
         elif i not in state.taken:
-            state.add(i, state.pick(i, "pinned", None, rng), force=True)
+            state.add(i, state.pick(i, "pinned", None, rng))
 
     total = rules.min_total + int(rng.random() * (rules.max_total - rules.min_total + 1))
     scored = {i: m for i, m in index.score(prompt).items() if compat[i] > 0}
@@ -149,7 +149,8 @@ class _State:
             return False
         return all(self.per_group[g] == 0 for g in self.groups_of(record, record.category))
 
-    def add(self, i: Optional[int], pick: Pick, force: bool = False) -> None:
+    def add(self, i: Optional[int], pick: Pick) -> None:
+        """Take a pick. User-written and pinned LoRAs come through here unchecked: they always go in."""
         self.picks.append(pick)
         if i is not None:
             self.taken.add(i)
