@@ -155,3 +155,14 @@ def test_already_said_reads_tags_the_way_prompts_are_written():
     assert already_said("a cat, Bokeh,  depth_of_field, (sharp:1.1)", "bokeh, depth of field")
     assert already_said("frieren, smiling", "frieren, elf, pointy ears")
     assert not already_said("shelf, books", "elf")
+
+
+def test_negative_text_of_picked_loras_goes_to_the_negative_prompt_once():
+    from lib_orchestrator import SAMPLE_LORAS
+
+    samples = LoraIndex(scan_library(SAMPLE_LORAS).records)
+    c = compose("t", "a portrait, 35mm film grain", 1, samples, Rules(), "flux", "Flux.1 D", negative="lowres")
+    assert c.prompt == "a portrait, 35mm film grain <lora:film_grain_flux:0.8>"  # its trigger is already there
+    assert c.negative_prompt == "lowres, digital noise"
+    c = compose("t", "35mm film grain", 1, samples, Rules(), "flux", "Flux.1 D", negative="digital noise")
+    assert c.negative_prompt == "digital noise"
