@@ -1,7 +1,215 @@
-"""Forge entry point of Orchestrator. The AlwaysOn script arrives with the Forge integration issue;
-for now this only makes sure the extension's core package is importable inside Forge.
+"""Orchestrator's AlwaysOn script: each image's prompt and LoRAs composed in-process.
 
-Forge puts each extension's root on sys.path before loading its scripts, so `lib_orchestrator`
-imports from here without path tricks.
+Thin: it reads Forge's processing object and settings, asks lib_orchestrator for a plan, and writes the
+plan back (all_prompts, all_negative_prompts, hires prompts, per-image infotext). The REST args are the
+`ui()` controls in order: enabled, loras, min_loras, max_loras, detailer, rules_file, fixed_prompt,
+template. `"args": [true]` runs with the defaults.
 """
-import lib_orchestrator  # noqa: F401  (fail at load time, visibly, if the core is broken)
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Dict, Optional, Tuple
+
+from modules import script_callbacks, scripts, shared
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:  # Forge loads script files by path, not as a package
+    sys.path.insert(0, _HERE)
+import orchestrator_compat as compat  # noqa: E402
+
+from lib_orchestrator import BUNDLED_WILDCARDS  # noqa: E402
+from lib_orchestrator.errors import OrchestratorError  # noqa: E402
+from lib_orchestrator.job import KEY_NOTE, KEY_SETTINGS, JobSettings, plan_job  # noqa: E402
+from lib_orchestrator.library.service import LibraryService  # noqa: E402
+from lib_orchestrator.selection import Rules, load_rules  # noqa: E402
+from lib_orchestrator.selection.index import checkpoint_base  # noqa: E402
+from lib_orchestrator.wildcards import PromptEngine  # noqa: E402
+
+EXT_DIR = os.path.dirname(_HERE)
+SECTION = ("orchestrator", "Orchestrator")
+DEFAULTS = JobSettings()
+
+
+def _opt(key: str, default: Any) -> Any:
+    return getattr(shared.opts, key, default)
+
+
+def _wildcard_dirs() -> Tuple[str, ...]:
+    extra = [d.strip() for d in str(_opt("orchestrator_wildcard_dirs", "")).replace("\n", ",").split(",")]
+    return tuple([BUNDLED_WILDCARDS] + [d for d in extra if d and os.path.isdir(d)])
+
+
+def _cache_path() -> Optional[str]:
+    path = str(_opt("orchestrator_cache_path", "") or "")
+    return path or os.path.join(EXT_DIR, "cache", "library.sqlite")
+
+
+def _lora_dirs():
+    from modules import paths
+
+    return compat.lora_dirs(shared, getattr(paths, "models_path", None))
+
+
+# Process-wide state: the library index (built in the background) and engines keyed by their inputs.
+LIBRARY = LibraryService(_lora_dirs, _cache_path)
+_ENGINES: Dict[Tuple[str, ...], PromptEngine] = {}
+_RULES: Dict[Tuple[str, float], Rules] = {}
+_LAST_KNOWN: Optional[set] = None  # Forge's LoRA names when the library was last refreshed
+
+
+def _engine() -> PromptEngine:
+    roots = _wildcard_dirs()
+    engine = _ENGINES.get(roots)
+    if engine is None:
+        engine = _ENGINES[roots] = PromptEngine(roots)
+    else:
+        engine.refresh()  # picks up edited wildcard files
+    return engine
+
+
+def _rules(path: str) -> Rules:
+    path = path or str(_opt("orchestrator_rules_file", "") or "")
+    if not path:
+        return Rules()
+    key = (path, os.path.getmtime(path) if os.path.exists(path) else 0.0)
+    if key not in _RULES:
+        _RULES[key] = load_rules(path)
+    return _RULES[key]
+
+
+class OrchestratorScript(scripts.Script):
+    sorting_priority = 5
+
+    def title(self) -> str:
+        return "Orchestrator"  # never versioned: REST callers and other machines match it by name
+
+    def show(self, is_img2img: bool) -> Any:
+        return scripts.AlwaysVisible
+
+    def ui(self, is_img2img: bool) -> list:
+        # Side-effect free: Forge calls this several times (once per tab, twice more for the API).
+        gr = compat.gr
+        accordion = compat.InputAccordion(DEFAULTS.enabled, label="Orchestrator", elem_id=self.elem_id("enabled"))
+        with accordion:
+            gr.Markdown("Composes each image's prompt from wildcards and picks LoRAs for it. Per-image LoRAs need "
+                        "batch size 1: larger batches are split into single-image batches (see Settings).")
+            with gr.Row():
+                loras = gr.Checkbox(DEFAULTS.loras, label="Pick LoRAs", elem_id=self.elem_id("loras"))
+                fixed = gr.Checkbox(DEFAULTS.fixed_prompt, label="Same prompt for every image",
+                                    elem_id=self.elem_id("fixed_prompt"))
+            with gr.Row():
+                min_loras = gr.Slider(0, 10, value=DEFAULTS.min_loras, step=1, label="Min LoRAs",
+                                      elem_id=self.elem_id("min_loras"))
+                max_loras = gr.Slider(0, 10, value=DEFAULTS.max_loras, step=1, label="Max LoRAs",
+                                      elem_id=self.elem_id("max_loras"))
+                detailer = gr.Slider(0, 1, value=DEFAULTS.detailer, step=0.05, label="Detailer chance",
+                                     elem_id=self.elem_id("detailer"))
+            rules_file = gr.Textbox(DEFAULTS.rules_file, label="Rules file (empty: Settings, else defaults)",
+                                    elem_id=self.elem_id("rules_file"))
+            template = gr.Textbox(DEFAULTS.template, label="Template (empty: the prompt box is the template)",
+                                  placeholder="__templates/noir__", elem_id=self.elem_id("template"))
+        controls = [accordion, loras, min_loras, max_loras, detailer, rules_file, fixed, template]
+
+        def field(name: str):
+            return lambda params: getattr(_settings_from_infotext(params), name)
+
+        self.infotext_fields = [(accordion, lambda params: KEY_SETTINGS in params)] + [
+            (control, field(name)) for control, name in zip(controls[1:], [
+                "loras", "min_loras", "max_loras", "detailer", "rules_file", "fixed_prompt", "template"])]
+        self.paste_field_names = [KEY_SETTINGS]
+        return controls
+
+    def before_process(self, p: Any, *args: Any) -> None:
+        settings = JobSettings.from_args(args)
+        if not settings.enabled:
+            return
+        if settings.template:
+            p.prompt = settings.template
+        batch_size = int(getattr(p, "batch_size", 1) or 1)
+        if settings.loras and batch_size > 1 and _opt("orchestrator_split_batches", True):
+            # Forge applies only a batch's first prompt's LoRAs: one image per batch keeps picks per image.
+            p.n_iter = int(p.n_iter) * batch_size
+            p.batch_size = 1
+            p.extra_generation_params[KEY_NOTE] = f"batches of {batch_size} split into single images"
+
+    def process(self, p: Any, *args: Any) -> None:
+        settings = JobSettings.from_args(args)
+        if not settings.enabled:
+            p._orchestrator_plan = None
+            return
+        index = LIBRARY.current()
+        known = compat.known_lora_names()
+        global _LAST_KNOWN
+        if index is None or (known is not None and known != _LAST_KNOWN):
+            _LAST_KNOWN = known  # Forge's LoRA list changed (its Refresh button): rescan in the background
+            LIBRARY.refresh()
+        family, base = compat.checkpoint(shared)
+        hr = getattr(p, "all_hr_prompts", None) if getattr(p, "enable_hr", False) else None
+        try:
+            engine = _engine()
+            plan = plan_job(list(p.all_prompts), list(p.all_negative_prompts), list(p.all_seeds), settings,
+                            lambda text, seed: engine.prompt(text, seed) if text else text,
+                            index, _rules(settings.rules_file), family, checkpoint_base(family, base), known,
+                            batch_size=int(getattr(p, "batch_size", 1) or 1),
+                            hr_templates=list(hr) if hr else None)
+        except OrchestratorError as exc:
+            print(f"[Orchestrator] {exc.one_line()}", file=sys.stderr)
+            p.extra_generation_params[KEY_NOTE] = exc.one_line()
+            p._orchestrator_plan = None
+            return
+        p.all_prompts = plan.prompts
+        p.all_negative_prompts = plan.negative_prompts
+        if hr and plan.hr_prompts is not None:
+            p.all_hr_prompts = plan.hr_prompts
+            p.all_hr_negative_prompts = plan.hr_negative_prompts
+        p.main_prompt = plan.prompts[0] if plan.prompts else p.main_prompt
+        p.main_negative_prompt = plan.negative_prompts[0] if plan.negative_prompts else p.main_negative_prompt
+        p.extra_generation_params[KEY_SETTINGS] = settings.to_infotext()
+        for warning in plan.warnings:
+            print(f"[Orchestrator] {warning}", file=sys.stderr)
+        p._orchestrator_plan = plan
+
+    def postprocess_image(self, p: Any, pp: Any, *args: Any) -> None:
+        plan = getattr(p, "_orchestrator_plan", None)
+        if plan is None:
+            return
+        index = compat.postprocess_index(p, pp)
+        if not 0 <= index < len(plan.images):
+            return
+        # Plain strings set here land in this image's infotext (a list would be read batch-locally).
+        p.extra_generation_params.update(plan.infotext_values(index))
+        if plan.hr_prompts is not None:
+            # Forge's own `Hires prompt` entry reads all_hr_prompts batch-locally: right only for image 0.
+            same = plan.hr_prompts[index] == plan.prompts[index]
+            p.extra_generation_params["Hires prompt"] = None if same else plan.hr_prompts[index]
+            p.extra_generation_params["Hires negative prompt"] = None
+
+
+def _settings_from_infotext(params: Dict[str, Any]) -> JobSettings:
+    return JobSettings.from_infotext(params.get(KEY_SETTINGS, "")) if KEY_SETTINGS in params else DEFAULTS
+
+
+def on_ui_settings() -> None:
+    options = {
+        "orchestrator_wildcard_dirs": shared.OptionInfo(
+            "", "Extra wildcard folders (comma-separated; the bundled wildcards are always searched first)",
+            section=SECTION),
+        "orchestrator_rules_file": shared.OptionInfo("", "Default rules file (YAML)", section=SECTION),
+        "orchestrator_cache_path": shared.OptionInfo(
+            "", "LoRA library cache file (empty: cache/library.sqlite in the extension folder)", section=SECTION),
+        "orchestrator_split_batches": shared.OptionInfo(
+            True, "Split batches into single images so every image gets its own LoRAs", section=SECTION),
+    }
+    for key, info in options.items():
+        shared.opts.add_option(key, info)
+
+
+def on_app_started(*_args: Any) -> None:
+    LIBRARY.refresh()
+
+
+# Callbacks at import, not in Script.__init__: Forge re-imports this file on every UI reload and clears
+# callbacks before, while it creates Script instances several times.
+script_callbacks.on_ui_settings(on_ui_settings)
+script_callbacks.on_app_started(on_app_started)

@@ -1,0 +1,181 @@
+"""One generation job, the way Forge runs it: every image composed from its own seed, the LoRA names
+checked against what Forge can load, and the infotext that records it all and brings it back.
+
+Pure: the Forge adapter (scripts/orchestrator.py) hands in plain lists and names and writes the
+results back onto Forge's processing object.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any, Collection, Dict, List, Optional, Sequence, Tuple
+
+from .compose import ComposedPrompt, apply_picks
+from .selection import LoraIndex, Rules, pick_loras
+from .selection.pick import Pick, Selection
+
+# Infotext keys: letters, digits, spaces only (Forge's parser reads `\w[\w \-/]+`).
+KEY_SETTINGS = "Orchestrator"
+KEY_TEMPLATE = "Orchestrator template"
+KEY_LORAS = "Orchestrator LoRAs"
+KEY_NOTE = "Orchestrator note"
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """The per-generation controls, in the order of the script's `ui()` and of REST `args`."""
+
+    enabled: bool = False
+    loras: bool = True  # pick LoRAs (else wildcards only)
+    min_loras: int = 1
+    max_loras: int = 6
+    detailer: float = 0.3  # probability of adding a detailer LoRA
+    rules_file: str = ""  # a rules YAML; "" = the defaults (or the Settings page's file)
+    fixed_prompt: bool = False  # every image gets the prompt of the first seed (LoRA picks still per image)
+    template: str = ""  # a template to use instead of the prompt box, e.g. `__templates/noir__`
+
+    @classmethod
+    def from_args(cls, args: Sequence[Any]) -> "JobSettings":
+        """From the script's args; missing trailing ones keep their defaults (REST `"args": [true]`)."""
+        names = [f.name for f in cls.__dataclass_fields__.values()]  # type: ignore[attr-defined]
+        values = dict(zip(names, args))
+        defaults = cls()
+        out = {}
+        for name, value in values.items():
+            kind = type(getattr(defaults, name))
+            out[name] = _cast(value, kind, getattr(defaults, name))
+        return cls(**out)
+
+    def rules(self, base: Rules) -> Rules:
+        lo, hi = sorted((max(0, self.min_loras), max(0, self.max_loras)))
+        return replace(base, min_total=lo, max_total=hi, detailer_probability=min(max(self.detailer, 0.0), 1.0))
+
+    def to_infotext(self) -> str:
+        return json.dumps({"loras": self.loras, "count": [self.min_loras, self.max_loras], "detailer": self.detailer,
+                           "rules": self.rules_file, "fixed": self.fixed_prompt, "template": self.template},
+                          separators=(",", ":"))
+
+    @classmethod
+    def from_infotext(cls, text: str) -> "JobSettings":
+        try:
+            data = json.loads(text)
+        except (TypeError, ValueError):
+            return cls(enabled=True)
+        count = data.get("count", [1, 6])
+        return cls.from_args([True, data.get("loras", True), count[0], count[1], data.get("detailer", 0.3),
+                              data.get("rules", ""), data.get("fixed", False), data.get("template", "")])
+
+
+def _cast(value: Any, kind: type, default: Any) -> Any:
+    try:
+        if kind is bool:
+            return value if isinstance(value, bool) else str(value).strip().lower() in ("true", "1", "yes", "on")
+        if kind is int:
+            return int(float(value))
+        if kind is float:
+            return float(value)
+        return "" if value is None else str(value)
+    except (TypeError, ValueError):
+        return default
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    composed: ComposedPrompt
+    note: str = ""
+
+
+@dataclass
+class JobPlan:
+    """What the adapter writes back: one entry per image of the job, in Forge's order."""
+
+    prompts: List[str] = field(default_factory=list)
+    negative_prompts: List[str] = field(default_factory=list)
+    hr_prompts: Optional[List[str]] = None
+    hr_negative_prompts: Optional[List[str]] = None
+    images: List[ImageResult] = field(default_factory=list)
+    warnings: List[str] = field(default_factory=list)
+
+    def infotext_values(self, index: int) -> Dict[str, str]:
+        """The Orchestrator keys for image `index` (global), as plain strings."""
+        image = self.images[index]
+        loras = "; ".join(f"{p.name}:{p.weight:g}:{p.reason}" for p in image.composed.loras) or "none"
+        values = {KEY_TEMPLATE: image.composed.template, KEY_LORAS: loras}
+        if image.note:
+            values[KEY_NOTE] = image.note
+        return values
+
+
+def plan_job(templates: Sequence[str], negatives: Sequence[str], seeds: Sequence[int], settings: JobSettings,
+             expand: Any, index: Optional[LoraIndex], rules: Rules, family: str, base_model: str,
+             known_loras: Optional[Collection[str]], batch_size: int = 1,
+             hr_templates: Optional[Sequence[str]] = None) -> JobPlan:
+    """Compose every image of a job.
+
+    `expand(template, seed) -> str` expands wildcards; `known_loras` holds the names Forge can load
+    (None: not checked). With `batch_size > 1`, Forge applies only the first prompt's LoRAs to the
+    whole batch, so each batch gets the LoRAs of its first image and the infotext says so.
+    """
+    plan = JobPlan(hr_prompts=[] if hr_templates is not None else None,
+                   hr_negative_prompts=[] if hr_templates is not None else None)
+    rules = settings.rules(rules)
+    batch_picks: Optional[Selection] = None
+    for k, (template, negative, seed) in enumerate(zip(templates, negatives, seeds)):
+        prompt_seed = seeds[0] if settings.fixed_prompt else seed
+        base = expand(template, prompt_seed)
+        negative_text = expand(negative, prompt_seed) if negative else ""
+        note = ""
+        if settings.loras and index is not None:
+            if batch_size > 1 and k % batch_size:
+                selection = batch_picks  # Forge loads only the batch's first prompt's LoRAs
+                note = f"LoRAs of the batch's first image (batch size {batch_size})"
+            else:
+                selection = _checked(pick_loras(index, base, seed, rules, family, base_model), known_loras)
+                batch_picks = selection
+        else:
+            selection = Selection((), ())
+            if settings.loras and index is None:
+                note = "LoRA library still indexing: wildcards only"
+        assert selection is not None
+        prompt, negative_prompt, picks = apply_picks(base, negative_text, selection.picks)
+        composed = ComposedPrompt(template, seed, base, prompt, negative_prompt, picks, selection.warnings)
+        plan.prompts.append(prompt)
+        plan.negative_prompts.append(negative_prompt)
+        plan.images.append(ImageResult(composed, note))
+        plan.warnings.extend(f"seed {seed}: {w}" for w in selection.warnings)
+        if hr_templates is not None:
+            hr_template = hr_templates[k]
+            if hr_template == template:
+                hr_prompt = prompt
+            else:  # the user's own hires prompt: expanded, with the same LoRAs
+                hr_prompt, _, _ = apply_picks(expand(hr_template, prompt_seed), "", picks)
+            plan.hr_prompts.append(hr_prompt)  # type: ignore[union-attr]
+            plan.hr_negative_prompts.append(negative_prompt)  # type: ignore[union-attr]
+    return plan
+
+
+def _checked(selection: Selection, known: Optional[Collection[str]]) -> Selection:
+    """Drop picks Forge cannot resolve: one unknown name disables every LoRA of the batch in Forge."""
+    if known is None:
+        return selection
+    kept: List[Pick] = []
+    warnings = list(selection.warnings)
+    for pick in selection.picks:
+        if pick.reason == "user" or pick.name in known:
+            kept.append(pick)
+        else:
+            warnings.append(f"'{pick.name}' is not in Forge's LoRA list (refresh the LoRA tab?); left out")
+    return Selection(tuple(kept), tuple(warnings))
+
+
+def parse_loras_value(text: str) -> List[Tuple[str, float, str]]:
+    """`name:0.8:match; other:-1:fallback` back into (name, weight, reason)."""
+    out = []
+    for part in text.split(";"):
+        bits = part.strip().rsplit(":", 2)
+        if len(bits) == 3:
+            try:
+                out.append((bits[0], float(bits[1]), bits[2]))
+            except ValueError:
+                continue
+    return out
