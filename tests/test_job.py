@@ -1,0 +1,103 @@
+"""The job planner the Forge script relies on, without Forge: per-image plans, names Forge can load,
+the batch rule, hires prompts, infotext values and settings from REST args or pasted infotext."""
+from __future__ import annotations
+
+import pytest
+
+from lib_orchestrator import SAMPLE_LORAS
+from lib_orchestrator.job import KEY_LORAS, KEY_NOTE, KEY_TEMPLATE, JobSettings, parse_loras_value, plan_job
+from lib_orchestrator.library import scan_library
+from lib_orchestrator.library.service import LibraryService
+from lib_orchestrator.selection import LoraIndex, Rules
+from lib_orchestrator.wildcards import PromptEngine
+
+from .conftest import BUNDLED
+
+
+@pytest.fixture(scope="module")
+def index():
+    return LoraIndex(scan_library(SAMPLE_LORAS).records)
+
+
+@pytest.fixture(scope="module")
+def expand():
+    engine = PromptEngine([str(BUNDLED)])
+    return lambda text, seed: engine.prompt(text, seed) if text else text
+
+
+def plan(index, expand, templates, seeds, settings=None, **kw):
+    settings = settings or JobSettings(enabled=True)
+    return plan_job(templates, [""] * len(templates), seeds, settings, expand, index, Rules(), "sdxl", "SDXL 1.0",
+                    kw.pop("known", None), **kw)
+
+
+def test_every_image_is_composed_from_its_own_seed(index, expand):
+    p = plan(index, expand, ["__templates/fantasy__"] * 4, [10, 11, 12, 13])
+    assert len(set(p.prompts)) == 4
+    again = plan(index, expand, ["__templates/fantasy__"], [12])
+    assert again.prompts[0] == p.prompts[2]  # image k of a job is the image of its own seed
+
+
+def test_names_forge_cannot_load_are_left_out_with_a_warning(index, expand):
+    known = {r.name for r in index.records if r.name != "watercolor_wash_xl"}
+    p = plan(index, expand, ["watercolor wash, a lighthouse keeper"], [1], known=known)
+    assert "watercolor_wash_xl" not in p.prompts[0]
+    assert any("not in Forge's LoRA list" in w for w in p.warnings)
+    assert "lighthouse_keeper_xl" in p.prompts[0]
+
+
+def test_a_batch_shares_its_first_images_loras_and_says_so(index, expand):
+    p = plan(index, expand, ["__templates/noir__"] * 4, [1, 2, 3, 4], batch_size=2)
+    tags = [sorted(t for t in prompt.split() if t.startswith("<lora:")) for prompt in p.prompts]
+    assert tags[0] == tags[1] and tags[2] == tags[3]
+    assert p.images[1].note and not p.images[0].note
+    assert KEY_NOTE in p.infotext_values(1)
+
+
+def test_hires_prompts_follow_the_composed_prompts(index, expand):
+    p = plan(index, expand, ["a lighthouse keeper"] * 2, [5, 6],
+             hr_templates=["a lighthouse keeper", "sharp details"])
+    assert p.hr_prompts[0] == p.prompts[0]
+    assert p.hr_prompts[1].startswith("sharp details") and "<lora:lighthouse_keeper_xl:" in p.hr_prompts[1]
+
+
+def test_fixed_prompt_and_no_library(index, expand):
+    p = plan(index, expand, ["{a|b|c|d|e|f} cat"] * 6, list(range(6)),
+             settings=JobSettings(enabled=True, fixed_prompt=True, loras=False))
+    assert len(set(p.prompts)) == 1
+    p = plan(None, expand, ["a cat"], [1])
+    assert p.prompts == ["a cat"] and "still indexing" in p.images[0].note
+
+
+def test_infotext_values_name_the_template_and_the_loras(index, expand):
+    p = plan(index, expand, ["a lighthouse keeper, misty pine forest"], [3])
+    values = p.infotext_values(0)
+    assert values[KEY_TEMPLATE] == "a lighthouse keeper, misty pine forest"
+    names = [name for name, _, _ in parse_loras_value(values[KEY_LORAS])]
+    assert names == [pick.name for pick in p.images[0].composed.loras]
+
+
+def test_settings_from_rest_args_and_from_infotext():
+    assert JobSettings.from_args([True]) == JobSettings(enabled=True)
+    assert JobSettings.from_args(["true", "0", "2", "3", "0.5"]) == \
+        JobSettings(enabled=True, loras=False, min_loras=2, max_loras=3, detailer=0.5)
+    settings = JobSettings(True, False, 2, 3, 0.1, "r.yaml", True, "__templates/noir__")
+    assert JobSettings.from_infotext(settings.to_infotext()) == settings
+    assert JobSettings.from_infotext("not json") == JobSettings(enabled=True)
+    rules = JobSettings(enabled=True, min_loras=5, max_loras=2, detailer=3).rules(Rules())
+    assert (rules.min_total, rules.max_total, rules.detailer_probability) == (2, 5, 1.0)
+
+
+def test_library_service_indexes_in_the_background_and_survives_errors(tmp_path):
+    service = LibraryService(lambda: [SAMPLE_LORAS], lambda: str(tmp_path / "c.sqlite"))
+    assert service.current() is None
+    service.refresh()
+    service.refresh()  # a second request while the first runs
+    assert service.wait(30) is not None and len(service.current().records) == 20
+
+    def no_roots():
+        raise OSError("settings unreadable")
+
+    broken = LibraryService(no_roots, lambda: None)
+    broken.refresh()
+    assert broken.wait(30) is None and isinstance(broken.last_error, OSError)
