@@ -46,9 +46,15 @@ def _cache_path() -> Optional[str]:
 
 
 def _lora_dirs():
-    from modules import paths
+    models = getattr(shared, "models_path", None)
+    if models is None:
+        try:
+            from modules import paths
 
-    return compat.lora_dirs(shared, getattr(paths, "models_path", None))
+            models = getattr(paths, "models_path", None)
+        except ImportError:
+            models = None
+    return compat.lora_dirs(shared, models)
 
 
 # Process-wide state: the library index (built in the background) and engines keyed by their inputs.

@@ -1,0 +1,197 @@
+"""scripts/orchestrator.py through the Forge stand-in: hooks, prompts, LoRAs per iteration, hires,
+infotext per image and its round trip, REST args, ui() without side effects, variant imports."""
+from __future__ import annotations
+
+import shutil
+import sys
+
+import pytest
+
+from lib_orchestrator import SAMPLE_LORAS
+from lib_orchestrator.job import KEY_LORAS, KEY_SETTINGS, KEY_TEMPLATE, parse_loras_value
+
+from ..conftest import REPO
+from . import fake_gradio
+
+SCRIPT = str(REPO / "scripts" / "orchestrator.py")
+TITLE = "Orchestrator"
+
+
+@pytest.fixture
+def orchestrator(lora_dir, monkeypatch, tmp_path):
+    """The real script file loaded as Forge loads it, with the sample LoRAs in Forge's LoRA folder and an
+    SDXL checkpoint loaded; returns (module, script classes)."""
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        monkeypatch.setitem(sys.modules, "gradio", fake_gradio)
+    shutil.copytree(SAMPLE_LORAS, lora_dir, dirs_exist_ok=True)
+    import networks
+    from modules import scripts, sd_models, shared
+
+    networks.list_available_networks()
+    shared.sd_model = sd_models.make_model("juggernautXL_v9.safetensors", "ab" * 32, family="sdxl")
+    shared.opts.data["orchestrator_cache_path"] = str(tmp_path / "library.sqlite")
+    module = scripts.load_script_file(SCRIPT)
+    assert module is not None, "the script failed to load"
+    module.LIBRARY.refresh()
+    assert module.LIBRARY.wait(60) is not None
+    return module, [d.script_class for d in scripts.scripts_data]
+
+
+def run(run_txt2img, classes, args, **kw):
+    kw.setdefault("prompt", "a lighthouse keeper in a misty pine forest, watercolor wash, {rain|fog}")
+    kw.setdefault("negative_prompt", "lowres")
+    kw.setdefault("seed", 100)
+    kw.setdefault("steps", 2)
+    kw.setdefault("width", 64)
+    kw.setdefault("height", 64)
+    return run_txt2img(classes, {TITLE: args}, **kw)
+
+
+def image_infotexts(processed):
+    """The images' infotexts, without the grid's Forge puts first."""
+    return processed.infotexts[processed.index_of_first_image:]
+
+
+def info_dict(infotext):
+    from modules import infotext_utils
+
+    return infotext_utils.parse_generation_parameters(infotext)
+
+
+def lora_hash_names(params):
+    text = params.get("Lora hashes", "")
+    return sorted(part.split(":")[0].strip() for part in text.split(",") if part.strip())
+
+
+def test_script_off_leaves_prompts_untouched(orchestrator, run_txt2img):
+    _, classes = orchestrator
+    processed = run(run_txt2img, classes, [False], prompt="a cat, {x|y}", n_iter=2)
+    assert processed.all_prompts == ["a cat, {x|y}", "a cat, {x|y}"]
+    assert all(KEY_SETTINGS not in info_dict(t) for t in image_infotexts(processed))
+
+
+def test_each_image_is_composed_and_its_loras_are_activated_per_iteration(orchestrator, run_txt2img):
+    _, classes = orchestrator
+    processed = run(run_txt2img, classes, [True], n_iter=3)
+    assert len(image_infotexts(processed)) == 3
+    assert all("{" not in p for p in processed.all_prompts)
+    for k, text in enumerate(image_infotexts(processed)):
+        params = info_dict(text)
+        picks = [name for name, _, _ in parse_loras_value(params[KEY_LORAS])]
+        assert params[KEY_TEMPLATE].startswith("a lighthouse keeper")
+        assert picks and all(f"<lora:{name}:" in processed.all_prompts[k] for name in picks)
+        assert lora_hash_names(params) == sorted(picks)  # what Forge really loaded for this image
+        assert params["Seed"] == str(100 + k)
+
+
+def test_a_larger_batch_is_split_so_every_image_keeps_its_own_loras(orchestrator, run_txt2img):
+    _, classes = orchestrator
+    processed = run(run_txt2img, classes, [True], batch_size=2, n_iter=1)
+    p = run_txt2img.last_p
+    assert (p.batch_size, p.n_iter, len(image_infotexts(processed))) == (1, 2, 2)
+    for text in image_infotexts(processed):
+        params = info_dict(text)
+        assert lora_hash_names(params) == sorted(n for n, _, _ in parse_loras_value(params[KEY_LORAS]))
+        assert "split into single images" in params.get("Orchestrator note", "")
+
+
+def test_without_splitting_a_batch_shares_its_first_images_loras(orchestrator, run_txt2img):
+    from modules import shared
+
+    _, classes = orchestrator
+    shared.opts.data["orchestrator_split_batches"] = False
+    processed = run(run_txt2img, classes, [True], batch_size=2, n_iter=1)
+    first, second = (info_dict(t) for t in image_infotexts(processed))
+    assert first[KEY_LORAS] == second[KEY_LORAS]
+    assert "first image" in second.get("Orchestrator note", "")
+
+
+def test_hires_prompts_are_kept_in_step_without_a_spurious_hires_prompt(orchestrator, run_txt2img):
+    _, classes = orchestrator
+    processed = run(run_txt2img, classes, [True], n_iter=2, enable_hr=True, hr_scale=2, denoising_strength=0.5,
+                    hr_upscaler="Latent", hr_second_pass_steps=1)
+    p = run_txt2img.last_p
+    assert p.all_hr_prompts == p.all_prompts
+    for text in image_infotexts(processed):
+        assert "Hires prompt:" not in text  # (the parser fills in an empty one, so read the raw text)
+
+
+def test_names_forge_does_not_list_are_never_injected(orchestrator, run_txt2img):
+    import networks
+
+    _, classes = orchestrator
+    for name in ("watercolor_wash_xl", "misty_forest_xl"):
+        networks.available_networks.pop(name, None)
+        networks.available_network_aliases.pop(name, None)
+    processed = run(run_txt2img, classes, [True, True, 3, 3, 0.0], n_iter=2)
+    for k, text in enumerate(image_infotexts(processed)):
+        params = info_dict(text)
+        assert "watercolor_wash_xl" not in processed.all_prompts[k]
+        assert lora_hash_names(params)  # the other LoRAs still loaded: no unknown name broke the batch
+
+
+def test_rest_args_fill_in_order_and_the_rest_keep_their_defaults(orchestrator, run_txt2img):
+    _, classes = orchestrator
+    processed = run_txt2img(classes, {"orchestrator": {"args": [True, False]}}, api=True, prompt="a {red|blue} cat",
+                            seed=5, n_iter=2, steps=2, width=64, height=64)
+    assert processed.all_prompts[0] in ("a red cat", "a blue cat")
+    assert all("<lora:" not in p for p in processed.all_prompts)  # arg 1: LoRA picking off
+    settings = info_dict(image_infotexts(processed)[0])[KEY_SETTINGS]
+    assert '"loras":false' in settings and '"count":[1,6]' in settings
+
+
+def test_pasting_an_images_infotext_restores_the_controls(orchestrator, run_txt2img):
+    from modules import scripts
+
+    _, classes = orchestrator
+    processed = run(run_txt2img, classes, [True, True, 2, 3, 0.0, "", True, ""], n_iter=1)
+    params = info_dict(image_infotexts(processed)[0])
+    script = [s for s in run_txt2img.last_runner.alwayson_scripts if s.title() == TITLE][0]
+    restored = [fn(params) if callable(fn) else params.get(fn) for _, fn in script.infotext_fields]
+    assert restored == [True, True, 2, 3, 0.0, "", True, ""]
+    assert isinstance(scripts.AlwaysVisible, object)
+
+
+def test_ui_can_be_called_again_and_again_without_side_effects(orchestrator):
+    from modules import script_callbacks
+
+    _, classes = orchestrator
+    script = [c for c in classes if c.__name__ == "OrchestratorScript"][0]()
+    before = {k: len(v) for k, v in script_callbacks.callback_map.items()}
+    results = [script.ui(False) for _ in range(3)]
+    assert len({len(r) for r in results}) == 1 and len(results[0]) == 8
+    assert {k: len(v) for k, v in script_callbacks.callback_map.items()} == before
+
+
+def test_settings_are_registered_in_their_own_section(orchestrator):
+    from modules import script_callbacks, shared
+
+    script_callbacks.ui_settings_callback()
+    for key in ("orchestrator_wildcard_dirs", "orchestrator_rules_file", "orchestrator_cache_path",
+                "orchestrator_split_batches"):
+        assert key in shared.opts.data_labels
+        assert shared.opts.data_labels[key].section[0] == "orchestrator"
+
+
+@pytest.mark.parametrize("variant", ["classic", "neo"])
+def test_the_script_loads_and_runs_on_other_variants(variant, forge_stub, lora_dir, run_txt2img, monkeypatch):
+    with forge_stub.use_variant(variant):
+        try:
+            import gradio  # noqa: F401
+        except ImportError:
+            monkeypatch.setitem(sys.modules, "gradio", fake_gradio)
+        sys.modules.pop("orchestrator_compat", None)
+        from modules import scripts
+
+        module = scripts.load_script_file(SCRIPT)
+        assert module is not None
+        module.LIBRARY.refresh()
+        module.LIBRARY.wait(60)
+        processed = run_txt2img([d.script_class for d in scripts.scripts_data], {TITLE: [True]},
+                                prompt="a {red|blue} cat", seed=3, n_iter=2, steps=2, width=64, height=64)
+        assert len(image_infotexts(processed)) == 2
+        # Classic passes no pp.index: the per-image values still land on the right image.
+        values = [info_dict(t)[KEY_TEMPLATE] for t in image_infotexts(processed)]
+        assert values == ["a {red|blue} cat"] * 2

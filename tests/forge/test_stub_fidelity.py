@@ -1,0 +1,437 @@
+"""Replays the golden scenarios recorded on a real Forge (../shared/forge/real-forge-traces.json) on the stand-in.
+
+Compared EXACTLY (after mapping the random seeds/subseeds the real run drew onto the ones the stub drew):
+- the hook order per scenario: (hook, p.iteration, pp.index) for every call the Trace script saw;
+- p at every hook: prompt, negative_prompt, seed, subseed, n_iter, batch_size, iteration, steps, sampler_name,
+  scheduler, cfg_scale, width, height, enable_hr, hr_prompt, main_prompt, batch_index (and whether it exists yet),
+  all_prompts, all_negative_prompts, all_seeds, all_subseeds, all_hr_prompts, all_hr_negative_prompts, prompts,
+  negative_prompts, seeds, subseeds, hr_prompts, extra_generation_params (callables compared as "a callable");
+- the hook kwargs (batch_number, prompts, seeds, subseeds; not the image tensor), and Processed.infotexts at
+  postprocess;
+- every infotext, byte for byte. Model hash / Model / Version match too because the stub's default model is the
+  golden `random-sd15 [3c6190d76a]` and the fixture LoRA carries sshs_model_hash 1e736908a712...;
+- Processed.js(): key order, and every value except job_timestamp (wall clock), denoising_strength and
+  restore_faces (defaults supplied by the REST request model, which the stub does not reproduce).
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import networks
+import pytest
+from modules import errors, extra_networks, infotext_utils, processing, script_callbacks, scripts, shared
+from modules.ui_components import InputAccordion
+
+GOLDEN_PATH = Path(__file__).resolve().parents[3] / "shared" / "forge" / "real-forge-traces.json"
+GOLDEN = json.loads(GOLDEN_PATH.read_text()) if GOLDEN_PATH.is_file() else None
+needs_golden = pytest.mark.skipif(GOLDEN is None, reason="../shared/forge/real-forge-traces.json not present")
+
+P_FIELDS = ("prompt", "negative_prompt", "seed", "subseed", "n_iter", "batch_size", "iteration", "steps",
+            "sampler_name", "scheduler", "cfg_scale", "width", "height", "enable_hr", "hr_prompt", "main_prompt",
+            "batch_index", "all_prompts", "all_negative_prompts", "all_seeds", "all_subseeds", "all_hr_prompts",
+            "all_hr_negative_prompts", "prompts", "negative_prompts", "seeds", "subseeds", "hr_prompts")
+CALLABLE = "<callable>"
+TRACE: list = []
+
+
+@pytest.fixture(autouse=True)
+def _clear_trace():
+    TRACE.clear()
+
+
+class _Field:
+    """A plain control for ui(): only .value and .label are needed."""
+
+    def __init__(self, value, label):
+        self.value = value
+        self.label = label
+
+
+def _snap(value):
+    return json.loads(json.dumps(value, default=lambda o: CALLABLE if callable(o) else str(o)))
+
+
+class TraceScript(scripts.Script):
+    """The AlwaysOn tracing script of REAL-FORGE.md, re-created. `image_label` picks the Trace image format that
+    the real run used: "seed" (scenarios C, D) -> img{p.batch_index}-seed{p.seed}; "index" (C2, C3) ->
+    img{pp.index}-batchidx{p.batch_index}."""
+
+    image_label = "index"
+
+    def title(self):
+        return "Trace"
+
+    def show(self, is_img2img):
+        return scripts.AlwaysVisible
+
+    def ui(self, is_img2img):
+        enabled = InputAccordion(False, label="Trace", elem_id=self.elem_id("enabled"))
+        mode = _Field("", "Mode")
+        return [enabled, mode]
+
+    def _record(self, hook, p, **extra):
+        rec = {"hook": hook}
+        for name in P_FIELDS:
+            if hasattr(p, name):
+                rec[name] = _snap(getattr(p, name))
+        rec["extra_generation_params"] = _snap(p.extra_generation_params)
+        rec.update(extra)
+        TRACE.append(rec)
+
+    def setup(self, p, enabled, mode):
+        self._record("setup", p)
+
+    def before_process(self, p, enabled, mode):
+        self._record("before_process", p)
+
+    def process(self, p, enabled, mode):
+        self._record("process", p)
+        if not enabled or mode != "rewrite":
+            return
+        p.all_prompts = [f"{x} rewritten{i} <lora:test_lora:0.{i + 3}>" for i, x in enumerate(p.all_prompts)]
+        if p.enable_hr:
+            p.all_hr_prompts = [f"{x} rewritten{i} <lora:test_lora:0.{i + 3}>" for i, x in enumerate(p.all_hr_prompts)]
+        p.extra_generation_params["Trace list"] = [f"item{i}" for i in range(len(p.all_prompts))]
+        p.extra_generation_params["Trace job"] = 'job, with "quotes": and colon'
+
+    def before_process_batch(self, p, enabled, mode, **kwargs):
+        self._record("before_process_batch", p, kw={k: str(v) for k, v in kwargs.items()})
+
+    def process_batch(self, p, enabled, mode, **kwargs):
+        self._record("process_batch", p, kw={k: str(v) for k, v in kwargs.items()})
+
+    def postprocess_batch(self, p, enabled, mode, **kwargs):
+        self._record("postprocess_batch", p, kw={k: str(v) for k, v in kwargs.items()})
+
+    def postprocess_image(self, p, pp, enabled, mode):
+        self._record("postprocess_image", p, pp_index=getattr(pp, "index", None))
+        if enabled and mode == "rewrite":
+            if self.image_label == "seed":
+                p.extra_generation_params["Trace image"] = f"img{p.batch_index}-seed{p.seed}"
+            else:
+                p.extra_generation_params["Trace image"] = f"img{pp.index}-batchidx{p.batch_index}"
+
+    def postprocess(self, p, processed, enabled, mode):
+        self._record("postprocess", p, processed_infotexts=list(processed.infotexts))
+
+
+API_FLOATS = {"cfg_scale", "hr_scale", "denoising_strength", "hr_cfg", "subseed_strength", "distilled_cfg_scale",
+              "hr_distilled_cfg"}
+
+
+def replay(run_txt2img, name):
+    """Run a golden request through the REST-like path of the harness; returns (Processed, golden scenario)."""
+    scenario = GOLDEN[name]
+    request = dict(scenario["request"])
+    alwayson = request.pop("alwayson_scripts")
+    save_images = request.pop("save_images", False)
+    request.pop("send_images", None)
+    kwargs = {k: (float(v) if k in API_FLOATS and v is not None else v) for k, v in request.items()}
+    TraceScript.image_label = "seed" if name in ("C_rewrite_iter3", "D_rewrite_hires") else "index"
+    TRACE.clear()
+    processed = run_txt2img([TraceScript], alwayson, api=True, save_images=save_images, **kwargs)
+    return processed, scenario
+
+
+def random_map(scenario, processed):
+    """golden random value -> stub random value, for the seeds/subseeds the request left random (-1)."""
+    info, req = scenario["response_info"], scenario["request"]
+    mapping = {}
+    if req.get("seed", -1) == -1:
+        mapping.update(zip(info["all_seeds"], processed.all_seeds))
+    if req.get("subseed", -1) == -1:
+        mapping.update(zip(info["all_subseeds"], processed.all_subseeds))
+    return mapping
+
+
+def remap_text(text, mapping):
+    return re.sub(r"\d+", lambda m: str(mapping.get(int(m.group(0)), m.group(0))), text)
+
+
+def remap(value, mapping):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return mapping.get(value, value)
+    if isinstance(value, list):
+        return [remap(v, mapping) for v in value]
+    return value
+
+
+def normalise_record(rec, mapping):
+    out = {}
+    for k, v in rec.items():
+        if v == "None":  # the real trace stringified None lists
+            v = None
+        if k in ("all_seeds", "all_subseeds", "seeds", "subseeds"):
+            v = remap(v, mapping)
+        if k == "extra_generation_params":
+            v = {ek: (CALLABLE if isinstance(ev, str) and ev.startswith("<function ") else ev) for ek, ev in v.items()}
+        if k == "kw":
+            v = {kk: remap_text(kv, mapping) for kk, kv in v.items() if kk != "images"}
+        if k == "processed_infotexts":
+            v = [remap_text(t, mapping) for t in v]
+        out[k] = v
+    return out
+
+
+def stub_record(rec):
+    rec = dict(rec)
+    if "kw" in rec:
+        rec["kw"] = {k: v for k, v in rec["kw"].items() if k != "images"}
+    return rec
+
+
+TRACED = ["A_batch2_iter2_lora", "B_hires", "C_rewrite_iter3", "D_rewrite_hires", "E_seed_random_subseed"]
+ALL_SCENARIOS = TRACED + ["C2_rewrite_iter3", "C3_rewrite_batch2"]
+
+
+@needs_golden
+@pytest.mark.parametrize("name", TRACED)
+def test_hook_order_matches_golden(run_txt2img, name):
+    processed, scenario = replay(run_txt2img, name)
+    golden = [(h["hook"], h["iteration"], h.get("pp_index")) for h in scenario["hook_trace"]]
+    assert [(h["hook"], h["iteration"], h.get("pp_index")) for h in TRACE] == golden
+    assert len(processed.images) == scenario["n_images"]
+
+
+@needs_golden
+@pytest.mark.parametrize("name", TRACED)
+def test_p_at_every_hook_matches_golden(run_txt2img, name):
+    processed, scenario = replay(run_txt2img, name)
+    mapping = random_map(scenario, processed)
+    assert len(TRACE) == len(scenario["hook_trace"])
+    for step, (gold, mine) in enumerate(zip(scenario["hook_trace"], TRACE)):
+        expected = normalise_record(gold, mapping)
+        assert stub_record(mine) == expected, f"{name} step {step} ({gold['hook']})"
+
+
+@needs_golden
+@pytest.mark.parametrize("name", ALL_SCENARIOS)
+def test_infotexts_match_golden_exactly(run_txt2img, name):
+    processed, scenario = replay(run_txt2img, name)
+    mapping = random_map(scenario, processed)
+    expected = [remap_text(t, mapping) for t in scenario["response_info"]["infotexts"]]
+    assert processed.infotexts == expected
+    assert [img.info["parameters"] for img in processed.images] == expected
+
+
+@needs_golden
+@pytest.mark.parametrize("name", ALL_SCENARIOS)
+def test_processed_js_matches_golden(run_txt2img, name):
+    processed, scenario = replay(run_txt2img, name)
+    mapping = random_map(scenario, processed)
+    golden = scenario["response_info"]
+    mine = json.loads(processed.js())
+    assert list(mine) == list(golden)
+    for key, value in golden.items():
+        if key in ("job_timestamp", "denoising_strength", "restore_faces"):
+            continue
+        if key in ("seed", "subseed", "all_seeds", "all_subseeds"):
+            value = remap(value, mapping)
+        if key == "infotexts":
+            value = [remap_text(t, mapping) for t in value]
+        assert mine[key] == value, key
+        if key == "extra_generation_params":
+            assert list(mine[key]) == list(value)
+
+
+@needs_golden
+def test_specific_quirks(run_txt2img):
+    # D: the hires prompt of image 1 is read with the batch-local index -> a wrong "Hires prompt".
+    processed, _ = replay(run_txt2img, "D_rewrite_hires")
+    assert "Hires prompt" not in processed.infotexts[0]
+    assert 'Hires prompt: "a owl rewritten0 <lora:test_lora:0.3>"' in processed.infotexts[1]
+    assert processed.images[0].size == (128, 128)
+    # E: variation seed counts up, seed stays.
+    processed, _ = replay(run_txt2img, "E_seed_random_subseed")
+    assert processed.all_seeds[0] == processed.all_seeds[1]
+    assert "Variation seed: 77," in processed.infotexts[0] and "Variation seed: 78," in processed.infotexts[1]
+    # C: a list value is indexed with the batch-local index: every image gets item0.
+    processed, _ = replay(run_txt2img, "C2_rewrite_iter3")
+    assert all("Trace list: item0," in t for t in processed.infotexts)
+    assert [re.search(r"Trace image: (\S+),", t).group(1) for t in processed.infotexts] == [
+        "img0-batchidx0", "img1-batchidx0", "img2-batchidx0"]
+
+
+@needs_golden
+def test_golden_request_fields_are_dataclass_fields():
+    import dataclasses
+
+    api_only = {"alwayson_scripts", "infotext", "save_images", "send_images", "script_args", "script_name",
+                "sampler_index"}
+    init_fields = {f.name for f in dataclasses.fields(processing.StableDiffusionProcessingTxt2Img) if f.init}
+    golden_keys = set(GOLDEN["A_batch2_iter2_lora"]["response_parameters_keys"]) - api_only
+    assert golden_keys <= init_fields, golden_keys - init_fields
+
+
+@needs_golden
+def test_lora_registry_matches_golden_listing():
+    golden = GOLDEN["GET_loras"][0]
+    nod = networks.available_networks[golden["name"]]
+    assert (nod.name, nod.alias) == (golden["name"], golden["alias"])
+    assert nod.shorthash == "1e736908a712"
+
+
+# ---- stand-in contract beyond the golden data --------------------------------------------------------------
+
+
+def test_unknown_lora_fails_whole_batch_in_forge_and_is_skipped_in_neo(run_txt2img, forge_stub):
+    prompt = "a cat <lora:test_lora:0.5> <lora:does_not_exist:0.5>"
+    processed = run_txt2img([TraceScript], {"trace": [True, ""]}, api=True, prompt=prompt, seed=1, width=8, height=8)
+    assert "Lora hashes" not in processed.infotexts[0]
+    assert any("'NoneType' object has no attribute 'filename'" in (tb or "") for _m, tb in errors.reported)
+    assert shared.sd_model.applied_loras == []
+    with forge_stub.use_variant("neo"):
+        networks.list_available_networks()
+        processed = run_txt2img([TraceScript], {"trace": [True, ""]}, api=True, prompt=prompt, seed=1, width=8,
+                                height=8)
+        assert 'Lora hashes: "test_lora: 1e736908a712"' in processed.infotexts[0]
+        assert isinstance(networks.forbidden_network_aliases, set)
+    assert isinstance(networks.forbidden_network_aliases, dict)
+
+
+def test_first_prompt_only_lora_in_a_batch(run_txt2img):
+    processed = run_txt2img([], None, api=True, prompt=["x <lora:test_lora:0.7>", "y <lora:other_alias:0.2>"],
+                            negative_prompt="", batch_size=2, seed=5, width=8, height=8)
+    assert [f for f, *_ in shared.sd_model.applied_loras] == [networks.available_networks["test_lora"].filename]
+    assert shared.sd_model.applied_loras[0][1:] == (0.7, 0.7)
+    assert processed.infotexts[1].startswith("y <lora:other_alias:0.2>\n")
+
+
+def test_network_on_disk_fields(lora_dir):
+    other = networks.available_networks["other_file"]
+    assert other.alias == "other_alias" and networks.available_network_aliases["other_alias"] is other
+    assert other.shorthash == "" and other.sd_version.name == "SDXL"
+    other.read_hash()
+    import hashlib
+
+    raw = (lora_dir / "other_file.safetensors").read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    assert other.hash == hashlib.sha256(raw[8 + n:]).hexdigest() and len(other.shorthash) == 12
+    nested = networks.available_networks["nested_lora"]
+    assert nested.alias == "nested_lora" and nested.get_alias() == "nested_lora"
+    assert "none" in networks.forbidden_network_aliases
+
+
+def test_variants_alias_module_and_postprocess_index(run_txt2img, forge_stub):
+    import importlib
+
+    assert importlib.import_module("modules.generation_parameters_copypaste").quote is infotext_utils.quote
+    seen = []
+
+    class Probe(TraceScript):
+        def postprocess_image(self, p, pp, *args):
+            seen.append(hasattr(pp, "index"))
+
+    for variant in ("classic", "neo"):
+        with forge_stub.use_variant(variant):
+            with pytest.raises(ImportError):
+                importlib.import_module("modules.generation_parameters_copypaste")
+            run_txt2img([Probe], None, api=True, prompt="a", seed=1, width=8, height=8)
+    assert seen == [False, True]
+
+
+def test_ui_path_setup_sees_defaults_and_api_path_calls_ui_again(run_txt2img):
+    calls = []
+
+    class Counting(TraceScript):
+        def ui(self, is_img2img):
+            calls.append(1)
+            return super().ui(is_img2img)
+
+    run_txt2img([Counting], {"Trace": [True]}, prompt="a", seed=42, steps=3, width=8, height=8)
+    setup = TRACE[0]
+    assert setup["hook"] == "setup" and (setup["seed"], setup["steps"], setup["sampler_name"]) == (-1, 50, None)
+    assert TRACE[1]["seed"] == 42 and TRACE[1]["steps"] == 3
+    assert len(calls) == 1
+    run_txt2img([Counting], {"Trace": [True]}, api=True, prompt="a", seed=42, width=8, height=8)
+    assert len(calls) == 3
+
+
+def test_runner_slicing_override_filter_and_error_isolation(run_txt2img):
+    class NoUi(scripts.Script):
+        def title(self):
+            return "No UI"
+
+        def show(self, is_img2img):
+            return scripts.AlwaysVisible
+
+    class Broken(TraceScript):
+        def title(self):
+            return "Broken Script!"
+
+        def process(self, p, *args):
+            raise RuntimeError("boom")
+
+    processed = run_txt2img([NoUi, TraceScript, Broken], None, prompt="a", seed=1, width=8, height=8,
+                            do_not_save_samples=True, do_not_save_grid=True)
+    runner = run_txt2img.last_runner
+    no_ui, trace, broken = runner.alwayson_scripts
+    assert (no_ui.args_from, no_ui.args_to) == (1, 1)
+    assert (trace.args_from, trace.args_to, broken.args_from, broken.args_to) == (1, 3, 3, 5)
+    assert runner.ordered_scripts("process") == [trace, broken]
+    assert runner.ordered_scripts("before_hr") == []
+    assert broken.elem_id("x") == "script_txt2img_broken_script_x"
+    assert trace.controls[0].custom_script_source == "test_stub_fidelity.py"
+    assert any(m.startswith("Error running process:") for m, _ in errors.reported)
+    assert len(processed.images) == 1
+
+
+def test_create_infotext_and_parse_round_trip(run_txt2img):
+    seen = {}
+
+    def per_image(p, index, prompt_text, **kwargs):
+        seen[index] = prompt_text
+        return f"value: {index}"
+
+    class Writer(TraceScript):
+        def process(self, p, *args):
+            p.extra_generation_params.update({"Same": "Same", "Gone": None, "Fn": per_image, "Steps": 99})
+
+    processed = run_txt2img([Writer], None, api=True, prompt="a, b", negative_prompt="", n_iter=2, seed=3, width=8,
+                            height=8)
+    text = processed.infotexts[1]
+    assert text.startswith("a, b\nSteps: 99, Sampler: Euler")
+    assert ", Same, " in text and "Gone" not in text and 'Fn: "value: 0"' in text
+    assert seen == {0: "a, b"}
+    parsed = infotext_utils.parse_generation_parameters(text)
+    assert parsed["Prompt"] == "a, b" and parsed["Negative prompt"] == ""
+    assert (parsed["Size-1"], parsed["Size-2"], parsed["Fn"], parsed["Seed"]) == ("8", "8", "value: 0", "4")
+    # Processed.infotext (params.txt, scripts) uses the GLOBAL index, unlike the per-image infotext.
+    assert processed.infotext(run_txt2img.last_p, 1) == text.replace('"value: 0"', '"value: 1"')
+
+
+def test_opts_callbacks_and_main_thread():
+    from modules_forge import main_thread
+
+    with pytest.raises(AttributeError):
+        shared.opts.orchestrator_missing  # noqa: B018
+    assert getattr(shared.opts, "orchestrator_missing", "d") == "d"
+    shared.opts.add_option("orchestrator_x", shared.OptionInfo(5, "X", section=("orchestrator", "Orchestrator")))
+    assert shared.opts.orchestrator_x == 5 and shared.opts.set("orchestrator_x", 6) and shared.opts.orchestrator_x == 6
+
+    hits = []
+    script_callbacks.on_ui_settings(lambda: hits.append("settings"), name="mine")
+    script_callbacks.on_ui_tabs(lambda: 1 / 0)
+    script_callbacks.on_ui_tabs(lambda: [("blocks", "Tab", "tab_id")])
+    script_callbacks.ui_settings_callback()
+    assert script_callbacks.ui_tabs_callback() == [("blocks", "Tab", "tab_id")]
+    assert hits == ["settings"]
+    assert script_callbacks.callback_map["callbacks_ui_settings"][0].name.endswith("/ui_settings/mine")
+    script_callbacks.clear_callbacks()
+    assert not any(script_callbacks.callback_map.values())
+
+    assert main_thread.run_and_wait_result(lambda a, b=0: a + b, 1, b=2) == 3
+    assert main_thread.run_and_wait_result(lambda: 1 / 0) is None
+    assert isinstance(main_thread.last_exception, ZeroDivisionError)
+
+
+def test_ui_path_saves_images_and_grid(run_txt2img, tmp_path):
+    processed = run_txt2img([TraceScript], None, prompt="a", seed=1, batch_size=2, width=8, height=8)
+    assert processed.index_of_first_image == 1 and processed.images[0].size == (16, 8)
+    saved = sorted(p.name for p in (tmp_path / "outputs").rglob("*.png"))
+    assert len(saved) == 3
+    assert extra_networks.parse_prompt("x <lora:a:1:te=0.5>")[1]["lora"][0].named == {"te": "0.5"}

@@ -1,0 +1,137 @@
+"""modules.infotext_utils stand-in: quote/unquote, parse_generation_parameters, paste bindings (no Gradio)."""
+from __future__ import annotations
+
+import json
+import re
+
+from modules import shared
+
+re_param_code = r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)'
+re_param = re.compile(re_param_code)
+re_imagesize = re.compile(r"^(\d+)x(\d+)$")
+
+paste_fields: dict = {}
+registered_param_bindings: list = []
+
+
+class PasteField(tuple):
+    def __new__(cls, component, target, *, api=None):
+        return super().__new__(cls, (component, target))
+
+    def __init__(self, component, target, *, api=None):
+        super().__init__()
+        self.api = api
+        self.component = component
+        self.label = target if isinstance(target, str) else None
+        self.function = target if callable(target) else None
+
+
+class ParamBinding:
+    def __init__(self, paste_button, tabname, source_text_component=None, source_image_component=None,
+                 source_tabname=None, override_settings_component=None, paste_field_names=None):
+        self.paste_button = paste_button
+        self.tabname = tabname
+        self.source_text_component = source_text_component
+        self.source_image_component = source_image_component
+        self.source_tabname = source_tabname
+        self.override_settings_component = override_settings_component
+        self.paste_field_names = paste_field_names or []
+
+
+def register_paste_params_button(binding: ParamBinding):
+    registered_param_bindings.append(binding)
+
+
+def add_paste_fields(tabname, init_img, fields, override_settings_component=None):
+    if fields:
+        fields = [f if isinstance(f, PasteField) else PasteField(*f) for f in fields]
+    paste_fields[tabname] = {"init_img": init_img, "fields": fields,
+                             "override_settings_component": override_settings_component}
+
+
+def quote(text):
+    if "," not in str(text) and "\n" not in str(text) and ":" not in str(text):
+        return text
+    return json.dumps(text, ensure_ascii=False)
+
+
+def unquote(text):
+    if len(text) == 0 or text[0] != '"' or text[-1] != '"':
+        return text
+    try:
+        return json.loads(text)
+    except Exception:
+        return text
+
+
+def image_from_url_text(filedata):
+    """Simplified: accepts a PIL image or a file path; returns a PIL image or None."""
+    if filedata is None:
+        return None
+    if isinstance(filedata, str):
+        from PIL import Image
+
+        return Image.open(filedata)
+    return filedata
+
+
+def parse_generation_parameters(x: str, skip_fields: list | None = None):
+    """Infotext text -> dict. Styles are not extracted (the stub has no style database)."""
+    if skip_fields is None:
+        skip_fields = shared.opts.infotext_skip_pasting
+
+    res = {}
+    prompt = ""
+    negative_prompt = ""
+    done_with_prompt = False
+
+    *lines, lastline = x.strip().split("\n")
+    if len(re_param.findall(lastline)) < 3:
+        lines.append(lastline)
+        lastline = ""
+
+    for line in lines:
+        line = line.strip()
+        if line.startswith("Negative prompt:"):
+            done_with_prompt = True
+            line = line[16:].strip()
+        if done_with_prompt:
+            negative_prompt += ("" if negative_prompt == "" else "\n") + line
+        else:
+            prompt += ("" if prompt == "" else "\n") + line
+
+    res["Prompt"] = prompt
+    res["Negative prompt"] = negative_prompt
+
+    for k, v in re_param.findall(lastline):
+        try:
+            if v[0] == '"' and v[-1] == '"':
+                v = unquote(v)
+            m = re_imagesize.match(v)
+            if m is not None:
+                res[f"{k}-1"] = m.group(1)
+                res[f"{k}-2"] = m.group(2)
+            else:
+                res[k] = v
+        except Exception:
+            print(f"Error parsing \"{k}: {v}\"")
+
+    defaults = {
+        "Clip skip": "1",
+        "Hires sampler": "Use same sampler",
+        "Hires schedule type": "Use same scheduler",
+        "Hires checkpoint": "Use same checkpoint",
+        "Hires prompt": "",
+        "Hires negative prompt": "",
+        "RNG": "GPU",
+        "Schedule type": "Automatic",
+    }
+    if "Hires resize-1" not in res:
+        res["Hires resize-1"] = 0
+        res["Hires resize-2"] = 0
+    for k, v in defaults.items():
+        res.setdefault(k, v)
+
+    for key in skip_fields:
+        res.pop(key, None)
+    return res
