@@ -7,12 +7,14 @@ results back onto Forge's processing object.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Collection, Dict, List, Optional, Sequence, Tuple
 
 from .compose import ComposedPrompt, apply_picks
 from .selection import LoraIndex, Rules, pick_loras
 from .selection.pick import Pick, Selection
+from .selection.text import LORA_TAG
 
 # Infotext keys: letters, digits, spaces only (Forge's parser reads `\w[\w \-/]+`).
 KEY_SETTINGS = "Orchestrator"
@@ -125,6 +127,10 @@ def plan_job(templates: Sequence[str], negatives: Sequence[str], seeds: Sequence
         base = expand(template, prompt_seed)
         negative_text = expand(negative, prompt_seed) if negative else ""
         note = ""
+        base, unknown = _drop_unknown_tags(base, known_loras)
+        if unknown:
+            note = f"removed unknown LoRA tags: {', '.join(unknown)}"
+            plan.warnings.append(f"seed {seed}: {note} (Forge would have loaded no LoRA for the batch)")
         if settings.loras and index is not None:
             if batch_size > 1 and k % batch_size:
                 selection = batch_picks  # Forge loads only the batch's first prompt's LoRAs
@@ -152,6 +158,23 @@ def plan_job(templates: Sequence[str], negatives: Sequence[str], seeds: Sequence
             plan.hr_prompts.append(hr_prompt)  # type: ignore[union-attr]
             plan.hr_negative_prompts.append(negative_prompt)  # type: ignore[union-attr]
     return plan
+
+
+def _drop_unknown_tags(prompt: str, known: Optional[Collection[str]]) -> Tuple[str, List[str]]:
+    """A `<lora:name>` the user wrote that Forge cannot find would disable every LoRA of its batch in
+    Forge: such tags are taken out (and reported)."""
+    if known is None:
+        return prompt, []
+    unknown: List[str] = []
+
+    def check(match: "re.Match[str]") -> str:
+        if match.group(2).strip() in known:
+            return match.group(0)
+        unknown.append(match.group(2).strip())
+        return ""
+
+    cleaned = LORA_TAG.sub(check, prompt)
+    return (" ".join(cleaned.split()) if unknown else prompt), unknown
 
 
 def _checked(selection: Selection, known: Optional[Collection[str]]) -> Selection:

@@ -96,8 +96,14 @@ class OrchestratorScript(scripts.Script):
     def ui(self, is_img2img: bool) -> list:
         # Side-effect free: Forge calls this several times (once per tab, twice more for the API).
         gr = compat.gr
-        accordion = compat.InputAccordion(DEFAULTS.enabled, label="Orchestrator", elem_id=self.elem_id("enabled"))
-        with accordion:
+        if compat.InputAccordion is not None:
+            accordion = compat.InputAccordion(DEFAULTS.enabled, label="Orchestrator", elem_id=self.elem_id("enabled"))
+            block = accordion
+        else:  # A1111 before 1.7: a plain checkbox inside an accordion
+            block = gr.Accordion("Orchestrator", open=False)
+            with block:
+                accordion = gr.Checkbox(DEFAULTS.enabled, label="Enable", elem_id=self.elem_id("enabled"))
+        with block:
             gr.Markdown("Composes each image's prompt from wildcards and picks LoRAs for it. Per-image LoRAs need "
                         "batch size 1: larger batches are split into single-image batches (see Settings).")
             with gr.Row():

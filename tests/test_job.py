@@ -101,3 +101,10 @@ def test_library_service_indexes_in_the_background_and_survives_errors(tmp_path)
     broken = LibraryService(no_roots, lambda: None)
     broken.refresh()
     assert broken.wait(30) is None and isinstance(broken.last_error, OSError)
+
+
+def test_unknown_lora_tags_the_user_wrote_are_removed_and_reported(index, expand):
+    known = {r.name for r in index.records}
+    p = plan(index, expand, ["a cat <lora:nonexistent:0.8>, <lora:add_detail_xl:0.5>"], [1], known=known)
+    assert "<lora:nonexistent" not in p.prompts[0] and "<lora:add_detail_xl:0.5>" in p.prompts[0]
+    assert "nonexistent" in p.images[0].note and any("nonexistent" in w for w in p.warnings)

@@ -195,3 +195,13 @@ def test_the_script_loads_and_runs_on_other_variants(variant, forge_stub, lora_d
         # Classic passes no pp.index: the per-image values still land on the right image.
         values = [info_dict(t)[KEY_TEMPLATE] for t in image_infotexts(processed)]
         assert values == ["a {red|blue} cat"] * 2
+
+
+def test_an_unknown_lora_the_user_wrote_no_longer_disables_every_lora(orchestrator, run_txt2img):
+    _, classes = orchestrator
+    prompt = "a lighthouse keeper, watercolor wash <lora:not_on_this_machine:0.7>"
+    processed = run(run_txt2img, classes, [True], prompt=prompt, n_iter=1)
+    params = info_dict(image_infotexts(processed)[0])
+    assert "not_on_this_machine" not in processed.all_prompts[0]
+    assert lora_hash_names(params)  # Forge loaded the LoRAs; with the unknown tag it would have loaded none
+    assert "not_on_this_machine" in params.get("Orchestrator note", "")
