@@ -205,3 +205,25 @@ def test_an_unknown_lora_the_user_wrote_no_longer_disables_every_lora(orchestrat
     assert "not_on_this_machine" not in processed.all_prompts[0]
     assert lora_hash_names(params)  # Forge loaded the LoRAs; with the unknown tag it would have loaded none
     assert "not_on_this_machine" in params.get("Orchestrator note", "")
+
+
+def test_our_hooks_run_in_forges_order(orchestrator, run_txt2img):
+    module, _ = orchestrator
+    calls = []
+
+    class Recording(module.OrchestratorScript):
+        def before_process(self, p, *args):
+            calls.append(("before_process", len(p.all_prompts or [])))
+            super().before_process(p, *args)
+
+        def process(self, p, *args):
+            calls.append(("process", len(p.all_prompts)))
+            super().process(p, *args)
+
+        def postprocess_image(self, p, pp, *args):
+            calls.append(("postprocess_image", p.iteration))
+            super().postprocess_image(p, pp, *args)
+
+    processed = run(run_txt2img, [Recording], [True], n_iter=2)
+    assert calls == [("before_process", 0), ("process", 2), ("postprocess_image", 0), ("postprocess_image", 1)]
+    assert len(image_infotexts(processed)) == 2
