@@ -1,0 +1,66 @@
+"""Sanitising Civitai descriptions: formatting kept, nothing active survives."""
+from __future__ import annotations
+
+import pytest
+
+from lib_orchestrator.sanitize import safe_href, sanitise_html
+
+HOSTILE = [
+    '<script>alert(1)</script>',
+    '<img src=x onerror="alert(1)">',
+    '<a href="javascript:alert(1)">x</a>',
+    '<a href="JaVaScRiPt:alert(1)">x</a>',
+    '<a href="java&#x09;script:alert(1)">x</a>',
+    '<a href=" javascript:alert(1)">x</a>',
+    '<a href="data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==">x</a>',
+    '<a href="vbscript:msgbox(1)">x</a>',
+    '<p onclick="alert(1)" style="background:url(javascript:alert(1))">x</p>',
+    '<iframe src="https://evil.example"></iframe>',
+    '<svg onload=alert(1)><circle/></svg>',
+    '<math><mi xlink:href="javascript:alert(1)">x</mi></math>',
+    '<style>body{background:url("https://evil.example/x.png")}</style>',
+    '<link rel=stylesheet href="https://evil.example/x.css">',
+    '<meta http-equiv="refresh" content="0;url=https://evil.example">',
+    '<object data="https://evil.example/x.swf"></object><embed src="https://evil.example/x">',
+    '<form action="https://evil.example"><input name=a><button>go</button></form>',
+    '<img src="https://tracker.example/pixel.gif">',
+    '<video src="https://evil.example/v.mp4"></video>',
+    '<scr<script>ipt>alert(1)</script>',
+    '<div><script>alert(1)</div>',
+    '<base href="https://evil.example/">',
+    '<a href="//evil.example/x">protocol-relative</a>',
+    '<!-- <script>alert(1)</script> -->',
+    '<p>a</p><script src="https://evil.example/x.js"></script>',
+    '<noscript><img src=x onerror=alert(1)></noscript>',
+    '<template><script>alert(1)</script></template>',
+    '<a href="https://ok.example" onmouseover="alert(1)">ok</a>',
+]
+ACTIVE = ["<script", "onerror", "onclick", "onload", "onmouseover", "javascript:", "vbscript:", "data:", "<iframe",
+          "<svg", "<math", "<style", "<link", "<meta", "<object", "<embed", "<form", "<img", "<video", "<base",
+          "evil.example", "tracker.example"]  # (inert text such as an escaped "alert(1)" may remain)
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_nothing_active_survives(hostile):
+    out = sanitise_html(hostile).lower()
+    for fragment in ACTIVE:
+        assert fragment not in out, (hostile, out)
+
+
+def test_formatting_and_safe_links_are_kept():
+    text = ('<p>Use <b>0.8</b> weight.<br>Trigger: <code>frieren</code></p><ul><li>one</li></ul>'
+            '<a href="https://civitai.com/models/1">page</a>')
+    out = sanitise_html(text)
+    assert "<p>Use <b>0.8</b> weight.<br>Trigger: <code>frieren</code></p><ul><li>one</li></ul>" in out
+    assert '<a href="https://civitai.com/models/1" rel="noopener noreferrer nofollow" target="_blank">page</a>' in out
+
+
+def test_text_is_escaped_and_unclosed_tags_are_closed():
+    assert sanitise_html("a < b & c") == "a &lt; b &amp; c"
+    assert sanitise_html("<p><b>open") == "<p><b>open</b></p>"
+    assert sanitise_html(None) == "" and sanitise_html("") == ""
+
+
+def test_safe_href():
+    assert safe_href("https://example.com/x") == "https://example.com/x"
+    assert safe_href("java\nscript:alert(1)") is None and safe_href("/relative") is None
