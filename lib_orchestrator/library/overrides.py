@@ -1,0 +1,92 @@
+"""The user's own word on a LoRA (category, default weight, excluded, pinned, notes), kept in the
+extension's data folder, never in the user's sidecar files, and applied before selection."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, replace
+from typing import Dict, Iterable, List, Optional
+
+from ..errors import Location, OrchestratorError
+from .categories import CATEGORIES
+from .record import LoraRecord
+
+
+@dataclass(frozen=True)
+class Override:
+    category: Optional[str] = None
+    weight: Optional[float] = None  # the default weight when picked (negative allowed, for sliders)
+    excluded: bool = False  # never picked
+    pinned: bool = False  # always picked when it loads on the checkpoint
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        if self.category is not None and self.category not in CATEGORIES:
+            raise OrchestratorError(f"unknown category {self.category!r}", hint=f"one of {', '.join(CATEGORIES)}")
+        if self.weight is not None and not -10 <= self.weight <= 10:
+            raise OrchestratorError(f"weight {self.weight} is out of range", hint="between -10 and 10")
+
+    @property
+    def empty(self) -> bool:
+        return self == Override()
+
+
+class OverrideStore:
+    """Overrides by the LoRA's path relative to its folder, in one JSON file written atomically."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._data: Dict[str, Override] = {}
+        self.load()
+
+    def load(self) -> None:
+        try:
+            with open(self.path, encoding="utf-8") as fh:
+                raw = json.load(fh)
+        except FileNotFoundError:
+            raw = {}
+        except (OSError, ValueError) as exc:
+            raise OrchestratorError(f"cannot read overrides: {exc}", Location(self.path, 0, 0),
+                                    "fix or delete the file; it is rewritten on the next change") from None
+        self._data = {}
+        for key, value in (raw.items() if isinstance(raw, dict) else ()):
+            try:
+                self._data[key] = Override(**{k: v for k, v in value.items() if k in Override.__dataclass_fields__})
+            except (OrchestratorError, TypeError, AttributeError):
+                continue  # one bad entry does not lose the others
+
+    def get(self, path: str) -> Override:
+        return self._data.get(path, Override())
+
+    def set(self, path: str, override: Override) -> None:
+        if override.empty:
+            self._data.pop(path, None)
+        else:
+            self._data[path] = override
+        self._save()
+
+    def _save(self) -> None:
+        folder = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(folder, exist_ok=True)
+        data = {k: asdict(v) for k, v in sorted(self._data.items())}
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".overrides-", suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, ensure_ascii=False)
+        os.replace(tmp, self.path)  # never a half-written file
+
+    def apply(self, records: Iterable[LoraRecord]) -> List[LoraRecord]:
+        out = []
+        for r in records:
+            o = self._data.get(r.path)
+            if o is not None:
+                r = replace(r, category=o.category or r.category,
+                            category_source="override" if o.category else r.category_source,
+                            preferred_weight=o.weight if o.weight is not None else r.preferred_weight,
+                            weight_source="override" if o.weight is not None else r.weight_source,
+                            excluded=r.excluded or o.excluded)
+            out.append(r)
+        return out
+
+    def pinned_names(self, records: Iterable[LoraRecord]) -> List[str]:
+        return [r.name for r in records if self._data.get(r.path, Override()).pinned]

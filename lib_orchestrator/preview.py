@@ -1,0 +1,56 @@
+"""The tab's compose preview: N composed prompts with each pick explained, locks, and lint inline.
+
+A lock fixes a wildcard to one value (`{"style": "oil painting"}`) or pins LoRAs; a reroll is a new
+seed. Nothing here waits on anything but the core.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from .compose import ComposedPrompt, compose
+from .errors import OrchestratorError
+from .selection import LoraIndex, Rules
+from .wildcards import PromptEngine
+
+_ESCAPES = str.maketrans({c: "\\" + c for c in "{}|$#%_"})
+
+
+@dataclass(frozen=True)
+class Preview:
+    prompts: Tuple[ComposedPrompt, ...]
+    messages: Tuple[str, ...]  # lint: errors and warnings, one line each
+
+
+def lock_wildcards(template: str, locks: Dict[str, str]) -> str:
+    """Every `__name__` of a locked wildcard becomes its fixed value (escaped, so it stays text)."""
+    for name, value in locks.items():
+        template = template.replace(f"__{name}__", value.translate(_ESCAPES))
+    return template
+
+
+def preview(template: str, seed: int, count: int, engine: PromptEngine, index: Optional[LoraIndex], rules: Rules,
+            family: str, base_model: str, locks: Optional[Dict[str, str]] = None,
+            pinned: Sequence[str] = (), negative: str = "") -> Preview:
+    text = lock_wildcards(template, locks or {})
+    if pinned:
+        rules = replace(rules, pinned=tuple(dict.fromkeys([*rules.pinned, *pinned])))
+    try:
+        bases = list(engine.texts(text, "random", seed, count))
+    except OrchestratorError as exc:
+        return Preview((), (exc.one_line(),))
+    prompts: List[ComposedPrompt] = []
+    for k, base in enumerate(bases):
+        if index is None:
+            prompts.append(ComposedPrompt(template, seed + k, base, base, negative, ()))
+        else:
+            prompts.append(compose(template, base, seed + k, index, rules, family, base_model, negative))
+    messages = list(dict.fromkeys(engine.warnings))
+    for p in prompts:
+        messages.extend(w for w in p.warnings if w not in messages)
+    return Preview(tuple(prompts), tuple(messages))
+
+
+def wildcard_names(engine: PromptEngine) -> List[str]:
+    """The names a template can use, for the editor's list (`__name__` inserts them)."""
+    return engine.store.names()
