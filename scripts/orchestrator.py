@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 from typing import Any, Dict, Optional, Tuple
 
 from modules import script_callbacks, scripts, shared
@@ -21,6 +22,7 @@ import orchestrator_compat as compat  # noqa: E402
 from lib_orchestrator import BUNDLED_WILDCARDS  # noqa: E402
 from lib_orchestrator.errors import OrchestratorError  # noqa: E402
 from lib_orchestrator.job import KEY_NOTE, KEY_SETTINGS, JobSettings, plan_job  # noqa: E402
+from lib_orchestrator.library.overrides import OverrideStore  # noqa: E402
 from lib_orchestrator.library.service import LibraryService  # noqa: E402
 from lib_orchestrator.selection import Rules, load_rules  # noqa: E402
 from lib_orchestrator.selection.index import checkpoint_base  # noqa: E402
@@ -37,7 +39,8 @@ def _opt(key: str, default: Any) -> Any:
 
 def _wildcard_dirs() -> Tuple[str, ...]:
     extra = [d.strip() for d in str(_opt("orchestrator_wildcard_dirs", "")).replace("\n", ",").split(",")]
-    return tuple([BUNDLED_WILDCARDS] + [d for d in extra if d and os.path.isdir(d)])
+    saved = os.path.join(EXT_DIR, "data", "wildcards")  # templates saved from the tab: __user_templates/NAME__
+    return tuple([BUNDLED_WILDCARDS, saved] + [d for d in extra if d and os.path.isdir(d)])
 
 
 def _cache_path() -> Optional[str]:
@@ -57,8 +60,11 @@ def _lora_dirs():
     return compat.lora_dirs(shared, models)
 
 
-# Process-wide state: the library index (built in the background) and engines keyed by their inputs.
-LIBRARY = LibraryService(_lora_dirs, _cache_path)
+# Process-wide state: the user's overrides, the library index (built in the background, overrides
+# applied), and engines keyed by their inputs.
+DATA_DIR = os.path.join(EXT_DIR, "data")
+OVERRIDES = OverrideStore(os.path.join(DATA_DIR, "overrides.json"))
+LIBRARY = LibraryService(_lora_dirs, _cache_path, lambda records: OVERRIDES.apply(records))
 _ENGINES: Dict[Tuple[str, ...], PromptEngine] = {}
 _RULES: Dict[Tuple[str, float], Rules] = {}
 _LAST_KNOWN: Optional[set] = None  # Forge's LoRA names when the library was last refreshed
@@ -160,9 +166,14 @@ class OrchestratorScript(scripts.Script):
         hr = getattr(p, "all_hr_prompts", None) if getattr(p, "enable_hr", False) else None
         try:
             engine = _engine()
+            rules = _rules(settings.rules_file)
+            if index is not None:
+                pinned = OVERRIDES.pinned_names(index.records)
+                if pinned:
+                    rules = replace(rules, pinned=tuple(dict.fromkeys([*rules.pinned, *pinned])))
             plan = plan_job(list(p.all_prompts), list(p.all_negative_prompts), list(p.all_seeds), settings,
                             lambda text, seed: engine.prompt(text, seed) if text else text,
-                            index, _rules(settings.rules_file), family, checkpoint_base(family, base), known,
+                            index, rules, family, checkpoint_base(family, base), known,
                             batch_size=int(getattr(p, "batch_size", 1) or 1),
                             hr_templates=list(hr) if hr else None)
         except OrchestratorError as exc:

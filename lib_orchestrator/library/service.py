@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 from ..selection import LoraIndex
+from .record import LoraRecord
 from .scan import scan_library
 
 
 class LibraryService:
-    def __init__(self, roots: Callable[[], Sequence[str]], cache_path: Callable[[], Optional[str]]) -> None:
+    def __init__(self, roots: Callable[[], Sequence[str]], cache_path: Callable[[], Optional[str]],
+                 transform: Optional[Callable[[List[LoraRecord]], List[LoraRecord]]] = None) -> None:
         self._roots = roots  # read at each refresh: the folders may change in the settings
         self._cache_path = cache_path
+        self._transform = transform  # e.g. the user's overrides, applied before indexing
+        self.records: List[LoraRecord] = []
         self._index: Optional[LoraIndex] = None
         self._lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
@@ -51,6 +55,9 @@ class LibraryService:
                     # One cache per folder: records are keyed by their path inside it.
                     path = cache if cache is None or k == 0 else f"{cache}.{k}"
                     records.extend(scan_library(root, path).records)
+                if self._transform is not None:
+                    records = self._transform(records)
+                self.records = records
                 self._index = LoraIndex(records)
                 self.last_error = None
             except Exception as exc:  # a broken folder must not kill the host; the old index stays
