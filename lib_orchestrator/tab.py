@@ -1,0 +1,141 @@
+"""What the Orchestrator tab does, without Gradio: every handler takes and returns plain values, so it
+is tested directly; scripts/orchestrator_tab.py only wires these to widgets."""
+from __future__ import annotations
+
+import html
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from .errors import OrchestratorError
+from .library.browse import Catalogue, Query, details
+from .library.overrides import Override, OverrideStore
+from .library.thumbnails import thumbnail
+from .preview import preview
+from .selection import LoraIndex, Rules
+from .wildcards import PromptEngine
+
+_NAME = re.compile(r"^[\w\- ]{1,80}$")
+
+
+@dataclass
+class TabModel:
+    engine: Callable[[], PromptEngine]
+    index: Callable[[], Optional[LoraIndex]]
+    records: Callable[[], List[Any]]
+    checkpoint: Callable[[], Tuple[str, str]]  # (family, base model) of the loaded checkpoint
+    overrides: OverrideStore
+    library_roots: Callable[[], List[str]]
+    saved_dir: str  # where "save template" writes: <saved_dir>/user_templates/NAME.txt
+    thumbs_dir: str
+    rules: Callable[[], Rules] = field(default=lambda: Rules())
+
+    # -- compose ------------------------------------------------------------------------------
+    def compose_preview(self, template: str, seed: int, count: int, locks: str, pinned: str) -> Tuple[str, str]:
+        """(HTML table of prompts and picks, lint messages)."""
+        family, base = self.checkpoint()
+        result = preview(template, int(seed), max(1, min(int(count), 50)), self.engine(), self.index(), self.rules(),
+                         family, base, locks=parse_locks(locks), pinned=[p.strip() for p in pinned.split(",")
+                                                                          if p.strip()])
+        rows = []
+        for c in result.prompts:
+            picks = "".join(
+                f"<li><b>{html.escape(p.name)}</b> @ {p.weight:g} <i>{html.escape(p.category)}</i>, "
+                f"{html.escape(p.reason)}, score {p.score:g}"
+                f"{', matched ' + html.escape(', '.join(p.matched[:5])) if p.matched else ''}</li>"
+                for p in c.loras)
+            rows.append(f"<tr><td>{c.seed}</td><td class='orch-prompt'>{html.escape(c.prompt)}</td>"
+                        f"<td><ul>{picks}</ul></td></tr>")
+        table = ("<table class='orch-preview'><tr><th>seed</th><th>prompt</th><th>LoRAs</th></tr>"
+                 + "".join(rows) + "</table>") if rows else ""
+        return table, "\n".join(result.messages)
+
+    def first_prompt(self, template: str, seed: int, locks: str, pinned: str) -> Tuple[str, str]:
+        """(prompt, negative) of the first previewed image, for 'send to txt2img'."""
+        family, base = self.checkpoint()
+        result = preview(template, int(seed), 1, self.engine(), self.index(), self.rules(), family, base,
+                         locks=parse_locks(locks), pinned=[p.strip() for p in pinned.split(",") if p.strip()])
+        if not result.prompts:
+            return "", ""
+        return result.prompts[0].prompt, result.prompts[0].negative_prompt
+
+    def save_template(self, name: str, template: str) -> str:
+        name = name.strip()
+        if not _NAME.match(name):
+            return "error: a template name is letters, digits, spaces, '-' and '_'"
+        if not template.strip():
+            return "error: the template is empty"
+        folder = os.path.join(self.saved_dir, "user_templates")
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, name + ".txt"), "w", encoding="utf-8") as fh:
+            fh.write(template.replace("\n", " ").strip() + "\n")
+        self.engine().refresh()
+        return f"saved: use __user_templates/{name}__ as the Orchestrator template"
+
+    # -- library ------------------------------------------------------------------------------
+    def search(self, text: str, category: str, base_model: str, compatible_only: bool, warnings_only: bool,
+               page: int, page_size: int = 48) -> Tuple[List[Tuple[Optional[str], str]], str, List[str]]:
+        """(gallery items (thumbnail or None, caption), page summary, paths of the items)."""
+        _, base = self.checkpoint()
+        result = Catalogue(self.records()).search(Query(
+            text=text or "", category=category or None, base_model=base_model or None,
+            checkpoint=base if compatible_only else None, warnings_only=bool(warnings_only),
+            page=int(page or 0), page_size=page_size))
+        items, paths = [], []
+        for r in result.items:
+            items.append((self._thumb(r), f"{r.name} · {r.base_model}" + (" ⚠" if r.problems else "")))
+            paths.append(r.path)
+        return items, f"{result.total:,} LoRAs · page {result.page + 1} of {result.pages}", paths
+
+    def _thumb(self, record: Any) -> Optional[str]:
+        if not record.preview:
+            return None
+        for root in self.library_roots():
+            source = os.path.join(root, record.preview)
+            if os.path.exists(source):
+                return thumbnail(source, self.thumbs_dir)
+        return None
+
+    def details_html(self, path: str) -> str:
+        record = next((r for r in self.records() if r.path == path), None)
+        if record is None:
+            return ""
+        d = details(record)
+        override = self.overrides.get(path)
+        rows = [("base model", f"{d['base_model']} ({d['base_model_source']}, family {d['family']})"),
+                ("category", f"{d['category']} ({d['category_source']})"),
+                ("trigger words", f"{', '.join(d['trigger_words']) or '—'} ({d['trigger_source'] or 'none'})"),
+                ("weight", f"{d['preferred_weight'] if d['preferred_weight'] is not None else 'default'} "
+                           f"({d['weight_source'] or 'category default'})"),
+                ("sha256", d["sha256"] or "unknown (not hashed)"), ("tensor hash", d["tensor_hash"] or "—"),
+                ("warnings", "; ".join(f"{w['code']}: {w['message']}" for w in d["warnings"]) or "none"),
+                ("notes", override.notes or "—")]
+        table = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
+        return (f"<h3>{html.escape(d['name'])}</h3><p><code>{html.escape(d['path'])}</code></p>"
+                f"<table class='orch-details'>{table}</table><div class='orch-description'>{d['description_html']}"
+                "</div>")
+
+    def save_override(self, path: str, category: str, weight: Optional[float], excluded: bool, pinned: bool,
+                      notes: str) -> str:
+        if not path:
+            return "error: pick a LoRA first"
+        try:
+            self.overrides.set(path, Override(category=category or None,
+                                              weight=None if weight in (None, "") else float(weight),
+                                              excluded=bool(excluded), pinned=bool(pinned), notes=notes or ""))
+        except (OrchestratorError, ValueError) as exc:
+            return f"error: {exc}"
+        return "saved; selection uses it after the next library refresh"
+
+
+def parse_locks(text: str) -> Dict[str, str]:
+    """`style = oil painting; mood = serene` -> {"style": "oil painting", "mood": "serene"}."""
+    out = {}
+    for part in (text or "").split(";"):
+        if "=" in part:
+            name, _, value = part.partition("=")
+            name = name.strip().strip("_")
+            if name:
+                out[name] = value.strip()
+    return out
