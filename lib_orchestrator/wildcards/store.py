@@ -66,6 +66,7 @@ class WildcardStore:
         self.unreadable = {}
         self.empty_files = []
         for root in self.roots:
+            self._dirs[root] = _mtime(root)  # a root that does not exist yet is watched too
             for path, rel in _walk(root, self._dirs):
                 display = _display(path)
                 rel_stem = os.path.splitext(rel)[0].replace(os.sep, "/")
@@ -170,15 +171,7 @@ class WildcardStore:
     # -- change detection -------------------------------------------------------------------
     def refresh(self) -> bool:
         """Forget whatever changed on disk since the last look; True when something did."""
-        changed = False
-        for d, mtime in self._dirs.items():
-            try:
-                if os.stat(d).st_mtime_ns != mtime:
-                    changed = True
-                    break
-            except OSError:
-                changed = True
-                break
+        changed = any(_mtime(d) != mtime for d, mtime in self._dirs.items())
         for path, state in list(self._files.items()):
             try:
                 st = os.stat(path)
@@ -193,6 +186,14 @@ class WildcardStore:
             self._cache.clear()
             self.generation += 1
         return changed
+
+
+def _mtime(path: str) -> int:
+    """A folder's mtime, or -1 while it does not exist."""
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return -1
 
 
 def _display(path: str) -> str:
