@@ -54,7 +54,7 @@ def main() -> None:
     module = scripts.load_script_file(str(ROOT / "scripts" / "orchestrator.py"))
     module.LIBRARY._index = index  # what the background scan leaves behind
     networks.available_network_aliases.update({r.name: None for r in index.records})  # Forge's list
-    module._LAST_KNOWN = set(networks.available_network_aliases) | set(networks.available_networks)
+    module.state.last_known = set(networks.available_network_aliases) | set(networks.available_networks)
     script = module.OrchestratorScript()
 
     per_image = []

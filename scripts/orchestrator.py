@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import replace
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict
 
 from modules import script_callbacks, scripts, shared
 
@@ -18,76 +18,16 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:  # Forge loads script files by path, not as a package
     sys.path.insert(0, _HERE)
 import orchestrator_compat as compat  # noqa: E402
+import orchestrator_state as state  # noqa: E402
 
-from lib_orchestrator import BUNDLED_WILDCARDS  # noqa: E402
 from lib_orchestrator.errors import OrchestratorError  # noqa: E402
 from lib_orchestrator.job import KEY_NOTE, KEY_SETTINGS, JobSettings, plan_job  # noqa: E402
-from lib_orchestrator.library.overrides import OverrideStore  # noqa: E402
-from lib_orchestrator.library.service import LibraryService  # noqa: E402
-from lib_orchestrator.selection import Rules, load_rules  # noqa: E402
 from lib_orchestrator.selection.index import checkpoint_base  # noqa: E402
-from lib_orchestrator.wildcards import PromptEngine  # noqa: E402
 
-EXT_DIR = os.path.dirname(_HERE)
 SECTION = ("orchestrator", "Orchestrator")
 DEFAULTS = JobSettings()
-
-
-def _opt(key: str, default: Any) -> Any:
-    return getattr(shared.opts, key, default)
-
-
-def _wildcard_dirs() -> Tuple[str, ...]:
-    extra = [d.strip() for d in str(_opt("orchestrator_wildcard_dirs", "")).replace("\n", ",").split(",")]
-    saved = os.path.join(EXT_DIR, "data", "wildcards")  # templates saved from the tab: __user_templates/NAME__
-    return tuple([BUNDLED_WILDCARDS, saved] + [d for d in extra if d and os.path.isdir(d)])
-
-
-def _cache_path() -> Optional[str]:
-    path = str(_opt("orchestrator_cache_path", "") or "")
-    return path or os.path.join(EXT_DIR, "cache", "library.sqlite")
-
-
-def _lora_dirs():
-    models = getattr(shared, "models_path", None)
-    if models is None:
-        try:
-            from modules import paths
-
-            models = getattr(paths, "models_path", None)
-        except ImportError:
-            models = None
-    return compat.lora_dirs(shared, models)
-
-
-# Process-wide state: the user's overrides, the library index (built in the background, overrides
-# applied), and engines keyed by their inputs.
-DATA_DIR = os.path.join(EXT_DIR, "data")
-OVERRIDES = OverrideStore(os.path.join(DATA_DIR, "overrides.json"))
-LIBRARY = LibraryService(_lora_dirs, _cache_path, lambda records: OVERRIDES.apply(records))
-_ENGINES: Dict[Tuple[str, ...], PromptEngine] = {}
-_RULES: Dict[Tuple[str, float], Rules] = {}
-_LAST_KNOWN: Optional[set] = None  # Forge's LoRA names when the library was last refreshed
-
-
-def _engine() -> PromptEngine:
-    roots = _wildcard_dirs()
-    engine = _ENGINES.get(roots)
-    if engine is None:
-        engine = _ENGINES[roots] = PromptEngine(roots)
-    else:
-        engine.refresh()  # picks up edited wildcard files
-    return engine
-
-
-def _rules(path: str) -> Rules:
-    path = path or str(_opt("orchestrator_rules_file", "") or "")
-    if not path:
-        return Rules()
-    key = (path, os.path.getmtime(path) if os.path.exists(path) else 0.0)
-    if key not in _RULES:
-        _RULES[key] = load_rules(path)
-    return _RULES[key]
+LIBRARY = state.LIBRARY
+OVERRIDES = state.OVERRIDES
 
 
 class OrchestratorScript(scripts.Script):
@@ -145,7 +85,7 @@ class OrchestratorScript(scripts.Script):
         if settings.template:
             p.prompt = settings.template
         batch_size = int(getattr(p, "batch_size", 1) or 1)
-        if settings.loras and batch_size > 1 and _opt("orchestrator_split_batches", True):
+        if settings.loras and batch_size > 1 and state.opt("orchestrator_split_batches", True):
             # Forge applies only a batch's first prompt's LoRAs: one image per batch keeps picks per image.
             p.n_iter = int(p.n_iter) * batch_size
             p.batch_size = 1
@@ -158,15 +98,14 @@ class OrchestratorScript(scripts.Script):
             return
         index = LIBRARY.current()
         known = compat.known_lora_names()
-        global _LAST_KNOWN
-        if index is None or (known is not None and known != _LAST_KNOWN):
-            _LAST_KNOWN = known  # Forge's LoRA list changed (its Refresh button): rescan in the background
+        if index is None or (known is not None and known != state.last_known):
+            state.last_known = known  # Forge's LoRA list changed (its Refresh button): rescan in the background
             LIBRARY.refresh()
         family, base = compat.checkpoint(shared)
         hr = getattr(p, "all_hr_prompts", None) if getattr(p, "enable_hr", False) else None
         try:
-            engine = _engine()
-            rules = _rules(settings.rules_file)
+            engine = state.engine()
+            rules = state.rules(settings.rules_file)
             if index is not None:
                 pinned = OVERRIDES.pinned_names(index.records)
                 if pinned:
