@@ -22,7 +22,6 @@ from lib_orchestrator.library.categories import CATEGORIES  # noqa: E402
 from lib_orchestrator.selection.index import checkpoint_base  # noqa: E402
 from lib_orchestrator.tab import TabModel  # noqa: E402
 
-
 gr = compat.gr  # module level: Gradio resolves the handlers' type hints (gr.SelectData) in module globals
 
 
