@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from .errors import OrchestratorError
 from .library.browse import Catalogue, Query, details
 from .library.overrides import Override, OverrideStore
-from .library.thumbnails import thumbnail
+from .library.thumbnails import placeholder, thumbnail
 from .preview import preview
 from .selection import LoraIndex, Rules
 from .wildcards import PromptEngine
@@ -84,7 +84,8 @@ class TabModel:
             page=int(page or 0), page_size=page_size))
         items, paths = [], []
         for r in result.items:
-            items.append((self._thumb(r), f"{r.name} · {r.base_model}" + (" ⚠" if r.problems else "")))
+            items.append((self._thumb(r) or placeholder(self.thumbs_dir),
+                          f"{r.name} · {r.base_model}" + (" ⚠" if r.problems else "")))
             paths.append(r.path)
         return items, f"{result.total:,} LoRAs · page {result.page + 1} of {result.pages}", paths
 

@@ -111,7 +111,7 @@ def on_ui_tabs() -> List[Any]:
 
             def run_search(*args: Any):
                 items, text, found = MODEL.search(*args)
-                return [(thumb, caption) for thumb, caption in items if thumb] or [], text, found
+                return [(thumb, caption) for thumb, caption in items if thumb], text, found
 
             search.click(run_search, [query, category, base_model, compatible, warned, page], [gallery, summary, paths])
 

@@ -36,3 +36,17 @@ def thumbnail(source: str, cache_dir: str, size: int = SIZE) -> Optional[str]:
     except Exception:  # a corrupt or exotic image: no thumbnail, never an error on the page
         return None
     return target
+
+
+def placeholder(cache_dir: str, size: int = SIZE) -> Optional[str]:
+    """A plain card for LoRAs without a preview, so the gallery still shows them."""
+    target = os.path.join(cache_dir, f"placeholder-{size}.png")
+    if os.path.exists(target):
+        return target
+    try:
+        from PIL import Image
+    except ImportError:
+        return None
+    os.makedirs(cache_dir, exist_ok=True)
+    Image.new("RGB", (size, size), (58, 62, 70)).save(target, "PNG")
+    return target

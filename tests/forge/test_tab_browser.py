@@ -1,0 +1,86 @@
+"""The tab in a real browser: mounted in a plain Gradio app (Forge's pins) with the Forge stand-in behind
+it, driven by Playwright with Debian's Chromium. Preview prompts, search a LoRA, open its details, set
+an override; the screenshot is kept in test-artifacts/."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+
+import pytest
+
+from lib_orchestrator import SAMPLE_LORAS
+
+from ..conftest import REPO
+
+gr = pytest.importorskip("gradio")
+sync_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
+ARTIFACTS = REPO / "test-artifacts"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--disable-quic", "--no-first-run"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def app(lora_dir, tmp_path):
+    shutil.copytree(SAMPLE_LORAS, lora_dir, dirs_exist_ok=True)
+    from modules import script_callbacks, scripts, sd_models, shared
+
+    shared.sd_model = sd_models.make_model("juggernautXL_v9.safetensors", "ab" * 32, family="sdxl")
+    shared.opts.data["orchestrator_cache_path"] = str(tmp_path / "library.sqlite")
+    module = scripts.load_script_file(str(REPO / "scripts" / "orchestrator_tab.py"))
+    module.state.OVERRIDES.path = str(tmp_path / "overrides.json")  # keep the user's data folder out of it
+    module.MODEL.thumbs_dir = str(tmp_path / "thumbs")
+    module.state.LIBRARY.refresh()
+    module.state.LIBRARY.wait(60)
+    tab = script_callbacks.ui_tabs_callback()[0][0]
+    with gr.Blocks() as page:
+        tab.render()
+    port = free_port()
+    page.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/", module
+    page.close()
+
+
+def text_box(page, elem_id):
+    return page.locator(f"#{elem_id} textarea, #{elem_id} input").first
+
+
+def test_preview_search_details_and_override_in_a_real_browser(app):
+    url, module = app
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        text_box(page, "orchestrator_template").fill("__templates/noir__, watercolor wash")
+        page.locator("#orchestrator_preview").click()
+        page.wait_for_selector("#orchestrator_preview_table table.orch-preview", timeout=20_000)
+        assert page.locator("#orchestrator_preview_table tr").count() == 9  # header + 8 prompts
+        assert "watercolor_wash_xl" in page.locator("#orchestrator_preview_table").inner_text()
+
+        page.get_by_role("tab", name="LoRA library").click()
+        text_box(page, "orchestrator_search").fill("lighthouse")
+        page.locator("#orchestrator_search_button").click()
+        page.wait_for_function(
+            "() => document.querySelector('#orchestrator_summary')?.innerText.includes('1 LoRAs')", timeout=20_000)
+        page.locator("#orchestrator_gallery button").first.click()
+        page.wait_for_selector("#orchestrator_details h3", timeout=20_000)
+        assert page.locator("#orchestrator_details h3").inner_text() == "lighthouse_keeper_xl"
+
+        text_box(page, "orchestrator_override_notes").fill("my favourite keeper")
+        page.locator("#orchestrator_override_save").click()
+        page.wait_for_function(
+            "() => document.querySelector('#orchestrator_override_status')?.innerText.includes('saved')",
+            timeout=20_000)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "orchestrator-tab.png"), full_page=True)
+        browser.close()
+    stored = module.state.OVERRIDES.get("character/lighthouse_keeper_xl.safetensors")
+    assert stored.notes == "my favourite keeper"
