@@ -30,6 +30,8 @@ class TabModel:
     saved_dir: str  # where "save template" writes: <saved_dir>/user_templates/NAME.txt
     thumbs_dir: str
     rules: Callable[[], Rules] = field(default=lambda: Rules())
+    _catalogue_of: Any = field(default=None, init=False, repr=False)
+    _catalogue_cache: Optional[Catalogue] = field(default=None, init=False, repr=False)
 
     # -- compose ------------------------------------------------------------------------------
     def compose_preview(self, template: str, seed: int, count: int, locks: str, pinned: str) -> Tuple[str, str]:
@@ -78,7 +80,7 @@ class TabModel:
                page: int, page_size: int = 48) -> Tuple[List[Tuple[Optional[str], str]], str, List[str]]:
         """(gallery items (thumbnail or None, caption), page summary, paths of the items)."""
         _, base = self.checkpoint()
-        result = Catalogue(self.records()).search(Query(
+        result = self._catalogue().search(Query(
             text=text or "", category=category or None, base_model=base_model or None,
             checkpoint=base if compatible_only else None, warnings_only=bool(warnings_only),
             page=int(page or 0), page_size=page_size))
@@ -88,6 +90,14 @@ class TabModel:
                           f"{r.name} · {r.base_model}" + (" ⚠" if r.problems else "")))
             paths.append(r.path)
         return items, f"{result.total:,} LoRAs · page {result.page + 1} of {result.pages}", paths
+
+    def _catalogue(self) -> Catalogue:
+        """Built once per library scan (the service hands out a new list after each)."""
+        records = self.records()
+        if self._catalogue_of is not records:
+            self._catalogue_cache = Catalogue(records)
+            self._catalogue_of = records
+        return self._catalogue_cache  # type: ignore[return-value]
 
     def _thumb(self, record: Any) -> Optional[str]:
         if not record.preview:
