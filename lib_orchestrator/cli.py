@@ -64,6 +64,23 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--seed", type=int, metavar="S", help="seed of the first image (default: random)")
     comp.add_argument("--format", choices=("text", "jsonl"), default="text")
 
+    batch = sub.add_parser("batch", help="plan a batch of composed images to a file; show one and its run state")
+    batch_sub = batch.add_subparsers(dest="batch_command", required=True, parser_class=_Parser)
+    bplan = batch_sub.add_parser("plan", help="compose every image of a batch and write it (.json, .txt or .csv)")
+    bplan.add_argument("template", nargs="?")
+    bplan.add_argument("--template-file", metavar="F")
+    _wildcard_args(bplan)
+    bplan.add_argument("--count", type=_non_negative, required=True, metavar="N")
+    bplan.add_argument("--seed", type=int, default=0, metavar="S")
+    bplan.add_argument("--loras", metavar="DIR", help="pick LoRAs from this folder (else prompts only)")
+    bplan.add_argument("--family", choices=("sd1", "sd2", "sdxl", "flux", "sd3"), default="sdxl")
+    bplan.add_argument("--base-model", metavar="NAME")
+    bplan.add_argument("--rules", metavar="FILE")
+    bplan.add_argument("--negative", default="", metavar="TEXT")
+    bplan.add_argument("--out", required=True, metavar="FILE", help="FILE.json (complete), .txt or .csv")
+    bshow = batch_sub.add_parser("show", help="a batch file and its run state")
+    bshow.add_argument("file", metavar="FILE")
+
     library = sub.add_parser("library", help="the LoRA library: scan a folder, show one LoRA")
     lib_sub = library.add_subparsers(dest="library_command", required=True, parser_class=_Parser)
     scan = lib_sub.add_parser("scan", help="every LoRA in a folder with what is known and what is wrong")
@@ -111,6 +128,10 @@ def main(argv: Optional[Sequence[str]] = None, out: TextIO = sys.stdout, err: Te
             from .compose_cli import run_compose
 
             return run_compose(args, out, err)
+        if args.command == "batch":
+            from .batch_cli import run_batch
+
+            return run_batch(args, out)
         if args.command == "library":
             from .library_cli import run_library
 

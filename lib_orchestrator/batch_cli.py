@@ -1,0 +1,47 @@
+"""`python -m lib_orchestrator batch plan|show`."""
+from __future__ import annotations
+
+import argparse
+import os
+from typing import TextIO
+
+from .batches import RunState, load_batch, plan_batch, save_batch
+from .errors import Location, OrchestratorError
+from .library import family_of, scan_library
+from .library.base_models import normalise
+from .selection import LoraIndex, Rules, load_rules
+from .selection.index import checkpoint_base
+
+
+def run_batch(args: argparse.Namespace, out: TextIO) -> int:
+    if args.batch_command == "show":
+        batch = load_batch(args.file)
+        state = RunState(args.file)
+        done = state.done()
+        out.write(f"{batch.name}: {len(batch.images)} images, seed {batch.seed}; {state.summary(batch)}\n")
+        if batch.template:
+            out.write(f"template: {batch.template}\n")
+        for image in batch.images:
+            loras = ", ".join(f"{n}:{w:g}" for n, w, _ in image.loras)
+            mark = "done" if image.index in done else "todo"
+            out.write(f"[{mark}] #{image.index} seed {image.seed}: {image.prompt}" + (f"  ({loras})" if loras else "")
+                      + "\n")
+        return 0
+    from .cli import _engine, _template
+
+    template, _source = _template(args)
+    index = None
+    base = normalise(args.base_model) if args.base_model else checkpoint_base(args.family, None)
+    if family_of(base) != args.family:
+        raise OrchestratorError(f"base model {base!r} is not of the {args.family} family")
+    if args.loras:
+        if not os.path.isdir(args.loras):
+            raise OrchestratorError("LoRA folder does not exist", Location(args.loras, 0, 0), "check --loras")
+        index = LoraIndex(scan_library(args.loras).records)
+    rules = load_rules(args.rules) if args.rules else Rules()
+    name = os.path.splitext(os.path.basename(args.out))[0]
+    batch = plan_batch(name, template, args.count, args.seed, _engine(args), index, rules, args.family, base,
+                       negative=args.negative, loras=index is not None)
+    save_batch(batch, args.out)
+    out.write(f"wrote {len(batch.images)} images to {args.out}\n")
+    return 0

@@ -1,0 +1,22 @@
+"""Planning a batch: every image composed now, so the file says exactly what will be generated."""
+from __future__ import annotations
+
+from typing import Any, Collection, Optional
+
+from ..job import JobSettings, plan_job
+from ..selection import LoraIndex, Rules
+from .model import Batch, BatchImage, Settings
+
+
+def plan_batch(name: str, template: str, count: int, seed: int, engine: Any, index: Optional[LoraIndex],
+               rules: Rules, family: str, base_model: str, settings: Optional[Settings] = None, negative: str = "",
+               known_loras: Optional[Collection[str]] = None, loras: bool = True) -> Batch:
+    seeds = list(range(seed, seed + count))
+    plan = plan_job([template] * count, [negative] * count, seeds, JobSettings(enabled=True, loras=loras),
+                    lambda text, s: engine.prompt(text, s) if text else text, index, rules, family, base_model,
+                    known_loras)
+    images = tuple(
+        BatchImage(k, seeds[k], plan.prompts[k], plan.negative_prompts[k],
+                   tuple((p.name, p.weight, p.reason) for p in plan.images[k].composed.loras))
+        for k in range(count))
+    return Batch(name, template, seed, settings or Settings(), images, negative)
