@@ -1,0 +1,59 @@
+"""Running a batch inside the Forge stand-in: 20 images, interrupted at 7, resumed: exactly 20 images
+with the right prompts and seeds, saved with Forge's infotext."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from lib_orchestrator import SAMPLE_LORAS
+from lib_orchestrator.batches import RunState, Settings, load_batch, plan_batch, save_batch
+from lib_orchestrator.library import scan_library
+from lib_orchestrator.selection import LoraIndex, Rules
+from lib_orchestrator.wildcards import PromptEngine
+
+from ..conftest import BUNDLED, REPO
+
+
+@pytest.fixture
+def runner(lora_dir):
+    shutil.copytree(SAMPLE_LORAS, lora_dir, dirs_exist_ok=True)
+    import networks
+    from modules import scripts, sd_models, shared
+
+    networks.list_available_networks()
+    shared.sd_model = sd_models.make_model("juggernautXL_v9.safetensors", "ab" * 32, family="sdxl")
+    shared.opts.data["samples_save"] = True
+    return scripts.load_script_file(str(REPO / "scripts" / "orchestrator_runner.py"))
+
+
+def test_interrupted_at_7_and_resumed_gives_exactly_20_images(runner, tmp_path):
+    from modules import infotext_utils, shared
+
+    index = LoraIndex(scan_library(SAMPLE_LORAS).records)
+    batch = plan_batch("night", "__templates/noir__, watercolor wash", 20, 500, PromptEngine([str(BUNDLED)]),
+                       index, Rules(), "sdxl", "SDXL 1.0", settings=Settings(steps=2, width=64, height=64))
+    path = str(tmp_path / "night.json")
+    save_batch(batch, path)
+    texts = []
+
+    def stop_at_7(progress):
+        texts.append(progress.text())
+        if progress.done == 7 and progress.image is not None:
+            shared.state.interrupt()
+
+    first = runner.run_in_forge(load_batch(path), path, stop_at_7)
+    assert len(first) == 7 and "image 1/20 · seed 500" in texts[0]
+    shared.state.interrupted = False
+    second = runner.run_in_forge(load_batch(path), path)
+    assert len(second) == 13
+    done = RunState(path).done()
+    assert sorted(done) == list(range(20)) and len(set(done.values())) == 20
+    for image in batch.images:
+        from PIL import Image
+
+        with Image.open(done[image.index]) as saved:
+            params = infotext_utils.parse_generation_parameters(saved.info["parameters"])
+        assert params["Prompt"] == image.prompt and params["Seed"] == str(image.seed), saved.info["parameters"]
+        if image.loras:
+            assert params.get("Lora hashes")  # Forge loaded the batch's LoRAs for this image
