@@ -30,6 +30,7 @@ class TabModel:
     saved_dir: str  # where "save template" writes: <saved_dir>/user_templates/NAME.txt
     thumbs_dir: str
     rules: Callable[[], Rules] = field(default=lambda: Rules())
+    batches_dir: str = "saved_batches"
     _catalogue_of: Any = field(default=None, init=False, repr=False)
     _catalogue_cache: Optional[Catalogue] = field(default=None, init=False, repr=False)
 
@@ -74,6 +75,46 @@ class TabModel:
             fh.write(template.replace("\n", " ").strip() + "\n")
         self.engine().refresh()
         return f"saved: use __user_templates/{name}__ as the Orchestrator template"
+
+    # -- batches ------------------------------------------------------------------------------
+    def save_batch_file(self, name: str, fmt: str, template: str, negative: str, count: int, seed: int,
+                        settings: Dict[str, Any]) -> Tuple[str, str]:
+        """Plan every image and write `<batches_dir>/<name>.<fmt>`: (status, the batch as a table)."""
+        from .batches import Settings, plan_batch, save_batch
+
+        name = name.strip()
+        if not _NAME.match(name):
+            return "error: a batch name is letters, digits, spaces, '-' and '_'", ""
+        family, base = self.checkpoint()
+        try:
+            batch = plan_batch(name, template, int(count), int(seed), self.engine(), self.index(), self.rules(),
+                               family, base, settings=Settings(**settings), negative=negative,
+                               loras=self.index() is not None)
+        except (OrchestratorError, TypeError, ValueError) as exc:
+            return f"error: {exc}", ""
+        path = os.path.join(self.batches_dir, f"{name}.{fmt}")
+        save_batch(batch, path)
+        return f"saved {len(batch.images)} images to {path}", batch_table(batch, {})
+
+    def batch_files(self) -> List[str]:
+        try:
+            return sorted(f for f in os.listdir(self.batches_dir) if f.endswith((".json", ".txt", ".csv")))
+        except OSError:
+            return []
+
+    def show_batch(self, file: str) -> Tuple[str, str]:
+        """(status with the run state, the batch as a table) of a saved batch."""
+        from .batches import RunState, load_batch
+
+        if not file:
+            return "", ""
+        path = os.path.join(self.batches_dir, os.path.basename(file))
+        try:
+            batch = load_batch(path)
+        except OrchestratorError as exc:
+            return exc.one_line(), ""
+        state = RunState(path)
+        return f"{batch.name}: {state.summary(batch)}", batch_table(batch, state.done())
 
     # -- library ------------------------------------------------------------------------------
     def search(self, text: str, category: str, base_model: str, compatible_only: bool, warnings_only: bool,
@@ -138,6 +179,15 @@ class TabModel:
         except (OrchestratorError, ValueError) as exc:
             return f"error: {exc}"
         return "saved; selection uses it after the next library refresh"
+
+
+def batch_table(batch: Any, done: Dict[int, Any]) -> str:
+    rows = "".join(
+        f"<tr><td>{'✔' if im.index in done else ''}</td><td>{im.index}</td><td>{im.seed}</td>"
+        f"<td class='orch-prompt'>{html.escape(im.prompt)}</td>"
+        f"<td>{html.escape(', '.join(f'{n}:{w:g}' for n, w, _ in im.loras))}</td></tr>" for im in batch.images)
+    return ("<table class='orch-preview'><tr><th></th><th>#</th><th>seed</th><th>prompt</th><th>LoRAs</th></tr>"
+            + rows + "</table>")
 
 
 def parse_locks(text: str) -> Dict[str, str]:

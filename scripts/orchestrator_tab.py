@@ -34,7 +34,7 @@ MODEL = TabModel(
     engine=state.engine, index=state.LIBRARY.current, records=lambda: state.LIBRARY.records,
     checkpoint=_checkpoint, overrides=state.OVERRIDES, library_roots=state.lora_dirs,
     saved_dir=state.SAVED_WILDCARDS, thumbs_dir=os.path.join(state.DATA_DIR, "thumbs"),
-    rules=lambda: state.rules(""))
+    rules=lambda: state.rules(""), batches_dir=os.path.join(state.DATA_DIR, "saved_batches"))
 
 
 def on_ui_tabs() -> List[Any]:
@@ -80,6 +80,53 @@ def on_ui_tabs() -> List[Any]:
             refresh_names.click(lambda: gr.update(choices=state.engine().store.names()), [], [names])
             names.change(lambda t, n: f"{t} __{n}__".strip() if n else t, [template, names], [template])
             _bind_send_to_txt2img(send, sent)
+
+        with gr.Tab("Batches", elem_id="orchestrator_batches"):
+            with gr.Row():
+                b_template = gr.Textbox(label="Template", lines=2, elem_id="orchestrator_batch_template")
+                b_negative = gr.Textbox(label="Negative prompt", lines=2, elem_id="orchestrator_batch_negative")
+            with gr.Row():
+                b_count = gr.Number(value=20, precision=0, label="Images", elem_id="orchestrator_batch_count")
+                b_seed = gr.Number(value=1000, precision=0, label="First seed", elem_id="orchestrator_batch_seed")
+                b_checkpoint = gr.Textbox(label="Checkpoint (empty: the loaded one)",
+                                          elem_id="orchestrator_batch_checkpoint")
+                b_sampler = gr.Textbox(value="Euler a", label="Sampler", elem_id="orchestrator_batch_sampler")
+                b_scheduler = gr.Textbox(value="Automatic", label="Schedule type",
+                                         elem_id="orchestrator_batch_scheduler")
+            with gr.Row():
+                b_steps = gr.Number(value=20, precision=0, label="Steps", elem_id="orchestrator_batch_steps")
+                b_width = gr.Number(value=1024, precision=0, label="Width", elem_id="orchestrator_batch_width")
+                b_height = gr.Number(value=1024, precision=0, label="Height", elem_id="orchestrator_batch_height")
+                b_cfg = gr.Number(value=7.0, label="CFG scale", elem_id="orchestrator_batch_cfg")
+                b_hires = gr.Checkbox(label="Hires fix", elem_id="orchestrator_batch_hires")
+                b_denoise = gr.Number(value=0.7, label="Denoising", elem_id="orchestrator_batch_denoise")
+            with gr.Row():
+                b_name = gr.Textbox(label="Batch name", elem_id="orchestrator_batch_name")
+                b_format = gr.Dropdown(choices=["json", "txt", "csv"], value="json", label="Format",
+                                       elem_id="orchestrator_batch_format")
+                b_save = gr.Button("Plan and save", variant="primary", elem_id="orchestrator_batch_save")
+            with gr.Row():
+                b_files = gr.Dropdown(choices=[], label="Saved batches", elem_id="orchestrator_batch_files")
+                b_refresh = gr.Button("Refresh list", elem_id="orchestrator_batch_refresh")
+                b_run = gr.Button("Run (resumes where it stopped)", elem_id="orchestrator_batch_run")
+            b_status = gr.Markdown(elem_id="orchestrator_batch_status")
+            b_gallery = gr.Gallery(label="Images", columns=6, height=420, elem_id="orchestrator_batch_gallery")
+            b_table = gr.HTML(elem_id="orchestrator_batch_table")
+
+            def save_batch(name, fmt, template, negative, count, seed, checkpoint, sampler, scheduler, steps,
+                           width, height, cfg, hires, denoise):
+                settings = dict(checkpoint=checkpoint or None, sampler_name=sampler, scheduler=scheduler,
+                                steps=int(steps), width=int(width), height=int(height), cfg_scale=float(cfg),
+                                enable_hr=bool(hires), denoising_strength=float(denoise))
+                status, table = MODEL.save_batch_file(name, fmt, template, negative, count, seed, settings)
+                return status, table, gr.update(choices=MODEL.batch_files())
+
+            b_save.click(save_batch, [b_name, b_format, b_template, b_negative, b_count, b_seed, b_checkpoint,
+                                      b_sampler, b_scheduler, b_steps, b_width, b_height, b_cfg, b_hires, b_denoise],
+                         [b_status, b_table, b_files])
+            b_refresh.click(lambda: gr.update(choices=MODEL.batch_files()), [], [b_files])
+            b_files.change(MODEL.show_batch, [b_files], [b_status, b_table])
+            b_run.click(_run_batch, [b_files], [b_gallery, b_status])
 
         with gr.Tab("LoRA library", elem_id="orchestrator_library"):
             with gr.Row():
@@ -130,6 +177,54 @@ def on_ui_tabs() -> List[Any]:
 
             rescan.click(do_rescan, [], [summary])
     return [(tab, "Orchestrator", "orchestrator")]
+
+
+def _run_batch(file: str):
+    """Runs a saved batch in Forge, one image at a time, streaming the gallery and the status line. The
+    work runs in a thread under Forge's queue lock, so it never overlaps another generation."""
+    import queue
+    import threading
+
+    import orchestrator_runner as runner
+    from modules.call_queue import queue_lock
+
+    from lib_orchestrator.batches import RunState, load_batch
+
+    if not file:
+        yield [], "pick a saved batch first"
+        return
+    path = os.path.join(MODEL.batches_dir, os.path.basename(file))
+    try:
+        batch = load_batch(path)
+    except Exception as exc:  # a clear one-line message, whatever went wrong with the file
+        yield [], f"error: {exc}"
+        return
+    events: "queue.Queue[Any]" = queue.Queue()
+
+    def work() -> None:
+        try:
+            with queue_lock:
+                shared.state.begin(job="orchestrator-batch")
+                try:
+                    runner.run_in_forge(batch, path, on_progress=events.put)
+                finally:
+                    shared.state.end()
+        except Exception as exc:
+            events.put(exc)
+        events.put(None)
+
+    threading.Thread(target=work, name="orchestrator-batch", daemon=True).start()
+    status = ""
+    while True:
+        event = events.get()
+        if event is None:
+            break
+        status = f"error: {event}" if isinstance(event, Exception) else event.text()
+        files = [f for f in RunState(path).done().values() if f and os.path.exists(f)]
+        yield files, status
+    files = [f for f in RunState(path).done().values() if f and os.path.exists(f)]
+    summary = RunState(path).summary(batch)
+    yield files, summary if status.startswith(summary.split(" images")[0]) or not status else f"{status} · {summary}"
 
 
 def _bind_send_to_txt2img(button: Any, text: Any) -> None:

@@ -70,3 +70,15 @@ def test_overrides_from_the_details_panel(model):
     assert "great" in model.details_html(paths[0])
     assert model.save_override(paths[0], "nonsense", None, False, False, "").startswith("error")
     assert model.save_override("", "style", None, False, False, "").startswith("error")
+
+
+def test_batches_plan_save_list_and_show(model, tmp_path):
+    model.batches_dir = str(tmp_path / "batches")
+    status, table = model.save_batch_file("night", "json", "__templates/noir__", "lowres", 4, 10, {"steps": 2})
+    assert status.startswith("saved 4 images") and table.count("<tr>") == 5
+    assert model.save_batch_file("../x", "json", "a", "", 1, 1, {})[0].startswith("error")
+    assert model.save_batch_file("bad", "json", "a {b", "", 1, 1, {})[0].startswith("error")
+    assert model.save_batch_file("bad", "json", "a", "", 1, 1, {"nonsense": 1})[0].startswith("error")
+    assert model.batch_files() == ["night.json"]
+    summary, table = model.show_batch("night.json")
+    assert summary == "night: 0/4 images done" and "✔" not in table

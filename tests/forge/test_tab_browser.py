@@ -84,3 +84,42 @@ def test_preview_search_details_and_override_in_a_real_browser(app):
         browser.close()
     stored = module.state.OVERRIDES.get("character/lighthouse_keeper_xl.safetensors")
     assert stored.notes == "my favourite keeper"
+
+
+def test_save_a_batch_run_it_to_the_end_and_see_the_gallery(app):
+    url, module = app
+    from modules import shared
+
+    module.MODEL.batches_dir = str(REPO / "test-artifacts" / "batches-tmp")
+    shutil.rmtree(module.MODEL.batches_dir, ignore_errors=True)
+    shared.opts.data["samples_save"] = True
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.goto(url)
+        page.get_by_role("tab", name="Batches").click()
+        text_box(page, "orchestrator_batch_template").fill("a {red|blue} lighthouse keeper, watercolor wash")
+        for elem_id, value in (("orchestrator_batch_count", "3"), ("orchestrator_batch_steps", "2"),
+                               ("orchestrator_batch_width", "64"), ("orchestrator_batch_height", "64")):
+            box = page.locator(f"#{elem_id} input").first
+            box.fill(value)
+            box.press("Tab")
+        text_box(page, "orchestrator_batch_name").fill("night")
+        page.locator("#orchestrator_batch_save").click()
+        page.wait_for_function(
+            "() => document.querySelector('#orchestrator_batch_status')?.innerText.includes('saved 3 images')",
+            timeout=20_000)
+        page.locator("#orchestrator_batch_files input").click()
+        page.get_by_role("option", name="night.json").click()
+        page.wait_for_function(
+            "() => document.querySelector('#orchestrator_batch_status')?.innerText.includes('0/3 images done')",
+            timeout=20_000)
+        page.locator("#orchestrator_batch_run").click()
+        page.wait_for_function(
+            "() => document.querySelector('#orchestrator_batch_status')?.innerText.includes('3/3 images done')",
+            timeout=60_000)
+        page.wait_for_function(
+            "() => document.querySelectorAll('#orchestrator_batch_gallery img').length >= 3", timeout=20_000)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "orchestrator-batches.png"), full_page=True)
+        browser.close()
