@@ -224,7 +224,7 @@ def _run_batch(file: str):
         yield files, status
     files = [f for f in RunState(path).done().values() if f and os.path.exists(f)]
     summary = RunState(path).summary(batch)
-    yield files, summary if status.startswith(summary.split(" images")[0]) or not status else f"{status} · {summary}"
+    yield files, f"{status} · {summary}" if status.startswith("error") else summary
 
 
 def _bind_send_to_txt2img(button: Any, text: Any) -> None:
