@@ -35,10 +35,18 @@ class Override:
 class OverrideStore:
     """Overrides by the LoRA's path relative to its folder, in one JSON file written atomically."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, strict: bool = False) -> None:
+        """`strict`: raise on an unreadable file. Otherwise (in Forge) start empty, keep the error in
+        `self.error`, and set the unreadable file aside before the first save, so nothing is lost."""
         self.path = path
         self._data: Dict[str, Override] = {}
-        self.load()
+        self.error: Optional[OrchestratorError] = None
+        try:
+            self.load()
+        except OrchestratorError as exc:
+            if strict:
+                raise
+            self.error = exc
 
     def load(self) -> None:
         try:
@@ -69,6 +77,9 @@ class OverrideStore:
     def _save(self) -> None:
         folder = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(folder, exist_ok=True)
+        if self.error is not None and os.path.exists(self.path):
+            os.replace(self.path, self.path + ".unreadable")  # the user's broken file, kept for them to fix
+            self.error = None
         data = {k: asdict(v) for k, v in sorted(self._data.items())}
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".overrides-", suffix=".json")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:

@@ -96,7 +96,12 @@ def test_bad_overrides_are_refused_and_a_bad_file_is_reported(tmp_path):
     path = tmp_path / "o.json"
     path.write_text("{not json", encoding="utf-8")
     with pytest.raises(OrchestratorError, match="cannot read overrides"):
-        OverrideStore(str(path))
+        OverrideStore(str(path), strict=True)
+    lenient = OverrideStore(str(path))  # what Forge uses: it must start even so
+    assert lenient.error is not None and lenient.get("x") == Override()
+    lenient.set("x", Override(notes="n"))
+    assert (tmp_path / "o.json.unreadable").read_text(encoding="utf-8") == "{not json"
+    assert OverrideStore(str(path), strict=True).get("x").notes == "n"
 
 
 def test_thumbnails_are_made_once_and_broken_images_give_none(library, tmp_path):
