@@ -1,5 +1,5 @@
 """Running a saved batch inside Forge: one processing job per image, saved to Forge's outputs with full
-infotext, Forge's progress state kept up to date, interrupt honoured. The loop and the run state are
+infotext, Forge's progress state kept up to date, interrupt and skip honoured. The loop and the run state are
 lib_orchestrator's (batches/run.py); this only turns a BatchImage into a Forge job."""
 from __future__ import annotations
 
@@ -34,7 +34,12 @@ def generator(batch: Batch) -> Callable[[BatchImage], Optional[str]]:
         p.extra_generation_params.update(_provenance(batch, image))
         _attach_empty_runner(p)
         processed = processing.process_images(p)
-        if not processed.images or getattr(shared.state, "interrupted", False):
+        # Skip stops this image's sampling early (Forge saves the partial image); it is not a finished
+        # image, so it is recorded as skipped and made again on resume. The flag is ours to clear: with
+        # one image per job, Forge clears it only when the next job starts.
+        skipped = bool(getattr(shared.state, "skipped", False))
+        shared.state.skipped = False
+        if skipped or not processed.images or getattr(shared.state, "interrupted", False):
             return None
         image_out = processed.images[-1]
         return getattr(image_out, "already_saved_as", None) or f"seed-{image.seed} (not saved: Forge's saving is off)"

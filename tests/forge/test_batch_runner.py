@@ -57,3 +57,27 @@ def test_interrupted_at_7_and_resumed_gives_exactly_20_images(runner, tmp_path):
         assert params["Prompt"] == image.prompt and params["Seed"] == str(image.seed), saved.info["parameters"]
         if image.loras:
             assert params.get("Lora hashes")  # Forge loaded the batch's LoRAs for this image
+
+
+def test_a_skipped_image_is_recorded_and_made_on_resume(runner, tmp_path, monkeypatch):
+    from modules import processing, shared
+
+    index = LoraIndex(scan_library(SAMPLE_LORAS).records)
+    batch = plan_batch("skip", "a lighthouse, __templates/noir__", 5, 40, PromptEngine([str(BUNDLED)]),
+                       index, Rules(), "sdxl", "SDXL 1.0", settings=Settings(steps=2, width=64, height=64))
+    path = str(tmp_path / "skip.json")
+    save_batch(batch, path)
+    make_image = processing._make_image
+
+    def skip_during_image_2(width, height, seed):  # the user presses Skip while image #2 samples
+        if seed == 42:
+            shared.state.skip()
+        return make_image(width, height, seed)
+
+    monkeypatch.setattr(processing, "_make_image", skip_during_image_2)
+    first = runner.run_in_forge(load_batch(path), path)
+    assert len(first) == 4 and not shared.state.skipped
+    assert 2 not in RunState(path).done()
+    monkeypatch.setattr(processing, "_make_image", make_image)
+    second = runner.run_in_forge(load_batch(path), path)
+    assert len(second) == 1 and sorted(RunState(path).done()) == list(range(5))
