@@ -98,8 +98,15 @@ def on_ui_tabs() -> List[Any]:
                 b_width = gr.Number(value=1024, precision=0, label="Width", elem_id="orchestrator_batch_width")
                 b_height = gr.Number(value=1024, precision=0, label="Height", elem_id="orchestrator_batch_height")
                 b_cfg = gr.Number(value=7.0, label="CFG scale", elem_id="orchestrator_batch_cfg")
+            with gr.Row():
                 b_hires = gr.Checkbox(label="Hires fix", elem_id="orchestrator_batch_hires")
+                b_upscaler = gr.Dropdown(choices=_upscalers(), value="Latent", allow_custom_value=True,
+                                         label="Upscaler", elem_id="orchestrator_batch_upscaler")
+                b_scale = gr.Number(value=2.0, label="Upscale by", elem_id="orchestrator_batch_hr_scale")
+                b_hr_steps = gr.Number(value=0, precision=0, label="Hires steps (0: same)",
+                                       elem_id="orchestrator_batch_hr_steps")
                 b_denoise = gr.Number(value=0.7, label="Denoising", elem_id="orchestrator_batch_denoise")
+                b_hr_cfg = gr.Number(value=None, label="Hires CFG (empty: same)", elem_id="orchestrator_batch_hr_cfg")
             with gr.Row():
                 b_name = gr.Textbox(label="Batch name", elem_id="orchestrator_batch_name")
                 b_format = gr.Dropdown(choices=["json", "txt", "csv"], value="json", label="Format",
@@ -109,24 +116,35 @@ def on_ui_tabs() -> List[Any]:
                 b_files = gr.Dropdown(choices=[], label="Saved batches", elem_id="orchestrator_batch_files")
                 b_refresh = gr.Button("Refresh list", elem_id="orchestrator_batch_refresh")
                 b_run = gr.Button("Run (resumes where it stopped)", elem_id="orchestrator_batch_run")
+                b_skip = gr.Button("Skip image", elem_id="orchestrator_batch_skip")
+                b_interrupt = gr.Button("Interrupt", elem_id="orchestrator_batch_interrupt")
+            b_task = gr.Textbox(visible=False, elem_id="orchestrator_batch_task")  # Forge's task id, from JS
             b_status = gr.Markdown(elem_id="orchestrator_batch_status")
-            b_gallery = gr.Gallery(label="Images", columns=6, height=420, elem_id="orchestrator_batch_gallery")
+            with gr.Column(elem_id="orchestrator_batch_gallery_container"):
+                b_gallery = gr.Gallery(label="Images", columns=6, height=420, elem_id="orchestrator_batch_gallery")
             b_table = gr.HTML(elem_id="orchestrator_batch_table")
 
             def save_batch(name, fmt, template, negative, count, seed, checkpoint, sampler, scheduler, steps,
-                           width, height, cfg, hires, denoise):
+                           width, height, cfg, hires, upscaler, scale, hr_steps, denoise, hr_cfg):
                 settings = dict(checkpoint=checkpoint or None, sampler_name=sampler, scheduler=scheduler,
                                 steps=int(steps), width=int(width), height=int(height), cfg_scale=float(cfg),
-                                enable_hr=bool(hires), denoising_strength=float(denoise))
+                                enable_hr=bool(hires), hr_upscaler=upscaler or "Latent", hr_scale=float(scale),
+                                hr_second_pass_steps=int(hr_steps or 0), denoising_strength=float(denoise),
+                                hr_cfg=None if hr_cfg in (None, "") else float(hr_cfg))
                 status, table = MODEL.save_batch_file(name, fmt, template, negative, count, seed, settings)
                 return status, table, gr.update(choices=MODEL.batch_files())
 
             b_save.click(save_batch, [b_name, b_format, b_template, b_negative, b_count, b_seed, b_checkpoint,
-                                      b_sampler, b_scheduler, b_steps, b_width, b_height, b_cfg, b_hires, b_denoise],
+                                      b_sampler, b_scheduler, b_steps, b_width, b_height, b_cfg, b_hires,
+                                      b_upscaler, b_scale, b_hr_steps, b_denoise, b_hr_cfg],
                          [b_status, b_table, b_files])
             b_refresh.click(lambda: gr.update(choices=MODEL.batch_files()), [], [b_files])
             b_files.change(MODEL.show_batch, [b_files], [b_status, b_table])
-            b_run.click(_run_batch, [b_files], [b_gallery, b_status])
+            # Forge's own progress bar and live preview: the JS gives the run a task id and polls it
+            b_run.click(_run_batch, [b_task, b_files], [b_gallery, b_status],
+                        js="(...args) => window.orchestrator_batch_submit ? orchestrator_batch_submit(...args) : args")
+            b_skip.click(lambda: shared.state.skip(), [], [])
+            b_interrupt.click(lambda: shared.state.interrupt(), [], [])
 
         with gr.Tab("LoRA library", elem_id="orchestrator_library"):
             with gr.Row():
@@ -179,13 +197,22 @@ def on_ui_tabs() -> List[Any]:
     return [(tab, "Orchestrator", "orchestrator")]
 
 
-def _run_batch(file: str):
+def _upscalers() -> List[str]:
+    names = ["Latent"] + list(getattr(shared, "latent_upscale_modes", {}) or {})
+    names += [getattr(u, "name", "") for u in getattr(shared, "sd_upscalers", []) or []]
+    return list(dict.fromkeys(n for n in names if n))
+
+
+def _run_batch(task: str, file: str):
     """Runs a saved batch in Forge, one image at a time, streaming the gallery and the status line. The
-    work runs in a thread under Forge's queue lock, so it never overlaps another generation."""
+    work runs in a thread under Forge's queue lock, so it never overlaps another generation, and is
+    registered as Forge task `task` (what wrap_gradio_gpu_call does), so Forge's progress bar and live
+    preview follow it. wrap_gradio_gpu_call itself cannot wrap a generator that streams the gallery."""
     import queue
     import threading
 
     import orchestrator_runner as runner
+    from modules import progress as forge_progress
     from modules.call_queue import queue_lock
 
     from lib_orchestrator.batches import RunState, load_batch
@@ -201,13 +228,19 @@ def _run_batch(file: str):
         return
     events: "queue.Queue[Any]" = queue.Queue()
 
+    task_id = task if task.startswith("task(") else None
+    if task_id:
+        forge_progress.add_task_to_queue(task_id)
+
     def work() -> None:
         try:
             with queue_lock:
-                shared.state.begin(job="orchestrator-batch")
+                shared.state.begin(job=task_id or "orchestrator-batch")
+                forge_progress.start_task(task_id)
                 try:
                     runner.run_in_forge(batch, path, on_progress=events.put)
                 finally:
+                    forge_progress.finish_task(task_id)
                     shared.state.end()
         except Exception as exc:
             events.put(exc)

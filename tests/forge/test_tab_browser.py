@@ -41,7 +41,8 @@ def app(lora_dir, tmp_path):
     module.state.LIBRARY.refresh()
     module.state.LIBRARY.wait(60)
     tab = script_callbacks.ui_tabs_callback()[0][0]
-    with gr.Blocks() as page:
+    script = (REPO / "javascript" / "orchestrator.js").read_text(encoding="utf-8")
+    with gr.Blocks(head=f"<script>{script}</script>") as page:  # Forge loads javascript/ the same way
         tab.render()
     port = free_port()
     page.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
@@ -122,4 +123,7 @@ def test_save_a_batch_run_it_to_the_end_and_see_the_gallery(app):
             "() => document.querySelectorAll('#orchestrator_batch_gallery img').length >= 3", timeout=20_000)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "orchestrator-batches.png"), full_page=True)
+        from modules import progress  # the run was a Forge task, which Forge's progress bar polls
+
+        assert any(t.startswith("task(orchestrator-") for t in progress.finished_tasks), progress.finished_tasks
         browser.close()

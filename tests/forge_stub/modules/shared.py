@@ -17,6 +17,18 @@ demo = None
 sd_model = None  # set by stub_control.reset() to a modules.sd_models.StubSdModel; tests may swap it
 hide_dirs = {"visible": True}
 
+# Real Forge names; sd_upscalers is filled by modelloader at startup (empty here: no upscaler models)
+latent_upscale_default_mode = "Latent"
+latent_upscale_modes = {
+    "Latent": {"mode": "bilinear", "antialias": False},
+    "Latent (antialiased)": {"mode": "bilinear", "antialias": True},
+    "Latent (bicubic)": {"mode": "bicubic", "antialias": False},
+    "Latent (bicubic antialiased)": {"mode": "bicubic", "antialias": True},
+    "Latent (nearest)": {"mode": "nearest", "antialias": False},
+    "Latent (nearest-exact)": {"mode": "nearest-exact", "antialias": False},
+}
+sd_upscalers = []
+
 
 def _default_options() -> dict:
     return {
