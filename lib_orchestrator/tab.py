@@ -80,11 +80,13 @@ class TabModel:
     def save_batch_file(self, name: str, fmt: str, template: str, negative: str, count: int, seed: int,
                         settings: Dict[str, Any]) -> Tuple[str, str]:
         """Plan every image and write `<batches_dir>/<name>.<fmt>`: (status, the batch as a table)."""
-        from .batches import Settings, plan_batch, save_batch
+        from .batches import RunState, Settings, plan_batch, save_batch
 
         name = name.strip()
         if not _NAME.match(name):
             return "error: a batch name is letters, digits, spaces, '-' and '_'", ""
+        if not settings.get("hr_cfg", 1):  # a hires CFG of 0 means nothing: the form's "same as the base CFG"
+            settings = dict(settings, hr_cfg=None)
         family, base = self.checkpoint()
         try:
             batch = plan_batch(name, template, int(count), int(seed), self.engine(), self.index(), self.rules(),
@@ -93,7 +95,14 @@ class TabModel:
         except (OrchestratorError, TypeError, ValueError) as exc:
             return f"error: {exc}", ""
         path = os.path.join(self.batches_dir, f"{name}.{fmt}")
+        state = RunState(path)
+        started = len(state.done())
+        if started:  # its run state counts images of the old plan: overwriting would mix two batches
+            return (f"error: {name}.{fmt} is under way ({started} done); save the edited batch under another "
+                    f"name, or delete {os.path.basename(state.path)} to start it over"), ""
         save_batch(batch, path)
+        if os.path.exists(state.path):  # only "started" lines of the old plan: they mean nothing for the new one
+            os.remove(state.path)
         return f"saved {len(batch.images)} images to {path}", batch_table(batch, {})
 
     def batch_files(self) -> List[str]:
@@ -115,6 +124,26 @@ class TabModel:
             return exc.one_line(), ""
         state = RunState(path)
         return f"{batch.name}: {state.summary(batch)}", batch_table(batch, state.done())
+
+    def batch_form(self, file: str) -> Tuple[str, Dict[str, Any]]:
+        """(status, the form's values) of a saved batch, to edit it and plan it again: name, template,
+        negative, count, seed and every generation setting (hires CFG 0: the base CFG)."""
+        from dataclasses import asdict
+
+        from .batches import load_batch
+
+        if not file:
+            return "pick a saved batch first", {}
+        try:
+            batch = load_batch(os.path.join(self.batches_dir, os.path.basename(file)))
+        except OrchestratorError as exc:
+            return exc.one_line(), {}
+        if not batch.template:
+            return f"{file} is a list of prompts, not a template: edit the file itself", {}
+        values = dict(asdict(batch.settings), checkpoint=batch.settings.checkpoint or "",
+                      hr_cfg=batch.settings.hr_cfg or 0, name=batch.name, template=batch.template,
+                      negative=batch.negative_template, count=len(batch.images), seed=batch.seed)
+        return f"loaded {file} into the form", values
 
     # -- library ------------------------------------------------------------------------------
     def search(self, text: str, category: str, base_model: str, compatible_only: bool, warnings_only: bool,

@@ -106,7 +106,7 @@ def on_ui_tabs() -> List[Any]:
                 b_hr_steps = gr.Number(value=0, precision=0, label="Hires steps (0: same)",
                                        elem_id="orchestrator_batch_hr_steps")
                 b_denoise = gr.Number(value=0.7, label="Denoising", elem_id="orchestrator_batch_denoise")
-                b_hr_cfg = gr.Number(value=None, label="Hires CFG (empty: same)", elem_id="orchestrator_batch_hr_cfg")
+                b_hr_cfg = gr.Number(value=0, label="Hires CFG (0: same)", elem_id="orchestrator_batch_hr_cfg")
             with gr.Row():
                 b_name = gr.Textbox(label="Batch name", elem_id="orchestrator_batch_name")
                 b_format = gr.Dropdown(choices=["json", "txt", "csv"], value="json", label="Format",
@@ -115,6 +115,7 @@ def on_ui_tabs() -> List[Any]:
             with gr.Row():
                 b_files = gr.Dropdown(choices=[], label="Saved batches", elem_id="orchestrator_batch_files")
                 b_refresh = gr.Button("Refresh list", elem_id="orchestrator_batch_refresh")
+                b_edit = gr.Button("Load into the form", elem_id="orchestrator_batch_edit")
                 b_run = gr.Button("Run (resumes where it stopped)", elem_id="orchestrator_batch_run")
                 b_skip = gr.Button("Skip image", elem_id="orchestrator_batch_skip")
                 b_interrupt = gr.Button("Interrupt", elem_id="orchestrator_batch_interrupt")
@@ -130,7 +131,7 @@ def on_ui_tabs() -> List[Any]:
                                 steps=int(steps), width=int(width), height=int(height), cfg_scale=float(cfg),
                                 enable_hr=bool(hires), hr_upscaler=upscaler or "Latent", hr_scale=float(scale),
                                 hr_second_pass_steps=int(hr_steps or 0), denoising_strength=float(denoise),
-                                hr_cfg=None if hr_cfg in (None, "") else float(hr_cfg))
+                                hr_cfg=float(hr_cfg or 0))
                 status, table = MODEL.save_batch_file(name, fmt, template, negative, count, seed, settings)
                 return status, table, gr.update(choices=MODEL.batch_files())
 
@@ -140,6 +141,17 @@ def on_ui_tabs() -> List[Any]:
                          [b_status, b_table, b_files])
             b_refresh.click(lambda: gr.update(choices=MODEL.batch_files()), [], [b_files])
             b_files.change(MODEL.show_batch, [b_files], [b_status, b_table])
+            form = {"name": b_name, "template": b_template, "negative": b_negative, "count": b_count,
+                    "seed": b_seed, "checkpoint": b_checkpoint, "sampler_name": b_sampler,
+                    "scheduler": b_scheduler, "steps": b_steps, "width": b_width, "height": b_height,
+                    "cfg_scale": b_cfg, "enable_hr": b_hires, "hr_upscaler": b_upscaler, "hr_scale": b_scale,
+                    "hr_second_pass_steps": b_hr_steps, "denoising_strength": b_denoise, "hr_cfg": b_hr_cfg}
+
+            def edit_batch(file):
+                status, values = MODEL.batch_form(file)
+                return [status] + [gr.update(value=values[k]) if k in values else gr.update() for k in form]
+
+            b_edit.click(edit_batch, [b_files], [b_status] + list(form.values()))
             # Forge's own progress bar and live preview: the JS gives the run a task id and polls it
             b_run.click(_run_batch, [b_task, b_files], [b_gallery, b_status],
                         js="(...args) => window.orchestrator_batch_submit ? orchestrator_batch_submit(...args) : args")

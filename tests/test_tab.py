@@ -82,3 +82,34 @@ def test_batches_plan_save_list_and_show(model, tmp_path):
     assert model.batch_files() == ["night.json"]
     summary, table = model.show_batch("night.json")
     assert summary == "night: 0/4 images done" and "✔" not in table
+
+
+def test_a_saved_batch_loads_into_the_form_and_is_saved_again_only_while_nothing_is_done(model, tmp_path):
+    from lib_orchestrator.batches import RunState, load_batch
+
+    model.batches_dir = str(tmp_path / "batches")
+    settings = {"steps": 9, "enable_hr": True, "hr_upscaler": "Latent (bicubic)", "hr_cfg": 4.5}
+    model.save_batch_file("night", "json", "__templates/noir__", "lowres", 4, 10, settings)
+    status, form = model.batch_form("night.json")
+    assert status == "loaded night.json into the form"
+    assert (form["name"], form["template"], form["negative"], form["count"], form["seed"]) == \
+        ("night", "__templates/noir__", "lowres", 4, 10)
+    assert (form["steps"], form["enable_hr"], form["hr_upscaler"], form["hr_cfg"]) == (9, True, "Latent (bicubic)", 4.5)
+
+    model.save_batch_file("cfg", "json", "a cat", "", 1, 1, {"enable_hr": True, "cfg_scale": 6.0, "hr_cfg": 0.0})
+    assert model.batch_form("cfg.json")[1]["hr_cfg"] == 0  # shown as "same"
+    assert load_batch(str(tmp_path / "batches" / "cfg.json")).settings.forge_fields()["hr_cfg"] == 6.0
+
+    path = str(tmp_path / "batches" / "night.json")
+    RunState(path).record(0, "started")  # a run that crashed before its first image was saved
+    assert model.save_batch_file("night", "json", "__templates/noir__", "", 6, 10, {})[0].startswith("saved 6")
+    assert not RunState(path).events()  # the old plan's lines are gone with it
+    RunState(path).record(0, "done", "a.png")
+    status, _ = model.save_batch_file("night", "json", "__templates/noir__", "", 3, 10, {})
+    assert status.startswith("error: night.json is under way (1 done)") and "night.json.state.jsonl" in status
+    assert model.show_batch("night.json")[0] == "night: 1/6 images done"  # the file was left alone
+
+    with open(tmp_path / "batches" / "list.txt", "w", encoding="utf-8") as fh:
+        fh.write("a cat\na dog\n")
+    assert model.batch_form("list.txt")[0].endswith("edit the file itself")
+    assert model.batch_form("")[1] == {}

@@ -121,6 +121,12 @@ def test_save_a_batch_run_it_to_the_end_and_see_the_gallery(app):
             timeout=60_000)
         page.wait_for_function(
             "() => document.querySelectorAll('#orchestrator_batch_gallery img').length >= 3", timeout=20_000)
+        text_box(page, "orchestrator_batch_template").fill("")
+        page.locator("#orchestrator_batch_edit").click()  # the saved batch back into the form, to edit it
+        page.wait_for_function(
+            "() => document.querySelector('#orchestrator_batch_template textarea')?.value.includes('lighthouse')",
+            timeout=20_000)
+        assert page.locator("#orchestrator_batch_count input").first.input_value() == "3"
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "orchestrator-batches.png"), full_page=True)
         from modules import progress  # the run was a Forge task, which Forge's progress bar polls
