@@ -210,9 +210,9 @@ def on_ui_tabs() -> List[Any]:
 
 
 def _upscalers() -> List[str]:
-    names = ["Latent"] + list(getattr(shared, "latent_upscale_modes", {}) or {})
-    names += [getattr(u, "name", "") for u in getattr(shared, "sd_upscalers", []) or []]
-    return list(dict.fromkeys(n for n in names if n))
+    """Forge's hires-fix upscaler names: the latent modes, then the upscaler models it found."""
+    names = list(getattr(shared, "latent_upscale_modes", None) or ["Latent"])
+    return names + [u.name for u in getattr(shared, "sd_upscalers", None) or [] if u.name not in names]
 
 
 def _run_batch(task: str, file: str):
@@ -240,7 +240,7 @@ def _run_batch(task: str, file: str):
         return
     events: "queue.Queue[Any]" = queue.Queue()
 
-    task_id = task if task.startswith("task(") else None
+    task_id = task if (task or "").startswith("task(") else None
     if task_id:
         forge_progress.add_task_to_queue(task_id)
 
