@@ -6,10 +6,10 @@ import csv
 import io
 import json
 import os
-import tempfile
 from dataclasses import fields
 from typing import Any, Dict, List, Optional, Tuple
 
+from ..atomic import write_text_atomic
 from ..errors import Location, OrchestratorError
 from .model import SCHEMA, VERSION, Batch, BatchImage, Settings
 
@@ -31,12 +31,7 @@ def save_batch(batch: Batch, path: str) -> None:
         text = _to_csv(batch)
     else:
         raise BatchFileError(f"unknown batch format {ext!r}", Location(path, 0, 0), "use .json, .txt or .csv")
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".batch-", suffix=ext)
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    write_text_atomic(path, text)
 
 
 def load_batch(path: str, seed: int = 0) -> Batch:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, replace
 from typing import Dict, Iterable, List, Optional
 
+from ..atomic import write_text_atomic
 from ..errors import Location, OrchestratorError
 from .categories import CATEGORIES
 from .record import LoraRecord
@@ -75,16 +75,11 @@ class OverrideStore:
         self._save()
 
     def _save(self) -> None:
-        folder = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(folder, exist_ok=True)
         if self.error is not None and os.path.exists(self.path):
             os.replace(self.path, self.path + ".unreadable")  # the user's broken file, kept for them to fix
             self.error = None
         data = {k: asdict(v) for k, v in sorted(self._data.items())}
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".overrides-", suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, ensure_ascii=False)
-        os.replace(tmp, self.path)  # never a half-written file
+        write_text_atomic(self.path, json.dumps(data, indent=2, ensure_ascii=False))
 
     def apply(self, records: Iterable[LoraRecord]) -> List[LoraRecord]:
         out = []
