@@ -1,11 +1,12 @@
-"""Running a saved batch inside Forge: one processing job per image, saved to Forge's outputs with full
+"""Running a saved batch or a swatch inside Forge: one processing job per image, saved to Forge's outputs with full
 infotext, Forge's progress state kept up to date, interrupt and skip honoured. The loop and the run state are
 lib_orchestrator's (batches/run.py); this only turns a BatchImage into a Forge job."""
 from __future__ import annotations
 
+import json
 import os
 import sys
-from typing import Callable, List, Optional
+from typing import Any, Callable, Collection, Dict, List, Optional, Tuple
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
@@ -13,37 +14,51 @@ if _HERE not in sys.path:
 
 from modules import processing, shared  # noqa: E402
 
-from lib_orchestrator.batches import Batch, BatchImage, RunState  # noqa: E402
+from lib_orchestrator.atomic import write_text_atomic  # noqa: E402
+from lib_orchestrator.batches import Batch, BatchImage, RunState, Settings  # noqa: E402
 from lib_orchestrator.batches.run import Progress, run_batch  # noqa: E402
 from lib_orchestrator.job import KEY_LORAS, KEY_TEMPLATE  # noqa: E402
+from lib_orchestrator.swatches import Swatch, SwatchCell  # noqa: E402
+from lib_orchestrator.swatches.grid import swatch_grid  # noqa: E402
+from lib_orchestrator.swatches.run import CellResult, Key, run_swatch, swatch_record  # noqa: E402
 
 
 def generator(batch: Batch) -> Callable[[BatchImage], Optional[str]]:
     def generate(image: BatchImage) -> Optional[str]:
-        if getattr(shared.state, "interrupted", False):
+        made = make_image(image.prompt, image.negative_prompt, image.seed, batch.settings,
+                          batch.checkpoint_of(image), _provenance(batch, image))
+        if made is None:
             return None
-        p = processing.StableDiffusionProcessingTxt2Img(
-            prompt=image.prompt, negative_prompt=image.negative_prompt, seed=image.seed, subseed=-1,
-            batch_size=1, n_iter=1, do_not_save_grid=True,
-            outpath_samples=getattr(shared.opts, "outdir_txt2img_samples", "") or "outputs/txt2img-images",
-            outpath_grids=getattr(shared.opts, "outdir_txt2img_grids", "") or "outputs/txt2img-grids",
-            **batch.settings.forge_fields())
-        checkpoint = batch.checkpoint_of(image)
-        if checkpoint:
-            p.override_settings = {"sd_model_checkpoint": checkpoint}
-        p.extra_generation_params.update(_provenance(batch, image))
-        _attach_empty_runner(p)
-        processed = processing.process_images(p)
-        # Skip stops this image's sampling early (Forge saves the partial image); it is not a finished
-        # image, so it is recorded as skipped and made again on resume. The flag is ours to clear: with
-        # one image per job, Forge clears it only when the next job starts.
-        skipped = bool(getattr(shared.state, "skipped", False))
-        shared.state.skipped = False
-        if skipped or not processed.images or getattr(shared.state, "interrupted", False):
-            return None
-        image_out = processed.images[-1]
-        return getattr(image_out, "already_saved_as", None) or f"seed-{image.seed} (not saved: Forge's saving is off)"
+        return made[1] or f"seed-{image.seed} (not saved: Forge's saving is off)"
     return generate
+
+
+def make_image(prompt: str, negative: str, seed: int, settings: Settings, checkpoint: Optional[str],
+               provenance: dict) -> Optional[Tuple[Any, Optional[str]]]:
+    """One Forge job of one image: (the image, the file Forge saved it to, if saving is on), or None when
+    it was interrupted or skipped."""
+    if getattr(shared.state, "interrupted", False):
+        return None
+    p = processing.StableDiffusionProcessingTxt2Img(
+        prompt=prompt, negative_prompt=negative, seed=seed, subseed=-1, batch_size=1, n_iter=1,
+        do_not_save_grid=True,
+        outpath_samples=getattr(shared.opts, "outdir_txt2img_samples", "") or "outputs/txt2img-images",
+        outpath_grids=getattr(shared.opts, "outdir_txt2img_grids", "") or "outputs/txt2img-grids",
+        **settings.forge_fields())
+    if checkpoint:
+        p.override_settings = {"sd_model_checkpoint": checkpoint}
+    p.extra_generation_params.update(provenance)
+    _attach_empty_runner(p)
+    processed = processing.process_images(p)
+    # Skip stops this image's sampling early (Forge saves the partial image); it is not a finished
+    # image, so it is recorded as skipped and made again on resume. The flag is ours to clear: with
+    # one image per job, Forge clears it only when the next job starts.
+    skipped = bool(getattr(shared.state, "skipped", False))
+    shared.state.skipped = False
+    if skipped or not processed.images or getattr(shared.state, "interrupted", False):
+        return None
+    image = processed.images[-1]
+    return image, getattr(image, "already_saved_as", None)
 
 
 def _provenance(batch: Batch, image: BatchImage) -> dict:
@@ -81,6 +96,46 @@ def run_in_forge(batch: Batch, batch_path: str, on_progress: Callable[[Progress]
                      should_stop=lambda: bool(getattr(state, "interrupted", False)), on_progress=progress)
 
 
+def run_swatch_in_forge(swatch: Swatch, settings: Settings, checkpoint: Optional[str] = None,
+                        only: Optional[Collection[Key]] = None, previous: Optional[Dict[Key, CellResult]] = None,
+                        on_cell: Callable[[str], None] = lambda text: None
+                        ) -> Tuple[Dict[Key, CellResult], Optional[str], Optional[str]]:
+    """Make the swatch's cells (or `only` some of them, keeping `previous` results), each saved to
+    Forge's outputs with full infotext; then save the grid with its infotext and the swatch's JSON
+    record beside it. Returns (results, grid file, record file); an interrupt keeps the cells made."""
+    state = shared.state
+    todo = [c for c in swatch.cells if only is None or (c.row, c.column) in only]
+    state.job_count = len(todo)
+
+    def progress(k: int, n: int, cell: SwatchCell) -> None:
+        state.textinfo = f"swatch cell {k + 1}/{n} · {cell.lora or 'no LoRA'}" + (
+            f" at {cell.weight:g}" if cell.lora else "")
+        on_cell(state.textinfo)
+
+    def generate(cell: SwatchCell) -> Optional[Tuple[Any, Optional[str]]]:
+        provenance = {"Orchestrator swatch": f"{cell.lora}:{cell.weight:g}" if cell.lora else "baseline"}
+        return make_image(cell.prompt, cell.negative_prompt, cell.seed, settings, checkpoint, provenance)
+
+    results = run_swatch(swatch, generate, should_stop=lambda: bool(getattr(state, "interrupted", False)),
+                         on_cell=progress, only=only, previous=previous)
+    images_made = {key: r.image for key, r in results.items() if r.made}
+    if not images_made:
+        return results, None, None
+    from modules import images
+
+    grid = swatch_grid(swatch, images_made, font_path=getattr(shared.opts, "font", "") or None)
+    first = images_made.get((0, 0)) or next(iter(images_made.values()))  # X/Y/Z's way: the first image's infotext
+    info = (getattr(first, "info", {}) or {}).get("parameters", swatch.prompt)
+    info += f", Orchestrator swatch: {', '.join(swatch.loras) or 'none'} × {', '.join(swatch.column_labels())}"
+    grid_file, _ = images.save_image(grid, getattr(shared.opts, "outdir_txt2img_grids", "") or "outputs/txt2img-grids",
+                                     "swatch", seed=swatch.seed, prompt=swatch.prompt,
+                                     extension=getattr(shared.opts, "grid_format", "png") or "png", info=info,
+                                     short_filename=False, grid=True)
+    record_file = os.path.splitext(grid_file)[0] + ".swatch.json"
+    write_text_atomic(record_file, json.dumps(swatch_record(swatch, results), indent=2, ensure_ascii=False) + "\n")
+    return results, grid_file, record_file
+
+
 def saved_batches(folder: str) -> List[str]:
     try:
         return sorted(f for f in os.listdir(folder) if f.endswith((".json", ".txt", ".csv")))
@@ -88,4 +143,4 @@ def saved_batches(folder: str) -> List[str]:
         return []
 
 
-__all__ = ["generator", "run_in_forge", "saved_batches"]
+__all__ = ["generator", "make_image", "run_in_forge", "run_swatch_in_forge", "saved_batches"]
