@@ -14,6 +14,7 @@ from .library.overrides import Override, OverrideStore
 from .library.thumbnails import placeholder, thumbnail
 from .preview import preview
 from .selection import LoraIndex, Rules
+from .swatches import Swatch, parse_weights, plan_swatch
 from .wildcards import PromptEngine
 
 _NAME = re.compile(r"^[\w\- ]{1,80}$")
@@ -145,6 +146,51 @@ class TabModel:
                       negative=batch.negative_template, count=len(batch.images), seed=batch.seed)
         return f"loaded {file} into the form", values
 
+    # -- swatches -----------------------------------------------------------------------------
+    def plan_swatch(self, names: str, text: str, category: str, weights: str, template: str, seed: int,
+                    negative: str = "", limit: int = 24) -> Tuple[str, Optional[Swatch]]:
+        """(status, swatch): the LoRAs named (one per line or comma), else the first `limit` the filter
+        finds among those that load on this checkpoint; the template expanded once with `seed`."""
+        family, base = self.checkpoint()
+        try:
+            parsed = parse_weights(weights)
+            prompt = self.engine().prompt(template, int(seed)) if template.strip() else ""
+        except OrchestratorError as exc:
+            return exc.one_line(), None
+        wanted = [n.strip() for n in re.split(r"[,\n]", names or "") if n.strip()]
+        if wanted:
+            by_name = {r.name.lower(): r for r in self.records()}
+            unknown = [n for n in wanted if n.lower() not in by_name]
+            if unknown:
+                return f"error: no LoRA named {', '.join(unknown)} in the library", None
+            records = [by_name[n.lower()] for n in wanted]
+        else:
+            records = list(self._catalogue().search(Query(
+                text=text or "", category=category or None, checkpoint=base, page_size=limit)).items)
+        if not records:
+            return "error: no LoRA matches; name some, or widen the filter", None
+        swatch = plan_swatch(prompt, int(seed), records, parsed, base, negative)
+        lines = [f"{len(swatch.loras)} LoRAs × {len(parsed)} weights + baseline = {len(swatch.cells)} images"]
+        return "\n".join(lines + [f"- {note}" for note in swatch.notes]), swatch
+
+    def swatch_thumbnail_path(self, record: Any) -> str:
+        """Where a LoRA's chosen swatch cell is kept: our data folder, never beside the user's files."""
+        return os.path.join(self.thumbs_dir, "swatches", record.path + ".png")
+
+    def use_as_thumbnail(self, lora: str, image_file: str) -> str:
+        """Keep a swatch cell as the LoRA's thumbnail in the library browser."""
+        record = next((r for r in self.records() if r.name == lora), None)
+        if record is None or not image_file or not os.path.exists(image_file):
+            return "error: pick a cell with a LoRA first"
+        from PIL import Image
+
+        target = self.swatch_thumbnail_path(record)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with Image.open(image_file) as im:
+            im.convert("RGB").save(target + ".tmp.png")
+        os.replace(target + ".tmp.png", target)
+        return f"{lora}: this cell is now its thumbnail"
+
     # -- library ------------------------------------------------------------------------------
     def search(self, text: str, category: str, base_model: str, compatible_only: bool, warnings_only: bool,
                page: int, page_size: int = 48) -> Tuple[List[Tuple[Optional[str], str]], str, List[str]]:
@@ -170,6 +216,9 @@ class TabModel:
         return self._catalogue_cache  # type: ignore[return-value]
 
     def _thumb(self, record: Any) -> Optional[str]:
+        chosen = self.swatch_thumbnail_path(record)
+        if os.path.exists(chosen):
+            return thumbnail(chosen, self.thumbs_dir)
         if not record.preview:
             return None
         for root in self.library_roots():

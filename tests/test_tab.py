@@ -113,3 +113,41 @@ def test_a_saved_batch_loads_into_the_form_and_is_saved_again_only_while_nothing
         fh.write("a cat\na dog\n")
     assert model.batch_form("list.txt")[0].endswith("edit the file itself")
     assert model.batch_form("")[1] == {}
+
+
+def test_swatch_plans_by_name_or_by_filter_and_explains_what_it_left_out(model):
+    records = model.records()
+    fits = [r for r in records if r.family == "sdxl" and r.base_model in ("Illustrious", "SDXL 1.0")][:2]
+    other = next(r for r in records if r.family == "sd1")
+    status, swatch = model.plan_swatch(f"{fits[0].name}, {fits[1].name}\n{other.name}", "", "", "0.5, 1", "a cat", 3)
+    assert swatch is not None and swatch.loras == (fits[0].name, fits[1].name)
+    assert status.startswith("2 LoRAs × 2 weights + baseline = 5 images") and other.name in status
+    assert model.plan_swatch("no_such_lora", "", "", "1", "a cat", 3) == (
+        "error: no LoRA named no_such_lora in the library", None)
+    assert model.plan_swatch("", "", "", "1, x", "a cat", 3)[0].startswith("weights:1:4: error: 'x' is not a weight")
+    assert "'{' is never closed" in model.plan_swatch("", "", "", "1", "a {cat", 3)[0]
+
+    status, swatch = model.plan_swatch("", "", "style", "1", "__style__ cat", 3, limit=4)
+    assert swatch is not None and 0 < len(swatch.loras) <= 4 and not swatch.notes
+    assert "{" not in swatch.prompt and "__" not in swatch.prompt  # expanded once, the same in every cell
+    assert all(c.prompt.startswith(swatch.prompt) for c in swatch.cells)
+
+
+def test_a_swatch_cell_becomes_the_lora_thumbnail_without_touching_the_users_files(model, tmp_path):
+    from PIL import Image
+
+    record = model.records()[0]
+    before = {p: os.path.getmtime(os.path.join(dp, p)) for dp, _, files in os.walk(model.library_roots()[0])
+              for p in files}
+    cell = tmp_path / "cell.png"
+    Image.new("RGB", (64, 64), (200, 10, 10)).save(cell)
+    assert model.use_as_thumbnail(record.name, str(cell)) == f"{record.name}: this cell is now its thumbnail"
+    assert model.swatch_thumbnail_path(record).startswith(model.thumbs_dir)
+    items, _, paths = model.search(record.name, "", "", False, False, 0)
+    thumb = items[paths.index(record.path)][0]
+    with Image.open(thumb) as im:
+        assert im.convert("RGB").getpixel((5, 5))[0] > 180  # the chosen cell, not the preview
+    after = {p: os.path.getmtime(os.path.join(dp, p)) for dp, _, files in os.walk(model.library_roots()[0])
+             for p in files}
+    assert after == before
+    assert model.use_as_thumbnail("nope", str(cell)).startswith("error")
