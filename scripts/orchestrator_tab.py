@@ -6,6 +6,7 @@ first, so this never registers twice).
 """
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from typing import Any, List
@@ -158,6 +159,61 @@ def on_ui_tabs() -> List[Any]:
             b_skip.click(lambda: shared.state.skip(), [], [])
             b_interrupt.click(lambda: shared.state.interrupt(), [], [])
 
+        with gr.Tab("Swatches", elem_id="orchestrator_swatches"):
+            with gr.Row():
+                s_names = gr.Textbox(label="LoRAs by name, one per line or comma (empty: the filter's)", lines=3,
+                                     elem_id="orchestrator_swatch_names")
+                with gr.Column():
+                    s_filter = gr.Textbox(label="Filter: name, trigger word or tag",
+                                          elem_id="orchestrator_swatch_filter")
+                    s_category = gr.Dropdown(choices=[""] + list(CATEGORIES), value="style", label="Category",
+                                             elem_id="orchestrator_swatch_category")
+            with gr.Row():
+                s_template = gr.Textbox(label="Prompt (a template is expanded once)", lines=2,
+                                        elem_id="orchestrator_swatch_template")
+                s_negative = gr.Textbox(label="Negative prompt", lines=2, elem_id="orchestrator_swatch_negative")
+            with gr.Row():
+                s_weights = gr.Textbox(value="0.4, 0.7, 1.0", label="Weights", elem_id="orchestrator_swatch_weights")
+                s_seed = gr.Number(value=1234, precision=0, label="Seed", elem_id="orchestrator_swatch_seed")
+                s_steps = gr.Number(value=20, precision=0, label="Steps", elem_id="orchestrator_swatch_steps")
+                s_width = gr.Number(value=1024, precision=0, label="Width", elem_id="orchestrator_swatch_width")
+                s_height = gr.Number(value=1024, precision=0, label="Height", elem_id="orchestrator_swatch_height")
+                s_cfg = gr.Number(value=7.0, label="CFG scale", elem_id="orchestrator_swatch_cfg")
+            with gr.Row():
+                s_run = gr.Button("Run swatch", variant="primary", elem_id="orchestrator_swatch_run")
+                s_rerun = gr.Button("Re-run missing cells", elem_id="orchestrator_swatch_rerun")
+                s_skip = gr.Button("Skip cell", elem_id="orchestrator_swatch_skip")
+                s_interrupt = gr.Button("Interrupt", elem_id="orchestrator_swatch_interrupt")
+            s_task = gr.Textbox(visible=False, elem_id="orchestrator_swatch_task")
+            s_status = gr.Markdown(elem_id="orchestrator_swatch_status")
+            with gr.Column(elem_id="orchestrator_swatch_gallery_container"):
+                s_gallery = gr.Gallery(label="Grid and cells", columns=4, height=520,
+                                       elem_id="orchestrator_swatch_gallery")
+            with gr.Row():
+                s_thumb = gr.Button("Use the selected cell as its LoRA's thumbnail",
+                                    elem_id="orchestrator_swatch_thumb")
+                s_thumb_status = gr.Markdown(elem_id="orchestrator_swatch_thumb_status")
+            s_log = gr.HTML(elem_id="orchestrator_swatch_log")
+            s_state = gr.State({})
+
+            swatch_inputs = [s_task, s_names, s_filter, s_category, s_template, s_negative, s_weights, s_seed,
+                             s_steps, s_width, s_height, s_cfg, s_state]
+            submit = "(...args) => window.orchestrator_swatch_submit ? orchestrator_swatch_submit(...args) : args"
+            for button, rerun in ((s_run, False), (s_rerun, True)):
+                button.click(_gpu_call(functools.partial(_run_swatch, rerun=rerun)), swatch_inputs,
+                             [s_gallery, s_status, s_state, s_log], js=submit)
+            s_skip.click(lambda: shared.state.skip(), [], [])
+            s_interrupt.click(lambda: shared.state.interrupt(), [], [])
+
+            def pick_cell(current: dict, evt: gr.SelectData):
+                entries = (current or {}).get("gallery", [])
+                chosen = entries[evt.index] if evt.index < len(entries) else (None, None)
+                return dict(current or {}, chosen=chosen)
+
+            s_gallery.select(pick_cell, [s_state], [s_state])
+            s_thumb.click(lambda current: MODEL.use_as_thumbnail(*((current or {}).get("chosen") or ("", ""))),
+                          [s_state], [s_thumb_status])
+
         with gr.Tab("LoRA library", elem_id="orchestrator_library"):
             with gr.Row():
                 query = gr.Textbox(label="Search name, trigger word or tag", elem_id="orchestrator_search")
@@ -207,6 +263,50 @@ def on_ui_tabs() -> List[Any]:
 
             rescan.click(do_rescan, [], [summary])
     return [(tab, "Orchestrator", "orchestrator")]
+
+
+def _gpu_call(fn: Any) -> Any:
+    """Forge's wrapper for GPU work from a button: its queue, queue_lock, task progress, and the error
+    and timing footer in the last (HTML) output."""
+    from modules.call_queue import wrap_gradio_gpu_call
+
+    return wrap_gradio_gpu_call(fn, extra_outputs=[None, "", None])
+
+
+def _run_swatch(task: str, names: str, text: str, category: str, template: str, negative: str, weights: str,
+                seed: float, steps: float, width: float, height: float, cfg: float, current: dict,
+                rerun: bool = False) -> List[Any]:
+    """Plan (or, to re-run, keep the last swatch) and make the cells: [gallery, status, state, log]."""
+    current = current or {}  # None after an error (Forge's wrapper fills the outputs with its extras)
+    import orchestrator_runner as runner
+
+    from lib_orchestrator.batches import Settings
+    from lib_orchestrator.swatches.run import failed_cells
+
+    if rerun and current.get("swatch") is not None:
+        swatch, previous = current["swatch"], current["results"]
+        only = failed_cells(previous, swatch)
+        status = ""
+    else:
+        status, swatch = MODEL.plan_swatch(names, text, category, weights, template, int(seed), negative)
+        previous, only = None, None
+        if swatch is None:
+            return [[], status, current, ""]
+    settings = Settings(steps=int(steps), width=int(width), height=int(height), cfg_scale=float(cfg))
+    results, grid_file, record_file = runner.run_swatch_in_forge(swatch, settings, only=only, previous=previous)
+    gallery = [(grid_file, "grid")] if grid_file else []
+    gallery += [(r.file, f"{r.cell.lora or 'no LoRA'} @ {r.cell.weight:g}" if r.cell.lora else "no LoRA")
+                for r in results.values() if r.made and r.file]
+    missing = failed_cells(results, swatch)
+    lines = [status] if status else []
+    lines.append(f"{len(swatch.cells) - len(missing)}/{len(swatch.cells)} cells made"
+                 + (f"; {len(missing)} missing: re-run them alone" if missing else ""))
+    if record_file:
+        lines.append(f"saved `{grid_file}` and `{record_file}`")
+    state = {"swatch": swatch, "results": results,
+             "gallery": [(None, None)] * bool(grid_file) + [(r.cell.lora, r.file) for r in results.values()
+                                                             if r.made and r.file]}
+    return [gallery, "\n\n".join(lines), state, ""]
 
 
 def _upscalers() -> List[str]:

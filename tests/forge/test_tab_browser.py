@@ -133,3 +133,45 @@ def test_save_a_batch_run_it_to_the_end_and_see_the_gallery(app):
 
         assert any(t.startswith("task(orchestrator-") for t in progress.finished_tasks), progress.finished_tasks
         browser.close()
+
+
+def test_run_a_3x2_swatch_see_the_grid_and_keep_a_cell_as_thumbnail(app):
+    url, module = app
+    from modules import progress, shared
+
+    shared.opts.data["samples_save"] = True
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1300})
+        page.goto(url)
+        page.get_by_role("tab", name="Swatches").click()
+        text_box(page, "orchestrator_swatch_names").fill("watercolor_wash_xl, lighthouse_keeper_xl, add_detail_xl")
+        text_box(page, "orchestrator_swatch_template").fill("a lighthouse at dusk")
+        text_box(page, "orchestrator_swatch_weights").fill("0.5, 1")
+        for elem_id, value in (("orchestrator_swatch_steps", "2"), ("orchestrator_swatch_width", "96"),
+                               ("orchestrator_swatch_height", "96")):
+            box = page.locator(f"#{elem_id} input").first
+            box.fill(value)
+            box.press("Tab")
+        page.locator("#orchestrator_swatch_run").click()
+        page.wait_for_function(
+            "() => document.querySelector('#orchestrator_swatch_status')?.innerText.includes('7/7 cells made')",
+            timeout=60_000)
+        page.wait_for_function(
+            "() => document.querySelectorAll('#orchestrator_swatch_gallery img').length >= 8", timeout=20_000)
+        assert "3 LoRAs × 2 weights + baseline = 7 images" in page.locator("#orchestrator_swatch_status").inner_text()
+        assert any(t.startswith("task(orchestrator-") for t in progress.finished_tasks)
+
+        page.locator("#orchestrator_swatch_gallery button").first.click()  # the grid, shown large
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "orchestrator-swatch.png"), full_page=True)
+        page.locator("#orchestrator_swatch_gallery button.thumbnail-item").nth(2).click()  # watercolor at 0.5
+        page.locator("#orchestrator_swatch_thumb").click()
+        page.wait_for_function(
+            "() => document.querySelector('#orchestrator_swatch_thumb_status')?.innerText.includes('thumbnail')",
+            timeout=20_000)
+        assert "watercolor_wash_xl: this cell is now its thumbnail" in \
+            page.locator("#orchestrator_swatch_thumb_status").inner_text()
+        browser.close()
+    record = next(r for r in module.state.LIBRARY.records if r.name == "watercolor_wash_xl")
+    assert os.path.exists(module.MODEL.swatch_thumbnail_path(record))
