@@ -81,7 +81,7 @@ class TabModel:
     def save_batch_file(self, name: str, fmt: str, template: str, negative: str, count: int, seed: int,
                         settings: Dict[str, Any]) -> Tuple[str, str]:
         """Plan every image and write `<batches_dir>/<name>.<fmt>`: (status, the batch as a table)."""
-        from .batches import RunState, Settings, plan_batch, save_batch
+        from .batches import Settings, plan_batch
 
         name = name.strip()
         if not _NAME.match(name):
@@ -96,14 +96,9 @@ class TabModel:
         except (OrchestratorError, TypeError, ValueError) as exc:
             return f"error: {exc}", ""
         path = os.path.join(self.batches_dir, f"{name}.{fmt}")
-        state = RunState(path)
-        started = len(state.done())
-        if started:  # its run state counts images of the old plan: overwriting would mix two batches
-            return (f"error: {name}.{fmt} is under way ({started} done); save the edited batch under another "
-                    f"name, or delete {os.path.basename(state.path)} to start it over"), ""
-        save_batch(batch, path)
-        if os.path.exists(state.path):  # only "started" lines of the old plan: they mean nothing for the new one
-            os.remove(state.path)
+        error = _save_unless_under_way(batch, path)
+        if error:
+            return error, ""
         return f"saved {len(batch.images)} images to {path}", batch_table(batch, {})
 
     def batch_files(self) -> List[str]:
@@ -151,27 +146,60 @@ class TabModel:
                     negative: str = "", limit: int = 24) -> Tuple[str, Optional[Swatch]]:
         """(status, swatch): the LoRAs named (one per line or comma), else the first `limit` the filter
         finds among those that load on this checkpoint; the template expanded once with `seed`."""
-        family, base = self.checkpoint()
+        _, base = self.checkpoint()
         try:
             parsed = parse_weights(weights)
             prompt = self.engine().prompt(template, int(seed)) if template.strip() else ""
         except OrchestratorError as exc:
             return exc.one_line(), None
+        error, records = self._chosen_loras(names, text, category, limit)
+        if error:
+            return error, None
+        swatch = plan_swatch(prompt, int(seed), records, parsed, base, negative)
+        lines = [f"{len(swatch.loras)} LoRAs × {len(parsed)} weights + baseline = {len(swatch.cells)} images"]
+        return "\n".join(lines + [f"- {note}" for note in swatch.notes]), swatch
+
+    def save_batch_by_lora(self, name: str, names: str, text: str, category: str, template: str, negative: str,
+                           count: int, seed: int, weight: float, settings: Dict[str, Any],
+                           limit: int = 24) -> Tuple[str, str]:
+        """The same prompt set once per chosen LoRA, saved as `<name>.json` to run like any batch."""
+        from .batches import Settings
+        from .swatches.by_lora import plan_batch_by_lora
+
+        name = name.strip()
+        if not _NAME.match(name):
+            return "error: a batch name is letters, digits, spaces, '-' and '_'", ""
+        error, records = self._chosen_loras(names, text, category, limit)
+        if error:
+            return error, ""
+        _, base = self.checkpoint()
+        try:
+            batch, notes = plan_batch_by_lora(name, template, int(count), int(seed), self.engine(), records,
+                                              float(weight), base, Settings(**settings), negative)
+        except (OrchestratorError, TypeError, ValueError) as exc:
+            return f"error: {exc}", ""
+        path = os.path.join(self.batches_dir, f"{name}.json")
+        error = _save_unless_under_way(batch, path)
+        if error:
+            return error, ""
+        lines = [f"saved {len(batch.images)} images ({len(batch.images) // max(1, int(count))} LoRAs × "
+                 f"{int(count)} prompts) to {path}"]
+        return "\n".join(lines + [f"- {note}" for note in notes]), batch_table(batch, {})
+
+    def _chosen_loras(self, names: str, text: str, category: str, limit: int) -> Tuple[str, List[Any]]:
+        """(error, records): the LoRAs named, else the first `limit` of the filter's among those that
+        load on this checkpoint."""
         wanted = [n.strip() for n in re.split(r"[,\n]", names or "") if n.strip()]
         if wanted:
             by_name = {r.name.lower(): r for r in self.records()}
             unknown = [n for n in wanted if n.lower() not in by_name]
             if unknown:
-                return f"error: no LoRA named {', '.join(unknown)} in the library", None
-            records = [by_name[n.lower()] for n in wanted]
-        else:
-            records = list(self._catalogue().search(Query(
-                text=text or "", category=category or None, checkpoint=base, page_size=limit)).items)
-        if not records:
-            return "error: no LoRA matches; name some, or widen the filter", None
-        swatch = plan_swatch(prompt, int(seed), records, parsed, base, negative)
-        lines = [f"{len(swatch.loras)} LoRAs × {len(parsed)} weights + baseline = {len(swatch.cells)} images"]
-        return "\n".join(lines + [f"- {note}" for note in swatch.notes]), swatch
+                return f"error: no LoRA named {', '.join(unknown)} in the library", []
+            return "", [by_name[n.lower()] for n in wanted]
+        _, base = self.checkpoint()
+        records = list(self._catalogue().search(Query(
+            text=text or "", category=category or None, checkpoint=base, page_size=limit)).items)
+        return ("" if records else "error: no LoRA matches; name some, or widen the filter"), records
 
     def swatch_thumbnail_path(self, record: Any) -> str:
         """Where a LoRA's chosen swatch cell is kept: our data folder, never beside the user's files."""
@@ -278,3 +306,20 @@ def parse_locks(text: str) -> Dict[str, str]:
             if name:
                 out[name] = value.strip()
     return out
+
+
+def _save_unless_under_way(batch: Any, path: str) -> str:
+    """Save the batch to `path`, unless a batch there has images done: its run state counts the old
+    plan's images, so overwriting would mix two batches. Returns the error, or "" once saved."""
+    from .batches import RunState, save_batch
+
+    state = RunState(path)
+    started = len(state.done())
+    if started:
+        name = os.path.basename(path)
+        return (f"error: {name} is under way ({started} done); save the edited batch under another name, "
+                f"or delete {os.path.basename(state.path)} to start it over")
+    save_batch(batch, path)
+    if os.path.exists(state.path):  # only "started" lines of the old plan: they mean nothing for the new one
+        os.remove(state.path)
+    return ""

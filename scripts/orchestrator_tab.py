@@ -193,6 +193,13 @@ def on_ui_tabs() -> List[Any]:
                 s_thumb = gr.Button("Use the selected cell as its LoRA's thumbnail",
                                     elem_id="orchestrator_swatch_thumb")
                 s_thumb_status = gr.Markdown(elem_id="orchestrator_swatch_thumb_status")
+            with gr.Row():
+                s_count = gr.Number(value=4, precision=0, label="Batch by LoRA: prompts per LoRA",
+                                    elem_id="orchestrator_swatch_count")
+                s_weight = gr.Number(value=0.8, label="at weight", elem_id="orchestrator_swatch_weight")
+                s_batch_name = gr.Textbox(label="Batch name", elem_id="orchestrator_swatch_batch_name")
+                s_batch = gr.Button("Save as a batch by LoRA", elem_id="orchestrator_swatch_batch")
+            s_batch_status = gr.Markdown(elem_id="orchestrator_swatch_batch_status")
             s_log = gr.HTML(elem_id="orchestrator_swatch_log")
             s_state = gr.State({})
 
@@ -202,6 +209,17 @@ def on_ui_tabs() -> List[Any]:
             for button, rerun in ((s_run, False), (s_rerun, True)):
                 button.click(_gpu_call(functools.partial(_run_swatch, rerun=rerun)), swatch_inputs,
                              [s_gallery, s_status, s_state, s_log], js=submit)
+
+            def save_by_lora(name, names, text, category, template, negative, count, seed, weight, steps, width,
+                             height, cfg):
+                settings = dict(steps=int(steps), width=int(width), height=int(height), cfg_scale=float(cfg))
+                status, _ = MODEL.save_batch_by_lora(name, names, text, category, template, negative, count, seed,
+                                                     weight, settings)
+                return status, gr.update(choices=MODEL.batch_files())
+
+            s_batch.click(save_by_lora, [s_batch_name, s_names, s_filter, s_category, s_template, s_negative, s_count,
+                                         s_seed, s_weight, s_steps, s_width, s_height, s_cfg],
+                          [s_batch_status, b_files])
             s_skip.click(lambda: shared.state.skip(), [], [])
             s_interrupt.click(lambda: shared.state.interrupt(), [], [])
 

@@ -151,3 +151,13 @@ def test_a_swatch_cell_becomes_the_lora_thumbnail_without_touching_the_users_fil
              for p in files}
     assert after == before
     assert model.use_as_thumbnail("nope", str(cell)).startswith("error")
+
+
+def test_batch_by_lora_is_saved_as_a_batch_to_run_like_any_other(model, tmp_path):
+    model.batches_dir = str(tmp_path / "batches")
+    fits = [r for r in model.records() if r.family == "sdxl" and r.base_model in ("Illustrious", "SDXL 1.0")][:2]
+    status, table = model.save_batch_by_lora("by lora", f"{fits[0].name}, {fits[1].name}", "", "", "a {cat|dog}",
+                                             "", 3, 7, 0.8, {"steps": 2})
+    assert status.startswith("saved 6 images (2 LoRAs × 3 prompts)") and table.count("<tr>") == 7
+    assert model.show_batch("by lora.json")[0] == "by lora: 0/6 images done"
+    assert model.save_batch_by_lora("x", "nope", "", "", "a", "", 1, 1, 1.0, {})[0].startswith("error: no LoRA")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from ..compose import already_said, apply_picks
 from ..errors import Location, OrchestratorError
@@ -68,10 +68,21 @@ def parse_weights(text: str, source: str = "weights") -> Tuple[float, ...]:
 
 def plan_swatch(prompt: str, seed: int, records: Sequence[LoraRecord], weights: Sequence[float],
                 base_model: str, negative: str = "") -> Swatch:
-    """Cells for the LoRAs that load on a `base_model` checkpoint; the others are skipped with a note.
-    Each cell gets its LoRA's tag at the cell's weight, its first activation text (unless the prompt
-    already says it) and its negative text."""
-    rows, notes = [], []
+    """Cells for the LoRAs that load on a `base_model` checkpoint; the others are skipped with a note."""
+    rows, notes = usable_loras(records, base_model)
+    cells = [SwatchCell(0, 0, None, 0.0, prompt.strip(), negative.strip(), seed)]
+    for r, record in enumerate(rows, start=1):
+        for c, weight in enumerate(weights):
+            text, negative_text = with_lora(prompt, negative, record, weight)
+            cells.append(SwatchCell(r, c, record.name, weight, text, negative_text, seed))
+    return Swatch(prompt.strip(), negative.strip(), seed, tuple(weights), tuple(r.name for r in rows), tuple(cells),
+                  tuple(notes))
+
+
+def usable_loras(records: Sequence[LoraRecord], base_model: str) -> Tuple[List[LoraRecord], List[str]]:
+    """(the LoRAs to try, once each, in order; a note for each one skipped or of unknown base model)."""
+    rows: List[LoraRecord] = []
+    notes: List[str] = []
     seen = set()
     for record in records:
         if record.name in seen:
@@ -85,20 +96,17 @@ def plan_swatch(prompt: str, seed: int, records: Sequence[LoraRecord], weights: 
                          "checkpoint")
         else:
             rows.append(record)
-    cells = [SwatchCell(0, 0, None, 0.0, prompt.strip(), negative.strip(), seed)]
-    for r, record in enumerate(rows, start=1):
-        for c, weight in enumerate(weights):
-            pick = Pick(record.name, weight, record.category, "swatch", activation=_activation(record, prompt),
-                        negative=record.negative_text, record=record)
-            text, negative_text, _ = apply_picks(prompt, negative, [pick])
-            cells.append(SwatchCell(r, c, record.name, weight, text, negative_text, seed))
-    return Swatch(prompt.strip(), negative.strip(), seed, tuple(weights), tuple(r.name for r in rows), tuple(cells),
-                  tuple(notes))
+    return rows, notes
 
 
-def _activation(record: LoraRecord, prompt: str) -> Optional[str]:
-    """The first trigger alternative, none if the prompt already says any of them: fixed, not drawn,
-    so every weight of a row shows the same words."""
-    if any(already_said(prompt, alternative) for alternative in record.trigger_words):
-        return None
-    return record.trigger_words[0] if record.trigger_words else None
+def with_lora(prompt: str, negative: str, record: LoraRecord, weight: float) -> Tuple[str, str]:
+    """The prompt with the LoRA's tag at `weight`, its first activation text (unless the prompt already
+    says one of its alternatives: fixed, not drawn, so every weight shows the same words), and the
+    negative prompt with its negative text."""
+    activation = None
+    if record.trigger_words and not any(already_said(prompt, a) for a in record.trigger_words):
+        activation = record.trigger_words[0]
+    pick = Pick(record.name, weight, record.category, "swatch", activation=activation,
+                negative=record.negative_text, record=record)
+    text, negative_text, _ = apply_picks(prompt, negative, [pick])
+    return text, negative_text

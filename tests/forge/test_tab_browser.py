@@ -172,6 +172,17 @@ def test_run_a_3x2_swatch_see_the_grid_and_keep_a_cell_as_thumbnail(app):
             timeout=20_000)
         assert "watercolor_wash_xl: this cell is now its thumbnail" in \
             page.locator("#orchestrator_swatch_thumb_status").inner_text()
+
+        module.MODEL.batches_dir = str(REPO / "test-artifacts" / "batches-by-lora")  # the same prompts per LoRA
+        shutil.rmtree(module.MODEL.batches_dir, ignore_errors=True)
+        box = page.locator("#orchestrator_swatch_count input").first
+        box.fill("2")
+        box.press("Tab")
+        text_box(page, "orchestrator_swatch_batch_name").fill("keepers")
+        page.locator("#orchestrator_swatch_batch").click()
+        page.wait_for_function(
+            "() => document.querySelector('#orchestrator_swatch_batch_status')?.innerText.includes('saved 6 images')",
+            timeout=20_000)
         browser.close()
     record = next(r for r in module.state.LIBRARY.records if r.name == "watercolor_wash_xl")
     assert os.path.exists(module.MODEL.swatch_thumbnail_path(record))
