@@ -159,6 +159,29 @@ class TabModel:
         lines = [f"{len(swatch.loras)} LoRAs × {len(parsed)} weights + baseline = {len(swatch.cells)} images"]
         return "\n".join(lines + [f"- {note}" for note in swatch.notes]), swatch
 
+    def plan_swatches(self, names: str, text: str, category: str, weights: str, template: str, seed: int,
+                      negative: str = "", axis: str = "", values: str = "",
+                      limit: int = 24) -> Tuple[str, List[Tuple[Swatch, Optional[str]]]]:
+        """(status, [(swatch, checkpoint)]): one grid, or one per value of a second axis: `prompts` (each
+        line a template, expanded once) or `checkpoints` (each line a checkpoint of the loaded one's
+        family, judged by the loaded one's base model)."""
+        lines = [v.strip() for v in (values or "").splitlines() if v.strip()] if axis else []
+        if not lines:
+            status, swatch = self.plan_swatch(names, text, category, weights, template, seed, negative, limit)
+            return status, [(swatch, None)] if swatch else []
+        if axis == "prompts":
+            planned = [self.plan_swatch(names, text, category, weights, line, seed, negative, limit) for line in lines]
+            if any(swatch is None for _, swatch in planned):
+                return next(status for status, swatch in planned if swatch is None), []
+            return (f"{len(planned)} grids, one per prompt · {planned[0][0]}",
+                    [(swatch, None) for _, swatch in planned if swatch])
+        if axis == "checkpoints":
+            status, swatch = self.plan_swatch(names, text, category, weights, template, seed, negative, limit)
+            if swatch is None:
+                return status, []
+            return f"{len(lines)} grids, one per checkpoint · {status}", [(swatch, line) for line in lines]
+        return f"error: unknown second axis {axis!r} (prompts or checkpoints)", []
+
     def save_batch_by_lora(self, name: str, names: str, text: str, category: str, template: str, negative: str,
                            count: int, seed: int, weight: float, settings: Dict[str, Any],
                            limit: int = 24) -> Tuple[str, str]:

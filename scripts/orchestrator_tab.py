@@ -180,6 +180,11 @@ def on_ui_tabs() -> List[Any]:
                 s_height = gr.Number(value=1024, precision=0, label="Height", elem_id="orchestrator_swatch_height")
                 s_cfg = gr.Number(value=7.0, label="CFG scale", elem_id="orchestrator_swatch_cfg")
             with gr.Row():
+                s_axis = gr.Radio(choices=["none", "prompts", "checkpoints"], value="none",
+                                  label="Second axis: one grid per…", elem_id="orchestrator_swatch_axis")
+                s_values = gr.Textbox(label="…each line a prompt, or a checkpoint of this family", lines=2,
+                                      elem_id="orchestrator_swatch_axis_values")
+            with gr.Row():
                 s_run = gr.Button("Run swatch", variant="primary", elem_id="orchestrator_swatch_run")
                 s_rerun = gr.Button("Re-run missing cells", elem_id="orchestrator_swatch_rerun")
                 s_skip = gr.Button("Skip cell", elem_id="orchestrator_swatch_skip")
@@ -204,7 +209,7 @@ def on_ui_tabs() -> List[Any]:
             s_state = gr.State({})
 
             swatch_inputs = [s_task, s_names, s_filter, s_category, s_template, s_negative, s_weights, s_seed,
-                             s_steps, s_width, s_height, s_cfg, s_state]
+                             s_steps, s_width, s_height, s_cfg, s_axis, s_values, s_state]
             submit = "(...args) => window.orchestrator_swatch_submit ? orchestrator_swatch_submit(...args) : args"
             for button, rerun in ((s_run, False), (s_rerun, True)):
                 button.click(_gpu_call(functools.partial(_run_swatch, rerun=rerun)), swatch_inputs,
@@ -292,39 +297,51 @@ def _gpu_call(fn: Any) -> Any:
 
 
 def _run_swatch(task: str, names: str, text: str, category: str, template: str, negative: str, weights: str,
-                seed: float, steps: float, width: float, height: float, cfg: float, current: dict,
-                rerun: bool = False) -> List[Any]:
-    """Plan (or, to re-run, keep the last swatch) and make the cells: [gallery, status, state, log]."""
+                seed: float, steps: float, width: float, height: float, cfg: float, axis: str, values: str,
+                current: dict, rerun: bool = False) -> List[Any]:
+    """Plan (or, to re-run, keep the last grids) and make the cells: [gallery, status, state, log]."""
     current = current or {}  # None after an error (Forge's wrapper fills the outputs with its extras)
     import orchestrator_runner as runner
 
     from lib_orchestrator.batches import Settings
     from lib_orchestrator.swatches.run import failed_cells
 
-    if rerun and current.get("swatch") is not None:
-        swatch, previous = current["swatch"], current["results"]
-        only = failed_cells(previous, swatch)
+    if rerun and current.get("grids"):
+        planned = [(swatch, checkpoint, results) for swatch, checkpoint, results in current["grids"]]
         status = ""
     else:
-        status, swatch = MODEL.plan_swatch(names, text, category, weights, template, int(seed), negative)
-        previous, only = None, None
-        if swatch is None:
+        status, grids = MODEL.plan_swatches(names, text, category, weights, template, int(seed), negative,
+                                            axis if axis != "none" else "", values)
+        if not grids:
             return [[], status, current, ""]
+        planned = [(swatch, checkpoint, None) for swatch, checkpoint in grids]
     settings = Settings(steps=int(steps), width=int(width), height=int(height), cfg_scale=float(cfg))
-    results, grid_file, record_file = runner.run_swatch_in_forge(swatch, settings, only=only, previous=previous)
-    gallery = [(grid_file, "grid")] if grid_file else []
-    gallery += [(r.file, f"{r.cell.lora or 'no LoRA'} @ {r.cell.weight:g}" if r.cell.lora else "no LoRA")
-                for r in results.values() if r.made and r.file]
-    missing = failed_cells(results, swatch)
+    gallery: List[Any] = []
+    chosen: List[Any] = []
+    done: List[Any] = []
     lines = [status] if status else []
-    lines.append(f"{len(swatch.cells) - len(missing)}/{len(swatch.cells)} cells made"
-                 + (f"; {len(missing)} missing: re-run them alone" if missing else ""))
-    if record_file:
-        lines.append(f"saved `{grid_file}` and `{record_file}`")
-    state = {"swatch": swatch, "results": results,
-             "gallery": [(None, None)] * bool(grid_file) + [(r.cell.lora, r.file) for r in results.values()
-                                                             if r.made and r.file]}
-    return [gallery, "\n\n".join(lines), state, ""]
+    for swatch, checkpoint, previous in planned:
+        only = failed_cells(previous, swatch) if previous is not None else None
+        if getattr(shared.state, "interrupted", False):
+            results, grid_file, record_file = previous or {}, None, None
+        else:
+            results, grid_file, record_file = runner.run_swatch_in_forge(swatch, settings, checkpoint, only=only,
+                                                                         previous=previous)
+        done.append((swatch, checkpoint, results))
+        title = checkpoint or (swatch.prompt if len(planned) > 1 else "")
+        if grid_file:
+            gallery.append((grid_file, f"grid · {title}" if title else "grid"))
+            chosen.append((None, None))
+        for r in results.values():
+            if r.made and r.file:
+                gallery.append((r.file, f"{r.cell.lora} @ {r.cell.weight:g}" if r.cell.lora else "no LoRA"))
+                chosen.append((r.cell.lora, r.file))
+        missing = failed_cells(results, swatch)
+        lines.append(f"{title + ': ' if title else ''}{len(swatch.cells) - len(missing)}/{len(swatch.cells)} cells "
+                     "made" + (f"; {len(missing)} missing: re-run them alone" if missing else ""))
+        if record_file:
+            lines.append(f"saved `{grid_file}` and `{record_file}`")
+    return [gallery, "\n\n".join(lines), {"grids": done, "gallery": chosen}, ""]
 
 
 def _upscalers() -> List[str]:

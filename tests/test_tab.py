@@ -161,3 +161,17 @@ def test_batch_by_lora_is_saved_as_a_batch_to_run_like_any_other(model, tmp_path
     assert status.startswith("saved 6 images (2 LoRAs × 3 prompts)") and table.count("<tr>") == 7
     assert model.show_batch("by lora.json")[0] == "by lora: 0/6 images done"
     assert model.save_batch_by_lora("x", "nope", "", "", "a", "", 1, 1, 1.0, {})[0].startswith("error: no LoRA")
+
+
+def test_a_second_axis_makes_one_grid_per_prompt_or_checkpoint(model):
+    name = next(r.name for r in model.records() if r.family == "sdxl" and r.base_model == "Illustrious")
+    status, grids = model.plan_swatches(name, "", "", "1", "a cat", 3)
+    assert len(grids) == 1 and grids[0][1] is None
+    status, grids = model.plan_swatches(name, "", "", "0.5, 1", "", 3, axis="prompts", values="a cat\n\na {dog}")
+    assert status.startswith("2 grids, one per prompt") and [g.prompt for g, _ in grids] == ["a cat", "a dog"]
+    status, grids = model.plan_swatches(name, "", "", "1", "a cat", 3, axis="checkpoints",
+                                        values="juggernautXL_v9\nponyDiffusionV6XL")
+    assert [c for _, c in grids] == ["juggernautXL_v9", "ponyDiffusionV6XL"] and grids[0][0] is grids[1][0]
+    assert model.plan_swatches(name, "", "", "1", "a", 3, axis="prompts", values="a {b")[0].endswith(
+        "(add '}' or write a literal brace as \\{)")
+    assert model.plan_swatches(name, "", "", "1", "a", 3, axis="seeds", values="1")[0].startswith("error")

@@ -41,3 +41,31 @@ def test_the_tabs_handlers_work_on_the_library_forge_scanned(tab_module):
     assert table.count("<tr>") == 4 and "watercolor_wash_xl" in table and not messages
     _, summary, paths = tab_module.MODEL.search("watercolor", "", "", True, False, 0)
     assert paths == ["style/watercolor_wash_xl.safetensors"] and summary.startswith("1 LoRAs")
+
+
+def test_a_second_axis_of_prompts_makes_a_grid_each_and_re_runs_only_missing_cells(tab_module, monkeypatch):
+    from modules import shared
+
+    shared.opts.data["samples_save"] = True
+    args = ["task(orchestrator-test)", "watercolor_wash_xl, lighthouse_keeper_xl", "", "", "", "", "0.5, 1", 9,
+            2, 64, 64, 7.0, "prompts", "a lighthouse\na harbour at night"]
+    calls, failing = [], [True]
+    import orchestrator_runner as runner  # the module the tab runs swatches with
+
+    real = runner.make_image
+
+    def flaky(prompt, *rest):
+        calls.append(prompt)
+        if failing[0] and "harbour" in prompt and "lighthouse_keeper_xl:1" in prompt:
+            raise RuntimeError("out of memory")
+        return real(prompt, *rest)
+
+    monkeypatch.setattr(runner, "make_image", flaky)
+    gallery, status, state, _ = tab_module._run_swatch(*args, {})
+    assert status.splitlines()[0].startswith("2 grids, one per prompt")
+    assert "a harbour at night: 4/5 cells made; 1 missing" in status and "a lighthouse: 5/5 cells made" in status
+    assert len(calls) == 10 and sum(caption.startswith("grid") for _, caption in gallery) == 2
+    calls.clear()
+    failing[0] = False
+    gallery, status, state, _ = tab_module._run_swatch(*args, state, rerun=True)
+    assert len(calls) == 1 and "harbour" in calls[0] and "1 missing" not in status
