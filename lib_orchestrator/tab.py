@@ -291,7 +291,9 @@ class TabModel:
                            f"({d['weight_source'] or 'category default'})"),
                 ("sha256", d["sha256"] or "unknown (not hashed)"), ("tensor hash", d["tensor_hash"] or "—"),
                 ("warnings", "; ".join(f"{w['code']}: {w['message']}" for w in d["warnings"]) or "none"),
-                ("notes", override.notes or "—")]
+                ("notes", override.notes or "—"),
+                ("thumbnail", "a swatch cell you chose" if os.path.exists(self.swatch_thumbnail_path(record))
+                 else "its preview file" if record.preview else "none")]
         table = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
         return (f"<h3>{html.escape(d['name'])}</h3><p><code>{html.escape(d['path'])}</code></p>"
                 f"<table class='orch-details'>{table}</table><div class='orch-description'>{d['description_html']}"

@@ -150,6 +150,7 @@ def test_a_swatch_cell_becomes_the_lora_thumbnail_without_touching_the_users_fil
     after = {p: os.path.getmtime(os.path.join(dp, p)) for dp, _, files in os.walk(model.library_roots()[0])
              for p in files}
     assert after == before
+    assert "a swatch cell you chose" in model.details_html(record.path)
     assert model.use_as_thumbnail("nope", str(cell)).startswith("error")
 
 
