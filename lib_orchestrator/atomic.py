@@ -1,6 +1,7 @@
 """Writing a file so that it is never seen half-written: a temporary file beside it, then a rename."""
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 
@@ -14,5 +15,6 @@ def write_text_atomic(path: str, text: str) -> None:
             fh.write(text)
         os.replace(tmp, path)
     except BaseException:
-        os.unlink(tmp)  # a failed write leaves the old file as it was, and no stray temporary
+        with contextlib.suppress(OSError):  # the write's own error is the one to report
+            os.unlink(tmp)  # a failed write leaves the old file as it was, and no stray temporary
         raise

@@ -6,7 +6,7 @@ import html
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from .errors import OrchestratorError
 from .library.browse import Catalogue, Query, details
@@ -32,6 +32,7 @@ class TabModel:
     thumbs_dir: str
     rules: Callable[[], Rules] = field(default=lambda: Rules())
     batches_dir: str = "saved_batches"
+    running: Set[str] = field(default_factory=set)  # batch files being run now: never overwritten
     _catalogue_of: Any = field(default=None, init=False, repr=False)
     _catalogue_cache: Optional[Catalogue] = field(default=None, init=False, repr=False)
 
@@ -96,7 +97,7 @@ class TabModel:
         except (OrchestratorError, TypeError, ValueError) as exc:
             return f"error: {exc}", ""
         path = os.path.join(self.batches_dir, f"{name}.{fmt}")
-        error = _save_unless_under_way(batch, path)
+        error = _save_unless_under_way(batch, path, self.running)
         if error:
             return error, ""
         return f"saved {len(batch.images)} images to {path}", batch_table(batch, {})
@@ -137,6 +138,7 @@ class TabModel:
         if not batch.template:
             return f"{file} is a list of prompts, not a template: edit the file itself", {}
         values = dict(asdict(batch.settings), checkpoint=batch.settings.checkpoint or "",
+                      format=os.path.splitext(file)[1].lstrip(".").lower(),
                       hr_cfg=batch.settings.hr_cfg or 0, name=batch.name, template=batch.template,
                       negative=batch.negative_template, count=len(batch.images), seed=batch.seed)
         return f"loaded {file} into the form", values
@@ -202,7 +204,7 @@ class TabModel:
         except (OrchestratorError, TypeError, ValueError) as exc:
             return f"error: {exc}", ""
         path = os.path.join(self.batches_dir, f"{name}.json")
-        error = _save_unless_under_way(batch, path)
+        error = _save_unless_under_way(batch, path, self.running)
         if error:
             return error, ""
         lines = [f"saved {len(batch.images)} images ({len(batch.images) // max(1, int(count))} LoRAs × "
@@ -333,11 +335,13 @@ def parse_locks(text: str) -> Dict[str, str]:
     return out
 
 
-def _save_unless_under_way(batch: Any, path: str) -> str:
-    """Save the batch to `path`, unless a batch there has images done: its run state counts the old
-    plan's images, so overwriting would mix two batches. Returns the error, or "" once saved."""
+def _save_unless_under_way(batch: Any, path: str, running: Set[str]) -> str:
+    """Save the batch to `path`, unless the batch there is running or has images done: its run state
+    counts the old plan's images, so overwriting would mix two batches. Returns the error, or ""."""
     from .batches import RunState, save_batch
 
+    if os.path.abspath(path) in running:
+        return f"error: {os.path.basename(path)} is running; save the edited batch under another name"
     state = RunState(path)
     started = len(state.done())
     if started:

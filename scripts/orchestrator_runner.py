@@ -104,8 +104,8 @@ def run_swatch_in_forge(swatch: Swatch, settings: Settings, checkpoint: Optional
     Forge's outputs with full infotext; then save the grid with its infotext and the swatch's JSON
     record beside it. Returns (results, grid file, record file); an interrupt keeps the cells made."""
     state = shared.state
-    todo = [c for c in swatch.cells if only is None or (c.row, c.column) in only]
-    state.job_count = len(todo)
+    if state.job_count <= 0:  # else the caller counted the cells of several grids
+        state.job_count = len([c for c in swatch.cells if only is None or (c.row, c.column) in only])
 
     def progress(k: int, n: int, cell: SwatchCell) -> None:
         state.textinfo = f"swatch cell {k + 1}/{n} · {cell.lora or 'no LoRA'}" + (
@@ -118,15 +118,17 @@ def run_swatch_in_forge(swatch: Swatch, settings: Settings, checkpoint: Optional
 
     results = run_swatch(swatch, generate, should_stop=lambda: bool(getattr(state, "interrupted", False)),
                          on_cell=progress, only=only, previous=previous)
-    images_made = {key: r.image for key, r in results.items() if r.made}
+    images_made = {key: r.image if r.image is not None else _open(r.file) for key, r in results.items() if r.made}
+    images_made = {key: image for key, image in images_made.items() if image is not None}
     if not images_made:
         return results, None, None
-    from modules import images
+    from modules import images, infotext_utils
 
     grid = swatch_grid(swatch, images_made, font_path=getattr(shared.opts, "font", "") or None)
     first = images_made.get((0, 0)) or next(iter(images_made.values()))  # X/Y/Z's way: the first image's infotext
     info = (getattr(first, "info", {}) or {}).get("parameters", swatch.prompt)
-    info += f", Orchestrator swatch: {', '.join(swatch.loras) or 'none'} × {', '.join(swatch.column_labels())}"
+    axes = f"{', '.join(swatch.loras) or 'none'} × {', '.join(swatch.column_labels())}"
+    info += f", Orchestrator swatch: {infotext_utils.quote(axes)}"  # quoted: its commas are not new keys
     grid_file, _ = images.save_image(grid, getattr(shared.opts, "outdir_txt2img_grids", "") or "outputs/txt2img-grids",
                                      "swatch", seed=swatch.seed, prompt=swatch.prompt,
                                      extension=getattr(shared.opts, "grid_format", "png") or "png", info=info,
@@ -134,6 +136,18 @@ def run_swatch_in_forge(swatch: Swatch, settings: Settings, checkpoint: Optional
     record_file = os.path.splitext(grid_file)[0] + ".swatch.json"
     write_text_atomic(record_file, json.dumps(swatch_record(swatch, results), indent=2, ensure_ascii=False) + "\n")
     return results, grid_file, record_file
+
+
+def _open(file: Optional[str]) -> Any:
+    """A cell made in an earlier run, read back from Forge's outputs (None if it is gone)."""
+    from PIL import Image
+
+    try:
+        with Image.open(file) as image:  # type: ignore[arg-type]
+            image.load()
+            return image.copy()
+    except (OSError, TypeError, ValueError):
+        return None
 
 
 def saved_batches(folder: str) -> List[str]:

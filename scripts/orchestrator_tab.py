@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Any, List
 
-from modules import script_callbacks, shared
+from modules import script_callbacks, sd_models, shared
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
@@ -142,8 +142,8 @@ def on_ui_tabs() -> List[Any]:
                          [b_status, b_table, b_files])
             b_refresh.click(lambda: gr.update(choices=MODEL.batch_files()), [], [b_files])
             b_files.change(MODEL.show_batch, [b_files], [b_status, b_table])
-            form = {"name": b_name, "template": b_template, "negative": b_negative, "count": b_count,
-                    "seed": b_seed, "checkpoint": b_checkpoint, "sampler_name": b_sampler,
+            form = {"name": b_name, "format": b_format, "template": b_template, "negative": b_negative,
+                    "count": b_count, "seed": b_seed, "checkpoint": b_checkpoint, "sampler_name": b_sampler,
                     "scheduler": b_scheduler, "steps": b_steps, "width": b_width, "height": b_height,
                     "cfg_scale": b_cfg, "enable_hr": b_hires, "hr_upscaler": b_upscaler, "hr_scale": b_scale,
                     "hr_second_pass_steps": b_hr_steps, "denoising_strength": b_denoise, "hr_cfg": b_hr_cfg}
@@ -293,41 +293,48 @@ def _gpu_call(fn: Any) -> Any:
     and timing footer in the last (HTML) output."""
     from modules.call_queue import wrap_gradio_gpu_call
 
-    return wrap_gradio_gpu_call(fn, extra_outputs=[None, "", None])
+    # on an error the gallery and the state keep what they had: finished cells stay re-runnable
+    return wrap_gradio_gpu_call(fn, extra_outputs=[gr.update(), "", gr.update()])
 
 
 def _run_swatch(task: str, names: str, text: str, category: str, template: str, negative: str, weights: str,
                 seed: float, steps: float, width: float, height: float, cfg: float, axis: str, values: str,
                 current: dict, rerun: bool = False) -> List[Any]:
-    """Plan (or, to re-run, keep the last grids) and make the cells: [gallery, status, state, log]."""
-    current = current or {}  # None after an error (Forge's wrapper fills the outputs with its extras)
+    """Plan (or, to re-run, keep the last grids with their settings) and make the cells:
+    [gallery, status, state, log]. The state keeps files, not images, between runs."""
+    current = current or {}
     import orchestrator_runner as runner
 
     from lib_orchestrator.batches import Settings
     from lib_orchestrator.swatches.run import failed_cells
 
     if rerun and current.get("grids"):
-        planned = [(swatch, checkpoint, results) for swatch, checkpoint, results in current["grids"]]
+        planned = current["grids"]
         status = ""
     else:
-        status, grids = MODEL.plan_swatches(names, text, category, weights, template, int(seed), negative,
+        settings = Settings(steps=int(steps or 20), width=int(width or 1024), height=int(height or 1024),
+                            cfg_scale=float(cfg or 7.0))
+        status, grids = MODEL.plan_swatches(names, text, category, weights, template, int(seed or 0), negative,
                                             axis if axis != "none" else "", values)
+        unknown = [c for _, c in grids if c and sd_models.get_closet_checkpoint_match(c) is None]
+        if unknown:  # Forge would quietly use the loaded checkpoint instead, under the wrong label
+            return [[], f"error: no checkpoint named {', '.join(unknown)}", current, ""]
         if not grids:
             return [[], status, current, ""]
-        planned = [(swatch, checkpoint, None) for swatch, checkpoint in grids]
-    settings = Settings(steps=int(steps), width=int(width), height=int(height), cfg_scale=float(cfg))
+        planned = [(swatch, checkpoint, settings, None) for swatch, checkpoint in grids]
+    todo = [(failed_cells(previous, swatch) if previous is not None else None) for swatch, _, _, previous in planned]
+    shared.state.job_count = sum(len(swatch.cells) if only is None else len(only)
+                                 for (swatch, _, _, _), only in zip(planned, todo))
     gallery: List[Any] = []
     chosen: List[Any] = []
     done: List[Any] = []
     lines = [status] if status else []
-    for swatch, checkpoint, previous in planned:
-        only = failed_cells(previous, swatch) if previous is not None else None
-        if getattr(shared.state, "interrupted", False):
-            results, grid_file, record_file = previous or {}, None, None
-        else:
+    for (swatch, checkpoint, settings, previous), only in zip(planned, todo):
+        results, grid_file, record_file = previous or {}, None, None
+        if only is None or (only and not getattr(shared.state, "interrupted", False)):  # complete grids stay
             results, grid_file, record_file = runner.run_swatch_in_forge(swatch, settings, checkpoint, only=only,
                                                                          previous=previous)
-        done.append((swatch, checkpoint, results))
+        done.append((swatch, checkpoint, settings, {k: r.without_image() for k, r in results.items()}))
         title = checkpoint or (swatch.prompt if len(planned) > 1 else "")
         if grid_file:
             gallery.append((grid_file, f"grid · {title}" if title else "grid"))
@@ -379,6 +386,8 @@ def _run_batch(task: str, file: str):
     if task_id:
         forge_progress.add_task_to_queue(task_id)
 
+    MODEL.running.add(os.path.abspath(path))
+
     def work() -> None:
         try:
             with queue_lock:
@@ -391,6 +400,8 @@ def _run_batch(task: str, file: str):
                     shared.state.end()
         except Exception as exc:
             events.put(exc)
+        finally:
+            MODEL.running.discard(os.path.abspath(path))
         events.put(None)
 
     threading.Thread(target=work, name="orchestrator-batch", daemon=True).start()

@@ -92,8 +92,8 @@ def test_a_saved_batch_loads_into_the_form_and_is_saved_again_only_while_nothing
     model.save_batch_file("night", "json", "__templates/noir__", "lowres", 4, 10, settings)
     status, form = model.batch_form("night.json")
     assert status == "loaded night.json into the form"
-    assert (form["name"], form["template"], form["negative"], form["count"], form["seed"]) == \
-        ("night", "__templates/noir__", "lowres", 4, 10)
+    assert (form["name"], form["format"], form["template"], form["negative"], form["count"], form["seed"]) == \
+        ("night", "json", "__templates/noir__", "lowres", 4, 10)
     assert (form["steps"], form["enable_hr"], form["hr_upscaler"], form["hr_cfg"]) == (9, True, "Latent (bicubic)", 4.5)
 
     model.save_batch_file("cfg", "json", "a cat", "", 1, 1, {"enable_hr": True, "cfg_scale": 6.0, "hr_cfg": 0.0})
@@ -108,6 +108,10 @@ def test_a_saved_batch_loads_into_the_form_and_is_saved_again_only_while_nothing
     status, _ = model.save_batch_file("night", "json", "__templates/noir__", "", 3, 10, {})
     assert status.startswith("error: night.json is under way (1 done)") and "night.json.state.jsonl" in status
     assert model.show_batch("night.json")[0] == "night: 1/6 images done"  # the file was left alone
+    model.running.add(str(tmp_path / "batches" / "dawn.json"))  # a run whose first image is not done yet
+    assert model.save_batch_file("dawn", "json", "a cat", "", 1, 1, {})[0] == \
+        "error: dawn.json is running; save the edited batch under another name"
+    model.running.clear()
 
     with open(tmp_path / "batches" / "list.txt", "w", encoding="utf-8") as fh:
         fh.write("a cat\na dog\n")

@@ -7,7 +7,7 @@ its error and the run goes on; an interrupt stops it and keeps the cells already
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Collection, Dict, Optional, Tuple
 
 from .plan import Swatch, SwatchCell
@@ -18,13 +18,17 @@ Key = Tuple[int, int]  # (row, column)
 @dataclass(frozen=True)
 class CellResult:
     cell: SwatchCell
-    image: Any = None  # the host's image (a PIL image in Forge); None when not made
+    image: Any = None  # the host's image (a PIL image in Forge) while it is in memory
     file: Optional[str] = None  # where the host saved it
     error: Optional[str] = None
 
     @property
     def made(self) -> bool:
-        return self.image is not None
+        return self.image is not None or self.file is not None
+
+    def without_image(self) -> "CellResult":
+        """The result kept between runs: its file is enough (images held for a session add up fast)."""
+        return replace(self, image=None) if self.file is not None else self
 
 
 def run_swatch(swatch: Swatch, generate: Callable[[SwatchCell], Optional[Tuple[Any, Optional[str]]]],

@@ -69,3 +69,10 @@ def test_a_second_axis_of_prompts_makes_a_grid_each_and_re_runs_only_missing_cel
     failing[0] = False
     gallery, status, state, _ = tab_module._run_swatch(*args, state, rerun=True)
     assert len(calls) == 1 and "harbour" in calls[0] and "1 missing" not in status
+
+
+def test_a_checkpoint_axis_names_only_checkpoints_forge_has(tab_module):
+    args = ["task(orchestrator-test)", "watercolor_wash_xl", "", "", "a cat", "", "1", 9, 2, 64, 64, 7.0,
+            "checkpoints", "no_such_model_v1"]
+    gallery, status, state, _ = tab_module._run_swatch(*args, {"kept": True})
+    assert (gallery, status, state) == ([], "error: no checkpoint named no_such_model_v1", {"kept": True})

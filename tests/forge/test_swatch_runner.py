@@ -52,7 +52,9 @@ def test_every_cell_is_one_forge_image_and_the_grid_is_saved_with_its_record(run
             assert "<lora:" not in params["Prompt"] and "Lora hashes" not in params
     with Image.open(grid_file) as grid:
         assert grid.width > 2 * 64 and grid.height > 3 * 48
-        assert "Orchestrator swatch: watercolor_wash_xl, lighthouse_keeper_xl × 0.5, 1" in grid.info["parameters"]
+        grid_params = infotext_utils.parse_generation_parameters(grid.info["parameters"])
+    assert grid_params["Orchestrator swatch"] == "watercolor_wash_xl, lighthouse_keeper_xl × 0.5, 1"
+    assert grid_params["Prompt"] == "a lighthouse keeper at dusk"  # the baseline's infotext, as X/Y/Z does
     with open(record_file, encoding="utf-8") as fh:
         record = json.load(fh)
     assert [c["file"] for c in record["cells"]] == [results[(c.row, c.column)].file for c in swatch.cells]
@@ -77,9 +79,13 @@ def test_an_interrupt_keeps_finished_cells_and_the_rest_can_be_made_alone(runner
     missing = failed_cells(results, swatch)
     assert len(missing) == 2
     texts.clear()
-    again, _, _ = runner.run_swatch_in_forge(swatch, Settings(steps=2, width=64, height=48), only=missing,
-                                             previous=results, on_cell=texts.append)
+    kept = {key: r.without_image() for key, r in results.items()}  # what the tab keeps between runs
+    again, grid_file, _ = runner.run_swatch_in_forge(swatch, Settings(steps=2, width=64, height=48), only=missing,
+                                                     previous=kept, on_cell=texts.append)
     assert len(texts) == 2 and not failed_cells(again, swatch)
+    with Image.open(grid_file) as grid:  # the earlier cells were read back from their files into the grid
+        label_w, header_h = grid.width - 2 * 64, grid.height - 3 * 48
+        assert grid.convert("RGB").getpixel((label_w + 32, header_h + 24)) != (220, 220, 220)
 
 
 def test_incompatible_loras_are_left_out_with_a_note(runner):
