@@ -1,0 +1,5 @@
+"""LLM prompt enhancement: what the model may touch, what it must give back, and cleaning its answer."""
+from .cleanup import clean_output, is_refusal
+from .protect import Protected, protect, restore
+
+__all__ = ["Protected", "clean_output", "is_refusal", "protect", "restore"]

@@ -1,0 +1,69 @@
+"""Protected spans: the parts of a prompt an LLM must not rewrite, taken out before the call and put
+back after it.
+
+Extra networks (`<lora:…>` and kin) and family prefixes (`score_9`, `source_anime`, `rating_safe`) are
+removed and re-attached (prefixes in front, networks at the end, each in its original order). Inline
+weights, prompt editing, `BREAK` and `AND` stay where they are as placeholders `⟦n⟧` that the model is
+told to copy. A placeholder the model dropped is appended; one it duplicated or invented makes the
+answer unusable, and the caller falls back to the original prompt.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable, List, Optional, Tuple
+
+_NETWORK = r"<(?:lora|lyco|hypernet|lbw)[^>]*>"
+_PREFIX = r"\b(?:score_\w+|source_\w+|rating_\w+)\b"
+_WEIGHTED = r"\([^()]*:\s*[0-9.]+\s*\)"
+_EDITING = r"\[[^\[\]]*:[^\[\]]*\]"
+_KEYWORD = r"\b(?:BREAK|AND)\b"
+_PLACEHOLDER = re.compile(r"⟦(\d+)⟧")
+
+
+@dataclass(frozen=True)
+class Protected:
+    text: str  # what the LLM sees
+    inline: Tuple[str, ...]  # placeholder n stands for inline[n]
+    prefixes: Tuple[str, ...]
+    networks: Tuple[str, ...]
+
+
+def protect(prompt: str, embeddings: Iterable[str] = ()) -> Protected:
+    names = sorted({e for e in embeddings if e}, key=len, reverse=True)
+    inline_patterns = [_WEIGHTED, _EDITING, _KEYWORD] + [rf"(?<![\w]){re.escape(n)}(?![\w])" for n in names]
+    networks = tuple(m.group() for m in re.finditer(_NETWORK, prompt, re.IGNORECASE))
+    text = re.sub(_NETWORK, " ", prompt, flags=re.IGNORECASE)
+    prefixes = tuple(m.group() for m in re.finditer(_PREFIX, text))
+    text = re.sub(_PREFIX, " ", text)
+    inline: List[str] = []
+
+    def hold(match: "re.Match[str]") -> str:
+        inline.append(match.group())
+        return f"⟦{len(inline) - 1}⟧"
+
+    text = re.sub("|".join(f"(?:{p})" for p in inline_patterns), hold, text)
+    return Protected(_tidy(text), tuple(inline), prefixes, networks)
+
+
+def restore(protected: Protected, answer: str) -> Tuple[Optional[str], str]:
+    """(the prompt with every protected span back, a note) or (None, why it cannot be trusted)."""
+    found = [int(n) for n in _PLACEHOLDER.findall(answer)]
+    invented = sorted({n for n in found if n >= len(protected.inline)})
+    if invented:
+        return None, f"the model invented placeholders {invented}"
+    repeated = sorted({n for n in found if found.count(n) > 1})
+    if repeated:
+        return None, f"the model repeated placeholders {repeated}"
+    missing = [n for n in range(len(protected.inline)) if n not in found]
+    text = answer + "".join(f", ⟦{n}⟧" for n in missing)
+    text = _PLACEHOLDER.sub(lambda m: protected.inline[int(m.group(1))], text)
+    parts = [", ".join(protected.prefixes), _tidy(text), " ".join(protected.networks)]
+    note = f"{len(missing)} protected spans re-appended" if missing else ""
+    return _tidy(", ".join(p for p in parts[:2] if p) + (" " + parts[2] if parts[2] else "")), note
+
+
+def _tidy(text: str) -> str:
+    text = re.sub(r"[ \t]+", " ", text)
+    text = re.sub(r"\s*,[\s,]*", ", ", text)
+    return text.strip(" ,")
