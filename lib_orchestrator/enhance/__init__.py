@@ -1,5 +1,6 @@
 """LLM prompt enhancement: what the model may touch, what it must give back, and cleaning its answer."""
+from .breaker import Breaker
 from .cleanup import clean_output, is_refusal
 from .protect import Protected, protect, restore
 
-__all__ = ["Protected", "clean_output", "is_refusal", "protect", "restore"]
+__all__ = ["Breaker", "Protected", "clean_output", "is_refusal", "protect", "restore"]
