@@ -1,0 +1,75 @@
+"""Enhancing one prompt: the good path, and every way a small model fails, each falling back to the
+original prompt with its reason; a dead server is skipped for a while."""
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lib_orchestrator.enhance.breaker import Breaker
+from lib_orchestrator.enhance.client import LlmError
+from lib_orchestrator.enhance.enhance import count_tokens, enhance, trim_to_budget
+
+PROMPT = "score_9, a (red:1.2) fox, snow <lora:ink_wash:0.8>"
+
+
+def test_a_structured_answer_becomes_the_prompt_with_every_span_back():
+    seen = []
+
+    def ask(text):
+        seen.append(text)
+        return '{"prompt": "a sly ⟦0⟧ fox in fresh snow, golden hour"}'
+
+    result = enhance(PROMPT, ask)
+    assert seen == ["a ⟦0⟧ fox, snow"]
+    assert (result.status, result.prompt) == (
+        "enhanced", "score_9, a sly (red:1.2) fox in fresh snow, golden hour <lora:ink_wash:0.8>")
+
+
+def test_each_failure_falls_back_to_the_original_with_its_reason():
+    def raises(text):
+        raise LlmError("cannot connect to http://localhost:1234/v1: start the server")
+
+    cases = {
+        "<think>hmm</think>": "the model's answer was empty",
+        "I'm sorry, but I can't help with that request.": "the model refused",
+        "a fox ⟦0⟧ and ⟦0⟧ again": "the model repeated placeholders [0]",
+        "a fox ⟦5⟧": "the model invented placeholders [5]",
+    }
+    for answer, reason in cases.items():
+        result = enhance(PROMPT, lambda text, a=answer: a)
+        assert (result.status, result.prompt, result.reason) == ("fallback", PROMPT, reason)
+    result = enhance(PROMPT, raises)
+    assert result.status == "fallback" and "start the server" in result.reason
+    assert enhance("  ", raises).status == "skipped"
+
+
+def test_a_dead_server_is_called_three_times_then_skipped():
+    calls = []
+
+    def dead(text):
+        calls.append(text)
+        raise LlmError("cannot connect")
+
+    breaker = Breaker(failures_to_open=3, open_seconds=60, clock=lambda: 0.0)
+    results = [enhance(PROMPT, dead, breaker) for _ in range(10)]
+    assert len(calls) == 3 and all(r.prompt == PROMPT for r in results)
+    assert results[-1].reason.startswith("LLM server skipped for 60 s after 3 failures")
+
+
+def test_a_long_answer_is_trimmed_from_the_end_keeping_the_lora_tags():
+    long = ", ".join(f"detail number {k}" for k in range(60))
+    result = enhance(PROMPT, lambda text: f"a ⟦0⟧ fox, {long}", token_budget=75)
+    assert count_tokens(result.prompt) <= 75 and result.prompt.endswith("<lora:ink_wash:0.8>")
+    assert result.reason == "trimmed to 75 tokens" and "detail number 59" not in result.prompt
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200))
+def test_whatever_the_model_says_the_result_is_a_usable_prompt_with_the_lora_tag(answer):
+    result = enhance(PROMPT, lambda text: answer)
+    assert result.prompt.strip() and "<lora:ink_wash:0.8>" in result.prompt and "(red:1.2)" in result.prompt
+    assert result.status in ("enhanced", "fallback")
+
+
+def test_trimming_never_empties_a_prompt():
+    assert trim_to_budget("one two three", 1) == "one two three"
