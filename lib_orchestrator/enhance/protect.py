@@ -56,11 +56,14 @@ def restore(protected: Protected, answer: str) -> Tuple[Optional[str], str]:
     if repeated:
         return None, f"the model repeated placeholders {repeated}"
     missing = [n for n in range(len(protected.inline)) if n not in found]
-    text = answer + "".join(f", ⟦{n}⟧" for n in missing)
+    # networks and prefixes come only from the user: any the model wrote itself are made up
+    text = re.sub(_PREFIX, " ", re.sub(_NETWORK, " ", answer, flags=re.IGNORECASE))
+    text = text + "".join(f", ⟦{n}⟧" for n in missing)
     text = _PLACEHOLDER.sub(lambda m: protected.inline[int(m.group(1))], text)
-    parts = [", ".join(protected.prefixes), _tidy(text), " ".join(protected.networks)]
+    body = ", ".join(p for p in (", ".join(protected.prefixes), _tidy(text)) if p)
+    networks = " ".join(protected.networks)
     note = f"{len(missing)} protected spans re-appended" if missing else ""
-    return _tidy(", ".join(p for p in parts[:2] if p) + (" " + parts[2] if parts[2] else "")), note
+    return _tidy(f"{body} {networks}" if networks else body), note
 
 
 def _tidy(text: str) -> str:

@@ -64,3 +64,9 @@ def test_chatter_thinking_fences_and_quotes_are_cleaned():
     assert clean_output("```text\n**Prompt:** a fox,\nsnow\n```") == "a fox, snow"
     assert clean_output("<think>never closed, the model ran out of tokens") == ""
     assert is_refusal("I'm sorry, but I can't help with that.") and not is_refusal("a sorry-looking fox")
+
+
+def test_networks_and_prefixes_the_model_makes_up_are_dropped():
+    protected = protect("score_9, a fox <lora:ink:0.8>")
+    restored, _ = restore(protected, "score_9, score_8_up, a fox <lora:add_detail:1> <lora:ink:0.8>")
+    assert restored == "score_9, a fox <lora:ink:0.8>"
