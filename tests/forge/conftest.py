@@ -8,6 +8,7 @@ Fixtures:
 - forge_stub (autouse) fresh stand-in state per test: stub_control.reset(lora_dir=...), outputs in tmp_path
 - run_txt2img          Txt2ImgRunner: run_txt2img(scripts, script_args=None, *, api=False, **p_kwargs) -> Processed
 - write_safetensors    the helper, for tests that need more LoRA files
+- runner               scripts/orchestrator_runner.py loaded by Forge, over the sample LoRAs on an SDXL checkpoint
 """
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ if str(STUB_DIR) not in sys.path:
 import stub_control  # noqa: E402
 from modules import call_queue, processing, scripts, shared  # noqa: E402
 from modules_forge import main_thread  # noqa: E402
+
+from ..conftest import REPO  # noqa: E402
 
 # The LoRA of the golden traces: Forge reported `Lora hashes: "test_lora: 1e736908a712"`.
 TEST_LORA_SSHS = "1e736908a712" + "5" * 52
@@ -200,3 +203,21 @@ class Txt2ImgRunner:
 @pytest.fixture
 def run_txt2img() -> Txt2ImgRunner:
     return Txt2ImgRunner()
+
+
+@pytest.fixture
+def runner(lora_dir):
+    """The batch and swatch runner, with the bundled sample LoRAs in Forge's registry, an SDXL model
+    loaded and image saving on."""
+    import shutil
+
+    import networks
+    from modules import sd_models
+
+    from lib_orchestrator import SAMPLE_LORAS
+
+    shutil.copytree(SAMPLE_LORAS, lora_dir, dirs_exist_ok=True)
+    networks.list_available_networks()
+    shared.sd_model = sd_models.make_model("juggernautXL_v9.safetensors", "ab" * 32, family="sdxl")
+    shared.opts.data["samples_save"] = True
+    return scripts.load_script_file(str(REPO / "scripts" / "orchestrator_runner.py"))

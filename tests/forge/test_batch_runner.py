@@ -2,29 +2,13 @@
 with the right prompts and seeds, saved with Forge's infotext."""
 from __future__ import annotations
 
-import shutil
-
-import pytest
-
 from lib_orchestrator import SAMPLE_LORAS
 from lib_orchestrator.batches import RunState, Settings, load_batch, plan_batch, save_batch
 from lib_orchestrator.library import scan_library
 from lib_orchestrator.selection import LoraIndex, Rules
 from lib_orchestrator.wildcards import PromptEngine
 
-from ..conftest import BUNDLED, REPO
-
-
-@pytest.fixture
-def runner(lora_dir):
-    shutil.copytree(SAMPLE_LORAS, lora_dir, dirs_exist_ok=True)
-    import networks
-    from modules import scripts, sd_models, shared
-
-    networks.list_available_networks()
-    shared.sd_model = sd_models.make_model("juggernautXL_v9.safetensors", "ab" * 32, family="sdxl")
-    shared.opts.data["samples_save"] = True
-    return scripts.load_script_file(str(REPO / "scripts" / "orchestrator_runner.py"))
+from ..conftest import BUNDLED
 
 
 def test_interrupted_at_7_and_resumed_gives_exactly_20_images(runner, tmp_path):

@@ -4,9 +4,7 @@ cells, and re-running the missing ones completes the grid."""
 from __future__ import annotations
 
 import json
-import shutil
 
-import pytest
 from PIL import Image
 
 from lib_orchestrator import SAMPLE_LORAS
@@ -14,20 +12,6 @@ from lib_orchestrator.batches import Settings
 from lib_orchestrator.library import scan_library
 from lib_orchestrator.swatches import plan_swatch
 from lib_orchestrator.swatches.run import failed_cells
-
-from ..conftest import REPO
-
-
-@pytest.fixture
-def runner(lora_dir):
-    shutil.copytree(SAMPLE_LORAS, lora_dir, dirs_exist_ok=True)
-    import networks
-    from modules import scripts, sd_models, shared
-
-    networks.list_available_networks()
-    shared.sd_model = sd_models.make_model("juggernautXL_v9.safetensors", "ab" * 32, family="sdxl")
-    shared.opts.data["samples_save"] = True
-    return scripts.load_script_file(str(REPO / "scripts" / "orchestrator_runner.py"))
 
 
 def swatch_of(names):
