@@ -54,6 +54,14 @@ def text_box(page, elem_id):
     return page.locator(f"#{elem_id} textarea, #{elem_id} input").first
 
 
+def fill_numbers(page, **values):
+    """Type into gr.Number boxes by elem_id; Tab commits each value, as a user leaving the box does."""
+    for elem_id, value in values.items():
+        box = page.locator(f"#{elem_id} input").first
+        box.fill(str(value))
+        box.press("Tab")
+
+
 def test_preview_search_details_and_override_in_a_real_browser(app):
     url, module = app
     with sync_api.sync_playwright() as p:
@@ -100,11 +108,8 @@ def test_save_a_batch_run_it_to_the_end_and_see_the_gallery(app):
         page.goto(url)
         page.get_by_role("tab", name="Batches").click()
         text_box(page, "orchestrator_batch_template").fill("a {red|blue} lighthouse keeper, watercolor wash")
-        for elem_id, value in (("orchestrator_batch_count", "3"), ("orchestrator_batch_steps", "2"),
-                               ("orchestrator_batch_width", "64"), ("orchestrator_batch_height", "64")):
-            box = page.locator(f"#{elem_id} input").first
-            box.fill(value)
-            box.press("Tab")
+        fill_numbers(page, orchestrator_batch_count=3, orchestrator_batch_steps=2, orchestrator_batch_width=64,
+                     orchestrator_batch_height=64)
         text_box(page, "orchestrator_batch_name").fill("night")
         page.locator("#orchestrator_batch_save").click()
         page.wait_for_function(
@@ -148,11 +153,7 @@ def test_run_a_3x2_swatch_see_the_grid_and_keep_a_cell_as_thumbnail(app):
         text_box(page, "orchestrator_swatch_names").fill("watercolor_wash_xl, lighthouse_keeper_xl, add_detail_xl")
         text_box(page, "orchestrator_swatch_template").fill("a lighthouse at dusk")
         text_box(page, "orchestrator_swatch_weights").fill("0.5, 1")
-        for elem_id, value in (("orchestrator_swatch_steps", "2"), ("orchestrator_swatch_width", "96"),
-                               ("orchestrator_swatch_height", "96")):
-            box = page.locator(f"#{elem_id} input").first
-            box.fill(value)
-            box.press("Tab")
+        fill_numbers(page, orchestrator_swatch_steps=2, orchestrator_swatch_width=96, orchestrator_swatch_height=96)
         page.locator("#orchestrator_swatch_run").click()
         page.wait_for_function(
             "() => document.querySelector('#orchestrator_swatch_status')?.innerText.includes('7/7 cells made')",
@@ -175,9 +176,7 @@ def test_run_a_3x2_swatch_see_the_grid_and_keep_a_cell_as_thumbnail(app):
 
         module.MODEL.batches_dir = str(REPO / "test-artifacts" / "batches-by-lora")  # the same prompts per LoRA
         shutil.rmtree(module.MODEL.batches_dir, ignore_errors=True)
-        box = page.locator("#orchestrator_swatch_count input").first
-        box.fill("2")
-        box.press("Tab")
+        fill_numbers(page, orchestrator_swatch_count=2)
         text_box(page, "orchestrator_swatch_batch_name").fill("keepers")
         page.locator("#orchestrator_swatch_batch").click()
         page.wait_for_function(
