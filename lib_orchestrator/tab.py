@@ -148,41 +148,37 @@ class TabModel:
                     negative: str = "", limit: int = 24) -> Tuple[str, Optional[Swatch]]:
         """(status, swatch): the LoRAs named (one per line or comma), else the first `limit` the filter
         finds among those that load on this checkpoint; the template expanded once with `seed`."""
-        _, base = self.checkpoint()
-        try:
-            parsed = parse_weights(weights)
-            prompt = self.engine().prompt(template, int(seed)) if template.strip() else ""
-        except OrchestratorError as exc:
-            return exc.one_line(), None
-        error, records = self._chosen_loras(names, text, category, limit)
-        if error:
-            return error, None
-        swatch = plan_swatch(prompt, int(seed), records, parsed, base, negative)
-        lines = [f"{len(swatch.loras)} LoRAs × {len(parsed)} weights + baseline = {len(swatch.cells)} images"]
-        return "\n".join(lines + [f"- {note}" for note in swatch.notes]), swatch
+        status, grids = self.plan_swatches(names, text, category, weights, template, seed, negative, limit=limit)
+        return status, grids[0][0] if grids else None
 
     def plan_swatches(self, names: str, text: str, category: str, weights: str, template: str, seed: int,
                       negative: str = "", axis: str = "", values: str = "",
                       limit: int = 24) -> Tuple[str, List[Tuple[Swatch, Optional[str]]]]:
         """(status, [(swatch, checkpoint)]): one grid, or one per value of a second axis: `prompts` (each
         line a template, expanded once) or `checkpoints` (each line a checkpoint of the loaded one's
-        family, judged by the loaded one's base model)."""
+        family, judged by the loaded one's base model). The weights and LoRAs are worked out once."""
         lines = [v.strip() for v in (values or "").splitlines() if v.strip()] if axis else []
-        if not lines:
-            status, swatch = self.plan_swatch(names, text, category, weights, template, seed, negative, limit)
-            return status, [(swatch, None)] if swatch else []
-        if axis == "prompts":
-            planned = [self.plan_swatch(names, text, category, weights, line, seed, negative, limit) for line in lines]
-            if any(swatch is None for _, swatch in planned):
-                return next(status for status, swatch in planned if swatch is None), []
-            return (f"{len(planned)} grids, one per prompt · {planned[0][0]}",
-                    [(swatch, None) for _, swatch in planned if swatch])
-        if axis == "checkpoints":
-            status, swatch = self.plan_swatch(names, text, category, weights, template, seed, negative, limit)
-            if swatch is None:
-                return status, []
-            return f"{len(lines)} grids, one per checkpoint · {status}", [(swatch, line) for line in lines]
-        return f"error: unknown second axis {axis!r} (prompts or checkpoints)", []
+        if lines and axis not in ("prompts", "checkpoints"):
+            return f"error: unknown second axis {axis!r} (prompts or checkpoints)", []
+        _, base = self.checkpoint()
+        try:
+            parsed = parse_weights(weights)
+            templates = lines if axis == "prompts" and lines else [template]
+            prompts = [self.engine().prompt(t, int(seed)) if t.strip() else "" for t in templates]
+        except OrchestratorError as exc:
+            return exc.one_line(), []
+        error, records = self._chosen_loras(names, text, category, limit)
+        if error:
+            return error, []
+        swatches = [plan_swatch(prompt, int(seed), records, parsed, base, negative) for prompt in prompts]
+        first = swatches[0]
+        status = "\n".join([f"{len(first.loras)} LoRAs × {len(parsed)} weights + baseline = {len(first.cells)} images"]
+                           + [f"- {note}" for note in first.notes])
+        if axis == "prompts" and lines:
+            return f"{len(swatches)} grids, one per prompt · {status}", [(swatch, None) for swatch in swatches]
+        if axis == "checkpoints" and lines:
+            return f"{len(lines)} grids, one per checkpoint · {status}", [(first, line) for line in lines]
+        return status, [(first, None)]
 
     def save_batch_by_lora(self, name: str, names: str, text: str, category: str, template: str, negative: str,
                            count: int, seed: int, weight: float, settings: Dict[str, Any],
