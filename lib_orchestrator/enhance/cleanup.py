@@ -2,7 +2,9 @@
 "Here is your prompt:", one line; and telling a refusal from a prompt."""
 from __future__ import annotations
 
+import json
 import re
+from typing import Any, Dict, Optional
 
 _THINK = re.compile(r"<think>.*?(?:</think>|$)", re.DOTALL | re.IGNORECASE)
 _FENCE = re.compile(r"```[\w-]*\n?(.*?)(?:```|$)", re.DOTALL)
@@ -31,3 +33,20 @@ def clean_output(text: str) -> str:
 
 def is_refusal(text: str) -> bool:
     return bool(_REFUSAL.search(text))
+
+
+def json_object(answer: str) -> Optional[Dict[str, Any]]:
+    """The JSON object in an answer, also when thinking or chatter surrounds it; None if there is none."""
+    text = _THINK.sub("", answer).strip()
+    candidates = [text]
+    start, end = text.find("{"), text.rfind("}")
+    if 0 <= start < end:
+        candidates.append(text[start:end + 1])
+    for candidate in candidates:
+        try:
+            data = json.loads(candidate)
+        except ValueError:
+            continue
+        if isinstance(data, dict):
+            return data
+    return None

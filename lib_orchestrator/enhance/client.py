@@ -41,13 +41,22 @@ def list_models(server: Server, session: Optional[requests.Session] = None) -> L
         raise LlmError(f"{server.base_url}/models answered without a model list ({exc})") from None
 
 
+def readiness(server: Server, session: Optional[requests.Session] = None) -> str:
+    """A one-line answer to "can I enhance now?" for the UI's check button; LlmError says why not."""
+    models = list_models(server, session)
+    if not models:
+        raise LlmError(f"{server.base_url} has no models: load or pull one")
+    shown = ", ".join(models[:5]) + (f" and {len(models) - 5} more" if len(models) > 5 else "")
+    return f"ready: {server.base_url} offers {shown}"
+
+
 def chat(server: Server, model: str, messages: Sequence[Dict[str, str]], seed: int, temperature: float = 0.7,
-         max_tokens: int = 300, schema: Optional[Dict[str, Any]] = None,
+         top_p: float = 0.9, max_tokens: int = 300, schema: Optional[Dict[str, Any]] = None,
          session: Optional[requests.Session] = None) -> str:
     """The answer's text. With `schema`, structured output is asked for; a server that rejects it is
     asked again in plain text (the caller validates either way: small models ignore schemas)."""
     body: Dict[str, Any] = {"model": model, "messages": list(messages), "seed": seed, "temperature": temperature,
-                            "max_tokens": max_tokens, "stream": False}
+                            "top_p": top_p, "max_tokens": max_tokens, "stream": False}
     if schema is not None:
         body["response_format"] = {"type": "json_schema",
                                    "json_schema": {"name": "prompt", "strict": True, "schema": schema}}

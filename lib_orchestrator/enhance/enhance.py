@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Callable, Iterable, Optional
+from typing import Callable, Dict, Iterable, Optional, Sequence
 
 from .breaker import Breaker
-from .cleanup import clean_output, is_refusal
+from .cleanup import clean_output, is_refusal, json_object
 from .client import LlmError
 from .protect import protect, restore
 
@@ -21,11 +21,22 @@ class Enhanced:
     original: str
     status: str  # "enhanced", "fallback" or "skipped"
     reason: str = ""  # why it fell back, or what was repaired
+    model: str = ""
+    template: str = ""  # name@version
+
+    def to_infotext(self) -> str:
+        """Provenance for the image's infotext: never the server's address or key."""
+        fields: Dict[str, str] = {"status": self.status, "model": self.model, "template": self.template,
+                                  "reason": self.reason}
+        return json.dumps({k: v for k, v in fields.items() if v}, ensure_ascii=False, separators=(",", ":"))
 
 
 def enhance(prompt: str, ask: Callable[[str], str], breaker: Optional[Breaker] = None,
-            embeddings: Iterable[str] = (), token_budget: int = 2 * CLIP_CHUNK) -> Enhanced:
-    """`ask(text) -> answer` is the call to the model (a chat with the template's messages)."""
+            embeddings: Iterable[str] = (), token_budget: int = 2 * CLIP_CHUNK,
+            prefix: Sequence[str] = ()) -> Enhanced:
+    """`ask(text) -> answer` is the call to the model (a chat with the template's messages).
+    `prefix` holds the family's quality tags, put in front unless the prompt has its own of a kind;
+    the budget holds per BREAK chunk, as Forge encodes each chunk on its own."""
     def fallback(reason: str) -> Enhanced:
         return Enhanced(prompt, prompt, "fallback", reason)
 
@@ -51,10 +62,30 @@ def enhance(prompt: str, ask: Callable[[str], str], breaker: Optional[Breaker] =
     restored, note = restore(protected, text)
     if restored is None:
         return fallback(note)
-    trimmed = trim_to_budget(restored, token_budget)
+    restored = add_prefix(prefix, restored, protected.prefixes)
+    budget = token_budget * (1 + len(re.findall(r"\bBREAK\b", restored)))
+    trimmed = trim_to_budget(restored, budget)
     if trimmed != restored:
-        note = "; ".join(n for n in (note, f"trimmed to {token_budget} tokens") if n)
+        note = "; ".join(n for n in (note, f"trimmed to {budget} tokens") if n)
     return Enhanced(trimmed, prompt, "enhanced", note)
+
+
+def add_prefix(prefix: Sequence[str], prompt: str, own: Sequence[str] = ()) -> str:
+    """The family's prefix tags in front, except kinds the user already chose: any `score_…` of
+    theirs replaces all of the template's score tags, and so on for `source_` and `rating_`."""
+    kinds = {_kind(tag) for tag in own}
+    present = {part.strip().lower() for part in prompt.split(",")}
+    extra = [tag for tag in prefix if _kind(tag) not in kinds and tag.lower() not in present]
+    if not extra:
+        return prompt
+    head = len(own)  # the user's own prefixes lead the restored prompt: the family's follow them
+    parts = prompt.split(", ")
+    return ", ".join([*parts[:head], *extra, *parts[head:]])
+
+
+def _kind(tag: str) -> str:
+    match = re.match(r"(score|source|rating)_", tag)
+    return match.group(1) if match else tag.lower()
 
 
 def count_tokens(text: str) -> int:
@@ -83,10 +114,5 @@ _PROTECTED = re.compile(r"[<(\[]|\bBREAK\b|\bAND\b")
 
 def _prompt_field(answer: str) -> str:
     """The `prompt` of a structured answer; the text itself when the model ignored the schema."""
-    try:
-        data = json.loads(answer)
-    except ValueError:
-        return answer
-    if isinstance(data, dict) and isinstance(data.get("prompt"), str):
-        return data["prompt"]
-    return answer
+    data = json_object(answer)
+    return data["prompt"] if data is not None and isinstance(data.get("prompt"), str) else answer

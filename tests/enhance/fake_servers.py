@@ -59,3 +59,66 @@ class FakeServer:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+NOT_LOADED = "No models loaded. Please load a model in the developer page or use the `lms load` command."
+
+
+def idea_of(body: Dict[str, Any]) -> str:
+    user = body["messages"][-1]["content"]
+    return next((line[len("IDEA: "):] for line in user.splitlines() if line.startswith("IDEA: ")), user)
+
+
+def diligent(body: Dict[str, Any]) -> Dict[str, Any]:
+    """What a good small model answers: the idea's own words, kept, plus some detail, in the
+    template's schema (every placeholder copied once)."""
+    idea = idea_of(body)
+    schema = (body.get("response_format") or {}).get("json_schema", {}).get("schema", {})
+    fields = schema.get("properties", {})
+    tags = [t for t in idea.split(", ") if t] + ["cinematic lighting", "detailed background"]
+    if "tags" in fields:
+        return {"tags": tags}
+    if "scene" in fields:
+        return {"scene": tags}
+    return {"prompt": f"{idea}, shown in soft cinematic light with a detailed background"}
+
+
+def backend(kind: str, model: Callable[[Dict[str, Any]], Any] = diligent,
+            models: Tuple[str, ...] = ("small-model",), loaded: bool = True, think: bool = False,
+            chatter: bool = False, follows_schema: bool = True,
+            context: int = 8192) -> Callable[[str, str, Optional[Dict[str, Any]]], Answer]:
+    """A behaviour for FakeServer answering like `kind` ("lmstudio", "ollama", "llamacpp") does.
+
+    The quirks are theirs: LM Studio says 400 "No models loaded"; Ollama 404s a model not pulled;
+    llama.cpp's server answers 503 "Loading model" while it loads and 400 when the prompt exceeds its
+    context, and ignores a schema given in the top-level form. A thinking model writes <think> first;
+    a chatty one wraps its answer; one that ignores schemas answers in plain text."""
+    def behaviour(method: str, path: str, body: Optional[Dict[str, Any]]) -> Answer:
+        if path.endswith("/models"):
+            if kind == "llamacpp" and not loaded:
+                return 503, {"error": {"code": 503, "message": "Loading model", "type": "unavailable_error"}}
+            return 200, {"object": "list", "data": [{"id": m, "object": "model"} for m in models]}
+        assert body is not None
+        if not loaded:
+            if kind == "lmstudio":
+                return 400, {"error": NOT_LOADED}
+            if kind == "llamacpp":
+                return 503, {"error": {"code": 503, "message": "Loading model", "type": "unavailable_error"}}
+        if kind == "ollama" and body["model"] not in models:
+            return 404, {"error": {"message": f'model "{body["model"]}" not found, try pulling it first',
+                                   "type": "api_error"}}
+        if kind == "llamacpp" and sum(len(m["content"]) for m in body["messages"]) // 4 > context:
+            return 400, {"error": {"code": 400, "type": "exceed_context_size_error",
+                                   "message": "the request exceeds the available context size"}}
+        structured = follows_schema and "json_schema" in (body.get("response_format") or {})
+        answer = model(body)
+        if isinstance(answer, dict):
+            answer = json.dumps(answer) if structured else next(iter(answer.values()))
+            answer = ", ".join(answer) if isinstance(answer, list) else answer
+        if chatter:
+            answer = f"Sure! Here is the enhanced prompt:\n\n{answer}\n\nI added lighting to set the mood."
+        if think:
+            answer = f"<think>The user wants a better prompt. Let me think.</think>\n{answer}"
+        return reply(answer)
+
+    return behaviour

@@ -8,23 +8,9 @@ import pytest
 
 from lib_orchestrator.enhance.client import LlmError, Server, chat, list_models
 
-from .fake_servers import FakeServer, lm_studio_error, reply
+from .fake_servers import lm_studio_error, reply
 
 MESSAGES = [{"role": "user", "content": "a fox"}]
-
-
-@pytest.fixture
-def serve():
-    servers = []
-
-    def start(behaviour, delay=0.0):
-        server = FakeServer(behaviour, delay)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.close()
 
 
 def test_models_and_a_structured_answer_from_lm_studio(serve):

@@ -1,0 +1,54 @@
+"""A persistent cache of the model's answers: the same request never waits on the LLM twice.
+
+The key is a hash of everything that changes the answer (what is sent, the template and its version,
+the model, the server, the sampling values and the seed). The file is append-only JSON lines: a line
+cut short by a crash is skipped when read, and a file that cannot be written only costs speed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from typing import Any, Dict, Optional
+
+
+def answer_key(**fields: Any) -> str:
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+class AnswerCache:
+    def __init__(self, path: Optional[str] = None) -> None:
+        self.path = path  # None: this process only
+        self._answers: Optional[Dict[str, str]] = None
+
+    def get(self, key: str) -> Optional[str]:
+        return self._load().get(key)
+
+    def put(self, key: str, answer: str) -> None:
+        answers = self._load()
+        if answers.get(key) == answer:
+            return
+        answers[key] = answer
+        if not self.path:
+            return
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps({"key": key, "answer": answer}, ensure_ascii=False) + "\n")
+        except OSError as exc:
+            print(f"[Orchestrator] LLM answer cache not saved to {self.path}: {exc.strerror}", file=sys.stderr)
+            self.path = None
+
+    def _load(self) -> Dict[str, str]:
+        if self._answers is None:
+            self._answers = {}
+            if self.path and os.path.isfile(self.path):
+                with open(self.path, encoding="utf-8", errors="replace") as f:
+                    for line in f:
+                        try:
+                            entry = json.loads(line)
+                            self._answers[str(entry["key"])] = str(entry["answer"])
+                        except (ValueError, KeyError, TypeError):
+                            continue  # a line cut short by a crash
+        return self._answers

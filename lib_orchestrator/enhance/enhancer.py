@@ -1,0 +1,92 @@
+"""The pipeline's enhancement step: settings in, a callable that enhances one image's prompt from its
+seed. It keeps what lasts between images: the circuit breaker, the answer cache and the model name.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Dict, Iterable, Optional, Tuple
+
+import requests
+
+from ..errors import OrchestratorError
+from .breaker import Breaker
+from .cache import AnswerCache, answer_key
+from .client import PRESETS, LlmError, Server, chat, list_models
+from .enhance import Enhanced, enhance
+from .templates import SCHEMA_VERSION, Template, genre_card, load_template, template_for
+
+
+@dataclass(frozen=True)
+class EnhanceOptions:
+    url: str = PRESETS["lmstudio"]
+    model: str = ""  # "" = the first model the server lists
+    template: str = "auto"  # a template name, or "auto": the checkpoint's family decides
+    genre: str = ""  # a genre card's name, or the card's text itself
+    temperature: Optional[float] = None  # None: the template's
+    timeout: float = 60.0  # for the answer; connecting gives up after 3 s
+    templates_dir: str = ""  # the user's templates, replacing shipped ones of the same name
+    api_key: Optional[str] = field(default=None, repr=False)
+
+    def server(self) -> Server:
+        return Server(self.url, self.api_key, read_timeout=self.timeout)
+
+
+class Enhancer:
+    def __init__(self, options: EnhanceOptions, cache: Optional[AnswerCache] = None,
+                 breaker: Optional[Breaker] = None, session: Optional[requests.Session] = None) -> None:
+        self.options = options
+        self.server = options.server()
+        self.cache = cache if cache is not None else AnswerCache()
+        self.breaker = breaker if breaker is not None else Breaker()
+        self.session = session
+        self._model = options.model
+        self._templates: Dict[Tuple[str, str], Tuple[Template, str]] = {}
+
+    def __call__(self, prompt: str, seed: int, family: str = "sdxl", base_model: Optional[str] = None,
+                 embeddings: Iterable[str] = ()) -> Enhanced:
+        """The enhanced prompt, or the original with the reason; never raises for a bad server,
+        model, answer or template."""
+        try:
+            template, card = self._template(family, base_model)
+        except OrchestratorError as exc:
+            return Enhanced(prompt, prompt, "fallback", exc.one_line())
+        model = self._model
+
+        def ask(text: str) -> str:
+            nonlocal model
+            model = model or self._resolve_model()
+            temperature = template.temperature if self.options.temperature is None else self.options.temperature
+            messages = template.messages(text, card)
+            key = answer_key(schema=SCHEMA_VERSION, messages=messages, template=template.ident, model=model,
+                             url=self.server.base_url, temperature=temperature, top_p=template.top_p,
+                             max_tokens=template.max_tokens, seed=llm_seed(seed))
+            answer = self.cache.get(key)
+            if answer is None:
+                answer = chat(self.server, model, messages, llm_seed(seed), temperature, template.top_p,
+                              template.max_tokens, template.schema, self.session)
+                self.cache.put(key, answer)
+            return template.text_of(answer)
+
+        result = enhance(prompt, ask, self.breaker, embeddings, template.budget, template.prefix)
+        return replace(result, model=model, template=template.ident)
+
+    def _template(self, family: str, base_model: Optional[str]) -> Tuple[Template, str]:
+        name = self.options.template if self.options.template != "auto" else template_for(family, base_model)
+        key = (name, self.options.genre)
+        if key not in self._templates:
+            folder = self.options.templates_dir or None
+            self._templates[key] = (load_template(name, folder), genre_card(self.options.genre, folder))
+        return self._templates[key]
+
+    def _resolve_model(self) -> str:
+        models = list_models(self.server, self.session)
+        if not models:
+            raise LlmError(f"{self.server.base_url} lists no models: load or pull one, or name one")
+        self._model = models[0]
+        return self._model
+
+
+def llm_seed(image_seed: int) -> int:
+    """The LLM's seed is the image's (Forge's seeds are 32-bit): one image seed, one enhanced prompt."""
+    return int(image_seed) % 2**32
+
