@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any, Collection, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Collection, Dict, List, Optional, Sequence, Tuple
 
 from .compose import ComposedPrompt, apply_picks
+from .enhance.enhance import Enhanced
 from .selection import LoraIndex, Rules, pick_loras
 from .selection.pick import Pick, Selection
 from .selection.text import LORA_TAG
@@ -21,6 +22,7 @@ KEY_SETTINGS = "Orchestrator"
 KEY_TEMPLATE = "Orchestrator template"
 KEY_LORAS = "Orchestrator LoRAs"
 KEY_NOTE = "Orchestrator note"
+KEY_ENHANCE = "Orchestrator LLM"
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class JobSettings:
     rules_file: str = ""  # a rules YAML; "" = the defaults (or the Settings page's file)
     fixed_prompt: bool = False  # every image gets the prompt of the first seed (LoRA picks still per image)
     template: str = ""  # a template to use instead of the prompt box, e.g. `__templates/noir__`
+    enhance: bool = False  # through the LLM after wildcards, before LoRA picks
+    genre: str = ""  # the enhancement's genre card: a name, or the card's text
 
     @classmethod
     def from_args(cls, args: Sequence[Any]) -> "JobSettings":
@@ -53,9 +57,12 @@ class JobSettings:
         return replace(base, min_total=lo, max_total=hi, detailer_probability=min(max(self.detailer, 0.0), 1.0))
 
     def to_infotext(self) -> str:
-        return json.dumps({"loras": self.loras, "count": [self.min_loras, self.max_loras], "detailer": self.detailer,
-                           "rules": self.rules_file, "fixed": self.fixed_prompt, "template": self.template},
-                          separators=(",", ":"))
+        values: Dict[str, Any] = {"loras": self.loras, "count": [self.min_loras, self.max_loras],
+                                  "detailer": self.detailer, "rules": self.rules_file, "fixed": self.fixed_prompt,
+                                  "template": self.template}
+        if self.enhance:  # only then: infotexts from before enhancement existed stay byte for byte
+            values.update(enhance=True, genre=self.genre)
+        return json.dumps(values, separators=(",", ":"))
 
     @classmethod
     def from_infotext(cls, text: str) -> "JobSettings":
@@ -65,7 +72,8 @@ class JobSettings:
             return cls(enabled=True)
         count = data.get("count", [1, 6])
         return cls.from_args([True, data.get("loras", True), count[0], count[1], data.get("detailer", 0.3),
-                              data.get("rules", ""), data.get("fixed", False), data.get("template", "")])
+                              data.get("rules", ""), data.get("fixed", False), data.get("template", ""),
+                              data.get("enhance", False), data.get("genre", "")])
 
 
 def _cast(value: Any, kind: type, default: Any) -> Any:
@@ -85,6 +93,7 @@ def _cast(value: Any, kind: type, default: Any) -> Any:
 class ImageResult:
     composed: ComposedPrompt
     note: str = ""
+    enhanced: Optional[Enhanced] = None
 
 
 @dataclass
@@ -105,18 +114,23 @@ class JobPlan:
         values = {KEY_TEMPLATE: image.composed.template, KEY_LORAS: loras}
         if image.note:
             values[KEY_NOTE] = image.note
+        if image.enhanced is not None:
+            values[KEY_ENHANCE] = image.enhanced.to_infotext()
         return values
 
 
 def plan_job(templates: Sequence[str], negatives: Sequence[str], seeds: Sequence[int], settings: JobSettings,
              expand: Any, index: Optional[LoraIndex], rules: Rules, family: str, base_model: str,
              known_loras: Optional[Collection[str]], batch_size: int = 1,
-             hr_templates: Optional[Sequence[str]] = None) -> JobPlan:
+             hr_templates: Optional[Sequence[str]] = None,
+             enhance: Optional[Callable[[str, int], Enhanced]] = None) -> JobPlan:
     """Compose every image of a job.
 
     `expand(template, seed) -> str` expands wildcards; `known_loras` holds the names Forge can load
-    (None: not checked). With `batch_size > 1`, Forge applies only the first prompt's LoRAs to the
-    whole batch, so each batch gets the LoRAs of its first image and the infotext says so.
+    (None: not checked). `enhance(prompt, seed)` runs between wildcards and LoRA picks, so picks match
+    what the LLM wrote; it never raises (a failure is the original prompt and a reason). With
+    `batch_size > 1`, Forge applies only the first prompt's LoRAs to the whole batch, so each batch gets
+    the LoRAs of its first image and the infotext says so.
     """
     plan = JobPlan(hr_prompts=[] if hr_templates is not None else None,
                    hr_negative_prompts=[] if hr_templates is not None else None)
@@ -131,6 +145,11 @@ def plan_job(templates: Sequence[str], negatives: Sequence[str], seeds: Sequence
         if unknown:
             note = f"removed unknown LoRA tags: {', '.join(unknown)}"
             plan.warnings.append(f"seed {seed}: {note} (Forge would have loaded no LoRA for the batch)")
+        enhanced = enhance(base, prompt_seed) if enhance is not None else None
+        if enhanced is not None:
+            base = enhanced.prompt
+            if enhanced.status == "fallback":
+                plan.warnings.append(f"seed {seed}: LLM enhancement fell back to the prompt: {enhanced.reason}")
         if settings.loras and index is not None:
             if batch_size > 1 and k % batch_size:
                 selection = batch_picks  # Forge loads only the batch's first prompt's LoRAs
@@ -147,7 +166,7 @@ def plan_job(templates: Sequence[str], negatives: Sequence[str], seeds: Sequence
         composed = ComposedPrompt(template, seed, base, prompt, negative_prompt, picks, selection.warnings)
         plan.prompts.append(prompt)
         plan.negative_prompts.append(negative_prompt)
-        plan.images.append(ImageResult(composed, note))
+        plan.images.append(ImageResult(composed, note, enhanced))
         plan.warnings.extend(f"seed {seed}: {w}" for w in selection.warnings)
         if hr_templates is not None:
             hr_template = hr_templates[k]

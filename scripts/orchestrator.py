@@ -3,14 +3,14 @@
 Thin: it reads Forge's processing object and settings, asks lib_orchestrator for a plan, and writes the
 plan back (all_prompts, all_negative_prompts, hires prompts, per-image infotext). The REST args are the
 `ui()` controls in order: enabled, loras, min_loras, max_loras, detailer, rules_file, fixed_prompt,
-template. `"args": [true]` runs with the defaults.
+template, enhance, genre. `"args": [true]` runs with the defaults.
 """
 from __future__ import annotations
 
 import os
 import sys
 from dataclasses import replace
-from typing import Any, Dict
+from typing import Any, Callable, Dict
 
 from modules import script_callbacks, scripts, shared
 
@@ -20,6 +20,7 @@ if _HERE not in sys.path:  # Forge loads script files by path, not as a package
 import orchestrator_compat as compat  # noqa: E402
 import orchestrator_state as state  # noqa: E402
 
+from lib_orchestrator.enhance import PRESETS, TEMPLATE_NAMES, Enhanced  # noqa: E402
 from lib_orchestrator.errors import OrchestratorError  # noqa: E402
 from lib_orchestrator.job import KEY_NOTE, KEY_SETTINGS, JobSettings, plan_job  # noqa: E402
 from lib_orchestrator.selection.index import checkpoint_base  # noqa: E402
@@ -67,14 +68,20 @@ class OrchestratorScript(scripts.Script):
                                     elem_id=self.elem_id("rules_file"))
             template = gr.Textbox(DEFAULTS.template, label="Template (empty: the prompt box is the template)",
                                   placeholder="__templates/noir__", elem_id=self.elem_id("template"))
-        controls = [accordion, loras, min_loras, max_loras, detailer, rules_file, fixed, template]
+            with gr.Row():
+                enhance = gr.Checkbox(DEFAULTS.enhance, label="Enhance prompts with the LLM (server: Settings)",
+                                      elem_id=self.elem_id("enhance"))
+                genre = gr.Dropdown(choices=state.genre_names(), value=DEFAULTS.genre, allow_custom_value=True,
+                                    label="Genre (or your own card text)", elem_id=self.elem_id("genre"))
+        controls = [accordion, loras, min_loras, max_loras, detailer, rules_file, fixed, template, enhance, genre]
 
         def field(name: str):
             return lambda params: getattr(_settings_from_infotext(params), name)
 
         self.infotext_fields = [(accordion, lambda params: KEY_SETTINGS in params)] + [
             (control, field(name)) for control, name in zip(controls[1:], [
-                "loras", "min_loras", "max_loras", "detailer", "rules_file", "fixed_prompt", "template"])]
+                "loras", "min_loras", "max_loras", "detailer", "rules_file", "fixed_prompt", "template", "enhance",
+                "genre"])]
         self.paste_field_names = [KEY_SETTINGS]
         return controls
 
@@ -103,6 +110,7 @@ class OrchestratorScript(scripts.Script):
             LIBRARY.refresh()
         family, base = compat.checkpoint(shared)
         hr = getattr(p, "all_hr_prompts", None) if getattr(p, "enable_hr", False) else None
+        enhance = _enhance_step(settings, len(p.all_prompts), family, base) if settings.enhance else None
         try:
             engine = state.engine()
             rules = state.rules(settings.rules_file)
@@ -114,7 +122,7 @@ class OrchestratorScript(scripts.Script):
                             lambda text, seed: engine.prompt(text, seed) if text else text,
                             index, rules, family, checkpoint_base(family, base), known,
                             batch_size=int(getattr(p, "batch_size", 1) or 1),
-                            hr_templates=list(hr) if hr else None)
+                            hr_templates=list(hr) if hr else None, enhance=enhance)
         except OrchestratorError as exc:
             print(f"[Orchestrator] {exc.one_line()}", file=sys.stderr)
             p.extra_generation_params[KEY_NOTE] = exc.one_line()
@@ -148,6 +156,22 @@ class OrchestratorScript(scripts.Script):
             p.extra_generation_params["Hires negative prompt"] = None
 
 
+def _enhance_step(settings: JobSettings, total: int, family: str, base: Any) -> Callable[[str, int], Enhanced]:
+    enhancer = state.enhancer(settings.genre)
+    done = [0]
+
+    def step(prompt: str, seed: int) -> Enhanced:
+        done[0] += 1
+        # Forge shows textinfo under the progress bar: the wait for the LLM is not a hang
+        shared.state.textinfo = f"Orchestrator: enhancing prompt {done[0]}/{total} with the LLM"
+        try:
+            return enhancer(prompt, seed, family, base)
+        finally:
+            shared.state.textinfo = None
+
+    return step
+
+
 def _settings_from_infotext(params: Dict[str, Any]) -> JobSettings:
     return JobSettings.from_infotext(params.get(KEY_SETTINGS, "")) if KEY_SETTINGS in params else DEFAULTS
 
@@ -162,6 +186,22 @@ def on_ui_settings() -> None:
             "", "LoRA library cache file (empty: cache/library.sqlite in the extension folder)", section=SECTION),
         "orchestrator_split_batches": shared.OptionInfo(
             True, "Split batches into single images so every image gets its own LoRAs", section=SECTION),
+        "orchestrator_llm_url": shared.OptionInfo(
+            PRESETS["lmstudio"], "LLM server (OpenAI-compatible): LM Studio http://localhost:1234/v1, Ollama "
+            "http://localhost:11434/v1, llama.cpp http://localhost:8080/v1", section=SECTION),
+        "orchestrator_llm_model": shared.OptionInfo("", "LLM model (empty: the first the server lists)",
+                                                    section=SECTION),
+        "orchestrator_llm_template": shared.OptionInfo(
+            "auto", "LLM enhancement template (auto: from the checkpoint)", compat.gr.Dropdown,
+            {"choices": ["auto", *TEMPLATE_NAMES]}, section=SECTION),
+        "orchestrator_llm_templates_dir": shared.OptionInfo(
+            "", "Your enhancement templates folder (files there replace the shipped ones of the same name)",
+            section=SECTION),
+        "orchestrator_llm_timeout": shared.OptionInfo(
+            60, "Seconds to wait for the LLM's answer (the first call may load the model)", compat.gr.Slider,
+            {"minimum": 5, "maximum": 600, "step": 5}, section=SECTION),
+        "orchestrator_llm_api_key": shared.OptionInfo(
+            "", "LLM API key, if the server wants one (never written to images or batch files)", section=SECTION),
     }
     for key, info in options.items():
         shared.opts.add_option(key, info)

@@ -1,5 +1,6 @@
 """Process-wide state shared by the AlwaysOn script and the tab: the user's overrides, the LoRA library
-(indexed in the background, overrides applied), wildcard engines and rules by their inputs.
+(indexed in the background, overrides applied), wildcard engines and rules by their inputs, and the
+LLM's answer cache and circuit breakers.
 
 Forge executes every file in scripts/ as its own module and keeps none in sys.modules, so state that two
 script files share lives here and is imported by name (this folder is put on sys.path).
@@ -7,12 +8,15 @@ script files share lives here and is imported by name (this folder is put on sys
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any, Dict, List, Optional, Tuple
 
 import orchestrator_compat as compat
 from modules import shared
 
 from lib_orchestrator import BUNDLED_WILDCARDS
+from lib_orchestrator.enhance import PRESETS, AnswerCache, Breaker, EnhanceOptions, Enhancer, load_genres
+from lib_orchestrator.errors import OrchestratorError
 from lib_orchestrator.library.overrides import OverrideStore
 from lib_orchestrator.library.service import LibraryService
 from lib_orchestrator.selection import Rules, load_rules
@@ -74,3 +78,32 @@ def rules(path: str) -> Rules:
     if key not in _RULES:
         _RULES[key] = load_rules(path)
     return _RULES[key]
+
+
+_ANSWERS: Dict[str, AnswerCache] = {}
+_BREAKERS: Dict[str, Breaker] = {}  # by server: a dead server is skipped across generations
+
+
+def genre_names() -> List[str]:
+    try:
+        return ["", *load_genres(str(opt("orchestrator_llm_templates_dir", "") or "") or None)]
+    except OrchestratorError as exc:
+        print(f"[Orchestrator] {exc.one_line()}", file=sys.stderr)
+        return [""]
+
+
+def enhance_options(genre: str = "") -> EnhanceOptions:
+    return EnhanceOptions(
+        url=str(opt("orchestrator_llm_url", "") or PRESETS["lmstudio"]),
+        model=str(opt("orchestrator_llm_model", "") or ""),
+        template=str(opt("orchestrator_llm_template", "auto") or "auto"),
+        genre=genre, timeout=float(opt("orchestrator_llm_timeout", 60) or 60),
+        templates_dir=str(opt("orchestrator_llm_templates_dir", "") or ""),
+        api_key=str(opt("orchestrator_llm_api_key", "") or "") or None)
+
+
+def enhancer(genre: str = "") -> Enhancer:
+    options = enhance_options(genre)
+    path = os.path.join(os.path.dirname(os.path.abspath(cache_path() or EXT_DIR)), "llm-answers.jsonl")
+    answers = _ANSWERS.setdefault(path, AnswerCache(path))  # beside the library cache
+    return Enhancer(options, answers, _BREAKERS.setdefault(options.url, Breaker()))

@@ -39,6 +39,23 @@ def make_wildcards(tmp_path: Path) -> Callable[..., str]:
 needs_shared = pytest.mark.skipif(not SDDP_WILDCARDS.is_dir(), reason="../shared test data not present")
 
 
+@pytest.fixture
+def serve():
+    """Start fake LLM servers (tests/enhance/fake_servers.py) for a test; all shut down after it."""
+    from .enhance.fake_servers import FakeServer
+
+    servers = []
+
+    def start(behaviour, delay=0.0):
+        server = FakeServer(behaviour, delay)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     return f"shared test data: {'present' if SDDP_WILDCARDS.is_dir() else 'absent (those tests skip)'}"
 

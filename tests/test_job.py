@@ -108,3 +108,10 @@ def test_unknown_lora_tags_the_user_wrote_are_removed_and_reported(index, expand
     p = plan(index, expand, ["a cat <lora:nonexistent:0.8>, <lora:add_detail_xl:0.5>"], [1], known=known)
     assert "<lora:nonexistent" not in p.prompts[0] and "<lora:add_detail_xl:0.5>" in p.prompts[0]
     assert "nonexistent" in p.images[0].note and any("nonexistent" in w for w in p.warnings)
+
+
+def test_enhancement_settings_round_trip_and_old_infotexts_stay_the_same():
+    on = JobSettings(enabled=True, enhance=True, genre="cosmic horror")
+    assert JobSettings.from_infotext(on.to_infotext()) == on
+    assert "enhance" not in JobSettings(enabled=True).to_infotext()
+    assert JobSettings.from_args([True, True, 1, 6, 0.3, "", False, "", "true", "noir"]).genre == "noir"

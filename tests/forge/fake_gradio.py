@@ -33,6 +33,10 @@ class Textbox(Component):
     pass
 
 
+class Dropdown(Component):
+    pass
+
+
 class Markdown(Component):
     pass
 

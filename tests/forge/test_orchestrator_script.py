@@ -2,6 +2,7 @@
 infotext per image and its round trip, REST args, ui() without side effects, variant imports."""
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 
@@ -150,7 +151,7 @@ def test_pasting_an_images_infotext_restores_the_controls(orchestrator, run_txt2
     params = info_dict(image_infotexts(processed)[0])
     script = [s for s in run_txt2img.last_runner.alwayson_scripts if s.title() == TITLE][0]
     restored = [fn(params) if callable(fn) else params.get(fn) for _, fn in script.infotext_fields]
-    assert restored == [True, True, 2, 3, 0.0, "", True, ""]
+    assert restored == [True, True, 2, 3, 0.0, "", True, "", False, ""]
     assert isinstance(scripts.AlwaysVisible, object)
 
 
@@ -161,7 +162,7 @@ def test_ui_can_be_called_again_and_again_without_side_effects(orchestrator):
     script = [c for c in classes if c.__name__ == "OrchestratorScript"][0]()
     before = {k: len(v) for k, v in script_callbacks.callback_map.items()}
     results = [script.ui(False) for _ in range(3)]
-    assert len({len(r) for r in results}) == 1 and len(results[0]) == 8
+    assert len({len(r) for r in results}) == 1 and len(results[0]) == 10
     assert {k: len(v) for k, v in script_callbacks.callback_map.items()} == before
 
 
@@ -227,3 +228,46 @@ def test_our_hooks_run_in_forges_order(orchestrator, run_txt2img):
     processed = run(run_txt2img, [Recording], [True], n_iter=2)
     assert calls == [("before_process", 0), ("process", 2), ("postprocess_image", 0), ("postprocess_image", 1)]
     assert len(image_infotexts(processed)) == 2
+
+
+def test_prompts_are_enhanced_before_loras_are_picked_with_provenance_per_image(orchestrator, run_txt2img, serve):
+    from modules import shared
+
+    from ..enhance.fake_servers import backend, idea_of
+
+    seen = []
+
+    def model(body):
+        seen.append(shared.state.textinfo)  # what Forge shows under the progress bar meanwhile
+        return {"prompt": f"{idea_of(body)}, walking through a neon alley at night"}
+
+    server = serve(backend("lmstudio", model=model, models=("qwen2.5-7b",)))
+    shared.opts.data.update(orchestrator_llm_url=server.url, orchestrator_llm_api_key="sk-secret")
+    _, classes = orchestrator
+    processed = run(run_txt2img, classes, [True, True, 1, 2, 0.0, "", False, "", True, "noir"], n_iter=2,
+                    prompt="a street musician, {rain|fog}")
+    assert seen == [f"Orchestrator: enhancing prompt {k}/2 with the LLM" for k in (1, 2)]
+    assert shared.state.textinfo is None
+    for prompt, text in zip(processed.all_prompts, image_infotexts(processed)):
+        assert "neon alley at night" in prompt
+        params = info_dict(text)
+        assert "neon_alley_xl" in lora_hash_names(params)  # picked for what the LLM wrote
+        assert json.loads(params["Orchestrator LLM"]) == {"status": "enhanced", "model": "qwen2.5-7b",
+                                                         "template": "sdxl@1"}
+        assert json.loads(params[KEY_SETTINGS])["genre"] == "noir"
+        assert server.url not in text and "secret" not in text
+    assert "venetian-blind" in server.requests[-1][2]["messages"][1]["content"]
+
+
+def test_a_dead_llm_server_costs_nothing_but_the_enhancement(orchestrator, run_txt2img, capsys):
+    from modules import shared
+
+    shared.opts.data["orchestrator_llm_url"] = "http://127.0.0.1:9/v1"  # the discard port: nothing listens
+    _, classes = orchestrator
+    processed = run(run_txt2img, classes, [True, True, 1, 2, 0.0, "", True, "", True], n_iter=2)
+    assert len(image_infotexts(processed)) == 2
+    for prompt, text in zip(processed.all_prompts, image_infotexts(processed)):
+        assert prompt.startswith("a lighthouse keeper in a misty pine forest, watercolor wash")
+        llm = json.loads(info_dict(text)["Orchestrator LLM"])
+        assert llm["status"] == "fallback" and "cannot connect" in llm["reason"]
+    assert "LLM enhancement fell back" in capsys.readouterr().err
