@@ -12,6 +12,7 @@ from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Iterator, List, Optional, Sequence, TextIO
 
 from . import BUNDLED_WILDCARDS, SAMPLE_LORAS
+from .enhance_cli import FAMILIES, add_enhance_args
 from .errors import Location, OrchestratorError
 
 EXIT_OK, EXIT_LINT_ERRORS, EXIT_BAD_INPUT = 0, 1, 2
@@ -63,6 +64,22 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--count", type=_non_negative, default=1, metavar="N")
     comp.add_argument("--seed", type=int, metavar="S", help="seed of the first image (default: random)")
     comp.add_argument("--format", choices=("text", "jsonl"), default="text")
+
+    comp.add_argument("--enhance-url", metavar="URL",
+                      help="enhance each prompt with the LLM at URL (or lmstudio, ollama, llamacpp) before LoRA picks")
+    add_enhance_args(comp, "enhance-")
+
+    enh = sub.add_parser("enhance", help="one prompt through a local LLM (LM Studio, Ollama, llama.cpp's server)")
+    enh.add_argument("prompt", help="the prompt (wildcards already expanded)")
+    enh.add_argument("--url", default="lmstudio", metavar="URL",
+                     help="the server's OpenAI-compatible address, or lmstudio, ollama, llamacpp "
+                          "(default: LM Studio's http://localhost:1234/v1)")
+    enh.add_argument("--family", choices=FAMILIES, default="sdxl",
+                     help="the checkpoint the prompt is for: decides the template (default sdxl)")
+    enh.add_argument("--seed", type=int, default=0, metavar="S", help="the image's seed; the LLM's derives from it")
+    enh.add_argument("--temperature", type=float, metavar="T", help="default: the template's (0.7)")
+    enh.add_argument("--format", choices=("text", "jsonl"), default="text")
+    add_enhance_args(enh)
 
     batch = sub.add_parser("batch", help="plan a batch of composed images to a file; show one and its run state")
     batch_sub = batch.add_subparsers(dest="batch_command", required=True, parser_class=_Parser)
@@ -128,6 +145,10 @@ def main(argv: Optional[Sequence[str]] = None, out: TextIO = sys.stdout, err: Te
             from .compose_cli import run_compose
 
             return run_compose(args, out, err)
+        if args.command == "enhance":
+            from .enhance_cli import run_enhance
+
+            return run_enhance(args, out, err)
         if args.command == "batch":
             from .batch_cli import run_batch
 

@@ -1,4 +1,5 @@
-"""`python -m lib_orchestrator compose …`: wildcards, then LoRA picks, then the composed prompts."""
+"""`python -m lib_orchestrator compose …`: wildcards, then (with --enhance-url) the LLM, then LoRA picks,
+then the composed prompts."""
 from __future__ import annotations
 
 import argparse
@@ -7,6 +8,7 @@ import os
 from typing import TextIO
 
 from .compose import compose
+from .enhance_cli import make_enhancer
 from .errors import Location, OrchestratorError
 from .library import family_of, scan_library
 from .library.base_models import normalise
@@ -27,11 +29,22 @@ def run_compose(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     rules = load_rules(args.rules) if args.rules else Rules()
     engine = _engine(args)
     index = LoraIndex(scan_library(args.loras, args.cache).records)
+    enhancer = make_enhancer(args.enhance_url, args, "enhance_") if args.enhance_url else None
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
     for k, base_prompt in enumerate(engine.texts(template, "random", seed, args.count, source)):
+        enhanced = enhancer(base_prompt, seed + k, args.family, base) if enhancer else None
+        if enhanced is not None:  # before the picks: they match what the LLM wrote
+            base_prompt = enhanced.prompt
+            if enhanced.status != "enhanced":
+                err.write(f"seed {seed + k}: LLM {enhanced.status}: {enhanced.reason}\n")
         composed = compose(template, base_prompt, seed + k, index, rules, args.family, base, args.negative)
         if args.format == "jsonl":
-            out.write(json.dumps(composed.to_dict(), ensure_ascii=False) + "\n")
+            record = composed.to_dict()
+            if enhanced is not None:
+                record["enhancement"] = {"original": enhanced.original, "status": enhanced.status,
+                                         "model": enhanced.model, "template": enhanced.template,
+                                         "reason": enhanced.reason}
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
         else:
             out.write(composed.prompt + "\n")
         for warning in composed.warnings:
