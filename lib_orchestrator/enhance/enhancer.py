@@ -4,7 +4,7 @@ seed. It keeps what lasts between images: the circuit breaker, the answer cache 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Dict, Iterable, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import requests
 
@@ -50,25 +50,42 @@ class Enhancer:
             template, card = self._template(family, base_model)
         except OrchestratorError as exc:
             return Enhanced(prompt, prompt, "fallback", exc.one_line())
-        model = self._model
 
         def ask(text: str) -> str:
-            nonlocal model
-            model = model or self._resolve_model()
             temperature = template.temperature if self.options.temperature is None else self.options.temperature
-            messages = template.messages(text, card)
-            key = answer_key(schema=SCHEMA_VERSION, messages=messages, template=template.ident, model=model,
-                             url=self.server.base_url, temperature=temperature, top_p=template.top_p,
-                             max_tokens=template.max_tokens, seed=llm_seed(seed))
-            answer = self.cache.get(key)
-            if answer is None:
-                answer = chat(self.server, model, messages, llm_seed(seed), temperature, template.top_p,
-                              template.max_tokens, template.schema, self.session)
-                self.cache.put(key, answer)
-            return template.text_of(answer)
+            return template.text_of(self._answer(template.messages(text, card), template.schema, seed, temperature,
+                                                 template.top_p, template.max_tokens, template.ident))
 
         result = enhance(prompt, ask, self.breaker, embeddings, template.budget, template.prefix)
-        return replace(result, model=model, template=template.ident)
+        return replace(result, model=self._model, template=template.ident)
+
+    def chat(self, messages: List[Dict[str, str]], schema: Dict[str, Any], seed: int, temperature: float = 0.7,
+             max_tokens: int = 800, label: str = "") -> str:
+        """One structured call for other steps (a story's beats): cached and behind the same breaker.
+        Raises LlmError."""
+        blocked = self.breaker.blocked()
+        if blocked:
+            raise LlmError(blocked)
+        try:
+            answer = self._answer(messages, schema, seed, temperature, 0.9, max_tokens, label)
+        except LlmError as exc:
+            self.breaker.failed(str(exc))
+            raise
+        self.breaker.succeeded()
+        return answer
+
+    def _answer(self, messages: List[Dict[str, str]], schema: Dict[str, Any], seed: int, temperature: float,
+                top_p: float, max_tokens: int, label: str) -> str:
+        model = self._model or self._resolve_model()
+        key = answer_key(schema_version=SCHEMA_VERSION, schema=schema, messages=messages, template=label,
+                         model=model, url=self.server.base_url, temperature=temperature, top_p=top_p,
+                         max_tokens=max_tokens, seed=llm_seed(seed))
+        answer = self.cache.get(key)
+        if answer is None:
+            answer = chat(self.server, model, messages, llm_seed(seed), temperature, top_p, max_tokens, schema,
+                          self.session)
+            self.cache.put(key, answer)
+        return answer
 
     def _template(self, family: str, base_model: Optional[str]) -> Tuple[Template, str]:
         name = self.options.template if self.options.template != "auto" else template_for(family, base_model)

@@ -1,0 +1,134 @@
+"""Storytelling: a bible into N scene prompts in order, the characters' descriptors word for word in
+every scene whatever the LLM says, beats from the outline when the LLM fails, and a batch to run."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lib_orchestrator.enhance.client import LlmError
+from lib_orchestrator.enhance.enhance import count_tokens
+from lib_orchestrator.enhance.templates import TEMPLATE_NAMES, load_template
+from lib_orchestrator.errors import OrchestratorError
+from lib_orchestrator.story import SHOTS, make_story, parse_bible, story_batch
+from lib_orchestrator.story.beats import beats_schema
+
+from .conftest import REPO
+
+SAMPLE = REPO / "samples" / "stories" / "lighthouse.yaml"
+
+
+@pytest.fixture
+def bible():
+    return parse_bible(SAMPLE.read_text(encoding="utf-8"), str(SAMPLE))
+
+
+def beats_answer(*beats):
+    return json.dumps({"beats": [dict(shot=s, characters=list(c), action=a, location="the lamp room",
+                                      time_of_day="night", mood="tense") for s, c, a in beats]})
+
+
+def test_the_llm_plans_beats_and_code_writes_every_character_verbatim(bible):
+    asked = []
+
+    def ask(messages, schema):
+        asked.append((messages, schema))
+        return beats_answer(("wide shot", ["keeper"], "keeps the lamp burning"),
+                            ("close-up", ["keeper", "stranger", "ghost"], "she shows him a brass compass"),
+                            ("medium shot", [], "a ship appears on the horizon"))
+
+    scenes, note = make_story(bible, 3, 100, load_template("sdxl"), "noir card", ask)
+    assert note == ""
+    (messages, schema), = asked
+    assert schema == beats_schema(bible, 3)
+    assert schema["properties"]["beats"]["items"]["properties"]["characters"]["items"]["enum"] == ["keeper", "stranger"]
+    assert "CHARACTERS: keeper: an old man" in messages[1]["content"] and "noir card" in messages[1]["content"]
+    assert [s.seed for s in scenes] == [100, 101, 102]
+    keeper, stranger = bible.characters
+    assert scenes[0].prompt == ("Wide shot of an old man with a white beard, a yellow raincoat and a wool cap, "
+                                "keeps the lamp burning, the lamp room, night, tense mood, film grain, muted palette."
+                                " <lora:lighthouse_keeper_xl:0.8>")
+    assert keeper.prose in scenes[1].prompt and stranger.prose in scenes[1].prompt  # "ghost" is nobody
+    assert scenes[1].beat.characters == ("keeper", "stranger")
+    assert scenes[2].loras == () and "<lora" not in scenes[2].prompt
+
+
+def test_tag_families_put_break_between_characters_and_their_prefix_first(bible):
+    ask = lambda m, s: beats_answer(("close-up", ["keeper", "stranger"], "sharing tea"))  # noqa: E731
+    (scene,), _ = make_story(bible, 1, 0, load_template("pony"), "", ask)
+    assert scene.prompt.startswith("score_9, score_8_up, score_7_up, score_6_up, score_5_up, score_4_up, "
+                                   "source_anime, rating_safe, 1boy, old man, white beard, yellow raincoat, wool cap"
+                                   " BREAK 1girl, young woman, long wet black hair, grey sailor coat, sharing tea")
+
+
+@pytest.mark.parametrize("failure", [LlmError("cannot connect"), "not json at all", '{"beats": []}'])
+def test_without_usable_beats_the_outline_plans_them(bible, failure):
+    def ask(messages, schema):
+        if isinstance(failure, Exception):
+            raise failure
+        return failure
+
+    scenes, note = make_story(bible, 5, 0, load_template("sd1"), "", ask)
+    assert note.startswith("planned from the outline")
+    assert len(scenes) == 5 and scenes[0].beat.shot == "wide shot"
+    assert scenes[0].beat.action == "Elias keeps the light through a winter storm"
+    assert scenes[-1].beat.action == "At dawn they watch a ship appear on the horizon"
+    assert scenes[1].beat.characters == ("keeper",) and scenes[2].beat.characters == ("stranger",)
+
+
+def test_too_few_beats_are_filled_in_from_the_outline(bible):
+    ask = lambda m, s: beats_answer(("wide shot", ["keeper"], "a storm"))  # noqa: E731
+    scenes, note = make_story(bible, 3, 0, load_template("sdxl"), "", ask)
+    assert len(scenes) == 3 and scenes[0].beat.action == "a storm" and "1 beats of 3" in note
+
+
+@settings(max_examples=int(os.environ.get("ORCH_HYPOTHESIS_EXAMPLES", "150")), deadline=None)
+@given(answer=st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=300),
+                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+                               st.sampled_from(["beats", "shot", "characters", "action", "mood", "location"]),
+                               inner, max_size=5), max_leaves=30),
+       name=st.sampled_from(TEMPLATE_NAMES), count=st.integers(1, 6))
+def test_any_answer_gives_n_scenes_each_with_its_characters_verbatim_within_budget(answer, name, count):
+    bible = parse_bible(SAMPLE.read_text(encoding="utf-8"))
+    template = load_template(name)
+    scenes, _ = make_story(bible, count, 7, template, "", lambda m, s: json.dumps(answer))
+    assert [s.index for s in scenes] == list(range(count))
+    for scene in scenes:
+        assert scene.beat.shot in SHOTS
+        for cid in scene.beat.characters:
+            character = bible.character(cid)
+            assert (character.prose if template.form == "prose" else character.tags) in scene.prompt
+        body = scene.prompt.split(" <lora:")[0]
+        chunks = 1 + body.count(" BREAK ")
+        assert count_tokens(body) <= template.budget * chunks or not any(
+            (scene.beat.action, scene.beat.location, scene.beat.mood))
+
+
+def test_a_story_becomes_a_batch_that_saves_and_loads(bible, tmp_path):
+    from lib_orchestrator.batches import load_batch, save_batch
+
+    scenes, _ = make_story(bible, 4, 50, load_template("sdxl"))
+    batch = story_batch("lighthouse", bible, scenes, 50, negative="lowres")
+    save_batch(batch, str(tmp_path / "lighthouse.json"))
+    loaded = load_batch(str(tmp_path / "lighthouse.json"))
+    assert [im.prompt for im in loaded.images] == [s.prompt for s in scenes]
+    assert [im.seed for im in loaded.images] == [50, 51, 52, 53]
+    assert loaded.images[0].loras == (("lighthouse_keeper_xl", 0.8, "story"),)
+    assert loaded.template == "story: The Keeper and the Stranger"
+
+
+@pytest.mark.parametrize("text, where, says", [
+    ("title: x\ncharacters:\n  - id: a\n    tags: [1girl\n", ":5:", "YAML"),
+    ("characters:\n  - id: a\n    tags: x\n  - id: a\n    tags: y\n", ":4:", "two characters"),
+    ("characters:\n  - id: keeper\n    tags: x\n    lora: k:heavy\n", ":4:11:", "not a number"),
+    ("characters:\n  - id: 9lives\n    tags: cat\n", ":2:", "needs an id"),
+    ("characters:\n  - id: ghost\n", ":2:", "neither tags nor prose"),
+    ("- a list\n", ":1:", "a mapping"),
+])
+def test_a_broken_bible_says_where_and_what_to_do(text, where, says):
+    with pytest.raises(OrchestratorError) as info:
+        parse_bible(text, "story.yaml")
+    assert f"story.yaml{where}" in info.value.one_line() and says in info.value.one_line()
