@@ -93,8 +93,8 @@ def parse_bible(text: str, source: str = "<story>") -> Bible:
         if not (tags or prose):
             raise OrchestratorError(f"character {cid!r} has neither tags nor prose", at("characters", k),
                                     "describe how they look: tags for SD1.5/Pony, prose for SDXL/Flux")
-        characters.append(Character(cid, tags or prose, prose or tags, _lora(item.get("lora"), at("characters", k, "lora")),
-                                    _text(item.get("trigger"))))
+        lora = _lora(item.get("lora"), at("characters", k, "lora"))
+        characters.append(Character(cid, tags or prose, prose or tags, lora, _text(item.get("trigger"))))
     return Bible(_text(data.get("title")) or "story", _text(data.get("genre")), _text(data.get("setting")),
                  tuple(characters), _text(data.get("style")), _text(data.get("outline")))
 
