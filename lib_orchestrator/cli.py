@@ -81,6 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
     enh.add_argument("--format", choices=("text", "jsonl"), default="text")
     add_enhance_args(enh)
 
+    story = sub.add_parser("story", help="a story bible into scene prompts in order (and a batch file)")
+    story.add_argument("bible", metavar="BIBLE", help="the story bible (YAML or JSON)")
+    story.add_argument("--scenes", type=_non_negative, default=6, metavar="N", help="how many scenes (default 6)")
+    story.add_argument("--url", metavar="URL", help="the LLM that plans the beats (default: none, the outline does)")
+    story.add_argument("--family", choices=FAMILIES, default="sdxl", help="the checkpoint the prompts are for")
+    story.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the first scene; scene k has S+k")
+    story.add_argument("--negative", default="", metavar="TEXT", help="the negative prompt of the batch")
+    story.add_argument("--out", metavar="FILE", help="also save the scenes as a batch (.json, .txt or .csv)")
+    story.add_argument("--format", choices=("text", "jsonl"), default="text")
+    add_enhance_args(story)
+
     batch = sub.add_parser("batch", help="plan a batch of composed images to a file; show one and its run state")
     batch_sub = batch.add_subparsers(dest="batch_command", required=True, parser_class=_Parser)
     bplan = batch_sub.add_parser("plan", help="compose every image of a batch and write it (.json, .txt or .csv)")
@@ -149,6 +160,10 @@ def main(argv: Optional[Sequence[str]] = None, out: TextIO = sys.stdout, err: Te
             from .enhance_cli import run_enhance
 
             return run_enhance(args, out, err)
+        if args.command == "story":
+            from .story_cli import run_story
+
+            return run_story(args, out, err)
         if args.command == "batch":
             from .batch_cli import run_batch
 

@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # the enhancement package imports requests: only commands tha
     from .enhance import Enhancer
 
 FAMILIES = ("sd1", "sdxl", "flux", "pony", "illustrious")
+FAMILY_CHECKPOINT = {"pony": ("sdxl", "Pony"), "illustrious": ("sdxl", "Illustrious")}  # (family, base model)
 API_KEY_ENV = "ORCH_LLM_API_KEY"  # a key in the environment, not on the command line (shell history)
 
 
@@ -52,8 +53,7 @@ def make_enhancer(url: str, args: argparse.Namespace, prefix: str = "",
 
 def run_enhance(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     enhancer = make_enhancer(args.url, args, temperature=args.temperature)
-    family, base = {"pony": ("sdxl", "Pony"), "illustrious": ("sdxl", "Illustrious")}.get(
-        args.family, (args.family, None))
+    family, base = FAMILY_CHECKPOINT.get(args.family, (args.family, None))
     result = enhancer(args.prompt, args.seed, family, base)
     if args.format == "jsonl":
         out.write(json.dumps({"prompt": result.prompt, "original": result.original, "status": result.status,

@@ -76,7 +76,8 @@ def test_without_usable_beats_the_outline_plans_them(bible, failure):
     assert len(scenes) == 5 and scenes[0].beat.shot == "wide shot"
     assert scenes[0].beat.action == "Elias keeps the light through a winter storm"
     assert scenes[-1].beat.action == "At dawn they watch a ship appear on the horizon"
-    assert scenes[1].beat.characters == ("keeper",) and scenes[2].beat.characters == ("stranger",)
+    assert scenes[1].beat.characters == ("stranger",)  # "A stranger washes ashore": named by its id
+    assert scenes[2].beat.characters == ("stranger",)  # no id named: each in turn
 
 
 def test_too_few_beats_are_filled_in_from_the_outline(bible):
@@ -132,3 +133,43 @@ def test_a_broken_bible_says_where_and_what_to_do(text, where, says):
     with pytest.raises(OrchestratorError) as info:
         parse_bible(text, "story.yaml")
     assert f"story.yaml{where}" in info.value.one_line() and says in info.value.one_line()
+
+
+def cli(*argv):
+    import io
+
+    from lib_orchestrator.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    return main([str(a) for a in argv], out, err), out.getvalue(), err.getvalue()
+
+
+def test_story_cli_without_an_llm_plans_from_the_outline_and_saves_a_batch(tmp_path):
+    code, out, err = cli("story", SAMPLE, "--scenes", 6, "--seed", 10, "--out", tmp_path / "keeper.json")
+    assert code == 0
+    assert len(out.splitlines()) == 6 and all("yellow raincoat" in line or "sailor coat" in line
+                                              for line in out.splitlines())
+    assert "planned from the outline (no LLM)" in err and "saved 6 scenes" in err
+    assert json.loads((tmp_path / "keeper.json").read_text())["images"][5]["seed"] == 15
+
+
+def test_story_cli_asks_the_llm_for_beats(serve):
+    from .enhance.fake_servers import backend
+
+    answer = json.loads(beats_answer(("wide shot", ["keeper"], "lights the lamp"),
+                                     ("close-up", ["stranger"], "opens her eyes")))
+    server = serve(backend("lmstudio", model=lambda body: answer))
+    code, out, err = cli("story", SAMPLE, "--scenes", 2, "--url", server.url, "--format", "jsonl")
+    assert (code, err) == (0, "")
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [r["action"] for r in records] == ["lights the lamp", "opens her eyes"]
+    assert records[0]["loras"] == [{"name": "lighthouse_keeper_xl", "weight": 0.8}]
+    body = server.requests[-1][2]
+    assert body["response_format"]["json_schema"]["schema"]["properties"]["beats"]["minItems"] == 2
+
+
+def test_story_cli_bad_bible_exits_2(tmp_path):
+    (tmp_path / "bad.yaml").write_text("characters:\n  - id: ghost\n")
+    code, _, err = cli("story", tmp_path / "bad.yaml")
+    assert code == 2 and "bad.yaml:2:5:" in err and "neither tags nor prose" in err
+    assert cli("story", tmp_path / "missing.yaml")[0] == 2

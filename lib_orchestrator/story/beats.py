@@ -90,16 +90,18 @@ def checked_beats(data: Optional[Dict[str, Any]], bible: Bible) -> List[Beat]:
 
 def outline_beats(bible: Bible, count: int) -> List[Beat]:
     """Beats without an LLM: the outline's sentences in turn as actions, an establishing wide shot of
-    everyone first, then each character in turn, then everyone again at the end."""
+    everyone first, then the characters a sentence names by id (else each in turn), then everyone
+    again at the end."""
     sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", bible.outline) if s.strip()]
     everyone = tuple(c.id for c in bible.characters)
     beats = []
     for k in range(count):
+        action = _phrase(sentences[k * len(sentences) // count]) if sentences else ""
+        named = tuple(cid for cid in everyone if re.search(rf"\b{re.escape(cid)}\b", action, re.IGNORECASE))
         if k == 0 or k == count - 1 or not everyone:
             shot, cast = SHOTS[0] if k == 0 else SHOTS[1], everyone
         else:
-            shot, cast = SHOTS[1 + (k - 1) % 2], (everyone[(k - 1) % len(everyone)],)
-        action = _phrase(sentences[k * len(sentences) // count]) if sentences else ""
+            shot, cast = SHOTS[1 + (k - 1) % 2], named or (everyone[(k - 1) % len(everyone)],)
         beats.append(Beat(shot, cast, action, bible.setting))
     return beats
 

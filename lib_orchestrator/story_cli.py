@@ -1,0 +1,50 @@
+"""`python -m lib_orchestrator story BIBLE …`: a story bible into scene prompts, one per line (or JSON
+lines), and with --out a batch file to run in Forge. Without --url the outline plans the beats."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any, Dict, List, TextIO
+
+from .enhance_cli import FAMILY_CHECKPOINT, make_enhancer
+from .errors import Location, OrchestratorError
+
+
+def run_story(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .batches import save_batch
+    from .enhance.templates import genre_card, load_template, template_for
+    from .story import make_story, parse_bible, story_batch
+
+    try:
+        with open(args.bible, encoding="utf-8-sig") as f:
+            bible = parse_bible(f.read(), args.bible)
+    except OSError as exc:
+        raise OrchestratorError(f"cannot read the story bible: {exc.strerror}", Location(args.bible, 0, 0)) from None
+    template = load_template(template_for(*FAMILY_CHECKPOINT.get(args.family, (args.family, None))),
+                             args.templates or None)
+    card = genre_card(bible.genre, args.templates or None)
+    ask = None
+    if args.url:
+        enhancer = make_enhancer(args.url, args)
+
+        def ask(messages: List[Dict[str, str]], schema: Dict[str, Any]) -> str:
+            return enhancer.chat(messages, schema, args.seed, label=f"story@{template.ident}")
+
+    scenes, note = make_story(bible, args.scenes, args.seed, template, card, ask)
+    if note:
+        err.write(note + "\n")
+    for scene in scenes:
+        if args.format == "jsonl":
+            beat = scene.beat
+            out.write(json.dumps({"index": scene.index, "seed": scene.seed, "prompt": scene.prompt,
+                                  "shot": beat.shot, "characters": list(beat.characters), "action": beat.action,
+                                  "loras": [{"name": n, "weight": w} for n, w, _ in scene.loras]},
+                                 ensure_ascii=False) + "\n")
+        else:
+            out.write(scene.prompt + "\n")
+    if args.out:
+        name = os.path.splitext(os.path.basename(args.out))[0]
+        save_batch(story_batch(name, bible, scenes, args.seed, negative=args.negative), args.out)
+        err.write(f"saved {len(scenes)} scenes to {args.out}\n")
+    return 0
