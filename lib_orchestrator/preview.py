@@ -6,9 +6,10 @@ seed. Nothing here waits on anything but the core.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .compose import ComposedPrompt, compose
+from .enhance.enhance import Enhanced
 from .errors import OrchestratorError
 from .selection import LoraIndex, Rules
 from .wildcards import PromptEngine
@@ -20,6 +21,7 @@ _ESCAPES = str.maketrans({c: "\\" + c for c in "{}|$#%_"})
 class Preview:
     prompts: Tuple[ComposedPrompt, ...]
     messages: Tuple[str, ...]  # lint: errors and warnings, one line each
+    enhanced: Tuple[Optional[Enhanced], ...] = ()  # per prompt, when the LLM step ran
 
 
 def lock_wildcards(template: str, locks: Dict[str, str]) -> str:
@@ -31,7 +33,8 @@ def lock_wildcards(template: str, locks: Dict[str, str]) -> str:
 
 def preview(template: str, seed: int, count: int, engine: PromptEngine, index: Optional[LoraIndex], rules: Rules,
             family: str, base_model: str, locks: Optional[Dict[str, str]] = None,
-            pinned: Sequence[str] = (), negative: str = "") -> Preview:
+            pinned: Sequence[str] = (), negative: str = "",
+            enhance: Optional[Callable[[str, int], Enhanced]] = None) -> Preview:
     text = lock_wildcards(template, locks or {})
     if pinned:
         rules = replace(rules, pinned=tuple(dict.fromkeys([*rules.pinned, *pinned])))
@@ -40,7 +43,10 @@ def preview(template: str, seed: int, count: int, engine: PromptEngine, index: O
     except OrchestratorError as exc:
         return Preview((), (exc.one_line(),))
     prompts: List[ComposedPrompt] = []
+    enhanced: List[Optional[Enhanced]] = []
     for k, base in enumerate(bases):
+        enhanced.append(enhance(base, seed + k) if enhance else None)
+        base = enhanced[-1].prompt if enhanced[-1] else base  # type: ignore[union-attr]
         if index is None:
             prompts.append(ComposedPrompt(template, seed + k, base, base, negative, ()))
         else:
@@ -48,7 +54,10 @@ def preview(template: str, seed: int, count: int, engine: PromptEngine, index: O
     messages = list(dict.fromkeys(engine.warnings))
     for p in prompts:
         messages.extend(w for w in p.warnings if w not in messages)
-    return Preview(tuple(prompts), tuple(messages))
+    for e in enhanced:
+        if e is not None and e.status == "fallback" and f"LLM: {e.reason}" not in messages:
+            messages.append(f"LLM: {e.reason}")
+    return Preview(tuple(prompts), tuple(messages), tuple(enhanced) if enhance else ())
 
 
 def wildcard_names(engine: PromptEngine) -> List[str]:

@@ -33,37 +33,111 @@ class TabModel:
     rules: Callable[[], Rules] = field(default=lambda: Rules())
     batches_dir: str = "saved_batches"
     running: Set[str] = field(default_factory=set)  # batch files being run now: never overwritten
+    enhancer: Optional[Callable[[str], Any]] = None  # genre -> an Enhancer for the Settings' server
     _catalogue_of: Any = field(default=None, init=False, repr=False)
     _catalogue_cache: Optional[Catalogue] = field(default=None, init=False, repr=False)
 
     # -- compose ------------------------------------------------------------------------------
-    def compose_preview(self, template: str, seed: int, count: int, locks: str, pinned: str) -> Tuple[str, str]:
+    def compose_preview(self, template: str, seed: int, count: int, locks: str, pinned: str,
+                        enhance: bool = False, genre: str = "") -> Tuple[str, str]:
         """(HTML table of prompts and picks, lint messages)."""
-        family, base = self.checkpoint()
-        result = preview(template, int(seed), max(1, min(int(count), 50)), self.engine(), self.index(), self.rules(),
-                         family, base, locks=parse_locks(locks), pinned=[p.strip() for p in pinned.split(",")
-                                                                          if p.strip()])
+        result = self._preview(template, seed, max(1, min(int(count), 50)), locks, pinned, enhance, genre)
         rows = []
-        for c in result.prompts:
+        for k, c in enumerate(result.prompts):
             picks = "".join(
                 f"<li><b>{html.escape(p.name)}</b> @ {p.weight:g} <i>{html.escape(p.category)}</i>, "
                 f"{html.escape(p.reason)}, score {p.score:g}"
                 f"{', matched ' + html.escape(', '.join(p.matched[:5])) if p.matched else ''}</li>"
                 for p in c.loras)
-            rows.append(f"<tr><td>{c.seed}</td><td class='orch-prompt'>{html.escape(c.prompt)}</td>"
+            llm = ""
+            if result.enhanced and result.enhanced[k] is not None:
+                e = result.enhanced[k]
+                llm = (f"<div class='orch-llm orch-llm-{e.status}'>LLM {html.escape(e.status)}"
+                       f"{': ' + html.escape(e.reason) if e.reason else ''}"
+                       f"{'<br>was: ' + html.escape(e.original) if e.status == 'enhanced' else ''}</div>")
+            rows.append(f"<tr><td>{c.seed}</td><td class='orch-prompt'>{html.escape(c.prompt)}{llm}</td>"
                         f"<td><ul>{picks}</ul></td></tr>")
         table = ("<table class='orch-preview'><tr><th>seed</th><th>prompt</th><th>LoRAs</th></tr>"
                  + "".join(rows) + "</table>") if rows else ""
         return table, "\n".join(result.messages)
 
-    def first_prompt(self, template: str, seed: int, locks: str, pinned: str) -> Tuple[str, str]:
-        """(prompt, negative) of the first previewed image, for 'send to txt2img'."""
-        family, base = self.checkpoint()
-        result = preview(template, int(seed), 1, self.engine(), self.index(), self.rules(), family, base,
-                         locks=parse_locks(locks), pinned=[p.strip() for p in pinned.split(",") if p.strip()])
+    def first_prompt(self, template: str, seed: int, locks: str, pinned: str, enhance: bool = False,
+                     genre: str = "") -> Tuple[str, str]:
+        """(prompt, negative) of the first previewed image, for 'send to txt2img' (the LLM's answer is
+        cached, so this is the prompt the preview showed)."""
+        result = self._preview(template, seed, 1, locks, pinned, enhance, genre)
         if not result.prompts:
             return "", ""
         return result.prompts[0].prompt, result.prompts[0].negative_prompt
+
+    def _preview(self, template: str, seed: int, count: int, locks: str, pinned: str, enhance: bool,
+                 genre: str) -> Any:
+        family, base = self.checkpoint()
+        step = None
+        if enhance and self.enhancer is not None:
+            enhancer = self.enhancer(genre)
+            step = lambda text, s: enhancer(text, s, family, base)  # noqa: E731
+        return preview(template, int(seed), count, self.engine(), self.index(), self.rules(), family, base,
+                       locks=parse_locks(locks), pinned=[p.strip() for p in pinned.split(",") if p.strip()],
+                       enhance=step)
+
+    def check_llm(self) -> str:
+        """The LLM server's readiness, for the tab's check button."""
+        if self.enhancer is None:
+            return "no LLM configured"
+        from .enhance.client import LlmError, readiness
+
+        try:
+            return readiness(self.enhancer("").server)
+        except LlmError as exc:
+            return f"not ready: {exc}"
+
+    # -- story --------------------------------------------------------------------------------
+    def plan_story(self, bible_text: str, scenes: int, seed: int, use_llm: bool) -> Tuple[str, str]:
+        """(status, HTML table of the scenes in order)."""
+        planned = self._story(bible_text, scenes, seed, use_llm)
+        if isinstance(planned, str):
+            return planned, ""
+        _, found, note = planned
+        return note or f"{len(found)} scenes planned by the LLM", story_table(found)
+
+    def save_story(self, name: str, bible_text: str, scenes: int, seed: int, use_llm: bool,
+                   negative: str = "") -> Tuple[str, str]:
+        """Plan the story (the LLM's beats come from the cache when just previewed) and save it as a batch."""
+        from .story import story_batch
+
+        name = name.strip()
+        if not _NAME.match(name):
+            return "error: a batch name is letters, digits, spaces, '-' and '_'", ""
+        planned = self._story(bible_text, scenes, seed, use_llm)
+        if isinstance(planned, str):
+            return planned, ""
+        bible, found, _ = planned
+        batch = story_batch(name, bible, found, int(seed), negative=negative)
+        path = os.path.join(self.batches_dir, f"{name}.json")
+        error = _save_unless_under_way(batch, path, self.running)
+        return (error or f"saved {len(found)} scenes to {path}"), story_table(found)
+
+    def _story(self, bible_text: str, scenes: int, seed: int, use_llm: bool) -> Any:
+        from .enhance.templates import genre_card, load_template, template_for
+        from .story import make_story, parse_bible
+
+        family, base = self.checkpoint()
+        try:
+            bible = parse_bible(bible_text, "story bible")
+            enhancer = self.enhancer(bible.genre) if self.enhancer is not None else None
+            folder = (enhancer.options.templates_dir or None) if enhancer else None
+            template = load_template(template_for(family, base), folder)
+            card = genre_card(bible.genre, folder)
+        except OrchestratorError as exc:
+            return f"error: {exc.one_line()}"
+        ask = None
+        if use_llm and enhancer is not None:
+            def ask(messages: List[Dict[str, str]], schema: Dict[str, Any]) -> str:
+                return enhancer.chat(messages, schema, int(seed), label=f"story@{template.ident}")
+
+        found, note = make_story(bible, max(1, min(int(scenes), 100)), int(seed), template, card, ask)
+        return bible, found, note
 
     def save_template(self, name: str, template: str) -> str:
         name = name.strip()
@@ -317,6 +391,15 @@ def batch_table(batch: Any, done: Dict[int, Any]) -> str:
         f"<td>{html.escape(', '.join(f'{n}:{w:g}' for n, w, _ in im.loras))}</td></tr>" for im in batch.images)
     return ("<table class='orch-preview'><tr><th></th><th>#</th><th>seed</th><th>prompt</th><th>LoRAs</th></tr>"
             + rows + "</table>")
+
+
+def story_table(scenes: List[Any]) -> str:
+    rows = "".join(
+        f"<tr><td>{s.index + 1}</td><td>{s.seed}</td><td>{html.escape(s.beat.shot)}</td>"
+        f"<td>{html.escape(', '.join(s.beat.characters))}</td><td class='orch-prompt'>{html.escape(s.prompt)}</td></tr>"
+        for s in scenes)
+    return ("<table class='orch-preview orch-story'><tr><th>#</th><th>seed</th><th>shot</th><th>who</th>"
+            f"<th>prompt</th></tr>{rows}</table>") if rows else ""
 
 
 def parse_locks(text: str) -> Dict[str, str]:

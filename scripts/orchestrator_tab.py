@@ -35,7 +35,9 @@ MODEL = TabModel(
     engine=state.engine, index=state.LIBRARY.current, records=lambda: state.LIBRARY.records,
     checkpoint=_checkpoint, overrides=state.OVERRIDES, library_roots=state.lora_dirs,
     saved_dir=state.SAVED_WILDCARDS, thumbs_dir=os.path.join(state.DATA_DIR, "thumbs"),
-    rules=lambda: state.rules(""), batches_dir=os.path.join(state.DATA_DIR, "saved_batches"))
+    rules=lambda: state.rules(""), batches_dir=os.path.join(state.DATA_DIR, "saved_batches"),
+    enhancer=state.enhancer)
+_SAMPLE_STORY = os.path.join(state.EXT_DIR, "samples", "stories", "lighthouse.yaml")
 
 
 def on_ui_tabs() -> List[Any]:
@@ -51,6 +53,11 @@ def on_ui_tabs() -> List[Any]:
                         reroll = gr.Button("🎲 Reroll", elem_id="orchestrator_reroll")
                     locks = gr.Textbox(label="Lock wildcards (name = value; …)", elem_id="orchestrator_locks")
                     pinned = gr.Textbox(label="Pin LoRAs (names, comma-separated)", elem_id="orchestrator_pinned")
+                    with gr.Row():
+                        enhance = gr.Checkbox(False, label="Enhance with the LLM", elem_id="orchestrator_enhance")
+                        genre = gr.Dropdown(choices=state.genre_names(), value="", allow_custom_value=True,
+                                            label="Genre", elem_id="orchestrator_genre")
+                        check = gr.Button("Check LLM server", elem_id="orchestrator_check_llm")
                     with gr.Row():
                         preview_button = gr.Button("Preview", variant="primary", elem_id="orchestrator_preview")
                         send = gr.Button("Send first to txt2img", elem_id="orchestrator_send")
@@ -71,16 +78,39 @@ def on_ui_tabs() -> List[Any]:
                 prompt, negative = MODEL.first_prompt(*args)
                 return f"{prompt}\nNegative prompt: {negative}" if negative else prompt
 
-            inputs = [template, seed, count, locks, pinned]
+            inputs = [template, seed, count, locks, pinned, enhance, genre]
+            first_inputs = [template, seed, locks, pinned, enhance, genre]
             preview_button.click(MODEL.compose_preview, inputs, [table, messages]).then(
-                first_as_infotext, [template, seed, locks, pinned], [sent])
+                first_as_infotext, first_inputs, [sent])
             reroll.click(lambda s: int(s or 0) + 1000, [seed], [seed]).then(
                 MODEL.compose_preview, inputs, [table, messages]).then(
-                first_as_infotext, [template, seed, locks, pinned], [sent])
+                first_as_infotext, first_inputs, [sent])
+            check.click(MODEL.check_llm, [], [status])
             save.click(MODEL.save_template, [template_name, template], [status])
             refresh_names.click(lambda: gr.update(choices=state.engine().store.names()), [], [names])
             names.change(lambda t, n: f"{t} __{n}__".strip() if n else t, [template, names], [template])
             _bind_send_to_txt2img(send, sent)
+
+        with gr.Tab("Story", elem_id="orchestrator_story"):
+            with gr.Row():
+                with gr.Column(scale=3):
+                    s_bible = gr.Code(value=_read(_SAMPLE_STORY), language="yaml", lines=18,
+                                      label="Story bible (genre, setting, characters with fixed descriptors)",
+                                      elem_id="orchestrator_story_bible")
+                with gr.Column(scale=2):
+                    s_scenes = gr.Slider(1, 24, value=6, step=1, label="Scenes", elem_id="orchestrator_story_scenes")
+                    s_seed = gr.Number(value=1000, precision=0, label="First seed", elem_id="orchestrator_story_seed")
+                    s_llm = gr.Checkbox(True, label="Let the LLM plan the beats (else the outline does)",
+                                        elem_id="orchestrator_story_llm")
+                    s_negative = gr.Textbox(label="Negative prompt", elem_id="orchestrator_story_negative")
+                    s_plan = gr.Button("Plan scenes", variant="primary", elem_id="orchestrator_story_plan")
+                    s_name = gr.Textbox(label="Batch name", elem_id="orchestrator_story_name")
+                    s_save = gr.Button("Save as batch", elem_id="orchestrator_story_save")
+            s_status = gr.Markdown(elem_id="orchestrator_story_status")
+            s_table = gr.HTML(elem_id="orchestrator_story_table")
+            s_plan.click(MODEL.plan_story, [s_bible, s_scenes, s_seed, s_llm], [s_status, s_table])
+            s_save.click(MODEL.save_story, [s_name, s_bible, s_scenes, s_seed, s_llm, s_negative],
+                         [s_status, s_table])
 
         with gr.Tab("Batches", elem_id="orchestrator_batches"):
             with gr.Row():
@@ -286,6 +316,14 @@ def on_ui_tabs() -> List[Any]:
 
             rescan.click(do_rescan, [], [summary])
     return [(tab, "Orchestrator", "orchestrator")]
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError:
+        return ""
 
 
 def _gpu_call(fn: Any) -> Any:

@@ -180,3 +180,39 @@ def test_a_second_axis_makes_one_grid_per_prompt_or_checkpoint(model):
     assert model.plan_swatches(name, "", "", "1", "a", 3, axis="prompts", values="a {b")[0].endswith(
         "(add '}' or write a literal brace as \\{)")
     assert model.plan_swatches(name, "", "", "1", "a", 3, axis="seeds", values="1")[0].startswith("error")
+
+
+def test_compose_preview_shows_what_the_llm_made_of_each_prompt(model, serve):
+    from lib_orchestrator.enhance import EnhanceOptions, Enhancer
+
+    from .enhance.fake_servers import backend
+
+    server = serve(backend("lmstudio"))
+    model.enhancer = lambda genre: Enhancer(EnhanceOptions(url=server.url, genre=genre))
+    table, messages = model.compose_preview("a {cat|dog} in the rain", 5, 2, "", "", True, "noir")
+    assert table.count("LLM enhanced") == 2 and "was: a " in table and "LLM" not in messages
+    # booru tags: the checkpoint is Illustrious, so the shipped template adds its quality prefix
+    prompt, _ = model.first_prompt("a {cat|dog} in the rain", 5, "", "", True, "noir")
+    assert prompt.startswith("masterpiece, best quality, a ")
+    assert model.check_llm().startswith(f"ready: {server.url} offers small-model")
+    server.close()
+    table, messages = model.compose_preview("a {cat|dog} in the rain", 5, 2, "", "", True, "noir")
+    assert "LLM fallback" in table and messages.startswith("LLM: cannot connect")
+    assert model.check_llm().startswith("not ready: cannot connect")
+
+
+def test_a_story_previews_and_saves_as_a_batch(model, tmp_path):
+    from lib_orchestrator.batches import load_batch
+
+    from .test_story import SAMPLE
+
+    model.batches_dir = str(tmp_path)
+    text = SAMPLE.read_text(encoding="utf-8")
+    status, table = model.plan_story(text, 5, 40, False)
+    assert status == "planned from the outline (no LLM)" and table.count("<tr>") == 6
+    status, _ = model.save_story("keeper", text, 5, 40, False, "lowres")
+    assert status.startswith("saved 5 scenes")
+    batch = load_batch(str(tmp_path / "keeper.json"))
+    assert [im.seed for im in batch.images] == [40, 41, 42, 43, 44] and batch.images[0].negative_prompt == "lowres"
+    assert model.plan_story("characters:\n  - id: x\n", 3, 0, False)[0].startswith("error: story bible:2:5:")
+    assert model.save_story("no/slash", text, 3, 0, False)[0].startswith("error: a batch name")

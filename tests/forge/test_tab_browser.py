@@ -185,3 +185,50 @@ def test_run_a_3x2_swatch_see_the_grid_and_keep_a_cell_as_thumbnail(app):
         browser.close()
     record = next(r for r in module.state.LIBRARY.records if r.name == "watercolor_wash_xl")
     assert os.path.exists(module.MODEL.swatch_thumbnail_path(record))
+
+
+def test_enhance_in_the_preview_then_plan_and_save_a_story(app, serve, tmp_path):
+    url, module = app
+    from modules import shared
+
+    from ..enhance.fake_servers import backend, diligent
+
+    def model(body):
+        schema = body["response_format"]["json_schema"]["schema"]
+        if "beats" not in schema["properties"]:
+            return diligent(body)
+        return {"beats": [{"shot": shot, "characters": ["keeper"], "action": action, "location": "the lamp room",
+                           "time_of_day": "night", "mood": "tense"}
+                          for shot, action in (("wide shot", "lights the lamp"), ("close-up", "reads a letter"))]}
+
+    server = serve(backend("lmstudio", model=model))
+    shared.opts.data["orchestrator_llm_url"] = server.url
+    module.MODEL.batches_dir = str(tmp_path / "batches")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        text_box(page, "orchestrator_template").fill("a lighthouse keeper, {rain|fog}")
+        page.locator("#orchestrator_enhance input").check()
+        page.locator("#orchestrator_preview").click()
+        page.wait_for_selector("#orchestrator_preview_table .orch-llm-enhanced", timeout=20_000)
+        assert page.locator("#orchestrator_preview_table .orch-llm-enhanced").count() == 8
+        assert "shown in soft cinematic light" in page.locator("#orchestrator_preview_table").inner_text()
+
+        page.get_by_role("tab", name="Story").click()
+        page.locator("#orchestrator_story_scenes input[type=number]").fill("2")
+        page.locator("#orchestrator_story_scenes input[type=number]").press("Tab")
+        page.locator("#orchestrator_story_plan").click()
+        page.wait_for_selector("#orchestrator_story_table table.orch-story", timeout=20_000)
+        table = page.locator("#orchestrator_story_table").inner_text()
+        assert "lights the lamp" in table and "reads a letter" in table and "yellow raincoat" in table
+        text_box(page, "orchestrator_story_name").fill("keeper story")
+        page.locator("#orchestrator_story_save").click()
+        page.wait_for_function(
+            "() => document.querySelector('#orchestrator_story_status')?.innerText.includes('saved 2 scenes')",
+            timeout=20_000)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "orchestrator-story.png"), full_page=True)
+        browser.close()
+    saved = (tmp_path / "batches" / "keeper story.json").read_text(encoding="utf-8")
+    assert "lights the lamp" in saved and "<lora:lighthouse_keeper_xl:0.8>" in saved
