@@ -40,7 +40,7 @@ class Enhancer:
         self.breaker = breaker if breaker is not None else Breaker()
         self.session = session
         self._model = options.model
-        self._templates: Dict[Tuple[str, str], Tuple[Template, str]] = {}
+        self._templates: Dict[str, Tuple[Template, str]] = {}
 
     def __call__(self, prompt: str, seed: int, family: str = "sdxl", base_model: Optional[str] = None,
                  embeddings: Iterable[str] = ()) -> Enhanced:
@@ -89,14 +89,14 @@ class Enhancer:
 
     def _template(self, family: str, base_model: Optional[str]) -> Tuple[Template, str]:
         name = self.options.template if self.options.template != "auto" else template_for(family, base_model)
-        key = (name, self.options.genre)
-        if key not in self._templates:
+        if name not in self._templates:
             folder = self.options.templates_dir or None
-            self._templates[key] = (load_template(name, folder), genre_card(self.options.genre, folder))
-        return self._templates[key]
+            self._templates[name] = (load_template(name, folder), genre_card(self.options.genre, folder))
+        return self._templates[name]
 
     def _resolve_model(self) -> str:
-        models = list_models(self.server, self.session)
+        # LM Studio lists its embedding models too: they cannot chat
+        models = [m for m in list_models(self.server, self.session) if "embed" not in m.lower()]
         if not models:
             raise LlmError(f"{self.server.base_url} lists no models: load or pull one, or name one")
         self._model = models[0]

@@ -86,6 +86,8 @@ class Template:
 def _tags(value: Any) -> List[str]:
     """Tags as a tag model should give them: short, no sentence punctuation, no repeats (ignoring case).
     Placeholders keep their case; everything else is lowercased."""
+    if isinstance(value, str):  # a model that wrote the list as one string
+        value = value.split(",")
     if not isinstance(value, list):
         return []
     out: Dict[str, str] = {}

@@ -20,7 +20,7 @@ def chats(server):
 
 
 def test_lm_studio_enhances_with_the_template_and_a_seed_from_the_image(serve):
-    server = serve(backend("lmstudio", models=("qwen2.5-7b-instruct", "other")))
+    server = serve(backend("lmstudio", models=("text-embedding-nomic-embed-text-v1.5", "qwen2.5-7b-instruct")))
     enhancer = Enhancer(EnhanceOptions(url=server.url, genre="noir", api_key="sk-secret"))
     result = enhancer(PROMPT, seed=2**32 + 5, family="sd1")
     assert result.status == "enhanced", result.reason

@@ -34,6 +34,7 @@ def test_answers_are_joined_per_family():
     tags = load_template("sd1").text_of(json.dumps({"tags": ["A Fox", "snow_field", "a fox", "It is cold. Very.",
                                                              "⟦0⟧", "night."]}))
     assert tags == "a fox, snow field, ⟦0⟧, night"
+    assert load_template("sd1").text_of('{"tags": "a fox, Snow"}') == "a fox, snow"  # the list as one string
     assert load_template("sdxl").text_of('{"prompt": "A fox in snow."}') == "A fox in snow."
     booru = load_template("pony")
     two = json.dumps({"characters": [["1girl", "red hair"], ["1boy", "blue coat"]], "scene": ["snow"]})
