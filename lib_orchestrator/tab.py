@@ -127,7 +127,8 @@ class TabModel:
             bible = parse_bible(bible_text, "story bible")
             enhancer = self.enhancer(bible.genre) if self.enhancer is not None else None
             folder = (enhancer.options.templates_dir or None) if enhancer else None
-            template = load_template(template_for(family, base), folder)
+            chosen = enhancer.options.template if enhancer else "auto"
+            template = load_template(template_for(family, base) if chosen == "auto" else chosen, folder)
             card = genre_card(bible.genre, folder)
         except OrchestratorError as exc:
             return f"error: {exc.one_line()}"

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import sys
+import threading
 from typing import Any, Dict, Optional
 
 
@@ -21,11 +22,17 @@ class AnswerCache:
     def __init__(self, path: Optional[str] = None) -> None:
         self.path = path  # None: this process only
         self._answers: Optional[Dict[str, str]] = None
+        self._lock = threading.Lock()  # one cache serves Forge's generations and the tab's previews
 
     def get(self, key: str) -> Optional[str]:
-        return self._load().get(key)
+        with self._lock:
+            return self._load().get(key)
 
     def put(self, key: str, answer: str) -> None:
+        with self._lock:
+            self._put(key, answer)
+
+    def _put(self, key: str, answer: str) -> None:
         answers = self._load()
         if answers.get(key) == answer:
             return
