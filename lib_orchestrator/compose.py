@@ -54,7 +54,7 @@ def apply_picks(prompt: str, negative: str, picks: Sequence[Pick]) -> Tuple[str,
         if activation:
             out = _insert_after(out, pick.phrase, activation)
         kept.append(replace(pick, activation=activation))
-    tags = " ".join(f"<lora:{p.name}:{_weight_text(p.weight)}>" for p in kept if p.reason != "user")
+    tags = " ".join(lora_tag(p.name, p.weight) for p in kept if p.reason != "user")
     if tags:
         out = f"{out} {tags}" if out else tags
     negatives = [negative.strip()] if negative.strip() else []
@@ -84,5 +84,5 @@ def _insert_after(prompt: str, phrase: Optional[str], text: str) -> str:
     return f"{prompt}, {text}" if prompt else text
 
 
-def _weight_text(weight: float) -> str:
-    return f"{weight:g}"
+def lora_tag(name: str, weight: float) -> str:
+    return f"<lora:{name}:{weight:g}>"

@@ -10,12 +10,13 @@ import json
 import os
 from typing import TYPE_CHECKING, Optional, TextIO
 
-if TYPE_CHECKING:  # the enhancement package imports requests: only commands that enhance pay for it
-    from .enhance import Enhancer
+from .enhance.templates import TEMPLATE_NAMES
 
-FAMILIES = ("sd1", "sdxl", "flux", "pony", "illustrious")
+if TYPE_CHECKING:  # the client imports requests: only commands that enhance pay for it
+    from .enhance.enhancer import Enhancer
+
+FAMILIES = TEMPLATE_NAMES  # one template per family
 FAMILY_CHECKPOINT = {"pony": ("sdxl", "Pony"), "illustrious": ("sdxl", "Illustrious")}  # (family, base model)
-API_KEY_ENV = "ORCH_LLM_API_KEY"  # a key in the environment, not on the command line (shell history)
 
 
 def add_enhance_args(p: argparse.ArgumentParser, prefix: str = "") -> None:
@@ -35,13 +36,13 @@ def add_enhance_args(p: argparse.ArgumentParser, prefix: str = "") -> None:
 
 def make_enhancer(url: str, args: argparse.Namespace, prefix: str = "",
                   temperature: Optional[float] = None) -> "Enhancer":
-    from .enhance import PRESETS, TEMPLATE_NAMES, AnswerCache, EnhanceOptions, Enhancer, load_template
+    from .enhance import API_KEY_ENV, TEMPLATE_NAMES, AnswerCache, EnhanceOptions, Enhancer, load_template
     from .enhance.templates import genre_card
 
     def arg(name: str):  # type: ignore[no-untyped-def]
         return getattr(args, prefix + name)
 
-    options = EnhanceOptions(url=PRESETS.get(url.lower(), url), model=arg("model"), genre=arg("genre"),
+    options = EnhanceOptions(url=url, model=arg("model"), genre=arg("genre"),
                              temperature=temperature, timeout=arg("timeout"),
                              templates_dir=arg("templates"), api_key=os.environ.get(API_KEY_ENV) or None)
     folder = options.templates_dir or None

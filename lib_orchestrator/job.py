@@ -136,6 +136,7 @@ def plan_job(templates: Sequence[str], negatives: Sequence[str], seeds: Sequence
                    hr_negative_prompts=[] if hr_templates is not None else None)
     rules = settings.rules(rules)
     batch_picks: Optional[Selection] = None
+    enhanced_by: Dict[Tuple[str, int], Enhanced] = {}
     for k, (template, negative, seed) in enumerate(zip(templates, negatives, seeds)):
         prompt_seed = seeds[0] if settings.fixed_prompt else seed
         base = expand(template, prompt_seed)
@@ -145,7 +146,10 @@ def plan_job(templates: Sequence[str], negatives: Sequence[str], seeds: Sequence
         if unknown:
             note = f"removed unknown LoRA tags: {', '.join(unknown)}"
             plan.warnings.append(f"seed {seed}: {note} (Forge would have loaded no LoRA for the batch)")
-        enhanced = enhance(base, prompt_seed) if enhance is not None else None
+        enhanced = None
+        if enhance is not None:  # once per (prompt, seed): "same prompt for every image" gets one answer
+            enhanced = enhanced_by.get((base, prompt_seed)) or enhance(base, prompt_seed)
+            enhanced_by[(base, prompt_seed)] = enhanced
         if enhanced is not None:
             base = enhanced.prompt
             if enhanced.status == "fallback":

@@ -21,6 +21,9 @@ def run_story(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             bible = parse_bible(f.read(), args.bible)
     except OSError as exc:
         raise OrchestratorError(f"cannot read the story bible: {exc.strerror}", Location(args.bible, 0, 0)) from None
+    except UnicodeDecodeError as exc:
+        raise OrchestratorError(f"not UTF-8 text (byte {exc.start})", Location(args.bible, 0, 0),
+                                "save the file as UTF-8") from None
     template = load_template(template_for(*FAMILY_CHECKPOINT.get(args.family, (args.family, None))),
                              args.templates or None)
     card = genre_card(bible.genre, args.templates or None)

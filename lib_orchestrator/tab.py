@@ -34,6 +34,7 @@ class TabModel:
     batches_dir: str = "saved_batches"
     running: Set[str] = field(default_factory=set)  # batch files being run now: never overwritten
     enhancer: Optional[Callable[[str], Any]] = None  # genre -> an Enhancer for the Settings' server
+    embeddings: Callable[[], List[str]] = field(default=lambda: [])  # textual-inversion names to protect
     _catalogue_of: Any = field(default=None, init=False, repr=False)
     _catalogue_cache: Optional[Catalogue] = field(default=None, init=False, repr=False)
 
@@ -75,8 +76,8 @@ class TabModel:
         family, base = self.checkpoint()
         step = None
         if enhance and self.enhancer is not None:
-            enhancer = self.enhancer(genre)
-            step = lambda text, s: enhancer(text, s, family, base)  # noqa: E731
+            enhancer, embeddings = self.enhancer(genre), self.embeddings()
+            step = lambda text, s: enhancer(text, s, family, base, embeddings)  # noqa: E731
         return preview(template, int(seed), count, self.engine(), self.index(), self.rules(), family, base,
                        locks=parse_locks(locks), pinned=[p.strip() for p in pinned.split(",") if p.strip()],
                        enhance=step)

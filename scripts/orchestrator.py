@@ -76,6 +76,8 @@ class OrchestratorScript(scripts.Script):
         controls = [accordion, loras, min_loras, max_loras, detailer, rules_file, fixed, template, enhance, genre]
 
         def field(name: str):
+            if name == "enhance":  # a pasted prompt is the enhanced one already: not again
+                return lambda params: False
             return lambda params: getattr(_settings_from_infotext(params), name)
 
         self.infotext_fields = [(accordion, lambda params: KEY_SETTINGS in params)] + [
@@ -158,14 +160,17 @@ class OrchestratorScript(scripts.Script):
 
 def _enhance_step(settings: JobSettings, total: int, family: str, base: Any) -> Callable[[str, int], Enhanced]:
     enhancer = state.enhancer(settings.genre)
+    embeddings = compat.embedding_names(shared)
     done = [0]
 
     def step(prompt: str, seed: int) -> Enhanced:
+        if getattr(shared.state, "interrupted", False):  # Interrupt: stop asking, generate nothing more
+            return Enhanced(prompt, prompt, "skipped", "interrupted")
         done[0] += 1
         # Forge shows textinfo under the progress bar: the wait for the LLM is not a hang
         shared.state.textinfo = f"Orchestrator: enhancing prompt {done[0]}/{total} with the LLM"
         try:
-            return enhancer(prompt, seed, family, base)
+            return enhancer(prompt, seed, family, base, embeddings)
         finally:
             shared.state.textinfo = None
 
@@ -200,8 +205,6 @@ def on_ui_settings() -> None:
         "orchestrator_llm_timeout": shared.OptionInfo(
             60, "Seconds to wait for the LLM's answer (the first call may load the model)", compat.gr.Slider,
             {"minimum": 5, "maximum": 600, "step": 5}, section=SECTION),
-        "orchestrator_llm_api_key": shared.OptionInfo(
-            "", "LLM API key, if the server wants one (never written to images or batch files)", section=SECTION),
     }
     for key, info in options.items():
         shared.opts.add_option(key, info)

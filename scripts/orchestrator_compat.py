@@ -61,6 +61,24 @@ def lora_dirs(shared: Any, paths_models: Optional[str]) -> List[str]:
     return [d for d in [first, *extra] if d and os.path.isdir(d)]
 
 
+_EMBEDDING_FILES = (".pt", ".bin", ".safetensors", ".png", ".webp", ".jxl", ".avif")
+
+
+def embedding_names(shared: Any) -> List[str]:
+    """The textual-inversion names a prompt may use: the files in Forge's embeddings folder, named as
+    Forge's EmbeddingDatabase names them (the file name without its extension; not `.preview` images)."""
+    folder = getattr(getattr(shared, "cmd_opts", None), "embeddings_dir", None)
+    names: List[str] = []
+    if not folder or not os.path.isdir(folder):
+        return names
+    for _root, _dirs, files in os.walk(folder, followlinks=True):
+        for file in files:
+            stem, ext = os.path.splitext(file)
+            if ext.lower() in _EMBEDDING_FILES and not stem.lower().endswith(".preview"):
+                names.append(stem)
+    return names
+
+
 def checkpoint(shared: Any) -> Tuple[str, Optional[str]]:
     """(family, base model or None) of the loaded checkpoint, from the model's flags and its name."""
     model = getattr(shared, "sd_model", None)

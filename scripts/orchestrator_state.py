@@ -15,7 +15,7 @@ import orchestrator_compat as compat
 from modules import shared
 
 from lib_orchestrator import BUNDLED_WILDCARDS
-from lib_orchestrator.enhance import PRESETS, AnswerCache, Breaker, EnhanceOptions, Enhancer, load_genres
+from lib_orchestrator.enhance import API_KEY_ENV, PRESETS, AnswerCache, Breaker, EnhanceOptions, Enhancer, load_genres
 from lib_orchestrator.errors import OrchestratorError
 from lib_orchestrator.library.overrides import OverrideStore
 from lib_orchestrator.library.service import LibraryService
@@ -36,7 +36,7 @@ def wildcard_dirs() -> Tuple[str, ...]:
     return tuple([BUNDLED_WILDCARDS, SAVED_WILDCARDS] + [d for d in extra if d and os.path.isdir(d)])
 
 
-def cache_path() -> Optional[str]:
+def cache_path() -> str:
     path = str(opt("orchestrator_cache_path", "") or "")
     return path or os.path.join(EXT_DIR, "cache", "library.sqlite")
 
@@ -87,7 +87,7 @@ _BREAKERS: Dict[str, Breaker] = {}  # by server: a dead server is skipped across
 def genre_names() -> List[str]:
     try:
         return ["", *load_genres(str(opt("orchestrator_llm_templates_dir", "") or "") or None)]
-    except OrchestratorError as exc:
+    except OrchestratorError as exc:  # a broken genres.yaml must not stop Forge building its UI
         print(f"[Orchestrator] {exc.one_line()}", file=sys.stderr)
         return [""]
 
@@ -99,11 +99,12 @@ def enhance_options(genre: str = "") -> EnhanceOptions:
         template=str(opt("orchestrator_llm_template", "auto") or "auto"),
         genre=genre, timeout=float(opt("orchestrator_llm_timeout", 60) or 60),
         templates_dir=str(opt("orchestrator_llm_templates_dir", "") or ""),
-        api_key=str(opt("orchestrator_llm_api_key", "") or "") or None)
+        # from the environment, not Settings: Forge's sysinfo and /sdapi/v1/options publish every setting
+        api_key=os.environ.get(API_KEY_ENV) or None)
 
 
 def enhancer(genre: str = "") -> Enhancer:
     options = enhance_options(genre)
-    path = os.path.join(os.path.dirname(os.path.abspath(cache_path() or EXT_DIR)), "llm-answers.jsonl")
+    path = os.path.join(os.path.dirname(os.path.abspath(cache_path())), "llm-answers.jsonl")
     answers = _ANSWERS.setdefault(path, AnswerCache(path))  # beside the library cache
     return Enhancer(options, answers, _BREAKERS.setdefault(options.url, Breaker()))

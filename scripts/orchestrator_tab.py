@@ -36,7 +36,7 @@ MODEL = TabModel(
     checkpoint=_checkpoint, overrides=state.OVERRIDES, library_roots=state.lora_dirs,
     saved_dir=state.SAVED_WILDCARDS, thumbs_dir=os.path.join(state.DATA_DIR, "thumbs"),
     rules=lambda: state.rules(""), batches_dir=os.path.join(state.DATA_DIR, "saved_batches"),
-    enhancer=state.enhancer)
+    enhancer=state.enhancer, embeddings=lambda: compat.embedding_names(shared))
 _SAMPLE_STORY = os.path.join(state.EXT_DIR, "samples", "stories", "lighthouse.yaml")
 
 

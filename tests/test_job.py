@@ -115,3 +115,19 @@ def test_enhancement_settings_round_trip_and_old_infotexts_stay_the_same():
     assert JobSettings.from_infotext(on.to_infotext()) == on
     assert "enhance" not in JobSettings(enabled=True).to_infotext()
     assert JobSettings.from_args([True, True, 1, 6, 0.3, "", False, "", "true", "noir"]).genre == "noir"
+
+
+def test_enhancement_runs_between_wildcards_and_picks_once_per_prompt_and_seed():
+    from lib_orchestrator.enhance import Enhanced
+
+    asked = []
+
+    def enhance(prompt, seed):
+        asked.append((prompt, seed))
+        return Enhanced(f"{prompt}, enhanced", prompt, "enhanced", model="m", template="sdxl@1")
+
+    settings = JobSettings(enabled=True, loras=False, fixed_prompt=True, enhance=True)
+    plan = plan_job(["a {cat|dog}"] * 3, [""] * 3, [5, 6, 7], settings, lambda t, s: t.replace("{cat|dog}", "cat"),
+                    None, Rules(), "sdxl", "SDXL 1.0", None, enhance=enhance)
+    assert asked == [("a cat", 5)] and plan.prompts == ["a cat, enhanced"] * 3
+    assert '"original":"a cat"' in plan.infotext_values(2)["Orchestrator LLM"]

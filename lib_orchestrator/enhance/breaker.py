@@ -17,8 +17,8 @@ class Breaker:
     _last_reason: str = field(default="", init=False)
 
     def blocked(self) -> Optional[str]:
-        """Why the server is not to be called now, or None. After the pause one call is let through:
-        a success closes the breaker, a failure opens it again at once."""
+        """Why the server is not to be called now, or None. After the pause calls go through again: a
+        success closes the breaker, a failure opens it again at once."""
         if self._failures >= self.failures_to_open and self.clock() < self._open_until:
             left = self._open_until - self.clock()
             return f"LLM server skipped for {left:.0f} s after {self._failures} failures ({self._last_reason})"

@@ -51,11 +51,16 @@ class AnswerCache:
         if self._answers is None:
             self._answers = {}
             if self.path and os.path.isfile(self.path):
-                with open(self.path, encoding="utf-8", errors="replace") as f:
-                    for line in f:
-                        try:
-                            entry = json.loads(line)
-                            self._answers[str(entry["key"])] = str(entry["answer"])
-                        except (ValueError, KeyError, TypeError):
-                            continue  # a line cut short by a crash
+                try:
+                    with open(self.path, encoding="utf-8", errors="replace") as f:
+                        lines = f.readlines()
+                except OSError as exc:
+                    print(f"[Orchestrator] LLM answer cache {self.path} not read: {exc.strerror}", file=sys.stderr)
+                    lines = []
+                for line in lines:
+                    try:
+                        entry = json.loads(line)
+                        self._answers[str(entry["key"])] = str(entry["answer"])
+                    except (ValueError, KeyError, TypeError, RecursionError):
+                        continue  # a line cut short by a crash
         return self._answers

@@ -31,8 +31,10 @@ def clean_output(text: str) -> str:
     return re.sub(r"[ \t]+", " ", text).strip(" ,")
 
 
-def is_refusal(text: str) -> bool:
-    return bool(_REFUSAL.search(text))
+def is_refusal(text: str, original: str = "") -> bool:
+    """A refusal phrase the model wrote: not one the prompt itself holds ("I cannot sleep" lettering)."""
+    said = original.lower()
+    return any(m.group().lower() not in said for m in _REFUSAL.finditer(text))
 
 
 def json_object(answer: str) -> Optional[Dict[str, Any]]:
@@ -45,7 +47,7 @@ def json_object(answer: str) -> Optional[Dict[str, Any]]:
     for candidate in candidates:
         try:
             data = json.loads(candidate)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if isinstance(data, dict):
             return data

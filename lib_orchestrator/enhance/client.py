@@ -1,22 +1,27 @@
 """One OpenAI-compatible chat client for local servers (LM Studio, Ollama, llama.cpp's server, or any
-URL). Every failure becomes an LlmError whose message says what to do; the API key is sent as a
-header and never appears in a message, a repr or a record."""
+URL). Every failure becomes an LlmError whose message says what to do. Messages end up in infotexts, so
+they never hold the server's address, the API key or more than a short excerpt of what the server said;
+the key is sent only as a header and is kept out of reprs."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
 import requests
+
+from .errors import LlmError
+
+API_KEY_ENV = "ORCH_LLM_API_KEY"  # the key lives in the environment: not in Forge's settings, not on a command line
+
+__all__ = ["API_KEY_ENV", "PRESETS", "LlmError", "Server", "chat", "chat_models", "list_models", "readiness",
+           "server_url"]
 
 PRESETS = {
     "lmstudio": "http://localhost:1234/v1",
     "ollama": "http://localhost:11434/v1",
     "llamacpp": "http://localhost:8080/v1",
 }
-
-
-class LlmError(Exception):
-    """A call that gave no usable answer; str() is the reason, recorded with the fallback."""
 
 
 @dataclass(frozen=True)
@@ -33,19 +38,30 @@ class Server:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
 
+def server_url(text: str) -> str:
+    """A preset's name (lmstudio, ollama, llamacpp) or an address, as the address."""
+    text = (text or "").strip()
+    return PRESETS.get(text.lower(), text) or PRESETS["lmstudio"]
+
+
 def list_models(server: Server, session: Optional[requests.Session] = None) -> List[str]:
     data = _request(server, "GET", "/models", None, session)
     try:
         return [str(m["id"]) for m in data["data"]]
-    except (KeyError, TypeError) as exc:
-        raise LlmError(f"{server.base_url}/models answered without a model list ({exc})") from None
+    except (KeyError, TypeError):
+        raise LlmError("the server's /models answered without a model list") from None
+
+
+def chat_models(models: Sequence[str]) -> List[str]:
+    """The models that can chat: LM Studio lists its embedding models too."""
+    return [m for m in models if "embed" not in m.lower()]
 
 
 def readiness(server: Server, session: Optional[requests.Session] = None) -> str:
     """A one-line answer to "can I enhance now?" for the UI's check button; LlmError says why not."""
-    models = list_models(server, session)
+    models = chat_models(list_models(server, session))
     if not models:
-        raise LlmError(f"{server.base_url} has no models: load or pull one")
+        raise LlmError("the server has no chat model: load or pull one")
     shown = ", ".join(models[:5]) + (f" and {len(models) - 5} more" if len(models) > 5 else "")
     return f"ready: {server.base_url} offers {shown}"
 
@@ -68,10 +84,16 @@ def chat(server: Server, model: str, messages: Sequence[Dict[str, str]], seed: i
         body.pop("response_format")
         data = _request(server, "POST", "/chat/completions", body, session)
     try:
-        message = data["choices"][0]["message"]
-        return str(message.get("content") or "")
+        choice = data["choices"][0]
+        content = choice["message"].get("content") or ""
+        finish = choice.get("finish_reason")
     except (KeyError, IndexError, TypeError, AttributeError):
-        raise LlmError(f"{server.base_url} answered without a chat message") from None
+        raise LlmError("the server answered without a chat message") from None
+    if finish == "length":  # cut off: a half sentence or half a JSON object is no prompt
+        raise LlmError(f"the answer was cut off at {max_tokens} tokens: raise max_tokens in the template")
+    if isinstance(content, list):  # content as parts: [{"type": "text", "text": …}]
+        content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return content if isinstance(content, str) else ""
 
 
 def _request(server: Server, method: str, path: str, body: Optional[Dict[str, Any]],
@@ -81,34 +103,51 @@ def _request(server: Server, method: str, path: str, body: Optional[Dict[str, An
         response = http.request(method, server.url(path), json=body, headers=server.headers(),
                                 timeout=(server.connect_timeout, server.read_timeout))
     except requests.exceptions.ConnectTimeout:
-        raise LlmError(f"no answer from {server.base_url} within {server.connect_timeout:g} s: "
-                       "is the server running?") from None
+        raise LlmError(f"no answer from the server within {server.connect_timeout:g} s: is it running?") from None
     except requests.exceptions.ReadTimeout:
-        raise LlmError(f"{server.base_url} took longer than {server.read_timeout:g} s: "
+        raise LlmError(f"the server took longer than {server.read_timeout:g} s: "
                        "raise the timeout, or pick a smaller model") from None
     except requests.exceptions.ConnectionError:
-        raise LlmError(f"cannot connect to {server.base_url}: start the server "
-                       "(LM Studio: Developer → Start server; Ollama: `ollama serve`)") from None
+        raise LlmError("cannot connect to the LLM server: start it "
+                       "(LM Studio: Developer → Start server; Ollama: `ollama serve`) or check its address") from None
+    except (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema, requests.exceptions.InvalidURL):
+        raise LlmError("the LLM server's address is not a URL: write it as http://host:port/v1, "
+                       "or lmstudio, ollama, llamacpp") from None
+    except (requests.exceptions.InvalidHeader, UnicodeError):  # the exception's text would show the key
+        raise LlmError("the API key cannot be sent: it must be one line of plain ASCII") from None
+    except (requests.RequestException, ValueError) as exc:
+        raise LlmError(f"the request failed ({type(exc).__name__})") from None
     if response.status_code >= 400:
         raise LlmError(_http_error(server, response))
     try:
         return response.json()
-    except ValueError:
-        raise LlmError(f"{server.base_url} answered with something that is not JSON") from None
+    except (ValueError, RecursionError):
+        raise LlmError("the server answered with something that is not JSON") from None
 
 
 def _http_error(server: Server, response: requests.Response) -> str:
     try:
-        detail = response.json().get("error", "")
-        if isinstance(detail, dict):
-            detail = detail.get("message", "")
-    except ValueError:
-        detail = response.text[:200]
-    detail = str(detail)
+        data = response.json()
+    except (ValueError, RecursionError):
+        data = response.text
+    detail = data.get("error", data.get("message", "")) if isinstance(data, dict) else data
+    if isinstance(detail, dict):
+        detail = detail.get("message", "")
+    detail = " ".join(str(detail).split())
     if "No models loaded" in detail:
         return "LM Studio has no model loaded: load one, or turn on JIT loading"
     if "try pulling it first" in detail:
-        return f"Ollama does not have that model: {detail} (run `ollama pull <model>`)"
+        return f"Ollama does not have that model: {_excerpt(detail, server)} (run `ollama pull <model>`)"
     if response.status_code == 503 and "Loading model" in detail:
         return "llama.cpp's server is still loading its model: try again in a moment"
-    return f"{server.base_url} answered HTTP {response.status_code}: {detail or response.reason}"
+    if response.status_code in (401, 403):  # servers quote the key they were sent
+        return f"the server refused the request (HTTP {response.status_code}): check the API key"
+    return f"the server answered HTTP {response.status_code}: {_excerpt(detail, server) or response.reason}"
+
+
+def _excerpt(detail: str, server: Server) -> str:
+    """What the server said, short, with no key in it."""
+    if server.api_key:
+        detail = detail.replace(server.api_key, "***")
+    detail = re.sub(r"\b(?:sk|pk|key|token)[-_][\w-]{6,}", "***", detail)
+    return detail[:160] + ("…" if len(detail) > 160 else "")

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, Optional, Sequence
+from typing import Callable, Dict, Iterable, Sequence
 
-from .breaker import Breaker
-from .cleanup import clean_output, is_refusal, json_object
-from .client import LlmError
+from .cleanup import clean_output, is_refusal
+from .errors import LlmError
 from .protect import protect, restore
 
 CLIP_CHUNK = 75
@@ -25,16 +24,17 @@ class Enhanced:
     template: str = ""  # name@version
 
     def to_infotext(self) -> str:
-        """Provenance for the image's infotext: never the server's address or key."""
+        """Provenance for the image's infotext (reasons never hold the server's address or key)."""
         fields: Dict[str, str] = {"status": self.status, "model": self.model, "template": self.template,
                                   "reason": self.reason}
+        if self.status == "enhanced":
+            fields["original"] = self.original
         return json.dumps({k: v for k, v in fields.items() if v}, ensure_ascii=False, separators=(",", ":"))
 
 
-def enhance(prompt: str, ask: Callable[[str], str], breaker: Optional[Breaker] = None,
-            embeddings: Iterable[str] = (), token_budget: int = 2 * CLIP_CHUNK,
-            prefix: Sequence[str] = ()) -> Enhanced:
-    """`ask(text) -> answer` is the call to the model (a chat with the template's messages).
+def enhance(prompt: str, ask: Callable[[str], str], embeddings: Iterable[str] = (),
+            token_budget: int = 2 * CLIP_CHUNK, prefix: Sequence[str] = ()) -> Enhanced:
+    """`ask(text) -> answer text` is the call to the model (LlmError when it gives none).
     `prefix` holds the family's quality tags, put in front unless the prompt has its own of a kind;
     the budget holds per BREAK chunk, as Forge encodes each chunk on its own."""
     def fallback(reason: str) -> Enhanced:
@@ -42,29 +42,22 @@ def enhance(prompt: str, ask: Callable[[str], str], breaker: Optional[Breaker] =
 
     if not prompt.strip():
         return Enhanced(prompt, prompt, "skipped", "empty prompt")
-    blocked = breaker.blocked() if breaker else None
-    if blocked:
-        return fallback(blocked)
     protected = protect(prompt, embeddings)
     try:
         answer = ask(protected.text)
     except LlmError as exc:
-        if breaker:
-            breaker.failed(str(exc))
         return fallback(str(exc))
-    if breaker:
-        breaker.succeeded()
-    text = clean_output(_prompt_field(answer))
+    text = clean_output(answer)
     if not text:
         return fallback("the model's answer was empty")
-    if is_refusal(text):
+    if is_refusal(text, prompt):
         return fallback("the model refused")
     restored, note = restore(protected, text)
     if restored is None:
         return fallback(note)
     restored = add_prefix(prefix, restored, protected.prefixes)
     budget = token_budget * (1 + len(re.findall(r"\bBREAK\b", restored)))
-    trimmed = trim_to_budget(restored, budget)
+    trimmed = trim_to_budget(restored, budget, protected.inline)
     if trimmed != restored:
         note = "; ".join(n for n in (note, f"trimmed to {budget} tokens") if n)
     return Enhanced(trimmed, prompt, "enhanced", note)
@@ -91,28 +84,68 @@ def _kind(tag: str) -> str:
 def count_tokens(text: str) -> int:
     """An estimate of CLIP's count: words and punctuation marks (its BPE splits rare words further,
     so real counts run a little higher; the budget leaves room for that)."""
-    return len(re.findall(r"\w+|[^\w\s]", text))
+    return len(_TOKEN.findall(text))
 
 
-def trim_to_budget(prompt: str, budget: int) -> str:
-    """Drop comma-separated parts from the end until the prompt fits. Protected spans are never
-    dropped: the extra network tags at the end, and any part holding a weight, an edit, BREAK or AND."""
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def trim_to_budget(prompt: str, budget: int, keep: Sequence[str] = ()) -> str:
+    """Cut words from the end until the prompt fits: whole comma-separated parts first, then sentences,
+    then words of the last part left. Never cut: the extra network tags at the end, a part holding a
+    protected span (`keep`, or a weight, edit, BREAK or AND), and the prompt's first part."""
     networks = re.search(r"(?:\s*<[^>]+>)+\s*$", prompt)
     tail = networks.group() if networks else ""
     parts = prompt[:len(prompt) - len(tail)].split(", ")
+    costs = [count_tokens(p) for p in parts]
     room = budget - count_tokens(tail)
-    while count_tokens(", ".join(parts)) > room:
-        removable = [k for k, part in enumerate(parts) if not _PROTECTED.search(part)]
-        if len(removable) <= 1:
-            break
-        parts.pop(removable[-1])
-    return ", ".join(parts) + tail
+    total = sum(costs) + len(parts) - 1  # each ", " is one more token
+    fixed = [k == 0 or _protected(p, keep) for k, p in enumerate(parts)]
+    k = len(parts) - 1
+    while total > room and k > 0:
+        if fixed[k]:
+            k -= 1
+            continue
+        total -= costs[k] + 1
+        parts[k] = ""
+        k -= 1
+    if total > room:  # a paragraph: its last part with words to spare loses sentences, then words
+        for k in reversed(range(len(parts))):
+            if parts[k] and _cuttable(parts[k], keep):
+                parts[k] = _shorten(parts[k], costs[k] - (total - room), keep)
+                break
+    return ", ".join(p for p in parts if p) + tail
 
 
+def _protected(part: str, keep: Sequence[str]) -> bool:
+    return bool(_PROTECTED.search(part)) or any(span in part for span in keep)
+
+
+def _cuttable(part: str, keep: Sequence[str]) -> bool:
+    return any(not _protected(piece, keep) for piece in _SPAN_OR_WORD.findall(part))
+
+
+def _shorten(text: str, room: int, keep: Sequence[str]) -> str:
+    """`text` cut to about `room` tokens from the end: whole sentences if the first fits, else words.
+    Pieces holding a protected span always stay, and so does the first piece."""
+    for pieces in (re.split(r"(?<=[.!?])\s+", text), _SPAN_OR_WORD.findall(text)):
+        must = [k == 0 or _protected(piece, keep) for k, piece in enumerate(pieces)]
+        used = sum(count_tokens(piece) for piece, m in zip(pieces, must) if m)
+        if used > room:
+            continue
+        out, full = [], False
+        for piece, m in zip(pieces, must):
+            if not m:
+                cost = count_tokens(piece)
+                full = full or used + cost > room  # once one does not fit, the rest go too: no gaps
+                if full:
+                    continue
+                used += cost
+            out.append(piece)
+        return " ".join(out).rstrip(",;:")
+    words = _SPAN_OR_WORD.findall(text)
+    return " ".join(w for k, w in enumerate(words) if k == 0 or _protected(w, keep))
+
+
+_SPAN_OR_WORD = re.compile(r"\([^()]*\)|\[[^\[\]]*\]|<[^>]+>|\S+")
 _PROTECTED = re.compile(r"[<(\[]|\bBREAK\b|\bAND\b")
-
-
-def _prompt_field(answer: str) -> str:
-    """The `prompt` of a structured answer; the text itself when the model ignored the schema."""
-    data = json_object(answer)
-    return data["prompt"] if data is not None and isinstance(data.get("prompt"), str) else answer

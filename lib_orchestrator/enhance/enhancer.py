@@ -4,22 +4,23 @@ seed. It keeps what lasts between images: the circuit breaker, the answer cache 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import requests
 
 from ..errors import OrchestratorError
 from .breaker import Breaker
 from .cache import AnswerCache, answer_key
-from .client import PRESETS, LlmError, Server, chat, list_models
+from .cleanup import json_object
+from .client import PRESETS, LlmError, Server, chat, chat_models, list_models, server_url
 from .enhance import Enhanced, enhance
 from .templates import SCHEMA_VERSION, Template, genre_card, load_template, template_for
 
 
 @dataclass(frozen=True)
 class EnhanceOptions:
-    url: str = PRESETS["lmstudio"]
-    model: str = ""  # "" = the first model the server lists
+    url: str = PRESETS["lmstudio"]  # an address, or lmstudio, ollama, llamacpp
+    model: str = ""  # "" = the first chat model the server lists
     template: str = "auto"  # a template name, or "auto": the checkpoint's family decides
     genre: str = ""  # a genre card's name, or the card's text itself
     temperature: Optional[float] = None  # None: the template's
@@ -28,7 +29,7 @@ class EnhanceOptions:
     api_key: Optional[str] = field(default=None, repr=False)
 
     def server(self) -> Server:
-        return Server(self.url, self.api_key, read_timeout=self.timeout)
+        return Server(server_url(self.url), (self.api_key or "").strip() or None, read_timeout=self.timeout)
 
 
 class Enhancer:
@@ -44,48 +45,78 @@ class Enhancer:
 
     def __call__(self, prompt: str, seed: int, family: str = "sdxl", base_model: Optional[str] = None,
                  embeddings: Iterable[str] = ()) -> Enhanced:
-        """The enhanced prompt, or the original with the reason; never raises for a bad server,
-        model, answer or template."""
+        """The enhanced prompt, or the original with the reason: never raises."""
         try:
-            template, card = self._template(family, base_model)
+            return self._enhance(prompt, seed, family, base_model, embeddings)
         except OrchestratorError as exc:
             return Enhanced(prompt, prompt, "fallback", exc.one_line())
+        except Exception as exc:  # noqa: BLE001 (a generation must never fail for its enhancement)
+            return Enhanced(prompt, prompt, "fallback", f"unexpected {type(exc).__name__} in the LLM step")
+
+    def _enhance(self, prompt: str, seed: int, family: str, base_model: Optional[str],
+                 embeddings: Iterable[str]) -> Enhanced:
+        template, card = self._template(family, base_model)
+        temperature = template.temperature if self.options.temperature is None else self.options.temperature
+        fresh: List[Tuple[str, str]] = []  # (key, answer) asked now: cached only once the answer proves usable
 
         def ask(text: str) -> str:
-            temperature = template.temperature if self.options.temperature is None else self.options.temperature
-            return template.text_of(self._answer(template.messages(text, card), template.schema, seed, temperature,
-                                                 template.top_p, template.max_tokens, template.ident))
+            answer, key, cached = self._answer(template.messages(text, card), template.schema, seed, temperature,
+                                               template.top_p, template.max_tokens, template.ident)
+            if not cached:
+                fresh.append((key, answer))
+            return template.text_of(answer)
 
-        result = enhance(prompt, ask, self.breaker, embeddings, template.budget, template.prefix)
+        result = enhance(prompt, ask, embeddings, template.budget, template.prefix)
+        if result.status == "enhanced":
+            for key, answer in fresh:
+                self.cache.put(key, answer)
         return replace(result, model=self._model, template=template.ident)
 
     def chat(self, messages: List[Dict[str, str]], schema: Dict[str, Any], seed: int, temperature: float = 0.7,
              max_tokens: int = 800, label: str = "") -> str:
-        """One structured call for other steps (a story's beats): cached and behind the same breaker.
-        Raises LlmError."""
+        """One structured call for other steps (a story's beats), through the same cache and breaker;
+        an answer is cached when it holds a JSON object. Raises LlmError."""
+        answer, key, cached = self._answer(messages, schema, seed, temperature, 0.9, max_tokens, label)
+        if not cached and json_object(answer) is not None:
+            self.cache.put(key, answer)
+        return answer
+
+    def _answer(self, messages: List[Dict[str, str]], schema: Dict[str, Any], seed: int, temperature: float,
+                top_p: float, max_tokens: int, label: str) -> Tuple[str, str, bool]:
+        """(answer, cache key, whether it came from the cache). The cache comes before the breaker: a
+        cached answer is given even while a dead server is skipped."""
+        def key_for(model: str) -> str:
+            return answer_key(schema_version=SCHEMA_VERSION, schema=schema, messages=messages, template=label,
+                              model=model, url=self.server.base_url, temperature=temperature, top_p=top_p,
+                              max_tokens=max_tokens, seed=llm_seed(seed))
+
+        # with no model named, the one the server offered last time finds a cached answer without asking it
+        known = self._model or _LAST_MODEL.get(self.server.base_url, "")
+        if known:
+            answer = self.cache.get(key_for(known))
+            if answer is not None:
+                self._model = known
+                return answer, key_for(known), True
+        model = self._model or self._call(self._resolve_model)
+        key = key_for(model)
+        answer = self.cache.get(key) if model != known else None
+        if answer is not None:
+            return answer, key, True
+        return self._call(lambda: chat(self.server, model, messages, llm_seed(seed), temperature, top_p,
+                                       max_tokens, schema, self.session)), key, False
+
+    def _call(self, request: Callable[[], str]) -> str:
+        """A request to the server, behind the breaker."""
         blocked = self.breaker.blocked()
         if blocked:
             raise LlmError(blocked)
         try:
-            answer = self._answer(messages, schema, seed, temperature, 0.9, max_tokens, label)
+            result = request()
         except LlmError as exc:
             self.breaker.failed(str(exc))
             raise
         self.breaker.succeeded()
-        return answer
-
-    def _answer(self, messages: List[Dict[str, str]], schema: Dict[str, Any], seed: int, temperature: float,
-                top_p: float, max_tokens: int, label: str) -> str:
-        model = self._model or self._resolve_model()
-        key = answer_key(schema_version=SCHEMA_VERSION, schema=schema, messages=messages, template=label,
-                         model=model, url=self.server.base_url, temperature=temperature, top_p=top_p,
-                         max_tokens=max_tokens, seed=llm_seed(seed))
-        answer = self.cache.get(key)
-        if answer is None:
-            answer = chat(self.server, model, messages, llm_seed(seed), temperature, top_p, max_tokens, schema,
-                          self.session)
-            self.cache.put(key, answer)
-        return answer
+        return result
 
     def _template(self, family: str, base_model: Optional[str]) -> Tuple[Template, str]:
         name = self.options.template if self.options.template != "auto" else template_for(family, base_model)
@@ -95,15 +126,17 @@ class Enhancer:
         return self._templates[name]
 
     def _resolve_model(self) -> str:
-        # LM Studio lists its embedding models too: they cannot chat
-        models = [m for m in list_models(self.server, self.session) if "embed" not in m.lower()]
+        models = chat_models(list_models(self.server, self.session))
         if not models:
-            raise LlmError(f"{self.server.base_url} lists no models: load or pull one, or name one")
-        self._model = models[0]
+            raise LlmError("the server lists no chat model: load or pull one, or name one in Settings")
+        self._model = _LAST_MODEL[self.server.base_url] = models[0]
         return self._model
+
+
+_LAST_MODEL: Dict[str, str] = {}  # by server: the model it offered first, last time it was asked
 
 
 def llm_seed(image_seed: int) -> int:
     """The LLM's seed is the image's (Forge's seeds are 32-bit): one image seed, one enhanced prompt."""
-    return int(image_seed) % 2**32
+    return int(image_seed) % (2**32 - 1)  # 0xFFFFFFFF means "a random seed" to llama.cpp
 

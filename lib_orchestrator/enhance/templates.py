@@ -13,6 +13,7 @@ import yaml
 
 from ..errors import Location, OrchestratorError
 from .cleanup import json_object
+from .errors import LlmError
 
 SHIPPED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 FORMS = ("tags", "prose", "booru")
@@ -65,22 +66,28 @@ class Template:
 
     def text_of(self, answer: str) -> str:
         """The prompt text of an answer: its schema's fields joined the way the family reads them, or
-        the answer itself when the model ignored the schema (cleanup and checks come after)."""
+        the answer itself when the model ignored the schema (cleanup and checks come after). JSON that
+        does not parse (cut off, or two objects) is no prompt: LlmError."""
         data = json_object(answer)
         if data is None:
+            if _BROKEN_JSON.search(answer):
+                raise LlmError("the model's JSON answer is broken or cut off")
             return answer
         if isinstance(data.get("prompt"), str):  # a prose answer, or a tag model answering in prose
-            return data["prompt"]
-        if self.form == "booru" or "scene" in data:
-            groups = [_tags(g) for g in data.get("characters") or [] if isinstance(g, list)]
-            groups = [g for g in groups if g]
+            return " ".join(data["prompt"].split())  # one line: blank lines inside a field are no commentary
+        if "scene" in data or "characters" in data:
+            characters = data.get("characters")
+            groups = [g for g in (_tags(c) for c in (characters if isinstance(characters, list) else [])) if g]
             scene = _tags(data.get("scene"))
             if len(groups) > 1:  # BREAK keeps one character's colours off the other (Civitai 15104)
                 return " BREAK ".join(", ".join(g) for g in groups) + (", " + ", ".join(scene) if scene else "")
             return ", ".join([*(groups[0] if groups else []), *scene])
         if "tags" in data:
             return ", ".join(_tags(data["tags"]))
-        return answer
+        return ""
+
+
+_BROKEN_JSON = re.compile(r'^\s*(?:<think>.*?</think>\s*)?[{\[]|"(?:prompt|tags|scene|characters)"\s*:', re.DOTALL)
 
 
 def _tags(value: Any) -> List[str]:
@@ -128,18 +135,20 @@ def load_template(name: str, folder: Optional[str] = None) -> Template:
         form = str(data["form"])
         if form not in FORMS:
             raise OrchestratorError(f"form {form!r} is not one of {', '.join(FORMS)}", location)
-        user = str(data["user"])
+        system, user = data["system"], data["user"]
+        if not isinstance(system, str) or not isinstance(user, str):
+            raise OrchestratorError("system and user must be text", location, "write them as 'key: |' blocks")
         if "{idea}" not in user:
             raise OrchestratorError("the user message has no {idea}", location,
                                     "put {idea} where the prompt goes")
-        prefix = str(data.get("prefix") or "")
-        return Template(
+        prefix = data.get("prefix") or []
+        prefix = prefix.split(",") if isinstance(prefix, str) else [str(t) for t in prefix]
+        template = Template(
             name=name, version=int(data["version"]), form=form, budget=int(data["budget"]),
-            length=str(data.get("length", "")), rating=str(data.get("rating", "safe")),
+            length=str(data.get("length") or ""), rating=str(data.get("rating") or "safe"),
             temperature=float(data.get("temperature", 0.7)), top_p=float(data.get("top_p", 0.9)),
             max_tokens=int(data.get("max_tokens", 300)),
-            prefix=tuple(t.strip() for t in prefix.split(",") if t.strip()),
-            system=str(data["system"]), user=user, path=path)
+            prefix=tuple(t.strip() for t in prefix if t.strip()), system=system, user=user, path=path)
     except KeyError as exc:
         raise OrchestratorError(f"the template has no {exc.args[0]!r}", location,
                                 "compare it with the shipped one of the same name") from None
@@ -147,6 +156,11 @@ def load_template(name: str, folder: Optional[str] = None) -> Template:
         raise OrchestratorError(f"a template value has the wrong type ({exc})", location,
                                 "version, budget and max_tokens are whole numbers; temperature and top_p "
                                 "are numbers") from None
+    if template.budget <= 0 or template.max_tokens <= 0 or not 0 <= template.temperature <= 2 \
+            or not 0 < template.top_p <= 1:
+        raise OrchestratorError("a template value is out of range", location,
+                                "budget and max_tokens above 0, temperature 0 to 2, top_p above 0 up to 1")
+    return template
 
 
 def load_genres(folder: Optional[str] = None) -> Dict[str, str]:
@@ -160,13 +174,14 @@ def load_genres(folder: Optional[str] = None) -> Dict[str, str]:
         if not isinstance(cards, dict):
             raise OrchestratorError("genres.yaml has no 'genres' mapping", Location(path, 1, 1),
                                     "write genres: with one 'name: card text' line under it per genre")
-        genres.update({str(k).strip().lower(): " ".join(str(v).split()) for k, v in cards.items()})
+        genres.update({str(k).strip().lower(): " ".join(str(v).split()) for k, v in cards.items()
+                       if isinstance(v, (str, int, float))})
     return genres
 
 
-def genre_card(genre: str, folder: Optional[str] = None) -> str:
+def genre_card(genre: Optional[str], folder: Optional[str] = None) -> str:
     """The card of a named genre; any other text is taken as the card itself ("" means none)."""
-    text = genre.strip()
+    text = (genre or "").strip()
     return load_genres(folder).get(text.lower(), text) if text else ""
 
 
@@ -187,6 +202,9 @@ def _read_yaml(path: str) -> Dict[str, Any]:
             data = yaml.safe_load(f)
     except OSError as exc:
         raise OrchestratorError(f"cannot read the template: {exc.strerror}", Location(path, 0, 0)) from None
+    except UnicodeDecodeError as exc:
+        raise OrchestratorError(f"not UTF-8 text (byte {exc.start})", Location(path, 0, 0),
+                                "save the file as UTF-8") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..enhance.cleanup import json_object
-from ..enhance.client import LlmError
+from ..enhance.errors import LlmError
 from .bible import Bible
 
 SHOTS = ("wide shot", "medium shot", "close-up", "over-the-shoulder shot")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..batches.model import Batch, BatchImage, Settings
+from ..compose import lora_tag
 from ..enhance.enhance import add_prefix, count_tokens
 from ..enhance.templates import Template
 from .beats import Beat, plan_beats
@@ -30,7 +31,7 @@ def compose_scene(bible: Bible, beat: Beat, template: Template, index: int, seed
     scene = [beat.action, beat.location, beat.time_of_day, beat.shot if not prose else "",
              f"{beat.mood} mood" if beat.mood else "", bible.style]
     loras = tuple((c.lora[0], c.lora[1], "story") for c in cast if c.lora)
-    tags = " ".join(f"<lora:{name}:{weight:g}>" for name, weight, _ in loras)
+    tags = " ".join(lora_tag(name, weight) for name, weight, _ in loras)
     drop = [5, 4, 2, 3, 1, 0]
     while True:
         text = _join(people, [s for s in scene if s], prose, beat.shot)

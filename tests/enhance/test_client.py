@@ -60,8 +60,51 @@ def test_a_server_that_is_off_or_too_slow(serve):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens here once the socket closes
-    with pytest.raises(LlmError, match="cannot connect to .*start the server"):
+    with pytest.raises(LlmError, match="cannot connect to the LLM server: start it"):
         chat(Server(f"http://127.0.0.1:{port}/v1"), "m", MESSAGES, seed=1)
     slow = serve(lambda method, path, body: reply("late"), delay=1.0)
     with pytest.raises(LlmError, match="took longer than 0.2 s"):
         chat(Server(slow.url, read_timeout=0.2), "m", MESSAGES, seed=1)
+
+
+@pytest.mark.parametrize("answer, says", [
+    ((401, {"error": {"message": "Incorrect API key provided: sk-secret-123456"}}), "check the API key"),
+    ((500, {"error": "boom with sk-secret-123456 " + "x" * 400}), "boom with *** xxx"),
+    ((400, "Unauthorized"), "HTTP 400: Unauthorized"),
+    ((400, ["a", "list"]), "HTTP 400"),
+    ((200, {"choices": [{"message": {"content": '{"prompt": "a fox in'}, "finish_reason": "length"}]}),
+     "cut off at 300 tokens"),
+])
+def test_reasons_never_hold_the_address_the_key_or_a_long_server_text(serve, answer, says):
+    fake = serve(lambda method, path, body: answer)
+    with pytest.raises(LlmError) as caught:
+        chat(Server(fake.url, api_key="sk-secret-123456"), "m", MESSAGES, seed=1)
+    reason = str(caught.value)
+    assert says in reason and "secret" not in reason and fake.url not in reason and len(reason) < 240
+
+
+@pytest.mark.parametrize("url, key, says", [
+    ("localhost:1234/v1", None, "not a URL"),
+    ("ollama", None, "not a URL"),
+    ("http://exa mple:1234/v1", None, "not a URL"),
+    ("http://127.0.0.1:9/v1", "sk-secret\n", "one line of plain ASCII"),
+    ("http://127.0.0.1:9/v1", "sk-sécret…", "one line of plain ASCII"),
+])
+def test_a_bad_address_or_key_is_a_reason_not_a_crash(url, key, says):
+    with pytest.raises(LlmError) as caught:
+        chat(Server(url, api_key=key), "m", MESSAGES, seed=1)
+    assert says in str(caught.value) and "cret" not in str(caught.value)
+
+
+def test_content_given_as_parts_is_joined(serve):
+    parts = [{"type": "text", "text": "a red fox"}, {"type": "text", "text": " in snow"}]
+    fake = serve(lambda method, path, body: (200, {"choices": [{"message": {"content": parts}}]}))
+    assert chat(Server(fake.url), "m", MESSAGES, seed=1) == "a red fox in snow"
+
+
+def test_presets_by_name():
+    from lib_orchestrator.enhance.client import server_url
+
+    assert server_url("Ollama") == "http://localhost:11434/v1"
+    assert server_url(" ") == server_url("lmstudio") == "http://localhost:1234/v1"
+    assert server_url("http://gpu-box:8080/v1") == "http://gpu-box:8080/v1"

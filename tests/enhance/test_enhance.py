@@ -5,19 +5,18 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lib_orchestrator.enhance.breaker import Breaker
 from lib_orchestrator.enhance.client import LlmError
 from lib_orchestrator.enhance.enhance import count_tokens, enhance, trim_to_budget
 
 PROMPT = "score_9, a (red:1.2) fox, snow <lora:ink_wash:0.8>"
 
 
-def test_a_structured_answer_becomes_the_prompt_with_every_span_back():
+def test_an_answer_becomes_the_prompt_with_every_span_back():
     seen = []
 
     def ask(text):
         seen.append(text)
-        return '{"prompt": "a sly ⟦0⟧ fox in fresh snow, golden hour"}'
+        return "a sly ⟦0⟧ fox in fresh snow, golden hour"
 
     result = enhance(PROMPT, ask)
     assert seen == ["a ⟦0⟧ fox, snow"]
@@ -43,19 +42,6 @@ def test_each_failure_falls_back_to_the_original_with_its_reason():
     assert enhance("  ", raises).status == "skipped"
 
 
-def test_a_dead_server_is_called_three_times_then_skipped():
-    calls = []
-
-    def dead(text):
-        calls.append(text)
-        raise LlmError("cannot connect")
-
-    breaker = Breaker(failures_to_open=3, open_seconds=60, clock=lambda: 0.0)
-    results = [enhance(PROMPT, dead, breaker) for _ in range(10)]
-    assert len(calls) == 3 and all(r.prompt == PROMPT for r in results)
-    assert results[-1].reason.startswith("LLM server skipped for 60 s after 3 failures")
-
-
 def test_a_long_answer_is_trimmed_from_the_end_keeping_the_lora_tags():
     long = ", ".join(f"detail number {k}" for k in range(60))
     result = enhance(PROMPT, lambda text: f"a ⟦0⟧ fox, {long}", token_budget=75)
@@ -72,4 +58,23 @@ def test_whatever_the_model_says_the_result_is_a_usable_prompt_with_the_lora_tag
 
 
 def test_trimming_never_empties_a_prompt():
-    assert trim_to_budget("one two three", 1) == "one two three"
+    assert trim_to_budget("one two three", 1) == "one"
+    assert trim_to_budget("(a:1.2), b", 1) == "(a:1.2)"
+
+
+PIECES = st.sampled_from(["a fox", "snowy forest at dawn.", "It glows softly.", "(red:1.2)", "[day:night:0.5]",
+                          "BREAK", "easynegative", "wide shot", "very long descriptive clause about light"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(PIECES, min_size=1, max_size=6).map(" ".join), min_size=1, max_size=12).map(", ".join),
+       st.integers(1, 80))
+def test_trimming_fits_the_budget_unless_only_protected_words_are_left_and_keeps_every_span(prompt, budget):
+    trimmed = trim_to_budget(prompt + " <lora:x:1>", budget, keep=["easynegative"])
+    assert trimmed.endswith(" <lora:x:1>")
+    for span in ("(red:1.2)", "[day:night:0.5]", "BREAK", "easynegative"):
+        assert trimmed.count(span) == prompt.count(span)
+    body = trimmed[:-len(" <lora:x:1>")]
+    if count_tokens(body) > budget - count_tokens("<lora:x:1>"):  # over: nothing left that could go
+        first, *rest = body.split(", ")
+        assert all("(" in p or "[" in p or "BREAK" in p or "easynegative" in p for p in rest)

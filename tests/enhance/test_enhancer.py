@@ -9,6 +9,7 @@ import pytest
 
 from lib_orchestrator.enhance import AnswerCache, EnhanceOptions, Enhancer
 from lib_orchestrator.enhance.breaker import Breaker
+from lib_orchestrator.enhance.enhance import count_tokens
 
 from .fake_servers import backend, idea_of, reply
 
@@ -22,7 +23,7 @@ def chats(server):
 def test_lm_studio_enhances_with_the_template_and_a_seed_from_the_image(serve):
     server = serve(backend("lmstudio", models=("text-embedding-nomic-embed-text-v1.5", "qwen2.5-7b-instruct")))
     enhancer = Enhancer(EnhanceOptions(url=server.url, genre="noir", api_key="sk-secret"))
-    result = enhancer(PROMPT, seed=2**32 + 5, family="sd1")
+    result = enhancer(PROMPT, seed=2**32 + 4, family="sd1")  # seeds wrap below 0xFFFFFFFF, llama.cpp's "random"
     assert result.status == "enhanced", result.reason
     assert result.prompt == ("a ⟦0⟧ fox, snowy forest, cinematic lighting, detailed background"
                              .replace("⟦0⟧", "(red:1.2)") + " <lora:ink_wash:0.8>")
@@ -33,7 +34,8 @@ def test_lm_studio_enhances_with_the_template_and_a_seed_from_the_image(serve):
     assert "venetian-blind" in body["messages"][1]["content"]  # the noir card
     assert server.requests[0][3]["Authorization"] == "Bearer sk-secret"
     provenance = json.loads(result.to_infotext())
-    assert provenance == {"status": "enhanced", "model": "qwen2.5-7b-instruct", "template": "sd1@1"}
+    assert provenance == {"status": "enhanced", "model": "qwen2.5-7b-instruct", "template": "sd1@1",
+                          "original": PROMPT}
     assert "secret" not in repr(enhancer.options) and "secret" not in result.to_infotext()
 
 
@@ -149,3 +151,67 @@ def test_structured_output_rejected_by_the_server_is_asked_again_in_plain_text(s
     result = Enhancer(EnhanceOptions(url=serve(behaviour).url))(PROMPT, 1, "sd1")
     assert result.status == "enhanced"
     assert result.prompt == "a (red:1.2) fox, snowy forest, moonlight <lora:ink_wash:0.8>"
+
+
+def test_a_cached_answer_is_given_while_a_dead_server_is_skipped(serve):
+    server = serve(backend("lmstudio"))
+    now = [0.0]
+    first = Enhancer(EnhanceOptions(url=server.url), breaker=Breaker(clock=lambda: now[0]))
+    seen = first(PROMPT, 1, "sdxl")
+    server.close()  # the server goes away; a new generation, no model named in Settings
+    later = Enhancer(EnhanceOptions(url=server.url), first.cache, first.breaker)
+    assert [later(PROMPT, seed, "sdxl").status for seed in (2, 3, 4)] == ["fallback"] * 3  # the breaker opens
+    assert later(PROMPT, 1, "sdxl") == seen  # the image seed asked before: from the cache, breaker or not
+
+
+def test_only_usable_answers_are_cached(serve):
+    answers = iter(["I'm sorry, I can't do that.", '{"prompt": "a fox, ⟦0⟧, in snow"}'])
+    server = serve(backend("lmstudio", model=lambda body: next(answers)))
+    enhancer = Enhancer(EnhanceOptions(url=server.url))
+    assert enhancer(PROMPT, 1, "sdxl").status == "fallback"
+    assert enhancer(PROMPT, 1, "sdxl").status == "enhanced"  # asked again, not the cached refusal
+    assert enhancer(PROMPT, 1, "sdxl").status == "enhanced" and len(chats(server)) == 2
+
+
+@pytest.mark.parametrize("answer, status, says", [
+    ('{"prompt": "a fluffy fox sitting on a red', "fallback", "broken or cut off"),
+    ('{"prompt": "a"} {"prompt": "b"}', "fallback", "broken or cut off"),
+    ({"characters": 5, "scene": True}, "fallback", "empty"),
+    ({"tags": ["a fox", "⟦0⟧", "snow"]}, "enhanced", ""),  # a tag answer to a booru template
+    ("I cannot sleep, a fox, ⟦0⟧", "enhanced", ""),  # the user's own words are no refusal
+    ({"prompt": "First paragraph about ⟦0⟧.\n\nSecond paragraph."}, "enhanced", ""),
+])
+def test_odd_answers_are_refused_or_read_never_raised(serve, answer, status, says):
+    server = serve(backend("lmstudio", model=lambda body: answer if isinstance(answer, dict) else answer))
+    prompt = "I cannot sleep, a (red:1.2) fox" if "sleep" in str(answer) else PROMPT
+    result = Enhancer(EnhanceOptions(url=server.url))(prompt, 1, "sdxl", "Pony")
+    assert result.status == status and says in result.reason
+    if "Second" in str(answer):
+        assert "Second paragraph" in result.prompt
+
+
+def test_a_long_paragraph_is_cut_to_the_budget_at_a_sentence(serve):
+    long = " ".join(f"Sentence {k} describes the scene in more detail." for k in range(60))
+    server = serve(backend("lmstudio", model=lambda body: {"prompt": f"A fox, ⟦0⟧. {long}"}))
+    result = Enhancer(EnhanceOptions(url=server.url))(PROMPT, 1, "sdxl")
+    body = result.prompt.replace(" <lora:ink_wash:0.8>", "")
+    assert result.status == "enhanced" and "trimmed to 150 tokens" in result.reason
+    assert count_tokens(body) <= 150 and body.endswith("detail.") and "(red:1.2)" in body
+
+
+def test_embeddings_are_protected_and_never_trimmed(serve):
+    server = serve(backend("lmstudio", model=lambda body: {"tags": [f"tag {k}" for k in range(40)]}))
+    result = Enhancer(EnhanceOptions(url=server.url))("a fox, easynegative", 1, "sd1", embeddings=["easynegative"])
+    assert result.status == "enhanced" and result.prompt.endswith(", easynegative")
+    assert "easynegative" not in server.requests[-1][2]["messages"][1]["content"]
+
+
+def test_anything_unexpected_is_a_fallback_not_a_crash(serve, monkeypatch):
+    from lib_orchestrator.enhance import enhancer as module
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(module, "chat", boom)
+    result = Enhancer(EnhanceOptions(url=serve(backend("lmstudio")).url, genre=None))(PROMPT, 1, "sdxl")
+    assert (result.status, result.reason) == ("fallback", "unexpected RuntimeError in the LLM step")

@@ -3,6 +3,7 @@ infotext per image and its round trip, REST args, ui() without side effects, var
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 
@@ -230,7 +231,8 @@ def test_our_hooks_run_in_forges_order(orchestrator, run_txt2img):
     assert len(image_infotexts(processed)) == 2
 
 
-def test_prompts_are_enhanced_before_loras_are_picked_with_provenance_per_image(orchestrator, run_txt2img, serve):
+def test_prompts_are_enhanced_before_loras_are_picked_with_provenance_per_image(orchestrator, run_txt2img, serve,
+                                                                               monkeypatch):
     from modules import shared
 
     from ..enhance.fake_servers import backend, idea_of
@@ -242,21 +244,46 @@ def test_prompts_are_enhanced_before_loras_are_picked_with_provenance_per_image(
         return {"prompt": f"{idea_of(body)}, walking through a neon alley at night"}
 
     server = serve(backend("lmstudio", model=model, models=("qwen2.5-7b",)))
-    shared.opts.data.update(orchestrator_llm_url=server.url, orchestrator_llm_api_key="sk-secret")
+    shared.opts.data.update(orchestrator_llm_url=server.url)
+    monkeypatch.setenv("ORCH_LLM_API_KEY", "sk-secret")
+    embeddings = shared.cmd_opts.embeddings_dir
+    os.makedirs(os.path.join(embeddings, "neg"), exist_ok=True)
+    for name in ("easynegative.safetensors", "neg/bad-hands-5.pt", "easynegative.preview.png"):
+        open(os.path.join(embeddings, name), "wb").close()
     _, classes = orchestrator
     processed = run(run_txt2img, classes, [True, True, 1, 2, 0.0, "", False, "", True, "noir"], n_iter=2,
-                    prompt="a street musician, {rain|fog}")
+                    prompt="a street musician, {rain|fog}, easynegative")
     assert seen == [f"Orchestrator: enhancing prompt {k}/2 with the LLM" for k in (1, 2)]
     assert shared.state.textinfo is None
     for prompt, text in zip(processed.all_prompts, image_infotexts(processed)):
-        assert "neon alley at night" in prompt
+        assert "neon alley at night" in prompt and "easynegative" in prompt
         params = info_dict(text)
         assert "neon_alley_xl" in lora_hash_names(params)  # picked for what the LLM wrote
-        assert json.loads(params["Orchestrator LLM"]) == {"status": "enhanced", "model": "qwen2.5-7b",
-                                                         "template": "sdxl@1"}
+        llm = json.loads(params["Orchestrator LLM"])
+        assert (llm["status"], llm["model"], llm["template"]) == ("enhanced", "qwen2.5-7b", "sdxl@1")
+        assert llm["original"].startswith("a street musician, ") and "neon" not in llm["original"]
         assert json.loads(params[KEY_SETTINGS])["genre"] == "noir"
         assert server.url not in text and "secret" not in text
-    assert "venetian-blind" in server.requests[-1][2]["messages"][1]["content"]
+    request = server.requests[-1]
+    assert request[3]["Authorization"] == "Bearer sk-secret"  # from the environment, not from Settings
+    assert "venetian-blind" in request[2]["messages"][1]["content"]
+    assert "easynegative" not in request[2]["messages"][1]["content"]  # an embedding: protected
+
+
+def test_interrupt_stops_asking_the_llm(orchestrator, run_txt2img, serve):
+    from modules import shared
+
+    from ..enhance.fake_servers import backend, diligent
+
+    def model(body):
+        shared.state.interrupt()  # the user presses Interrupt while the first prompt is being enhanced
+        return diligent(body)
+
+    server = serve(backend("lmstudio", model=model))
+    shared.opts.data["orchestrator_llm_url"] = server.url
+    _, classes = orchestrator
+    run(run_txt2img, classes, [True, False, 1, 2, 0.0, "", False, "", True], n_iter=3)
+    assert len([r for r in server.requests if r[1].endswith("/chat/completions")]) == 1
 
 
 def test_a_dead_llm_server_costs_nothing_but_the_enhancement(orchestrator, run_txt2img, capsys):

@@ -83,6 +83,7 @@ opts = Options(options_templates)
 def _default_cmd_opts() -> argparse.Namespace:
     return argparse.Namespace(
         lora_dir=os.path.join(models_path, "Lora"), lyco_dir_backcompat=os.path.join(models_path, "LyCORIS"),
+        embeddings_dir=os.path.join(data_path, "embeddings"),
         data_dir=data_path, models_dir=None, ckpt_dir=None, api=False, nowebui=False, skip_install=False,
         disable_extension_access=False, no_prompt_history=False, use_textbox_seed=False, listen=False,
         share=False, api_auth=None, hide_ui_dir_config=False, freeze_settings=False,
