@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Type
 
 
 @dataclass(frozen=True)
@@ -54,3 +54,11 @@ class TemplateError(OrchestratorError):
 
 class WildcardFileError(OrchestratorError):
     """A wildcard file that cannot be read (encoding, YAML/JSON syntax, size)."""
+
+
+def yaml_error(exc: Exception, source: str, hint: str,
+               kind: Type[OrchestratorError] = OrchestratorError) -> OrchestratorError:
+    """A YAML parser's error as ours: where its problem mark is (else line 1), what it says, the hint."""
+    mark = getattr(exc, "problem_mark", None)
+    where = Location(source, mark.line + 1, mark.column + 1) if mark else Location(source, 1, 1)
+    return kind(f"invalid YAML: {getattr(exc, 'problem', None) or exc}", where, hint)

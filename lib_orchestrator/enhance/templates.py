@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
-from ..errors import Location, OrchestratorError
+from ..errors import Location, OrchestratorError, yaml_error
 from .cleanup import json_object
 from .errors import LlmError
 
@@ -206,11 +206,7 @@ def _read_yaml(path: str) -> Dict[str, Any]:
         raise OrchestratorError(f"not UTF-8 text (byte {exc.start})", Location(path, 0, 0),
                                 "save the file as UTF-8") from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
-        problem = getattr(exc, "problem", None) or "not valid YAML"
-        raise OrchestratorError(f"not valid YAML: {problem}", Location(path, line, col),
-                                "check indentation; multi-line text goes under 'key: |'") from None
+        raise yaml_error(exc, path, "check indentation; multi-line text goes under 'key: |'") from None
     if not isinstance(data, dict):
         raise OrchestratorError("a template file must be a mapping of keys", Location(path, 1, 1))
     return data

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Dict, Optional, Tuple
 
-from ..errors import Location, OrchestratorError
+from ..errors import Location, OrchestratorError, yaml_error
 from ..library.categories import CATEGORIES
 
 
@@ -71,10 +71,7 @@ def load_rules(path: str) -> Rules:
     try:
         node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = Location(path, mark.line + 1, mark.column + 1) if mark else Location(path, 1, 1)
-        raise RulesError(f"invalid YAML: {getattr(exc, 'problem', None) or exc}", where,
-                         "fix the YAML syntax") from None
+        raise yaml_error(exc, path, "fix the YAML syntax", RulesError) from None
     if node is None:
         return Rules()
     return _Reader(path).rules(node)

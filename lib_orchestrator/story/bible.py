@@ -21,7 +21,7 @@ from typing import Any, List, Optional, Tuple
 
 import yaml
 
-from ..errors import Location, OrchestratorError
+from ..errors import Location, OrchestratorError, yaml_error
 
 _ID = re.compile(r"^[A-Za-z][\w-]{0,39}$")
 
@@ -52,10 +52,7 @@ def parse_bible(text: str, source: str = "<story>") -> Bible:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = Location(source, mark.line + 1, mark.column + 1) if mark else Location(source, 0, 0)
-        raise OrchestratorError(f"not valid YAML: {getattr(exc, 'problem', None) or exc}", where,
-                                "check indentation; each character starts with '- id:'") from None
+        raise yaml_error(exc, source, "check indentation; each character starts with '- id:'") from None
     if not isinstance(data, dict):
         raise OrchestratorError("a story bible is a mapping: title, genre, setting, characters", Location(source, 1, 1))
 

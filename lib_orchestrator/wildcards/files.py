@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Tuple
 
-from ..errors import Location, WildcardFileError
+from ..errors import Location, WildcardFileError, yaml_error
 from .diagnostics import WARNING, Finding
 
 WILDCARD_SUFFIXES = (".txt", ".yaml", ".yml", ".json")
@@ -139,10 +139,7 @@ def _yaml_tree(text: str, display: str) -> Marked:
     try:
         root = yaml.compose(text, Loader=loader)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise WildcardFileError(f"invalid YAML: {getattr(exc, 'problem', None) or exc}",
-                                Location(display, line, col), "fix the YAML syntax") from None
+        raise yaml_error(exc, display, "fix the YAML syntax", WildcardFileError) from None
     if root is None:
         return None, 1
     return _from_yaml_node(root, 0)
