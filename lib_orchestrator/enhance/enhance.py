@@ -9,7 +9,7 @@ from typing import Callable, Dict, Iterable, Sequence
 
 from .cleanup import clean_output, is_refusal
 from .errors import LlmError
-from .protect import protect, restore
+from .protect import Protected, protect, restore
 
 CLIP_CHUNK = 75
 
@@ -32,9 +32,10 @@ class Enhanced:
         return json.dumps({k: v for k, v in fields.items() if v}, ensure_ascii=False, separators=(",", ":"))
 
 
-def enhance(prompt: str, ask: Callable[[str], str], embeddings: Iterable[str] = (),
+def enhance(prompt: str, ask: Callable[[Protected], str], embeddings: Iterable[str] = (),
             token_budget: int = 2 * CLIP_CHUNK, prefix: Sequence[str] = ()) -> Enhanced:
-    """`ask(text) -> answer text` is the call to the model (LlmError when it gives none).
+    """`ask(protected) -> answer text` is the call to the model with `protected.text` (LlmError when it
+    gives none).
     `prefix` holds the family's quality tags, put in front unless the prompt has its own of a kind;
     the budget holds per BREAK chunk, as Forge encodes each chunk on its own."""
     def fallback(reason: str) -> Enhanced:
@@ -44,7 +45,7 @@ def enhance(prompt: str, ask: Callable[[str], str], embeddings: Iterable[str] = 
         return Enhanced(prompt, prompt, "skipped", "empty prompt")
     protected = protect(prompt, embeddings)
     try:
-        answer = ask(protected.text)
+        answer = ask(protected)
     except LlmError as exc:
         return fallback(str(exc))
     text = clean_output(answer)

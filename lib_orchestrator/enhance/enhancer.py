@@ -14,6 +14,7 @@ from .cache import AnswerCache, answer_key
 from .cleanup import json_object
 from .client import PRESETS, LlmError, Server, chat, chat_models, list_models, server_url
 from .enhance import Enhanced, enhance
+from .protect import Protected
 from .templates import SCHEMA_VERSION, Template, genre_card, load_template, template_for
 
 
@@ -59,9 +60,10 @@ class Enhancer:
         temperature = template.temperature if self.options.temperature is None else self.options.temperature
         fresh: List[Tuple[str, str]] = []  # (key, answer) asked now: cached only once the answer proves usable
 
-        def ask(text: str) -> str:
-            answer, key, cached = self._answer(template.messages(text, card), template.schema, seed, temperature,
-                                               template.top_p, template.max_tokens, template.ident)
+        def ask(protected: Protected) -> str:
+            messages = template.messages(protected.text, card, protected.inline)
+            answer, key, cached = self._answer(messages, template.schema, seed, temperature, template.top_p,
+                                               template.max_tokens, template.ident)
             if not cached:
                 fresh.append((key, answer))
             return template.text_of(answer)

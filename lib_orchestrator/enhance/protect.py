@@ -2,10 +2,11 @@
 back after it.
 
 Extra networks (`<lora:…>` and kin) and family prefixes (`score_9`, `source_anime`, `rating_safe`) are
-removed and re-attached (prefixes in front, networks at the end, each in its original order). Inline
-weights, prompt editing, `BREAK` and `AND` stay where they are as placeholders `⟦n⟧` that the model is
-told to copy. A placeholder the model dropped is appended; one it duplicated or invented makes the
-answer unusable, and the caller falls back to the original prompt.
+removed and re-attached (prefixes in front, networks at the end, each in its original order). Bracket
+groups (weights, emphasis, prompt editing, alternation), `BREAK`, `AND` and embedding names stay where
+they are as placeholders `⟦n⟧` that the model is told to copy, with what each means. A placeholder the
+model dropped is appended; one it duplicated or invented makes the answer unusable, and the caller falls
+back to the original prompt.
 """
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ from typing import Iterable, List, Optional, Tuple
 
 _NETWORK = r"<(?:lora|lyco|hypernet|lbw)[^>]*>"
 _PREFIX = r"\b(?:score_\w+|source_\w+|rating_\w+)\b"
-_WEIGHTED = r"\([^()]*:\s*[0-9.]+\s*\)"
-_EDITING = r"\[[^\[\]]*:[^\[\]]*\]"
+# Any bracket group, nested up to three deep: weights `(a:1.2)`, plain emphasis `((a))`, `[a]`, prompt
+# editing `[a:b:0.5]`, alternation `[a|b]`. In a Forge prompt every bracket is syntax, never prose.
+_PAREN = r"\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\)"
+_SQUARE = r"\[(?:[^\[\]]|\[(?:[^\[\]]|\[[^\[\]]*\])*\])*\]"
 _KEYWORD = r"\b(?:BREAK|AND)\b"
 _PLACEHOLDER = re.compile(r"⟦(\d+)⟧")
 
@@ -31,7 +34,7 @@ class Protected:
 
 def protect(prompt: str, embeddings: Iterable[str] = ()) -> Protected:
     names = sorted({e for e in embeddings if e}, key=len, reverse=True)
-    inline_patterns = [_WEIGHTED, _EDITING, _KEYWORD] + [rf"(?<![\w]){re.escape(n)}(?![\w])" for n in names]
+    inline_patterns = [_PAREN, _SQUARE, _KEYWORD] + [rf"(?<![\w]){re.escape(n)}(?![\w])" for n in names]
     networks = tuple(m.group() for m in re.finditer(_NETWORK, prompt, re.IGNORECASE))
     text = re.sub(_NETWORK, " ", prompt, flags=re.IGNORECASE)
     prefixes = tuple(m.group() for m in re.finditer(_PREFIX, text))
@@ -70,3 +73,10 @@ def _tidy(text: str) -> str:
     text = re.sub(r"[ \t]+", " ", text)
     text = re.sub(r"\s*,[\s,]*", ", ", text)
     return text.strip(" ,")
+
+
+def meaning(span: str) -> str:
+    """What a protected span says, for the model: `(red:1.2)` is "red", `[day:night:0.5]` "day then night"."""
+    text = re.sub(r":\s*[0-9.]+\s*(?=[)\]])", "", span)
+    text = re.sub(r"[()\[\]]", "", text).replace("|", " or ").replace(":", " then ")
+    return " ".join(text.split()) or span

@@ -7,13 +7,14 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
 from ..errors import Location, OrchestratorError, yaml_error
 from .cleanup import json_object
 from .errors import LlmError
+from .protect import meaning
 
 SHIPPED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 FORMS = ("tags", "prose", "booru")
@@ -57,8 +58,10 @@ class Template:
     def schema(self) -> Dict[str, Any]:
         return _SCHEMAS[self.form]
 
-    def messages(self, idea: str, genre_card: str) -> List[Dict[str, str]]:
-        locked = ", ".join(dict.fromkeys(re.findall(r"⟦\d+⟧", idea))) or "none"
+    def messages(self, idea: str, genre_card: str, spans: Sequence[str] = ()) -> List[Dict[str, str]]:
+        """The chat for one prompt; `spans[n]` is what placeholder ⟦n⟧ stands for."""
+        held = dict.fromkeys(int(n) for n in re.findall(r"⟦(\d+)⟧", idea))
+        locked = ", ".join(f"⟦{n}⟧ ({meaning(spans[n])})" if n < len(spans) else f"⟦{n}⟧" for n in held) or "none"
         values = {"idea": idea, "genre": genre_card or "none", "locked": locked, "rating": self.rating,
                   "length": self.length}
         user = re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), m.group()), self.user)

@@ -14,8 +14,8 @@ PROMPT = "score_9, a (red:1.2) fox, snow <lora:ink_wash:0.8>"
 def test_an_answer_becomes_the_prompt_with_every_span_back():
     seen = []
 
-    def ask(text):
-        seen.append(text)
+    def ask(protected):
+        seen.append(protected.text)
         return "a sly ⟦0⟧ fox in fresh snow, golden hour"
 
     result = enhance(PROMPT, ask)
@@ -25,7 +25,7 @@ def test_an_answer_becomes_the_prompt_with_every_span_back():
 
 
 def test_each_failure_falls_back_to_the_original_with_its_reason():
-    def raises(text):
+    def raises(protected):
         raise LlmError("cannot connect to http://localhost:1234/v1: start the server")
 
     cases = {
@@ -35,7 +35,7 @@ def test_each_failure_falls_back_to_the_original_with_its_reason():
         "a fox ⟦5⟧": "the model invented placeholders [5]",
     }
     for answer, reason in cases.items():
-        result = enhance(PROMPT, lambda text, a=answer: a)
+        result = enhance(PROMPT, lambda protected, a=answer: a)
         assert (result.status, result.prompt, result.reason) == ("fallback", PROMPT, reason)
     result = enhance(PROMPT, raises)
     assert result.status == "fallback" and "start the server" in result.reason
@@ -44,7 +44,7 @@ def test_each_failure_falls_back_to_the_original_with_its_reason():
 
 def test_a_long_answer_is_trimmed_from_the_end_keeping_the_lora_tags():
     long = ", ".join(f"detail number {k}" for k in range(60))
-    result = enhance(PROMPT, lambda text: f"a ⟦0⟧ fox, {long}", token_budget=75)
+    result = enhance(PROMPT, lambda protected: f"a ⟦0⟧ fox, {long}", token_budget=75)
     assert count_tokens(result.prompt) <= 75 and result.prompt.endswith("<lora:ink_wash:0.8>")
     assert result.reason == "trimmed to 75 tokens" and "detail number 59" not in result.prompt
 
@@ -52,7 +52,7 @@ def test_a_long_answer_is_trimmed_from_the_end_keeping_the_lora_tags():
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=200))
 def test_whatever_the_model_says_the_result_is_a_usable_prompt_with_the_lora_tag(answer):
-    result = enhance(PROMPT, lambda text: answer)
+    result = enhance(PROMPT, lambda protected: answer)
     assert result.prompt.strip() and "<lora:ink_wash:0.8>" in result.prompt and "(red:1.2)" in result.prompt
     assert result.status in ("enhanced", "fallback")
 

@@ -70,3 +70,23 @@ def test_networks_and_prefixes_the_model_makes_up_are_dropped():
     protected = protect("score_9, a fox <lora:ink:0.8>")
     restored, _ = restore(protected, "score_9, score_8_up, a fox <lora:add_detail:1> <lora:ink:0.8>")
     assert restored == "score_9, a fox <lora:ink:0.8>"
+
+
+def test_every_bracket_group_is_held_whole_nested_or_not():
+    prompt = "((masterpiece)), (a, (b:1.1):1.3), [a|b], [day:night:0.5], [faded], plain words"
+    protected = protect(prompt)
+    assert protected.text == "⟦0⟧, ⟦1⟧, ⟦2⟧, ⟦3⟧, ⟦4⟧, plain words"
+    assert protected.inline == ("((masterpiece))", "(a, (b:1.1):1.3)", "[a|b]", "[day:night:0.5]", "[faded]")
+    assert restore(protected, "⟦4⟧ ⟦3⟧ ⟦2⟧ ⟦1⟧ ⟦0⟧, new words")[0] == (
+        "[faded] [day:night:0.5] [a|b] (a, (b:1.1):1.3) ((masterpiece)), new words")
+
+
+def test_the_model_is_told_what_each_placeholder_means():
+    from lib_orchestrator.enhance.protect import meaning
+    from lib_orchestrator.enhance.templates import load_template
+
+    assert [meaning(s) for s in ("(red:1.2)", "[day:night:0.5]", "[a|b]", "((masterpiece))", "BREAK")] == [
+        "red", "day then night", "a or b", "masterpiece", "BREAK"]
+    protected = protect("a (red:1.2) fox BREAK snow")
+    user = load_template("sd1").messages(protected.text, "", protected.inline)[1]["content"]
+    assert "LOCKED: ⟦0⟧ (red), ⟦1⟧ (BREAK)" in user
