@@ -42,7 +42,8 @@ class AnswerCache:
         try:
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
             with open(self.path, "a", encoding="utf-8") as f:
-                f.write(json.dumps({"key": key, "answer": answer}, ensure_ascii=False) + "\n")
+                # ASCII escapes: a lone surrogate in an answer cannot break the write
+                f.write(json.dumps({"key": key, "answer": answer}) + "\n")
         except OSError as exc:
             print(f"[Orchestrator] LLM answer cache not saved to {self.path}: {exc.strerror}", file=sys.stderr)
             self.path = None

@@ -14,6 +14,9 @@ _REFUSAL = re.compile(
     r"I am not able to|I won't|I will not|beyond my scope)\b", re.IGNORECASE)
 
 
+_REFUSAL_AND_NEXT_WORD = re.compile(_REFUSAL.pattern + r"(?: [\w']+)?", re.IGNORECASE)
+
+
 def clean_output(text: str) -> str:
     text = _THINK.sub("", text)
     fenced = _FENCE.search(text)
@@ -32,23 +35,27 @@ def clean_output(text: str) -> str:
 
 
 def is_refusal(text: str, original: str = "") -> bool:
-    """A refusal phrase the model wrote: not one the prompt itself holds ("I cannot sleep" lettering)."""
-    said = original.lower()
-    return any(m.group().lower() not in said for m in _REFUSAL.finditer(text))
+    """A refusal phrase the model wrote: not one the prompt itself holds with the words that follow
+    it there ("I cannot sleep" lettering is no refusal; "I cannot help" still is)."""
+    said = " ".join(re.findall(r"[\w']+", original.lower()))
+    words = " ".join(re.findall(r"[\w']+", text.lower()))
+    return any(m.group() not in said for m in _REFUSAL_AND_NEXT_WORD.finditer(words))
 
 
 def json_object(answer: str) -> Optional[Dict[str, Any]]:
-    """The JSON object in an answer, also when thinking or chatter surrounds it; None if there is none."""
-    text = _THINK.sub("", answer).strip()
-    candidates = [text]
-    start, end = text.find("{"), text.rfind("}")
-    if 0 <= start < end:
-        candidates.append(text[start:end + 1])
-    for candidate in candidates:
+    """The first JSON object in an answer, also when thinking, fences or chatter surround it; None if
+    there is none."""
+    text = _THINK.sub("", answer)
+    decoder = json.JSONDecoder()
+    start = text.find("{")
+    for _ in range(50):  # an answer full of braces is no JSON answer: do not try every one
+        if start < 0:
+            return None
         try:
-            data = json.loads(candidate)
+            data, _end = decoder.raw_decode(text, start)
         except (ValueError, RecursionError):
-            continue
+            data = None
         if isinstance(data, dict):
             return data
+        start = text.find("{", start + 1)
     return None

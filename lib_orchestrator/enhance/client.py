@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
+from urllib.parse import urlsplit
 
 import requests
 
@@ -149,5 +150,9 @@ def _excerpt(detail: str, server: Server) -> str:
     """What the server said, short, with no key in it."""
     if server.api_key:
         detail = detail.replace(server.api_key, "***")
+    host = urlsplit(server.base_url).hostname
+    detail = detail.replace(server.base_url, "the server")
+    if host:
+        detail = detail.replace(host, "the server")
     detail = re.sub(r"\b(?:sk|pk|key|token)[-_][\w-]{6,}", "***", detail)
     return detail[:160] + ("…" if len(detail) > 160 else "")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, Sequence
+from typing import Callable, Dict, Iterable, List, Sequence, Tuple
 
 from .cleanup import clean_output, is_refusal
 from .errors import LlmError
-from .protect import Protected, protect, restore
+from .protect import _PAREN, _SQUARE, Protected, protect, restore
 
 CLIP_CHUNK = 75
 
@@ -33,11 +33,11 @@ class Enhanced:
 
 
 def enhance(prompt: str, ask: Callable[[Protected], str], embeddings: Iterable[str] = (),
-            token_budget: int = 2 * CLIP_CHUNK, prefix: Sequence[str] = ()) -> Enhanced:
+            token_budget: int = 2 * CLIP_CHUNK, prefix: Sequence[str] = (), prose: bool = False) -> Enhanced:
     """`ask(protected) -> answer text` is the call to the model with `protected.text` (LlmError when it
     gives none).
     `prefix` holds the family's quality tags, put in front unless the prompt has its own of a kind;
-    the budget holds per BREAK chunk, as Forge encodes each chunk on its own."""
+    the budget holds per BREAK chunk, as Forge encodes each chunk on its own; `prose` trims by sentence."""
     def fallback(reason: str) -> Enhanced:
         return Enhanced(prompt, prompt, "fallback", reason)
 
@@ -58,7 +58,7 @@ def enhance(prompt: str, ask: Callable[[Protected], str], embeddings: Iterable[s
         return fallback(note)
     restored = add_prefix(prefix, restored, protected.prefixes)
     budget = token_budget * (1 + len(re.findall(r"\bBREAK\b", restored)))
-    trimmed = trim_to_budget(restored, budget, protected.inline)
+    trimmed = trim_to_budget(restored, budget, protected.inline, prose)
     if trimmed != restored:
         note = "; ".join(n for n in (note, f"trimmed to {budget} tokens") if n)
     return Enhanced(trimmed, prompt, "enhanced", note)
@@ -83,70 +83,77 @@ def _kind(tag: str) -> str:
 
 
 def count_tokens(text: str) -> int:
-    """An estimate of CLIP's count: words and punctuation marks (its BPE splits rare words further,
-    so real counts run a little higher; the budget leaves room for that)."""
+    """An estimate of CLIP's count: runs of letters, and each digit, underscore and punctuation mark
+    (`score_8_up` is five). Its BPE splits rare words further, so real counts run a little higher."""
     return len(_TOKEN.findall(text))
 
 
-_TOKEN = re.compile(r"\w+|[^\w\s]")
+_TOKEN = re.compile(r"[^\W\d_]+|\d|_|[^\w\s]")
 
 
-def trim_to_budget(prompt: str, budget: int, keep: Sequence[str] = ()) -> str:
-    """Cut words from the end until the prompt fits: whole comma-separated parts first, then sentences,
-    then words of the last part left. Never cut: the extra network tags at the end, a part holding a
-    protected span (`keep`, or a weight, edit, BREAK or AND), and the prompt's first part."""
-    networks = re.search(r"(?:\s*<[^>]+>)+\s*$", prompt)
+def trim_to_budget(prompt: str, budget: int, keep: Sequence[str] = (), prose: bool = False) -> str:
+    """Cut from the end until the prompt fits: whole units first (comma-separated tags, or sentences
+    for prose), then words. Never cut: the extra network tags at the end, a protected span (bracket
+    groups, BREAK, AND, and the `keep` names) or the first word."""
+    networks = re.search(r"(?:\s*<[^<>]+>)+\s*$", prompt)
     tail = networks.group() if networks else ""
-    parts = prompt[:len(prompt) - len(tail)].split(", ")
-    costs = [count_tokens(p) for p in parts]
+    masked, spans = _mask(prompt[:len(prompt) - len(tail)], keep)
+
+    def cost(text: str) -> int:
+        return count_tokens(_unmask(text, spans))
+
+    units = re.split(r"(?<=[.!?])\s+", masked) if prose else masked.split(", ")
+    costs = [cost(u) for u in units]
+    gap = 0 if prose else 1  # ", " is a token; a space is not
     room = budget - count_tokens(tail)
-    total = sum(costs) + len(parts) - 1  # each ", " is one more token
-    fixed = [k == 0 or _protected(p, keep) for k, p in enumerate(parts)]
-    k = len(parts) - 1
-    while total > room and k > 0:
-        if fixed[k]:
-            k -= 1
+    total = sum(costs) + gap * (len(units) - 1)
+    for k in reversed(range(1, len(units))):  # whole units without a protected span
+        if total <= room:
+            break
+        if _MASK not in units[k]:
+            total -= costs[k] + gap
+            units[k] = ""
+    for k in reversed(range(len(units))):  # then words, keeping spans and the first word
+        if total <= room:
+            break
+        if not units[k]:
             continue
-        total -= costs[k] + 1
-        parts[k] = ""
-        k -= 1
-    if total > room:  # a paragraph: its last part with words to spare loses sentences, then words
-        for k in reversed(range(len(parts))):
-            if parts[k] and _cuttable(parts[k], keep):
-                parts[k] = _shorten(parts[k], costs[k] - (total - room), keep)
+        words = units[k].split()
+        kept = [w for j, w in enumerate(words) if j == 0 or _MASK in w]
+        spare = costs[k] - sum(cost(w) for w in kept)
+        need = total - room
+        drop = set()
+        for j in reversed(range(len(words))):
+            if need <= 0 or spare <= 0:
                 break
-    return ", ".join(p for p in parts if p) + tail
+            if j and _MASK not in words[j]:
+                drop.add(j)
+                need -= cost(words[j])
+                spare -= cost(words[j])
+        shortened = " ".join(w for j, w in enumerate(words) if j not in drop).rstrip(",;:")
+        total -= costs[k] - cost(shortened)
+        units[k] = shortened
+    joiner = " " if prose else ", "
+    return _unmask(joiner.join(u for u in units if u), spans) + tail
 
 
-def _protected(part: str, keep: Sequence[str]) -> bool:
-    return bool(_PROTECTED.search(part)) or any(span in part for span in keep)
+_MASK = "\x00"
+_SPAN = re.compile(rf"{_PAREN}|{_SQUARE}|\bBREAK\b|\bAND\b")
 
 
-def _cuttable(part: str, keep: Sequence[str]) -> bool:
-    return any(not _protected(piece, keep) for piece in _SPAN_OR_WORD.findall(part))
+def _mask(text: str, keep: Sequence[str]) -> Tuple[str, List[str]]:
+    """Protected spans as opaque words `\\x00n\\x00`: no comma, space or sentence end inside a span
+    can split it."""
+    names = sorted({k for k in keep if k}, key=len, reverse=True)
+    pattern = _SPAN.pattern + "".join(f"|(?i:(?<![\\w]){re.escape(n)}(?![\\w]))" for n in names)
+    spans: List[str] = []
+
+    def hold(match: "re.Match[str]") -> str:
+        spans.append(match.group())
+        return f"{_MASK}{len(spans) - 1}{_MASK}"
+
+    return re.sub(pattern, hold, text), spans
 
 
-def _shorten(text: str, room: int, keep: Sequence[str]) -> str:
-    """`text` cut to about `room` tokens from the end: whole sentences if the first fits, else words.
-    Pieces holding a protected span always stay, and so does the first piece."""
-    for pieces in (re.split(r"(?<=[.!?])\s+", text), _SPAN_OR_WORD.findall(text)):
-        must = [k == 0 or _protected(piece, keep) for k, piece in enumerate(pieces)]
-        used = sum(count_tokens(piece) for piece, m in zip(pieces, must) if m)
-        if used > room:
-            continue
-        out, full = [], False
-        for piece, m in zip(pieces, must):
-            if not m:
-                cost = count_tokens(piece)
-                full = full or used + cost > room  # once one does not fit, the rest go too: no gaps
-                if full:
-                    continue
-                used += cost
-            out.append(piece)
-        return " ".join(out).rstrip(",;:")
-    words = _SPAN_OR_WORD.findall(text)
-    return " ".join(w for k, w in enumerate(words) if k == 0 or _protected(w, keep))
-
-
-_SPAN_OR_WORD = re.compile(r"\([^()]*\)|\[[^\[\]]*\]|<[^>]+>|\S+")
-_PROTECTED = re.compile(r"[<(\[]|\bBREAK\b|\bAND\b")
+def _unmask(text: str, spans: Sequence[str]) -> str:
+    return re.sub(f"{_MASK}(\\d+){_MASK}", lambda m: spans[int(m.group(1))], text) if _MASK in text else text

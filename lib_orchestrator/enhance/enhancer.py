@@ -3,6 +3,7 @@ seed. It keeps what lasts between images: the circuit breaker, the answer cache 
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
@@ -11,7 +12,6 @@ import requests
 from ..errors import OrchestratorError
 from .breaker import Breaker
 from .cache import AnswerCache, answer_key
-from .cleanup import json_object
 from .client import PRESETS, LlmError, Server, chat, chat_models, list_models, server_url
 from .enhance import Enhanced, enhance
 from .protect import Protected
@@ -42,6 +42,7 @@ class Enhancer:
         self.breaker = breaker if breaker is not None else Breaker()
         self.session = session
         self._model = options.model
+        self.answered_by = options.model  # the model of the last answer, for the record
         self._templates: Dict[str, Tuple[Template, str]] = {}
 
     def __call__(self, prompt: str, seed: int, family: str = "sdxl", base_model: Optional[str] = None,
@@ -49,8 +50,9 @@ class Enhancer:
         """The enhanced prompt, or the original with the reason: never raises."""
         try:
             return self._enhance(prompt, seed, family, base_model, embeddings)
-        except OrchestratorError as exc:
-            return Enhanced(prompt, prompt, "fallback", exc.one_line())
+        except OrchestratorError as exc:  # the reason goes into infotexts: a file's name, not its folder
+            where = f"{os.path.basename(exc.location.source)}:{exc.location.line}: " if exc.location else ""
+            return Enhanced(prompt, prompt, "fallback", f"{where}{exc.message}")
         except Exception as exc:  # noqa: BLE001 (a generation must never fail for its enhancement)
             return Enhanced(prompt, prompt, "fallback", f"unexpected {type(exc).__name__} in the LLM step")
 
@@ -68,18 +70,18 @@ class Enhancer:
                 fresh.append((key, answer))
             return template.text_of(answer)
 
-        result = enhance(prompt, ask, embeddings, template.budget, template.prefix)
+        result = enhance(prompt, ask, embeddings, template.budget, template.prefix, template.form == "prose")
         if result.status == "enhanced":
             for key, answer in fresh:
                 self.cache.put(key, answer)
-        return replace(result, model=self._model, template=template.ident)
+        return replace(result, model=self.answered_by, template=template.ident)
 
     def chat(self, messages: List[Dict[str, str]], schema: Dict[str, Any], seed: int, temperature: float = 0.7,
-             max_tokens: int = 800, label: str = "") -> str:
+             max_tokens: int = 800, label: str = "", usable: Callable[[str], bool] = lambda answer: True) -> str:
         """One structured call for other steps (a story's beats), through the same cache and breaker;
-        an answer is cached when it holds a JSON object. Raises LlmError."""
+        an answer is cached only when `usable` says so. Raises LlmError."""
         answer, key, cached = self._answer(messages, schema, seed, temperature, 0.9, max_tokens, label)
-        if not cached and json_object(answer) is not None:
+        if not cached and usable(answer):
             self.cache.put(key, answer)
         return answer
 
@@ -97,9 +99,9 @@ class Enhancer:
         if known:
             answer = self.cache.get(key_for(known))
             if answer is not None:
-                self._model = known
+                self.answered_by = known
                 return answer, key_for(known), True
-        model = self._model or self._call(self._resolve_model)
+        model = self.answered_by = self._model or self._call(self._resolve_model)
         key = key_for(model)
         answer = self.cache.get(key) if model != known else None
         if answer is not None:

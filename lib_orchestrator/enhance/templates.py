@@ -4,6 +4,7 @@ the user's folder replaces one. A template's version is part of the cache key an
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -73,6 +74,9 @@ class Template:
         does not parse (cut off, or two objects) is no prompt: LlmError."""
         data = json_object(answer)
         if data is None:
+            listed = _json_list(answer)
+            if listed is not None:  # a bare JSON array of tags
+                return ", ".join(_tags(listed))
             if _BROKEN_JSON.search(answer):
                 raise LlmError("the model's JSON answer is broken or cut off")
             return answer
@@ -90,7 +94,15 @@ class Template:
         return ""
 
 
-_BROKEN_JSON = re.compile(r'^\s*(?:<think>.*?</think>\s*)?[{\[]|"(?:prompt|tags|scene|characters)"\s*:', re.DOTALL)
+_BROKEN_JSON = re.compile(r'^\s*(?:<think>.*?</think>\s*)?\{|"(?:prompt|tags|scene|characters)"\s*:', re.DOTALL)
+
+
+def _json_list(answer: str) -> Optional[List[Any]]:
+    try:
+        data = json.loads(answer.strip())
+    except (ValueError, RecursionError):
+        return None
+    return data if isinstance(data, list) else None
 
 
 def _tags(value: Any) -> List[str]:
@@ -155,7 +167,7 @@ def load_template(name: str, folder: Optional[str] = None) -> Template:
     except KeyError as exc:
         raise OrchestratorError(f"the template has no {exc.args[0]!r}", location,
                                 "compare it with the shipped one of the same name") from None
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise OrchestratorError(f"a template value has the wrong type ({exc})", location,
                                 "version, budget and max_tokens are whole numbers; temperature and top_p "
                                 "are numbers") from None

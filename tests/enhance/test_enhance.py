@@ -2,6 +2,8 @@
 original prompt with its reason; a dead server is skipped for a while."""
 from __future__ import annotations
 
+import re
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -62,19 +64,32 @@ def test_trimming_never_empties_a_prompt():
     assert trim_to_budget("(a:1.2), b", 1) == "(a:1.2)"
 
 
-PIECES = st.sampled_from(["a fox", "snowy forest at dawn.", "It glows softly.", "(red:1.2)", "[day:night:0.5]",
-                          "BREAK", "easynegative", "wide shot", "very long descriptive clause about light"])
+SPANS = ("(red:1.2)", "[day:night:0.5]", "BREAK", "My Embed", "(glowing runes, blue light:1.3)",
+         "(((red:1.2) dress:1.1) hat:1.1)")
+PIECES = st.sampled_from(["a fox", "snowy forest at dawn.", "It glows softly.", "wide shot", "score_8_up",
+                          "very long descriptive clause about light", *SPANS])
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.lists(PIECES, min_size=1, max_size=6).map(" ".join), min_size=1, max_size=12).map(", ".join),
-       st.integers(1, 80))
-def test_trimming_fits_the_budget_unless_only_protected_words_are_left_and_keeps_every_span(prompt, budget):
-    trimmed = trim_to_budget(prompt + " <lora:x:1>", budget, keep=["easynegative"])
+       st.integers(1, 80), st.booleans())
+def test_trimming_fits_the_budget_unless_only_spans_are_left_and_keeps_every_span_whole(prompt, budget, prose):
+    trimmed = trim_to_budget(prompt + " <lora:x:1>", budget, keep=["my embed"], prose=prose)
     assert trimmed.endswith(" <lora:x:1>")
-    for span in ("(red:1.2)", "[day:night:0.5]", "BREAK", "easynegative"):
-        assert trimmed.count(span) == prompt.count(span)
     body = trimmed[:-len(" <lora:x:1>")]
-    if count_tokens(body) > budget - count_tokens("<lora:x:1>"):  # over: nothing left that could go
-        first, *rest = body.split(", ")
-        assert all("(" in p or "[" in p or "BREAK" in p or "easynegative" in p for p in rest)
+    for span in SPANS:
+        assert body.count(span) == prompt.count(span)
+    if count_tokens(body) > budget - count_tokens("<lora:x:1>"):  # over: only spans and first words are left
+        rest = body
+        for span in sorted(SPANS, key=len, reverse=True):
+            rest = rest.replace(span, "")
+        assert len(rest.replace(",", " ").split()) <= len(re.split(r"(?<=[.!?])\s+" if prose else ", ", prompt))
+
+
+def test_tokens_are_counted_as_clip_splits_them():
+    assert count_tokens("score_8_up") == 5 and count_tokens("a (red:1.2) fox") == 9
+
+
+def test_prose_is_trimmed_by_whole_sentences():
+    text = "A keeper climbs the stairs, lamp in hand. Rain lashes the glass, wind howls. Behind him, a door opens."
+    assert trim_to_budget(text, 22, prose=True) == text[:text.index(" Behind")]

@@ -175,7 +175,10 @@ def test_only_usable_answers_are_cached(serve):
 
 @pytest.mark.parametrize("answer, status, says", [
     ('{"prompt": "a fluffy fox sitting on a red', "fallback", "broken or cut off"),
-    ('{"prompt": "a"} {"prompt": "b"}', "fallback", "broken or cut off"),
+    ('{"prompt": "a, ⟦0⟧"} {"prompt": "b"}', "enhanced", ""),  # the first object
+    ('{"prompt": "a fox, ⟦0⟧"}\nI kept {style} as asked.', "enhanced", ""),
+    ('["1girl", "red dress", "⟦0⟧"]', "enhanced", ""),  # a bare array of tags
+    ("[Cinematic] a fox, ⟦0⟧", "enhanced", ""),
     ({"characters": 5, "scene": True}, "fallback", "empty"),
     ({"tags": ["a fox", "⟦0⟧", "snow"]}, "enhanced", ""),  # a tag answer to a booru template
     ("I cannot sleep, a fox, ⟦0⟧", "enhanced", ""),  # the user's own words are no refusal

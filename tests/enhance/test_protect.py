@@ -36,8 +36,13 @@ def test_spans_survive_any_rewording_of_the_rest(prompt, seed):
     rng.shuffle(pieces)  # a model that reorders, drops words and adds its own, keeping placeholders or not
     kept = [p for p in pieces if "⟦" in p and rng.random() < 0.7 or "⟦" not in p and rng.random() < 0.5]
     answer = ", ".join(kept + ["highly detailed", "cinematic lighting"])
-    restored, _ = restore(protected, answer)
-    assert restored is not None and spans_in(restored) == spans_in(prompt)
+    restored, note = restore(protected, answer)
+    dropped = {protected.inline[int(n)] for n in re.findall(r"⟦(\d+)⟧", protected.text)
+               if f"⟦{n}⟧" not in answer}
+    if dropped & {"BREAK", "AND"}:
+        assert restored is None and note.startswith("the model dropped")
+    else:
+        assert restored is not None and spans_in(restored) == spans_in(prompt)
 
 
 @settings(max_examples=200, deadline=None)
@@ -52,9 +57,11 @@ def test_an_answer_that_repeats_or_invents_placeholders_is_refused(prompt):
 def test_the_shape_of_a_restored_prompt():
     protected = protect("score_9, score_8_up, a (red:1.3) fox <lora:ink:0.8> BREAK snow <lora:film:1>")
     assert protected.text == "a ⟦0⟧ fox ⟦1⟧ snow" and protected.networks == ("<lora:ink:0.8>", "<lora:film:1>")
-    restored, note = restore(protected, "a sly ⟦0⟧ fox in deep snow")
-    assert restored == "score_9, score_8_up, a sly (red:1.3) fox in deep snow, BREAK <lora:ink:0.8> <lora:film:1>"
+    restored, note = restore(protected, "a sly fox ⟦1⟧ in deep snow")
+    assert restored == "score_9, score_8_up, a sly fox BREAK in deep snow, (red:1.3) <lora:ink:0.8> <lora:film:1>"
     assert note == "1 protected spans re-appended"
+    # a BREAK or AND appended at the end would split or mix the prompt where the user did not
+    assert restore(protected, "a sly ⟦0⟧ fox in deep snow") == (None, "the model dropped BREAK")
 
 
 def test_chatter_thinking_fences_and_quotes_are_cleaned():
@@ -90,3 +97,19 @@ def test_the_model_is_told_what_each_placeholder_means():
     protected = protect("a (red:1.2) fox BREAK snow")
     user = load_template("sd1").messages(protected.text, "", protected.inline)[1]["content"]
     assert "LOCKED: ⟦0⟧ (red), ⟦1⟧ (BREAK)" in user
+
+
+def test_escaped_brackets_are_text_and_embeddings_match_any_case():
+    protected = protect(r"ganyu \(genshin impact\), (smile:1.1), EasyNegative", ["easynegative"])
+    assert protected.text == r"ganyu \(genshin impact\), ⟦0⟧, ⟦1⟧"
+    assert protected.inline == ("(smile:1.1)", "EasyNegative")
+
+
+def test_the_models_break_next_to_the_users_is_one_break():
+    protected = protect("1girl, red hair BREAK 1boy")
+    assert restore(protected, "1girl, red hair BREAK ⟦0⟧ 1boy")[0] == "1girl, red hair BREAK 1boy"
+
+
+def test_a_refusal_is_one_the_model_wrote():
+    assert not is_refusal('sign reading "I cannot sleep", a fox', 'sign reading "I cannot sleep"')
+    assert is_refusal("I cannot help create that image.", 'sign reading "I cannot sleep"')
