@@ -83,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     story = sub.add_parser("story", help="a story bible into scene prompts in order (and a batch file)")
     story.add_argument("bible", metavar="BIBLE", help="the story bible (YAML or JSON)")
-    story.add_argument("--scenes", type=_non_negative, default=6, metavar="N", help="how many scenes (default 6)")
+    story.add_argument("--scenes", type=_scene_count, default=6, metavar="N",
+                       help="how many scenes, 1 to 100 (default 6)")
     story.add_argument("--url", metavar="URL", help="the LLM that plans the beats (default: none, the outline does)")
     story.add_argument("--family", choices=FAMILIES, default="sdxl", help="the checkpoint the prompts are for")
     story.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the first scene; scene k has S+k")
@@ -140,6 +141,13 @@ def _non_negative(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def _scene_count(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError("must be 1 to 100")
     return value
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from typing import Any, Dict, List, TextIO
+from typing import TextIO
 
 from .enhance_cli import FAMILY_CHECKPOINT, make_enhancer
 from .errors import Location, OrchestratorError
@@ -15,6 +15,7 @@ def run_story(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .batches import save_batch
     from .enhance.templates import genre_card, load_template, template_for
     from .story import make_story, parse_bible, story_batch
+    from .story.beats import llm_asker
 
     try:
         with open(args.bible, encoding="utf-8-sig") as f:
@@ -30,9 +31,7 @@ def run_story(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     ask = None
     if args.url:
         enhancer = make_enhancer(args.url, args)
-
-        def ask(messages: List[Dict[str, str]], schema: Dict[str, Any]) -> str:
-            return enhancer.chat(messages, schema, args.seed, label=f"story@{template.ident}")
+        ask = llm_asker(enhancer.chat, bible, args.seed, f"story@{template.ident}")
 
     scenes, note = make_story(bible, args.scenes, args.seed, template, card, ask)
     if note:

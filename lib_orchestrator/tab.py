@@ -122,6 +122,7 @@ class TabModel:
     def _story(self, bible_text: str, scenes: int, seed: int, use_llm: bool) -> Any:
         from .enhance.templates import genre_card, load_template, template_for
         from .story import make_story, parse_bible
+        from .story.beats import llm_asker
 
         family, base = self.checkpoint()
         try:
@@ -133,10 +134,8 @@ class TabModel:
             card = genre_card(bible.genre, folder)
         except OrchestratorError as exc:
             return f"error: {exc.one_line()}"
-        ask = None
-        if use_llm and enhancer is not None:
-            def ask(messages: List[Dict[str, str]], schema: Dict[str, Any]) -> str:
-                return enhancer.chat(messages, schema, int(seed), label=f"story@{template.ident}")
+        ask = llm_asker(enhancer.chat, bible, int(seed), f"story@{template.ident}") \
+            if use_llm and enhancer is not None else None
 
         found, note = make_story(bible, max(1, min(int(scenes), 100)), int(seed), template, card, ask)
         return bible, found, note

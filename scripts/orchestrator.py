@@ -76,8 +76,10 @@ class OrchestratorScript(scripts.Script):
         controls = [accordion, loras, min_loras, max_loras, detailer, rules_file, fixed, template, enhance, genre]
 
         def field(name: str):
-            if name == "enhance":  # a pasted prompt is the enhanced one already: not again
-                return lambda params: False
+            if name == "enhance":
+                # a pasted prompt is the enhanced one already: not again, unless the template field comes
+                # back too and replaces it (the answer cache then gives the same enhanced prompt)
+                return lambda params: (lambda st: st.enhance and bool(st.template))(_settings_from_infotext(params))
             return lambda params: getattr(_settings_from_infotext(params), name)
 
         self.infotext_fields = [(accordion, lambda params: KEY_SETTINGS in params)] + [

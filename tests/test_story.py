@@ -128,6 +128,11 @@ def test_a_story_becomes_a_batch_that_saves_and_loads(bible, tmp_path):
     ("characters:\n  - id: 9lives\n    tags: cat\n", ":2:", "needs an id"),
     ("characters:\n  - id: ghost\n", ":2:", "neither tags nor prose"),
     ("- a list\n", ":1:", "a mapping"),
+    ("characters:\n  - id: a\n    tags: {x: 1}\n", ":3:11:", "must be text"),
+    ("characters:\n  - id: a\n    tags: x\n    lora: k:nan\n", ":4:11:", "not a finite number"),
+    ("characters:\n  - id: a\n    tags: x\n    lora: ':0.5'\n", ":4:11:", "not a LoRA name"),
+    ("a: &a [x, x]\nb: &b [*a, *a]\nsetting: [*b, *b]\n", ":3:10:", "must be text"),
+    ("[" * 3000, ":1:1:", "nested too deeply"),
 ])
 def test_a_broken_bible_says_where_and_what_to_do(text, where, says):
     with pytest.raises(OrchestratorError) as info:
@@ -173,3 +178,23 @@ def test_story_cli_bad_bible_exits_2(tmp_path):
     code, _, err = cli("story", tmp_path / "bad.yaml")
     assert code == 2 and "bad.yaml:2:5:" in err and "neither tags nor prose" in err
     assert cli("story", tmp_path / "missing.yaml")[0] == 2
+
+
+def test_llm_beats_name_characters_in_any_case_and_keep_bible_order(bible):
+    ask = lambda m, s: beats_answer(("close-up", ["STRANGER", "Keeper"], "tea"))  # noqa: E731
+    (scene,), _ = make_story(bible, 1, 0, load_template("sd1"), "", ask)
+    assert scene.beat.characters == ("keeper", "stranger")
+
+
+def test_unusable_beats_are_not_cached(bible):
+    from lib_orchestrator.story.beats import llm_asker
+
+    cached = []
+
+    def chat(messages, schema, seed, max_tokens, label, usable):
+        answer = '{"beats": [{"shot": "x"}]}'
+        cached.append((usable(answer), max_tokens))
+        return answer
+
+    scenes, note = make_story(bible, 24, 0, load_template("sd1"), "", llm_asker(chat, bible, 0, "story"))
+    assert cached == [(False, 2600)] and note.startswith("planned from the outline") and len(scenes) == 24

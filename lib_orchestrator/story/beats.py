@@ -72,7 +72,8 @@ def plan_beats(bible: Bible, count: int, ask: Optional[Callable[[List[Dict[str, 
 
 def checked_beats(data: Optional[Dict[str, Any]], bible: Bible) -> List[Beat]:
     """The usable beats of an answer: unknown characters dropped, shots one of SHOTS, texts short."""
-    ids = {c.id for c in bible.characters}
+    ids = {c.id.lower(): c.id for c in bible.characters}
+    order = [c.id for c in bible.characters]
     raw = data.get("beats") if isinstance(data, dict) else None
     beats: List[Beat] = []
     for item in raw if isinstance(raw, list) else []:
@@ -81,7 +82,8 @@ def checked_beats(data: Optional[Dict[str, Any]], bible: Bible) -> List[Beat]:
         shot = str(item.get("shot", "")).strip().lower()
         shot = next((s for s in SHOTS if s.split()[0] in shot), SHOTS[1])
         present = item.get("characters") if isinstance(item.get("characters"), list) else []
-        cast = tuple(dict.fromkeys(str(c) for c in present if str(c) in ids))
+        named = {ids[str(c).strip().lower()] for c in present if str(c).strip().lower() in ids}
+        cast = tuple(cid for cid in order if cid in named)  # bible order: each character keeps its BREAK chunk
         texts = {name: _phrase(item.get(name)) for name in _FIELDS}
         if any(texts.values()):
             beats.append(Beat(shot, cast, **texts))
@@ -109,3 +111,15 @@ def outline_beats(bible: Bible, count: int) -> List[Beat]:
 def _phrase(value: Any) -> str:
     text = " ".join(str(value or "").split()).strip(" .,;")
     return text[:120]
+
+
+def llm_asker(chat: Callable[..., str], bible: Bible, seed: int, label: str
+              ) -> Callable[[List[Dict[str, str]], Dict[str, Any]], str]:
+    """`ask` for plan_beats through an Enhancer's `chat`: room for every beat, and an answer cached
+    only when it holds usable beats."""
+    def ask(messages: List[Dict[str, str]], schema: Dict[str, Any]) -> str:
+        count = schema["properties"]["beats"]["minItems"]
+        return chat(messages, schema, seed, max_tokens=100 * count + 200, label=label,
+                    usable=lambda answer: bool(checked_beats(json_object(answer), bible)))
+
+    return ask

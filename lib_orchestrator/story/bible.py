@@ -15,6 +15,7 @@ every scene repeats word for word. Written by the user as YAML (or JSON, which Y
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, List, Optional, Tuple
@@ -51,12 +52,15 @@ class Bible:
 def parse_bible(text: str, source: str = "<story>") -> Bible:
     try:
         data = yaml.safe_load(text)
+    except RecursionError:
+        raise OrchestratorError("the bible is nested too deeply", Location(source, 1, 1),
+                                "a bible is a few keys and a list of characters") from None
     except yaml.YAMLError as exc:
         raise yaml_error(exc, source, "check indentation; each character starts with '- id:'") from None
     if not isinstance(data, dict):
         raise OrchestratorError("a story bible is a mapping: title, genre, setting, characters", Location(source, 1, 1))
 
-    node = yaml.compose(text)
+    node = yaml.compose(text)  # positions for errors (safe_load above already parsed it)
 
     def at(*path: Any) -> Location:
         """Where a key (str) or list item (int) of the document starts, for errors."""
@@ -86,27 +90,49 @@ def parse_bible(text: str, source: str = "<story>") -> Bible:
         if any(c.id == cid for c in characters):
             raise OrchestratorError(f"two characters have the id {cid!r}", at("characters", k),
                                     "give each its own id")
-        tags, prose = _text(item.get("tags")), _text(item.get("prose"))
+        tags, prose = _text(item.get("tags"), at("characters", k, "tags")), \
+            _text(item.get("prose"), at("characters", k, "prose"))
         if not (tags or prose):
             raise OrchestratorError(f"character {cid!r} has neither tags nor prose", at("characters", k),
                                     "describe how they look: tags for SD1.5/Pony, prose for SDXL/Flux")
         lora = _lora(item.get("lora"), at("characters", k, "lora"))
-        characters.append(Character(cid, tags or prose, prose or tags, lora, _text(item.get("trigger"))))
-    return Bible(_text(data.get("title")) or "story", _text(data.get("genre")), _text(data.get("setting")),
-                 tuple(characters), _text(data.get("style")), _text(data.get("outline")))
+        trigger = _text(item.get("trigger"), at("characters", k, "trigger"))
+        characters.append(Character(cid, tags or prose, prose or tags, lora, trigger))
+    fields = {key: _text(data.get(key), at(key)) for key in ("title", "genre", "setting", "style", "outline")}
+    return Bible(fields["title"] or "story", fields["genre"], fields["setting"], tuple(characters),
+                 fields["style"], fields["outline"])
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, list):
-        value = ", ".join(str(v) for v in value)
-    return " ".join(str(value).split()) if value is not None else ""
+MAX_TEXT = 4000  # characters in one field: a bible is a few lines, never a YAML alias bomb
+
+
+def _text(value: Any, where: Location) -> str:
+    """A field's text: a string, a number, or a list of those (joined with ", ")."""
+    if value is None:
+        return ""
+    items = value if isinstance(value, list) else [value]
+    if not all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in items):
+        raise OrchestratorError("this field must be text, or a list of texts", where,
+                                "write it as plain text, e.g. tags: 1girl, red hair")
+    text = " ".join(", ".join(str(v) for v in items).split())
+    if len(text) > MAX_TEXT:
+        raise OrchestratorError(f"this field is longer than {MAX_TEXT} characters", where, "shorten it")
+    return text
 
 
 def _lora(value: Any, where: Location) -> Optional[Tuple[str, float]]:
     if value is None or value == "":
         return None
-    name, _, weight = str(value).strip().partition(":")
+    if not isinstance(value, str):
+        raise OrchestratorError("lora must be text: name or name:weight", where, "write lora: name:0.8")
+    name, _, weight = value.strip().partition(":")
+    name = name.strip()
+    if not name or re.search(r"[<>:]", name):
+        raise OrchestratorError(f"{name!r} is not a LoRA name", where, "write lora: name:0.8")
     try:
-        return name.strip(), float(weight) if weight.strip() else 1.0
+        number = float(weight) if weight.strip() else 1.0
     except ValueError:
         raise OrchestratorError(f"LoRA weight {weight!r} is not a number", where, "write lora: name:0.8") from None
+    if not math.isfinite(number):
+        raise OrchestratorError(f"LoRA weight {weight!r} is not a finite number", where, "write lora: name:0.8")
+    return name, number

@@ -218,3 +218,29 @@ def test_anything_unexpected_is_a_fallback_not_a_crash(serve, monkeypatch):
     monkeypatch.setattr(module, "chat", boom)
     result = Enhancer(EnhanceOptions(url=serve(backend("lmstudio")).url, genre=None))(PROMPT, 1, "sdxl")
     assert (result.status, result.reason) == ("fallback", "unexpected RuntimeError in the LLM step")
+
+
+def test_a_cached_answer_never_pins_a_model_the_server_no_longer_has(serve):
+    offered = ["model-a"]
+
+    def behaviour(method, path, body):
+        if path.endswith("/models"):
+            return 200, {"data": [{"id": m} for m in offered]}
+        if body["model"] not in offered:
+            return 404, {"error": f"model '{body['model']}' not found"}
+        return reply(f"{idea_of(body)}, by {body['model']}")
+
+    server = serve(behaviour)
+    cache = AnswerCache()
+    assert Enhancer(EnhanceOptions(url=server.url), cache)(PROMPT, 1, "sdxl").model == "model-a"
+    offered[:] = ["model-b"]
+    later = Enhancer(EnhanceOptions(url=server.url), cache)
+    assert later(PROMPT, 1, "sdxl").model == "model-a"  # from the cache
+    fresh = later(PROMPT, 2, "sdxl")
+    assert (fresh.status, fresh.model) == ("enhanced", "model-b")
+
+
+def test_an_answer_with_a_lone_surrogate_is_cached_without_a_crash(tmp_path):
+    cache = AnswerCache(str(tmp_path / "a.jsonl"))
+    cache.put("k", "a fox \ud83d")
+    assert AnswerCache(str(tmp_path / "a.jsonl")).get("k") == "a fox \ud83d"

@@ -63,6 +63,8 @@ def test_a_users_template_and_genres_replace_the_shipped_ones(tmp_path):
     ("version: 1\nform: poem\nbudget: 75\nsystem: x\nuser: '{idea}'\n", ":1:", "form 'poem'"),
     ("version: 1\nform: tags\nbudget: 75\nsystem: x\nuser: no idea here\n", ":1:", "{idea}"),
     ("version: one\nform: tags\nbudget: 75\nsystem: x\nuser: '{idea}'\n", ":1:", "whole numbers"),
+    ("version: 1\nform: tags\nbudget: .inf\nsystem: x\nuser: '{idea}'\n", ":1:", "wrong type"),
+    ("version: 1\nform: tags\nbudget: 0\nsystem: x\nuser: '{idea}'\n", ":1:", "out of range"),
     ("form: tags\nbudget: 75\nsystem: x\nuser: '{idea}'\n", ":1:", "no 'version'"),
 ])
 def test_a_broken_template_says_file_line_and_what_to_do(tmp_path, text, where, says):
