@@ -54,6 +54,17 @@ def text_box(page, elem_id):
     return page.locator(f"#{elem_id} textarea, #{elem_id} input").first
 
 
+def wait_for_text(page, elem_id, text, timeout=20_000):
+    """Wait until the element's visible text holds `text` (a status line after a click)."""
+    page.wait_for_function(
+        f"() => document.querySelector('#{elem_id}')?.innerText.includes({text!r})", timeout=timeout)
+
+
+def screenshot(page, name):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
 def fill_numbers(page, **values):
     """Type into gr.Number boxes by elem_id; Tab commits each value, as a user leaving the box does."""
     for elem_id, value in values.items():
@@ -77,19 +88,15 @@ def test_preview_search_details_and_override_in_a_real_browser(app):
         page.get_by_role("tab", name="LoRA library").click()
         text_box(page, "orchestrator_search").fill("lighthouse")
         page.locator("#orchestrator_search_button").click()
-        page.wait_for_function(
-            "() => document.querySelector('#orchestrator_summary')?.innerText.includes('1 LoRAs')", timeout=20_000)
+        wait_for_text(page, "orchestrator_summary", "1 LoRAs")
         page.locator("#orchestrator_gallery button").first.click()
         page.wait_for_selector("#orchestrator_details h3", timeout=20_000)
         assert page.locator("#orchestrator_details h3").inner_text() == "lighthouse_keeper_xl"
 
         text_box(page, "orchestrator_override_notes").fill("my favourite keeper")
         page.locator("#orchestrator_override_save").click()
-        page.wait_for_function(
-            "() => document.querySelector('#orchestrator_override_status')?.innerText.includes('saved')",
-            timeout=20_000)
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "orchestrator-tab.png"), full_page=True)
+        wait_for_text(page, "orchestrator_override_status", "saved")
+        screenshot(page, "orchestrator-tab.png")
         browser.close()
     stored = module.state.OVERRIDES.get("character/lighthouse_keeper_xl.safetensors")
     assert stored.notes == "my favourite keeper"
@@ -112,18 +119,12 @@ def test_save_a_batch_run_it_to_the_end_and_see_the_gallery(app):
                      orchestrator_batch_height=64)
         text_box(page, "orchestrator_batch_name").fill("night")
         page.locator("#orchestrator_batch_save").click()
-        page.wait_for_function(
-            "() => document.querySelector('#orchestrator_batch_status')?.innerText.includes('saved 3 images')",
-            timeout=20_000)
+        wait_for_text(page, "orchestrator_batch_status", "saved 3 images")
         page.locator("#orchestrator_batch_files input").click()
         page.get_by_role("option", name="night.json").click()
-        page.wait_for_function(
-            "() => document.querySelector('#orchestrator_batch_status')?.innerText.includes('0/3 images done')",
-            timeout=20_000)
+        wait_for_text(page, "orchestrator_batch_status", "0/3 images done")
         page.locator("#orchestrator_batch_run").click()
-        page.wait_for_function(
-            "() => document.querySelector('#orchestrator_batch_status')?.innerText.includes('3/3 images done')",
-            timeout=60_000)
+        wait_for_text(page, "orchestrator_batch_status", "3/3 images done", timeout=60_000)
         page.wait_for_function(
             "() => document.querySelectorAll('#orchestrator_batch_gallery img').length >= 3", timeout=20_000)
         text_box(page, "orchestrator_batch_template").fill("")
@@ -132,8 +133,7 @@ def test_save_a_batch_run_it_to_the_end_and_see_the_gallery(app):
             "() => document.querySelector('#orchestrator_batch_template textarea')?.value.includes('lighthouse')",
             timeout=20_000)
         assert page.locator("#orchestrator_batch_count input").first.input_value() == "3"
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "orchestrator-batches.png"), full_page=True)
+        screenshot(page, "orchestrator-batches.png")
         from modules import progress  # the run was a Forge task, which Forge's progress bar polls
 
         assert any(t.startswith("task(orchestrator-") for t in progress.finished_tasks), progress.finished_tasks
@@ -155,22 +155,17 @@ def test_run_a_3x2_swatch_see_the_grid_and_keep_a_cell_as_thumbnail(app):
         text_box(page, "orchestrator_swatch_weights").fill("0.5, 1")
         fill_numbers(page, orchestrator_swatch_steps=2, orchestrator_swatch_width=96, orchestrator_swatch_height=96)
         page.locator("#orchestrator_swatch_run").click()
-        page.wait_for_function(
-            "() => document.querySelector('#orchestrator_swatch_status')?.innerText.includes('7/7 cells made')",
-            timeout=60_000)
+        wait_for_text(page, "orchestrator_swatch_status", "7/7 cells made", timeout=60_000)
         page.wait_for_function(
             "() => document.querySelectorAll('#orchestrator_swatch_gallery img').length >= 8", timeout=20_000)
         assert "3 LoRAs × 2 weights + baseline = 7 images" in page.locator("#orchestrator_swatch_status").inner_text()
         assert any(t.startswith("task(orchestrator-") for t in progress.finished_tasks)
 
         page.locator("#orchestrator_swatch_gallery button").first.click()  # the grid, shown large
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "orchestrator-swatch.png"), full_page=True)
+        screenshot(page, "orchestrator-swatch.png")
         page.locator("#orchestrator_swatch_gallery button.thumbnail-item").nth(2).click()  # watercolor at 0.5
         page.locator("#orchestrator_swatch_thumb").click()
-        page.wait_for_function(
-            "() => document.querySelector('#orchestrator_swatch_thumb_status')?.innerText.includes('thumbnail')",
-            timeout=20_000)
+        wait_for_text(page, "orchestrator_swatch_thumb_status", "thumbnail")
         assert "watercolor_wash_xl: this cell is now its thumbnail" in \
             page.locator("#orchestrator_swatch_thumb_status").inner_text()
 
@@ -179,9 +174,7 @@ def test_run_a_3x2_swatch_see_the_grid_and_keep_a_cell_as_thumbnail(app):
         fill_numbers(page, orchestrator_swatch_count=2)
         text_box(page, "orchestrator_swatch_batch_name").fill("keepers")
         page.locator("#orchestrator_swatch_batch").click()
-        page.wait_for_function(
-            "() => document.querySelector('#orchestrator_swatch_batch_status')?.innerText.includes('saved 6 images')",
-            timeout=20_000)
+        wait_for_text(page, "orchestrator_swatch_batch_status", "saved 6 images")
         browser.close()
     record = next(r for r in module.state.LIBRARY.records if r.name == "watercolor_wash_xl")
     assert os.path.exists(module.MODEL.swatch_thumbnail_path(record))
@@ -224,11 +217,8 @@ def test_enhance_in_the_preview_then_plan_and_save_a_story(app, serve, tmp_path)
         assert "lights the lamp" in table and "reads a letter" in table and "yellow raincoat" in table
         text_box(page, "orchestrator_story_name").fill("keeper story")
         page.locator("#orchestrator_story_save").click()
-        page.wait_for_function(
-            "() => document.querySelector('#orchestrator_story_status')?.innerText.includes('saved 2 scenes')",
-            timeout=20_000)
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "orchestrator-story.png"), full_page=True)
+        wait_for_text(page, "orchestrator_story_status", "saved 2 scenes")
+        screenshot(page, "orchestrator-story.png")
         browser.close()
     saved = (tmp_path / "batches" / "keeper story.json").read_text(encoding="utf-8")
     assert "lights the lamp" in saved and "<lora:lighthouse_keeper_xl:0.8>" in saved
