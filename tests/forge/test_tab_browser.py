@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+from contextlib import contextmanager
 
 import pytest
 
@@ -50,6 +51,19 @@ def app(lora_dir, tmp_path):
     page.close()
 
 
+@contextmanager
+def open_tab(url, height=1000):
+    """The page at `url` in Debian's Chromium, closed when the block ends."""
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": height})
+            page.goto(url)
+            yield page
+        finally:
+            browser.close()
+
+
 def text_box(page, elem_id):
     return page.locator(f"#{elem_id} textarea, #{elem_id} input").first
 
@@ -75,10 +89,7 @@ def fill_numbers(page, **values):
 
 def test_preview_search_details_and_override_in_a_real_browser(app):
     url, module = app
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(url)
+    with open_tab(url, height=1000) as page:
         text_box(page, "orchestrator_template").fill("__templates/noir__, watercolor wash")
         page.locator("#orchestrator_preview").click()
         page.wait_for_selector("#orchestrator_preview_table table.orch-preview", timeout=20_000)
@@ -97,7 +108,6 @@ def test_preview_search_details_and_override_in_a_real_browser(app):
         page.locator("#orchestrator_override_save").click()
         wait_for_text(page, "orchestrator_override_status", "saved")
         screenshot(page, "orchestrator-tab.png")
-        browser.close()
     stored = module.state.OVERRIDES.get("character/lighthouse_keeper_xl.safetensors")
     assert stored.notes == "my favourite keeper"
 
@@ -109,10 +119,7 @@ def test_save_a_batch_run_it_to_the_end_and_see_the_gallery(app):
     module.MODEL.batches_dir = str(REPO / "test-artifacts" / "batches-tmp")
     shutil.rmtree(module.MODEL.batches_dir, ignore_errors=True)
     shared.opts.data["samples_save"] = True
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1100})
-        page.goto(url)
+    with open_tab(url, height=1100) as page:
         page.get_by_role("tab", name="Batches").click()
         text_box(page, "orchestrator_batch_template").fill("a {red|blue} lighthouse keeper, watercolor wash")
         fill_numbers(page, orchestrator_batch_count=3, orchestrator_batch_steps=2, orchestrator_batch_width=64,
@@ -137,7 +144,6 @@ def test_save_a_batch_run_it_to_the_end_and_see_the_gallery(app):
         from modules import progress  # the run was a Forge task, which Forge's progress bar polls
 
         assert any(t.startswith("task(orchestrator-") for t in progress.finished_tasks), progress.finished_tasks
-        browser.close()
 
 
 def test_run_a_3x2_swatch_see_the_grid_and_keep_a_cell_as_thumbnail(app):
@@ -145,10 +151,7 @@ def test_run_a_3x2_swatch_see_the_grid_and_keep_a_cell_as_thumbnail(app):
     from modules import progress, shared
 
     shared.opts.data["samples_save"] = True
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1300})
-        page.goto(url)
+    with open_tab(url, height=1300) as page:
         page.get_by_role("tab", name="Swatches").click()
         text_box(page, "orchestrator_swatch_names").fill("watercolor_wash_xl, lighthouse_keeper_xl, add_detail_xl")
         text_box(page, "orchestrator_swatch_template").fill("a lighthouse at dusk")
@@ -175,7 +178,6 @@ def test_run_a_3x2_swatch_see_the_grid_and_keep_a_cell_as_thumbnail(app):
         text_box(page, "orchestrator_swatch_batch_name").fill("keepers")
         page.locator("#orchestrator_swatch_batch").click()
         wait_for_text(page, "orchestrator_swatch_batch_status", "saved 6 images")
-        browser.close()
     record = next(r for r in module.state.LIBRARY.records if r.name == "watercolor_wash_xl")
     assert os.path.exists(module.MODEL.swatch_thumbnail_path(record))
 
@@ -197,10 +199,7 @@ def test_enhance_in_the_preview_then_plan_and_save_a_story(app, serve, tmp_path)
     server = serve(backend("lmstudio", model=model))
     shared.opts.data["orchestrator_llm_url"] = server.url
     module.MODEL.batches_dir = str(tmp_path / "batches")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(url)
+    with open_tab(url, height=1000) as page:
         text_box(page, "orchestrator_template").fill("a lighthouse keeper, {rain|fog}")
         page.locator("#orchestrator_enhance input").check()
         page.locator("#orchestrator_preview").click()
@@ -219,6 +218,5 @@ def test_enhance_in_the_preview_then_plan_and_save_a_story(app, serve, tmp_path)
         page.locator("#orchestrator_story_save").click()
         wait_for_text(page, "orchestrator_story_status", "saved 2 scenes")
         screenshot(page, "orchestrator-story.png")
-        browser.close()
     saved = (tmp_path / "batches" / "keeper story.json").read_text(encoding="utf-8")
     assert "lights the lamp" in saved and "<lora:lighthouse_keeper_xl:0.8>" in saved
