@@ -77,9 +77,7 @@ class OrchestratorScript(scripts.Script):
 
         def field(name: str):
             if name == "enhance":
-                # a pasted prompt is the enhanced one already: not again, unless the template field comes
-                # back too and replaces it (the answer cache then gives the same enhanced prompt)
-                return lambda params: (lambda st: st.enhance and bool(st.template))(_settings_from_infotext(params))
+                return _enhance_on_paste
             return lambda params: getattr(_settings_from_infotext(params), name)
 
         self.infotext_fields = [(accordion, lambda params: KEY_SETTINGS in params)] + [
@@ -177,6 +175,13 @@ def _enhance_step(settings: JobSettings, total: int, family: str, base: Any) -> 
             shared.state.textinfo = None
 
     return step
+
+
+def _enhance_on_paste(params: Dict[str, Any]) -> bool:
+    """A pasted prompt is the enhanced one already: not again, unless the template field comes back too
+    and replaces it (the answer cache then gives the same enhanced prompt)."""
+    settings = _settings_from_infotext(params)
+    return settings.enhance and bool(settings.template)
 
 
 def _settings_from_infotext(params: Dict[str, Any]) -> JobSettings:
