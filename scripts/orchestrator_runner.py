@@ -5,22 +5,17 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from typing import Any, Callable, Collection, Dict, List, Optional, Tuple
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-if _HERE not in sys.path:
-    sys.path.insert(0, _HERE)
+from modules import processing, shared
 
-from modules import processing, shared  # noqa: E402
-
-from lib_orchestrator.atomic import write_text_atomic  # noqa: E402
-from lib_orchestrator.batches import Batch, BatchImage, RunState, Settings  # noqa: E402
-from lib_orchestrator.batches.run import Progress, run_batch  # noqa: E402
-from lib_orchestrator.job import KEY_LORAS, KEY_TEMPLATE  # noqa: E402
-from lib_orchestrator.swatches import Swatch, SwatchCell  # noqa: E402
-from lib_orchestrator.swatches.grid import swatch_grid  # noqa: E402
-from lib_orchestrator.swatches.run import CellResult, Key, run_swatch, swatch_record  # noqa: E402
+from lib_orchestrator.atomic import write_text_atomic
+from lib_orchestrator.batches import Batch, BatchImage, RunState, Settings
+from lib_orchestrator.batches.run import Progress, run_batch
+from lib_orchestrator.job import KEY_LORAS, KEY_TEMPLATE
+from lib_orchestrator.swatches import Swatch, SwatchCell
+from lib_orchestrator.swatches.grid import swatch_grid
+from lib_orchestrator.swatches.run import CellResult, Key, run_swatch, swatch_record
 
 
 def generator(batch: Batch) -> Callable[[BatchImage], Optional[str]]:

@@ -13,10 +13,13 @@ from typing import Any, List
 
 from modules import script_callbacks, sd_models, shared
 
+# Forge puts scripts/ on sys.path only while this file loads and takes it off afterwards: every sibling module a
+# handler needs is imported here, at load, never inside a handler.
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 import orchestrator_compat as compat  # noqa: E402
+import orchestrator_runner as runner  # noqa: E402
 import orchestrator_state as state  # noqa: E402
 
 from lib_orchestrator.library.categories import CATEGORIES  # noqa: E402
@@ -341,8 +344,6 @@ def _run_swatch(task: str, names: str, text: str, category: str, template: str, 
     """Plan (or, to re-run, keep the last grids with their settings) and make the cells:
     [gallery, status, state, log]. The state keeps files, not images, between runs."""
     current = current or {}
-    import orchestrator_runner as runner
-
     from lib_orchestrator.batches import Settings
     from lib_orchestrator.swatches.run import failed_cells
 
@@ -403,7 +404,6 @@ def _run_batch(task: str, file: str):
     import queue
     import threading
 
-    import orchestrator_runner as runner
     from modules import progress as forge_progress
     from modules.call_queue import queue_lock
 

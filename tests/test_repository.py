@@ -34,6 +34,24 @@ def test_the_core_imports_neither_forge_nor_gradio():
     assert offenders == []
 
 
+def test_script_files_import_their_sibling_modules_only_at_load():
+    """Forge takes scripts/ off sys.path once a script file has loaded: a sibling module imported inside a
+    function (a button's handler, run later) is not found in the real Forge."""
+    import ast
+
+    siblings = {p.stem for p in (REPO / "scripts").glob("*.py")}
+    late = []
+    for path in (REPO / "scripts").glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for func in ast.walk(tree):
+            if isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for node in ast.walk(func):
+                    names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                        [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                    late += [f"{path.name}:{node.lineno} {n}" for n in names if n.split(".")[0] in siblings]
+    assert late == []
+
+
 @pytest.mark.parametrize("name", CATEGORIES)
 def test_bundled_categories_have_at_least_30_distinct_entries(name):
     entries = PromptEngine([str(BUNDLED)]).store.entries_of(name)

@@ -8,6 +8,8 @@ Fixtures:
 - forge_stub (autouse) fresh stand-in state per test: stub_control.reset(lora_dir=...), outputs in tmp_path
 - run_txt2img          Txt2ImgRunner: run_txt2img(scripts, script_args=None, *, api=False, **p_kwargs) -> Processed
 - write_safetensors    the helper, for tests that need more LoRA files
+- forge_app            start(tabs=True, ui_config=None) -> {file name: script module}: this repository installed as
+                       an extension and Forge started as a new process would start it (stub_control.start_webui)
 - runner               scripts/orchestrator_runner.py loaded by Forge, over the sample LoRAs on an SDXL checkpoint
 """
 from __future__ import annotations
@@ -206,7 +208,18 @@ def run_txt2img() -> Txt2ImgRunner:
 
 
 @pytest.fixture
-def runner(lora_dir):
+def forge_app(tmp_path):
+    """Install this repository as an extension of a Forge that has not run it yet; call the result to start
+    Forge (again, for a UI reload): it loads every file in scripts/ the way Forge does and returns the loaded
+    modules by file name. The LoRA library's cache goes to tmp_path."""
+    shared.opts.data["orchestrator_cache_path"] = str(tmp_path / "library.sqlite")
+    stub_control.install_extension(str(REPO))
+    stub_control.forget_extension_modules()
+    return stub_control.start_webui
+
+
+@pytest.fixture
+def runner(lora_dir, forge_app):
     """The batch and swatch runner, with the bundled sample LoRAs in Forge's registry, an SDXL model
     loaded and image saving on."""
     import shutil
@@ -220,4 +233,4 @@ def runner(lora_dir):
     networks.list_available_networks()
     shared.sd_model = sd_models.make_model("juggernautXL_v9.safetensors", "ab" * 32, family="sdxl")
     shared.opts.data["samples_save"] = True
-    return scripts.load_script_file(str(REPO / "scripts" / "orchestrator_runner.py"))
+    return forge_app(tabs=False)["orchestrator_runner.py"]

@@ -12,15 +12,13 @@ import pytest
 from lib_orchestrator import SAMPLE_LORAS
 from lib_orchestrator.job import KEY_LORAS, KEY_SETTINGS, KEY_TEMPLATE, parse_loras_value
 
-from ..conftest import REPO
 from . import fake_gradio
 
-SCRIPT = str(REPO / "scripts" / "orchestrator.py")
 TITLE = "Orchestrator"
 
 
 @pytest.fixture
-def orchestrator(lora_dir, monkeypatch, tmp_path):
+def orchestrator(lora_dir, monkeypatch, forge_app):
     """The real script file loaded as Forge loads it, with the sample LoRAs in Forge's LoRA folder and an
     SDXL checkpoint loaded; returns (module, script classes)."""
     try:
@@ -33,11 +31,9 @@ def orchestrator(lora_dir, monkeypatch, tmp_path):
 
     networks.list_available_networks()
     shared.sd_model = sd_models.make_model("juggernautXL_v9.safetensors", "ab" * 32, family="sdxl")
-    shared.opts.data["orchestrator_cache_path"] = str(tmp_path / "library.sqlite")
-    module = scripts.load_script_file(SCRIPT)
+    module = forge_app(tabs=False)["orchestrator.py"]
     assert module is not None, "the script failed to load"
-    module.LIBRARY.refresh()
-    assert module.LIBRARY.wait(60) is not None
+    assert module.LIBRARY.wait(60) is not None  # Forge's app_started started the scan
     return module, [d.script_class for d in scripts.scripts_data]
 
 
@@ -178,18 +174,17 @@ def test_settings_are_registered_in_their_own_section(orchestrator):
 
 
 @pytest.mark.parametrize("variant", ["classic", "neo"])
-def test_the_script_loads_and_runs_on_other_variants(variant, forge_stub, lora_dir, run_txt2img, monkeypatch):
+def test_the_script_loads_and_runs_on_other_variants(variant, forge_stub, lora_dir, run_txt2img, monkeypatch,
+                                                    forge_app):
     with forge_stub.use_variant(variant):
         try:
             import gradio  # noqa: F401
         except ImportError:
             monkeypatch.setitem(sys.modules, "gradio", fake_gradio)
-        sys.modules.pop("orchestrator_compat", None)
-        from modules import scripts
+        from modules import errors, scripts
 
-        module = scripts.load_script_file(SCRIPT)
-        assert module is not None
-        module.LIBRARY.refresh()
+        module = forge_app(tabs=False)["orchestrator.py"]
+        assert module is not None and errors.reported == []
         module.LIBRARY.wait(60)
         processed = run_txt2img([d.script_class for d in scripts.scripts_data], {TITLE: [True]},
                                 prompt="a {red|blue} cat", seed=3, n_iter=2, steps=2, width=64, height=64)

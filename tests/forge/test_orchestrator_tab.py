@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 
 import pytest
 
@@ -10,19 +11,16 @@ from lib_orchestrator import SAMPLE_LORAS
 from ..conftest import REPO
 
 gr = pytest.importorskip("gradio")
-TAB = str(REPO / "scripts" / "orchestrator_tab.py")
 
 
 @pytest.fixture
-def tab_module(lora_dir, tmp_path):
+def tab_module(lora_dir, forge_app):
     shutil.copytree(SAMPLE_LORAS, lora_dir, dirs_exist_ok=True)
-    from modules import scripts, sd_models, shared
+    from modules import sd_models, shared
 
     shared.sd_model = sd_models.make_model("juggernautXL_v9.safetensors", "ab" * 32, family="sdxl")
-    shared.opts.data["orchestrator_cache_path"] = str(tmp_path / "library.sqlite")
-    module = scripts.load_script_file(TAB)
+    module = forge_app()["orchestrator_tab.py"]
     assert module is not None
-    module.state.LIBRARY.refresh()
     assert module.state.LIBRARY.wait(60) is not None
     return module
 
@@ -50,8 +48,7 @@ def test_a_second_axis_of_prompts_makes_a_grid_each_and_re_runs_only_missing_cel
     args = ["task(orchestrator-test)", "watercolor_wash_xl, lighthouse_keeper_xl", "", "", "", "", "0.5, 1", 9,
             2, 64, 64, 7.0, "prompts", "a lighthouse\na harbour at night"]
     calls, failing = [], [True]
-    import orchestrator_runner as runner  # the module the tab runs swatches with
-
+    runner = tab_module.runner  # the module the tab runs swatches with
     real = runner.make_image
 
     def flaky(prompt, *rest):
@@ -76,3 +73,44 @@ def test_a_checkpoint_axis_names_only_checkpoints_forge_has(tab_module):
             "checkpoints", "no_such_model_v1"]
     gallery, status, state, _ = tab_module._run_swatch(*args, {"kept": True})
     assert (gallery, status, state) == ([], "error: no checkpoint named no_such_model_v1", {"kept": True})
+
+
+# -- loaded the way Forge loads it -----------------------------------------------------------------------------
+# Forge puts an extension's root on sys.path for good, and its scripts/ folder only while a file loads: a
+# handler that imports a sibling module when a button is pressed fails in the real Forge ("No module named
+# 'orchestrator_runner'"). These run the tab's handlers after such a load.
+
+def test_only_the_extension_root_stays_on_sys_path_after_loading(tab_module):
+    assert str(REPO) in sys.path and str(REPO / "scripts") not in sys.path
+
+
+def test_a_swatch_runs_from_the_tab_after_forge_restored_sys_path(tab_module):
+    from modules import shared
+
+    shared.opts.data["samples_save"] = True
+    args = ["task(orchestrator-test)", "watercolor_wash_xl", "", "", "a lighthouse", "", "0.5, 1", 9, 2, 64, 64, 7.0,
+            "none", ""]
+    gallery, status, state, _ = tab_module._run_swatch(*args, {})
+    assert "3/3 cells made" in status and len(gallery) == 4  # the grid and its three cells
+
+
+def test_a_saved_batch_runs_from_the_tab_after_forge_restored_sys_path(tab_module, tmp_path):
+    from modules import shared
+
+    shared.opts.data["samples_save"] = True
+    tab_module.MODEL.batches_dir = str(tmp_path / "batches")
+    settings = dict(steps=2, width=64, height=64, cfg_scale=7.0)
+    status, _ = tab_module.MODEL.save_batch_file("night", "json", "a lighthouse, {rain|fog}", "", 2, 5, settings)
+    assert status.startswith("saved 2 images"), status
+    *_, (gallery, status) = list(tab_module._run_batch("task(orchestrator-test)", "night.json"))[-1:]
+    assert len(gallery) == 2 and "2/2" in status, status
+
+
+def test_a_ui_reload_loads_the_scripts_again_and_registers_everything_once(tab_module, forge_app):
+    from modules import script_callbacks, shared
+
+    again = forge_app()
+    assert [label for _, label, _ in script_callbacks.ui_tabs_callback()] == ["Orchestrator"]
+    assert len(script_callbacks.callback_map["callbacks_ui_settings"]) == 1
+    assert again["orchestrator_tab.py"] is not tab_module  # a new module object, as Forge's reload makes
+    assert "orchestrator_split_batches" in shared.opts.data_labels

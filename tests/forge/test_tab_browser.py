@@ -30,16 +30,14 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def app(lora_dir, tmp_path):
+def app(lora_dir, tmp_path, forge_app):
     shutil.copytree(SAMPLE_LORAS, lora_dir, dirs_exist_ok=True)
-    from modules import script_callbacks, scripts, sd_models, shared
+    from modules import script_callbacks, sd_models, shared
 
     shared.sd_model = sd_models.make_model("juggernautXL_v9.safetensors", "ab" * 32, family="sdxl")
-    shared.opts.data["orchestrator_cache_path"] = str(tmp_path / "library.sqlite")
-    module = scripts.load_script_file(str(REPO / "scripts" / "orchestrator_tab.py"))
+    module = forge_app(tabs=False)["orchestrator_tab.py"]  # the tab is built below, inside the test page
     module.state.OVERRIDES.path = str(tmp_path / "overrides.json")  # keep the user's data folder out of it
     module.MODEL.thumbs_dir = str(tmp_path / "thumbs")
-    module.state.LIBRARY.refresh()
     module.state.LIBRARY.wait(60)
     tab = script_callbacks.ui_tabs_callback()[0][0]
     script = (REPO / "javascript" / "orchestrator.js").read_text(encoding="utf-8")

@@ -58,6 +58,10 @@ def reset(lora_dir: str | None = None, variant: str = "forge") -> None:
     sd_models.reset()
     script_callbacks.clear_callbacks()
     scripts.reset()
+    from modules import extensions, script_loading
+
+    extensions.extensions.clear()
+    script_loading.loaded_scripts.clear()
     errors.reported.clear()
     main_thread.last_exception = None
     extra_networks.extra_network_registry.clear()
@@ -69,3 +73,57 @@ def reset(lora_dir: str | None = None, variant: str = "forge") -> None:
     import launch
 
     launch.pip_calls.clear()
+
+
+def install_extension(path: str) -> None:
+    """Put an extension folder in Forge's extensions list (as a folder under extensions/ would be)."""
+    import os
+
+    from modules import extensions
+
+    path = os.path.abspath(path)
+    extensions.extensions.append(extensions.Extension(os.path.basename(path), path))
+    extensions.extensions.sort(key=lambda e: e.name)
+
+
+def forget_extension_modules() -> None:
+    """A new Forge process: nothing an extension's script files imported from its own `scripts/` folder is in
+    sys.modules yet (a UI reload, unlike this, keeps them)."""
+    import os
+
+    from modules import extensions
+
+    folders = [os.path.join(e.path, "scripts") + os.sep for e in extensions.extensions]
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None) or ""
+        if any(os.path.abspath(file).startswith(folder) for folder in folders):
+            del sys.modules[name]
+
+
+def start_webui(*, tabs: bool = True, ui_config: str | None = None) -> dict:
+    """Forge's start-up after the checkpoints are listed, in its order: load every extension's scripts, register
+    their settings, build txt2img's and img2img's script UIs, build the extension tabs (Gradio needed) and let
+    ui-config.json (`ui_config`, optional) fill their saved defaults, then app_started. Returns the loaded script
+    modules by file name (`"orchestrator_tab.py": module`)."""
+    import os
+
+    from modules import script_callbacks, script_loading, scripts
+
+    scripts.load_scripts()
+    script_callbacks.ui_settings_callback()
+    for runner, img2img in ((scripts.scripts_txt2img, False), (scripts.scripts_img2img, True)):
+        runner.initialize_scripts(img2img)
+        runner.setup_ui()
+    if tabs:
+        interfaces = script_callbacks.ui_tabs_callback()
+        if ui_config is not None:
+            from modules import ui_loadsave
+
+            loadsave = ui_loadsave.UiLoadsave(ui_config)
+            before = dict(loadsave.ui_settings)
+            for interface, _label, ifid in interfaces:
+                loadsave.add_block(interface, ifid)
+            if loadsave.ui_settings != before:
+                loadsave.dump_defaults()
+    script_callbacks.app_started_callback(None, None)
+    return {os.path.basename(path): module for path, module in script_loading.loaded_scripts.items()}

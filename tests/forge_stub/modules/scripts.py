@@ -1,7 +1,6 @@
 """modules.scripts stand-in: Script base class, ScriptRunner with one dispatcher per hook."""
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import os
 import re
@@ -212,32 +211,56 @@ scripts_postproc = None
 scripts_current = None
 
 
-def load_script_file(path, base=None):
-    """Stub-only: load one extension script file the way Forge's load_scripts() does.
+def list_scripts(scriptdirname, extension):
+    """The script files of every active extension, in load order: extensions by folder name, then files by
+    name (Forge also reorders by metadata.ini's Before/After; the stand-in does not)."""
+    from modules import extensions
 
-    The extension root (`base`, default: the parent of the file's folder) is prepended to sys.path, the file is
-    executed as a module named after its basename (not put in sys.modules), `basedir()` returns `base` while it
-    runs, and every Script subclass in its namespace (imported ones too) is appended to `scripts_data`.
+    found = []
+    for ext in extensions.active():
+        found += ext.list_files(scriptdirname, extension)
+    return found
+
+
+def load_scripts():
+    """Forge's script loading, step by step (modules/scripts.py `load_scripts`):
+
+    1. forget every script class and clear every callback (a UI reload runs this again: callbacks registered at
+       import are registered once, not twice);
+    2. put every extension's root folder on sys.path for good;
+    3. execute each file as a module of its own (script_loading.load_module: not in sys.modules), with its
+       extension root on sys.path again and `basedir()` pointing at it;
+    4. after each file, put back the sys.path of step 2: whatever a script added to sys.path while it loaded
+       (its own `scripts/` folder, say) is gone when its handlers run later. Modules it imported stay in
+       sys.modules.
     """
-    global current_basedir
-    path = os.path.abspath(path)
-    base = os.path.abspath(base or os.path.dirname(os.path.dirname(path)))
-    if base not in sys.path:
-        sys.path.insert(0, base)
-    current_basedir = base
-    try:
-        spec = importlib.util.spec_from_file_location(os.path.basename(path), path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        for _key, script_class in module.__dict__.items():
-            if inspect.isclass(script_class) and issubclass(script_class, Script):
-                scripts_data.append(ScriptClassData(script_class, path, base, module))
-        return module
-    except Exception:
-        errors.report(f"Error loading script: {os.path.basename(path)}", exc_info=True)
-        return None
-    finally:
-        current_basedir = shared.script_path
+    global current_basedir, scripts_txt2img, scripts_img2img
+    from modules import script_callbacks, script_loading
+
+    scripts_data.clear()
+    postprocessing_scripts_data.clear()
+    script_callbacks.clear_callbacks()
+    scripts_list = list_scripts("scripts", ".py")
+    for s in scripts_list:
+        if s.basedir not in sys.path:
+            sys.path = [s.basedir] + sys.path
+    syspath = sys.path
+    for scriptfile in scripts_list:
+        try:
+            if scriptfile.basedir != shared.script_path:
+                sys.path = [scriptfile.basedir] + sys.path
+            current_basedir = scriptfile.basedir
+            module = script_loading.load_module(scriptfile.path)
+            for script_class in module.__dict__.values():
+                if inspect.isclass(script_class) and issubclass(script_class, Script):
+                    scripts_data.append(ScriptClassData(script_class, scriptfile.path, scriptfile.basedir, module))
+        except Exception:
+            errors.report(f"Error loading script: {scriptfile.filename}", exc_info=True)
+        finally:
+            sys.path = syspath
+            current_basedir = shared.script_path
+    scripts_txt2img = ScriptRunner()
+    scripts_img2img = ScriptRunner()
 
 
 def wrap_call(func, filename, funcname, *args, default=None, **kwargs):
