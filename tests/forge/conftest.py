@@ -74,8 +74,9 @@ def lora_dir(tmp_path) -> Path:
 
 @pytest.fixture(autouse=True)
 def forge_stub(lora_dir, tmp_path):
-    """Fresh stand-in state (variant "forge"); yields the stub_control module (set_variant / use_variant)."""
-    stub_control.reset(lora_dir=str(lora_dir))
+    """Fresh stand-in state (variant "forge"), checkpoints in this test's own models folder (the one holding
+    lora_dir); yields the stub_control module (set_variant / use_variant)."""
+    stub_control.reset(lora_dir=str(lora_dir), models_dir=str(lora_dir.parent))
     shared.opts.data["outdir_txt2img_samples"] = str(tmp_path / "outputs" / "txt2img-images")
     shared.opts.data["outdir_txt2img_grids"] = str(tmp_path / "outputs" / "txt2img-grids")
     yield stub_control
@@ -197,8 +198,8 @@ class Txt2ImgRunner:
                 processed = main_thread.run_and_wait_result(job)
             finally:
                 shared.state.end()
-        if processed is None and main_thread.last_exception is not None:
-            raise main_thread.last_exception
+        if processed is None and main_thread.last_error is not None:
+            raise main_thread.last_error  # the object (Neo's last_exception is only its text)
         return processed
 
 

@@ -435,3 +435,155 @@ def test_ui_path_saves_images_and_grid(run_txt2img, tmp_path):
     saved = sorted(p.name for p in (tmp_path / "outputs").rglob("*.png"))
     assert len(saved) == 3
     assert extra_networks.parse_prompt("x <lora:a:1:te=0.5>")[1]["lora"][0].named == {"te": "0.5"}
+
+
+# ---- checkpoints: nothing loaded until the first generation (audit §2) ----------------------------------------
+
+
+def _quick(run_txt2img, **kw):
+    kw.setdefault("prompt", "a")
+    return run_txt2img([], None, api=True, seed=1, width=8, height=8, **kw)
+
+
+def test_no_model_until_the_first_generation(run_txt2img, lora_dir):
+    from modules import sd_models
+
+    model = shared.sd_model
+    assert type(model).__name__ == "FakeInitialModel" and model.cond_stage_model is None
+    assert not any(hasattr(model, f) for f in ("is_sd1", "is_sd2", "is_sdxl", "is_sd3", "is_flux",
+                                               "sd_checkpoint_info"))
+    assert shared.opts.sd_model_checkpoint == "random-sd15.safetensors"  # .name, as main_entry sets it
+    (info,) = sd_models.checkpoints_list.values()
+    assert info.filename == str(lora_dir.parent / "Stable-diffusion" / "random-sd15.safetensors")  # per test
+    assert (info.name, info.title, info.model_name, info.name_for_extra) == (
+        "random-sd15.safetensors", "random-sd15.safetensors", "random-sd15", "random-sd15")
+    assert info.sha256 is None and info.shorthash is None and re.fullmatch(r"[0-9a-f]{8}", info.hash)
+    assert info.ids == [info.hash, "random-sd15", "random-sd15.safetensors", "random-sd15.safetensors",
+                        "random-sd15", f"random-sd15.safetensors [{info.hash}]"]
+    assert sd_models.select_checkpoint() is info
+
+    processed = _quick(run_txt2img)
+    model = shared.sd_model
+    assert model.is_sd1 and not (model.is_sd2 or model.is_sdxl or model.is_sd3) and not hasattr(model, "is_flux")
+    assert model.model_config.huggingface_repo == "runwayml/stable-diffusion-v1-5"
+    assert model.sd_checkpoint_info is info and model.sd_model_hash == "3c6190d76a"
+    assert info.title == "random-sd15.safetensors [3c6190d76a]" and info.sha256 == sd_models.DEFAULT_CHECKPOINT_SHA256
+    assert sd_models.checkpoint_aliases["3c6190d76a"] is info and list(sd_models.checkpoints_list) == [info.title]
+    assert "Model hash: 3c6190d76a, Model: random-sd15," in processed.infotexts[0]
+    assert shared.opts.sd_checkpoint_hash == info.sha256
+    again = _quick(run_txt2img)  # loaded once: the same object
+    assert shared.sd_model is model and again.infotexts[0] == processed.infotexts[0]
+
+
+@pytest.mark.parametrize("family, forge_flags, neo_flags, repo", [
+    ("sd1", {"is_sd1"}, {"is_sd1"}, "runwayml/stable-diffusion-v1-5"),
+    ("sd2", {"is_sd2"}, None, "stabilityai/stable-diffusion-2-1"),
+    ("sdxl", {"is_sdxl"}, {"is_sdxl"}, "stabilityai/stable-diffusion-xl-base-1.0"),
+    ("sdxl_refiner", {"is_sdxl"}, {"is_sdxl"}, "stabilityai/stable-diffusion-xl-refiner-1.0"),
+    ("sd3", {"is_sd3"}, None, "stabilityai/stable-diffusion-3-medium-diffusers"),
+    ("flux", set(), set(), "black-forest-labs/FLUX.1-dev"),
+    ("flux_schnell", set(), set(), "black-forest-labs/FLUX.1-schnell"),
+    ("chroma", set(), set(), "Chroma"),
+    ("wan", None, {"is_wan"}, "Wan-AI/Wan2.1-T2V-14B"),
+])
+def test_a_checkpoints_family_is_in_its_header_and_decides_the_flags(run_txt2img, forge_stub, family, forge_flags,
+                                                                      neo_flags, repo):
+    from modules import sd_models
+
+    info = sd_models.add_checkpoint(f"sub/{family}_v1.safetensors", family)
+    assert (info.name, info.model_name, info.name_for_extra) == (f"sub/{family}_v1.safetensors",
+                                                                 f"sub_{family}_v1", f"{family}_v1")
+    assert info.title == info.name and info.sha256 is None
+    raw = Path(info.filename).read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    end = max(t["data_offsets"][1] for k, t in header.items() if k != "__metadata__")
+    assert len(raw) == 8 + n + end  # a valid safetensors file: the offsets cover the data exactly
+    assert len(raw) >= 0x110000 and info.hash != sd_models.checkpoint_aliases["random-sd15"].hash
+    keys = set(header)
+    expected = {"sd1": "cond_stage_model.transformer.text_model.", "sd2": "cond_stage_model.model.",
+                "sdxl": "conditioner.embedders.1.model.", "sd3": "model.diffusion_model.joint_blocks.0.",
+                "flux": "model.diffusion_model.double_blocks.0.img_attn.norm.key_norm.scale"}
+    if family in expected:
+        assert any(k.startswith(expected[family]) for k in keys), keys
+    assert ("model.diffusion_model.guidance_in.in_layer.weight" in keys) == (family == "flux")
+    if family == "sdxl":
+        assert header["model.diffusion_model.label_emb.0.0.weight"]["shape"][1] == 2816
+    assert sd_models.guess_family(info.filename) == family
+
+    for variant, flags in (("forge", forge_flags), ("neo", neo_flags)):
+        with forge_stub.use_variant(variant):
+            shared.opts.data["sd_model_checkpoint"] = info.name
+            all_flags = {"is_sd1", "is_sdxl", "is_wan"} if variant == "neo" else {"is_sd1", "is_sd2", "is_sdxl",
+                                                                                   "is_sd3"}
+            if flags is None:  # this host cannot load it
+                error = ModuleNotFoundError if variant == "neo" else ValueError
+                with pytest.raises(error, match="ecognize"):
+                    _quick(run_txt2img)
+                continue
+            _quick(run_txt2img)
+            model = shared.sd_model
+            assert {f for f in all_flags if getattr(model, f)} == flags
+            assert not any(hasattr(model, f) for f in ({"is_sd1", "is_sd2", "is_sdxl", "is_sd3", "is_wan",
+                                                        "is_flux"} - all_flags))
+            assert model.model_config.huggingface_repo == repo
+            assert model.sd_checkpoint_info is info and info.title == f"{info.name} [{info.shorthash}]"
+
+
+def test_a_failed_load_leaves_no_model_in_forge_and_the_placeholder_in_neo(run_txt2img, forge_stub):
+    from modules import sd_models
+
+    bad = Path(sd_models.model_path) / "broken.safetensors"
+    bad.write_bytes(b"not a checkpoint at all")
+    sd_models.list_models()
+    shared.opts.data["sd_model_checkpoint"] = "broken.safetensors"
+    with pytest.raises(ValueError, match="Failed to recognize model type!"):
+        _quick(run_txt2img)
+    assert shared.sd_model is None
+    with forge_stub.use_variant("neo"):
+        with pytest.raises(ModuleNotFoundError, match="Failed to recognize model"):
+            _quick(run_txt2img)
+        assert type(shared.sd_model).__name__ == "FakeInitialModel"
+
+
+def test_select_checkpoint_falls_back_to_the_first_and_says_so_every_time(capsys):
+    from modules import sd_models
+
+    sd_models.add_checkpoint("xl.safetensors", "sdxl")
+    shared.opts.data["sd_model_checkpoint"] = "gone.safetensors"
+    for _ in range(2):
+        assert sd_models.select_checkpoint().name == "random-sd15.safetensors"
+    assert capsys.readouterr().err.count("Checkpoint gone.safetensors not found; loading fallback "
+                                         "random-sd15.safetensors") == 2
+    shared.opts.data["sd_model_checkpoint"] = "xl"  # any alias: here the file stem
+    assert sd_models.select_checkpoint().name == "xl.safetensors"
+
+
+def test_closest_checkpoint_match_and_exact_override(run_txt2img):
+    from modules import sd_models
+
+    xl = sd_models.add_checkpoint("juggernautXL_v9.safetensors", "sdxl", "ab" * 32)
+    assert xl.title == "juggernautXL_v9.safetensors [ababababab]" and xl.shorthash == "ababababab"  # hash known
+    match = sd_models.get_closet_checkpoint_match
+    assert match("juggernautXL_v9") is xl and match("juggernaut") is xl  # alias, then part of a title
+    assert match("juggernautXL_v9.safetensors [0123456789]") is xl  # third step: without the [hash]
+    assert match("nothing") is None and match("") is None
+
+    _quick(run_txt2img, override_settings={"sd_model_checkpoint": "juggernaut"})  # not an exact alias: dropped
+    assert shared.sd_model.sd_checkpoint_info.name == "random-sd15.safetensors"
+    processed = _quick(run_txt2img, override_settings={"sd_model_checkpoint": "juggernautXL_v9"})
+    assert "Model hash: ababababab, Model: juggernautXL_v9," in processed.infotexts[0]
+    assert shared.opts.sd_model_checkpoint == "random-sd15.safetensors"  # restored afterwards ...
+    assert shared.sd_model.is_sdxl  # ... while the override's model stays loaded until the next generation
+    _quick(run_txt2img)
+    assert shared.sd_model.is_sd1
+
+
+def test_make_model_is_a_checkpoint_picked_and_generated_with():
+    from modules import sd_models
+
+    model = sd_models.make_model("ponyXL.safetensors", "cd" * 32, family="sdxl")
+    assert shared.sd_model is model and model.is_sdxl and shared.opts.sd_model_checkpoint == "ponyXL.safetensors"
+    assert model.sd_checkpoint_info.title == "ponyXL.safetensors [cdcdcdcdcd]"
+    assert model.sd_model_hash == "cdcdcdcdcd"
+    assert list(sd_models.checkpoints_list) == ["random-sd15.safetensors", "ponyXL.safetensors [cdcdcdcdcd]"]

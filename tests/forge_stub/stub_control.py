@@ -2,9 +2,11 @@
 
 Variants:
 - "forge"   (default) lllyasviel Forge 2.0.1v1.10.1: alias module present, PostprocessImageArgs has index,
-            one unknown LoRA name fails the whole batch's LoRA activation, forbidden_network_aliases is a dict.
+            one unknown LoRA name fails the whole batch's LoRA activation, forbidden_network_aliases is a dict,
+            six Latent hires modes.
 - "classic" Forge Classic: no modules.generation_parameters_copypaste, PostprocessImageArgs(image) without index.
-- "neo"     Forge Neo: no alias, unknown LoRA names are skipped, forbidden_network_aliases is a set.
+- "neo"     Forge Neo (neo-2.26): a near-empty generation_parameters_copypaste, unknown LoRA names are skipped,
+            forbidden_network_aliases is a set, no latent hires modes, its own option defaults and cmd_opts.
 """
 from __future__ import annotations
 
@@ -23,7 +25,15 @@ def set_variant(name: str) -> None:
     global _variant
     if name not in VARIANTS:
         raise ValueError(f"unknown variant {name!r}; expected one of {VARIANTS}")
-    _variant = name
+    previous, _variant = _variant, name
+    # What the host decides at start-up: hires upscalers, option defaults, cmd_opts, infotext_utils' names.
+    if "modules.shared" in sys.modules:
+        sys.modules["modules.shared"].apply_variant(previous, name)
+    if "modules.infotext_utils" in sys.modules:
+        sys.modules["modules.infotext_utils"]._apply_variant(name)
+    if previous != name and "modules.sd_models" in sys.modules:  # another host: nothing loaded in it yet
+        sd_models = sys.modules["modules.sd_models"]
+        sys.modules["modules.shared"].sd_model = sd_models.FakeInitialModel()
     # The alias module decides at import time whether it exists: drop any cached copy.
     sys.modules.pop("modules.generation_parameters_copypaste", None)
     pkg = sys.modules.get("modules")
@@ -43,19 +53,32 @@ def use_variant(name: str):
         set_variant(previous)
 
 
-def reset(lora_dir: str | None = None, variant: str = "forge") -> None:
-    """Fresh stand-in state: options, cmd_opts, state, model, callbacks, script runners, LoRA registry."""
+def _models_folder(lora_dir: str | None) -> str:
+    """A models folder of this test's own: the one holding `lora_dir` (`<models>/Lora`), else a new temp one."""
+    import os
+    import tempfile
+
+    if lora_dir is not None and os.path.basename(os.path.normpath(lora_dir)) == "Lora":
+        return os.path.dirname(os.path.abspath(os.path.normpath(lora_dir)))
+    return os.path.join(tempfile.mkdtemp(prefix="forge_stub_"), "models")
+
+
+def reset(lora_dir: str | None = None, variant: str = "forge", models_dir: str | None = None) -> None:
+    """Fresh stand-in state: options, cmd_opts, state, checkpoints, model placeholder, callbacks, script runners,
+    LoRA registry. `models_dir`: Forge's models folder for this test (checkpoints go to its Stable-diffusion/;
+    data_path is its parent); default: the folder holding `lora_dir`, else a new temp folder."""
     import extra_networks_lora
     import network  # noqa: F401
     import networks
-    from modules import errors, extra_networks, script_callbacks, scripts, sd_models, shared
+    from modules import errors, extra_networks, progress, script_callbacks, scripts, sd_models, shared
     from modules_forge import main_thread
 
     set_variant(variant)
-    shared.reset()
+    shared.reset(models_dir=models_dir or _models_folder(lora_dir))
     if lora_dir is not None:
         shared.cmd_opts.lora_dir = lora_dir
     sd_models.reset()
+    progress.reset()
     script_callbacks.clear_callbacks()
     scripts.reset()
     from modules import extensions, script_loading
@@ -63,7 +86,7 @@ def reset(lora_dir: str | None = None, variant: str = "forge") -> None:
     extensions.extensions.clear()
     script_loading.loaded_scripts.clear()
     errors.reported.clear()
-    main_thread.last_exception = None
+    main_thread.reset()
     extra_networks.extra_network_registry.clear()
     extra_networks.extra_network_aliases.clear()
     networks.extra_network_lora = extra_networks_lora.ExtraNetworkLora()

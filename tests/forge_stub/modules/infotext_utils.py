@@ -42,6 +42,41 @@ def register_paste_params_button(binding: ParamBinding):
     registered_param_bindings.append(binding)
 
 
+def create_buttons(tabs_list):
+    """One "Send to <tab>" button per tab (fake components; no Gradio)."""
+    from modules.ui_components import ToolButton
+
+    return {tab: ToolButton(f"Send to {tab}", elem_id=f"{tab}_tab") for tab in tabs_list}
+
+
+def _bind_buttons(buttons, send_image, send_generate_info):
+    """Forge's old-style binding (absent in Neo): one ParamBinding per tab; a string is a source tab name,
+    anything else a source text component."""
+    for tabname, button in buttons.items():
+        from_tab = send_generate_info if isinstance(send_generate_info, str) else None
+        text_component = None if isinstance(send_generate_info, str) else send_generate_info
+        register_paste_params_button(ParamBinding(paste_button=button, tabname=tabname,
+                                                  source_text_component=text_component,
+                                                  source_image_component=send_image, source_tabname=from_tab))
+
+
+bind_buttons = _bind_buttons
+_SETTING_NAME_MAPPING = [("VAE/TE", "forge_additional_modules")]  # Forge's only entry left
+infotext_to_setting_name_mapping = list(_SETTING_NAME_MAPPING)
+
+
+def _apply_variant(variant):
+    """Stub-only (stub_control.set_variant): Neo's module has no bind_buttons and no
+    infotext_to_setting_name_mapping; Forge's (and Classic's) has both."""
+    module = globals()
+    if variant == "neo":
+        module.pop("bind_buttons", None)
+        module.pop("infotext_to_setting_name_mapping", None)
+    else:
+        module["bind_buttons"] = _bind_buttons
+        module.setdefault("infotext_to_setting_name_mapping", list(_SETTING_NAME_MAPPING))
+
+
 def add_paste_fields(tabname, init_img, fields, override_settings_component=None):
     if fields:
         fields = [f if isinstance(f, PasteField) else PasteField(*f) for f in fields]
@@ -123,7 +158,7 @@ def parse_generation_parameters(x: str, skip_fields: list | None = None):
         "Hires checkpoint": "Use same checkpoint",
         "Hires prompt": "",
         "Hires negative prompt": "",
-        "RNG": "GPU",
+        "RNG": "GPU",  # Neo (whose infotext always has RNG) pastes a missing one as GPU too
         "Schedule type": "Automatic",
     }
     if "Hires resize-1" not in res:
@@ -135,3 +170,12 @@ def parse_generation_parameters(x: str, skip_fields: list | None = None):
     for key in skip_fields:
         res.pop(key, None)
     return res
+
+
+def _apply_current_variant():
+    import stub_control
+
+    _apply_variant(stub_control.current_variant())
+
+
+_apply_current_variant()  # imported after a switch to Neo: already without Neo's missing names

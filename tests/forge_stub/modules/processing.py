@@ -612,15 +612,12 @@ def process_images(p: StableDiffusionProcessing) -> Processed:
 
     stored_opts = {k: shared.opts.data[k] for k in p.override_settings.keys() if k in shared.opts.data}
     try:
-        ckpt = p.override_settings.get("sd_model_checkpoint")
-        if sd_models.checkpoint_aliases.get(ckpt) is None:
+        # a checkpoint override that is not an exact alias is dropped: the selected checkpoint is used
+        if sd_models.checkpoint_aliases.get(p.override_settings.get("sd_model_checkpoint")) is None:
             p.override_settings.pop("sd_model_checkpoint", None)
-        else:
-            info = sd_models.checkpoint_aliases[ckpt]
-            if shared.sd_model is None or shared.sd_model.sd_checkpoint_info is not info:
-                shared.sd_model = sd_models.StubSdModel(info)
         for k, v in p.override_settings.items():
             shared.opts.set(k, v, is_api=True, run_callbacks=False)
+        sd_models.forge_model_reload()  # the first generation loads the model; a changed selection reloads
         fix_p_invalid_sampler_and_scheduler(p)
         res = process_images_inner(p)
     finally:
