@@ -1,0 +1,1 @@
+"""End-to-end tests against a real Forge / Forge Neo (opt-in: ORCH_FORGE_URL)."""
