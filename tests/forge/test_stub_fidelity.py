@@ -587,3 +587,50 @@ def test_make_model_is_a_checkpoint_picked_and_generated_with():
     assert model.sd_checkpoint_info.title == "ponyXL.safetensors [cdcdcdcdcd]"
     assert model.sd_model_hash == "cdcdcdcdcd"
     assert list(sd_models.checkpoints_list) == ["random-sd15.safetensors", "ponyXL.safetensors [cdcdcdcdcd]"]
+
+
+# ---- hires upscalers (audit §3) ---------------------------------------------------------------------------
+
+
+def test_hires_upscaler_names_per_host(forge_stub, lora_dir):
+    assert list(shared.latent_upscale_modes) == ["Latent", "Latent (antialiased)", "Latent (bicubic)",
+                                                 "Latent (bicubic antialiased)", "Latent (nearest)",
+                                                 "Latent (nearest-exact)"]
+    assert shared.latent_upscale_default_mode == "Latent"
+    names = [u.name for u in shared.sd_upscalers]
+    assert names[:3] == ["None", "Lanczos", "Nearest"] and "R-ESRGAN 4x+" in names
+    assert type(shared.sd_upscalers[0]).__name__ == "UpscalerData" and shared.sd_upscalers[1].scaler.name
+    modes = shared.latent_upscale_modes  # switched in place
+    with forge_stub.use_variant("neo"):
+        assert shared.latent_upscale_modes == {} and modes is shared.latent_upscale_modes
+        assert shared.latent_upscale_default_mode == "None"
+        assert [u.name for u in shared.sd_upscalers] == ["None", "ESRGAN"]
+    assert "Latent" in shared.latent_upscale_modes
+    forge_stub.reset(lora_dir=str(lora_dir), variant="neo")
+    assert shared.latent_upscale_modes == {} and [u.name for u in shared.sd_upscalers] == ["None", "ESRGAN"]
+
+
+@pytest.mark.parametrize("variant, upscaler, error", [
+    ("forge", "Latent", None),
+    ("forge", "Lanczos", None),
+    ("forge", None, None),  # the default latent mode
+    ("forge", "None", None),
+    ("forge", "Nope", (Exception, "could not find upscaler named Nope")),
+    ("classic", "Nope", (Exception, "could not find upscaler named Nope")),
+    ("neo", "None", None),
+    ("neo", "ESRGAN", None),
+    ("neo", "Latent", (ValueError, 'Could not find upscaler named "Latent"')),
+    ("neo", "Lanczos", (ValueError, 'Could not find upscaler named "Lanczos"')),
+    ("neo", None, (TypeError, "string indices must be integers")),
+])
+def test_hires_upscaler_is_checked_like_the_host(run_txt2img, forge_stub, variant, upscaler, error):
+    kw = dict(enable_hr=True, hr_scale=2, hr_upscaler=upscaler, denoising_strength=0.5)
+    with forge_stub.use_variant(variant):
+        if error is None:
+            processed = _quick(run_txt2img, **kw)
+            assert processed.images[0].size == (16, 16)
+            assert (f"Hires upscaler: {upscaler}" in processed.infotexts[0]) == (upscaler is not None)
+        else:
+            with pytest.raises(error[0]) as caught:
+                _quick(run_txt2img, **kw)
+            assert type(caught.value) is error[0] and error[1] in str(caught.value)

@@ -413,6 +413,19 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
         if self.hr_scheduler is None:
             self.hr_scheduler = self.scheduler
 
+        # A latent mode by name, or (no name) the default mode; else it must be an upscaler's name. Neo has no
+        # latent modes and the default "None", so None becomes the string "nearest" there: it fails only later,
+        # when the hires pass indexes it (TypeError), as in Neo.
+        if self.hr_upscaler is not None:
+            self.latent_scale_mode = shared.latent_upscale_modes.get(self.hr_upscaler, None)
+        else:
+            self.latent_scale_mode = shared.latent_upscale_modes.get(shared.latent_upscale_default_mode, "nearest")
+        if self.enable_hr and self.latent_scale_mode is None:
+            if not any(x.name == self.hr_upscaler for x in shared.sd_upscalers):
+                if stub_control.current_variant() == "neo":
+                    raise ValueError(f'Could not find upscaler named "{self.hr_upscaler}"')
+                raise Exception(f"could not find upscaler named {self.hr_upscaler}")
+
         self.calculate_target_resolution()
 
         if not shared.state.processing_has_refined_job_count:
@@ -472,6 +485,8 @@ class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
         if shared.state.interrupted:
             return samples
         self.is_hr_pass = True
+        if self.latent_scale_mode is not None:  # latent upscale: its interpolation mode (Neo: a str → TypeError)
+            _ = self.latent_scale_mode["mode"], self.latent_scale_mode["antialias"]
         if not self.disable_extra_networks:
             extra_networks.activate(self, self.hr_extra_network_data)
         if self.scripts is not None:
