@@ -104,7 +104,7 @@ def base_model_of(family: str, texts: Iterable[str]) -> str:
     for text in texts:
         for word in _words(text):
             found = _LINEAGE_WORDS.get(word)
-            if found and found.startswith("Flux") == (family == "flux"):
+            if found and family == ("flux" if found.startswith("Flux") else "sdxl"):
                 return found
     return checkpoint_base(family, None)
 

@@ -12,7 +12,7 @@ import sys
 from dataclasses import replace
 from typing import Any, Callable, Dict
 
-from modules import script_callbacks, scripts, shared
+from modules import script_callbacks, scripts, sd_models, shared
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:  # Forge loads script files by path, not as a package
@@ -23,7 +23,6 @@ import orchestrator_state as state  # noqa: E402
 from lib_orchestrator.enhance import PRESETS, TEMPLATE_NAMES, Enhanced  # noqa: E402
 from lib_orchestrator.errors import OrchestratorError  # noqa: E402
 from lib_orchestrator.job import KEY_NOTE, KEY_SETTINGS, JobSettings, plan_job  # noqa: E402
-from lib_orchestrator.selection.index import checkpoint_base  # noqa: E402
 
 SECTION = ("orchestrator", "Orchestrator")
 DEFAULTS = JobSettings()
@@ -110,9 +109,10 @@ class OrchestratorScript(scripts.Script):
         if index is None or (known is not None and known != state.last_known):
             state.last_known = known  # Forge's LoRA list changed (its Refresh button): rescan in the background
             LIBRARY.refresh()
-        family, base = compat.checkpoint(shared)
+        kind = compat.checkpoint(shared, sd_models)
         hr = getattr(p, "all_hr_prompts", None) if getattr(p, "enable_hr", False) else None
-        enhance = _enhance_step(settings, len(p.all_prompts), family, base) if settings.enhance else None
+        enhance = _enhance_step(settings, len(p.all_prompts), kind.family, kind.base_model) \
+            if settings.enhance else None
         try:
             engine = state.engine()
             rules = state.rules(settings.rules_file)
@@ -122,7 +122,7 @@ class OrchestratorScript(scripts.Script):
                     rules = replace(rules, pinned=tuple(dict.fromkeys([*rules.pinned, *pinned])))
             plan = plan_job(list(p.all_prompts), list(p.all_negative_prompts), list(p.all_seeds), settings,
                             lambda text, seed: engine.prompt(text, seed) if text else text,
-                            index, rules, family, checkpoint_base(family, base), known,
+                            index, rules, kind.family, kind.base_model, known,
                             batch_size=int(getattr(p, "batch_size", 1) or 1),
                             hr_templates=list(hr) if hr else None, enhance=enhance)
         except OrchestratorError as exc:
