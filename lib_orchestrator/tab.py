@@ -5,19 +5,21 @@ from __future__ import annotations
 import html
 import os
 import re
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
+from .checkpoint import NATIVE_SIZE
 from .errors import OrchestratorError
 from .library.browse import Catalogue, Query, details
 from .library.overrides import Override, OverrideStore
-from .library.thumbnails import placeholder, thumbnail
+from .library.thumbnails import name_card, thumbnail
 from .preview import preview
 from .selection import LoraIndex, Rules
 from .swatches import Swatch, parse_weights, plan_swatch
 from .wildcards import PromptEngine
 
 _NAME = re.compile(r"^[\w\- ]{1,80}$")
+BATCH_FORMATS = ("json", "txt", "csv")
 
 
 @dataclass
@@ -35,6 +37,11 @@ class TabModel:
     running: Set[str] = field(default_factory=set)  # batch files being run now: never overwritten
     enhancer: Optional[Callable[[str], Any]] = None  # genre -> an Enhancer for the Settings' server
     embeddings: Callable[[], List[str]] = field(default=lambda: [])  # textual-inversion names to protect
+    # a checkpoint name as the user wrote it -> (the host's exact name for it, family, base model), or None when
+    # the host has no such checkpoint; unset (the CLI, tests): names are taken as written, with the selected
+    # checkpoint's family
+    checkpoints: Optional[Callable[[str], Optional[Tuple[str, str, str]]]] = None
+    upscalers: Callable[[], List[str]] = field(default=lambda: [])  # the host's hires upscaler names
     _catalogue_of: Any = field(default=None, init=False, repr=False)
     _catalogue_cache: Optional[Catalogue] = field(default=None, init=False, repr=False)
 
@@ -78,9 +85,14 @@ class TabModel:
         if enhance and self.enhancer is not None:
             enhancer, embeddings = self.enhancer(genre), self.embeddings()
             step = lambda text, s: enhancer(text, s, family, base, embeddings)  # noqa: E731
-        return preview(template, int(seed), count, self.engine(), self.index(), self.rules(), family, base,
-                       locks=parse_locks(locks), pinned=[p.strip() for p in pinned.split(",") if p.strip()],
-                       enhance=step)
+        index = self.index()
+        found = preview(template, int(seed), count, self.engine(), index, self.rules(), family, base,
+                        locks=parse_locks(locks), pinned=[p.strip() for p in pinned.split(",") if p.strip()],
+                        enhance=step)
+        why = ("the LoRA library is still being indexed: no LoRAs picked yet, preview again in a moment"
+               if index is None else "the selected checkpoint's model family is unknown: no LoRA is picked for it"
+               if family == "unknown" else "")
+        return replace(found, messages=found.messages + (why,)) if why and found.prompts else found
 
     def check_llm(self) -> str:
         """The LLM server's readiness, for the tab's check button."""
@@ -162,9 +174,12 @@ class TabModel:
         name = name.strip()
         if not _NAME.match(name):
             return "error: a batch name is letters, digits, spaces, '-' and '_'", ""
-        if not settings.get("hr_cfg", 1):  # a hires CFG of 0 means nothing: the form's "same as the base CFG"
-            settings = dict(settings, hr_cfg=None)
-        family, base = self.checkpoint()
+        if fmt not in BATCH_FORMATS:  # the dropdown's choices are not enforced by the server
+            return f"error: a batch is saved as {', '.join(BATCH_FORMATS)}, not {fmt!r}", ""
+        resolved = self.generation_settings(settings)
+        if isinstance(resolved, str):
+            return resolved, ""
+        settings, family, base = resolved
         try:
             batch = plan_batch(name, template, int(count), int(seed), self.engine(), self.index(), self.rules(),
                                family, base, settings=Settings(**settings), negative=negative,
@@ -176,6 +191,29 @@ class TabModel:
         if error:
             return error, ""
         return f"saved {len(batch.images)} images to {path}", batch_table(batch, {})
+
+    def generation_settings(self, settings: Dict[str, Any]) -> Any:
+        """The form's generation settings made whole for the checkpoint they run on: (settings, family,
+        base model), or an error line. A named checkpoint becomes the host's exact name for it (Forge
+        quietly ignores any other) and brings its own family; a width or height of 0 is that family's
+        native size; a hires CFG of 0 is the base CFG; a hires upscaler must be one the host has."""
+        family, base = self.checkpoint()
+        checkpoint = (settings.get("checkpoint") or "").strip() or None
+        if checkpoint and self.checkpoints is not None:
+            found = self.checkpoints(checkpoint)
+            if found is None:
+                return f"error: Forge has no checkpoint named {checkpoint!r} (see its checkpoint list)"
+            checkpoint, family, base = found
+        native_w, native_h = NATIVE_SIZE.get(family, (1024, 1024))
+        settings = dict(settings, checkpoint=checkpoint, width=int(settings.get("width") or native_w),
+                        height=int(settings.get("height") or native_h))
+        if "hr_cfg" in settings and not settings["hr_cfg"]:
+            settings["hr_cfg"] = None
+        names = self.upscalers()
+        if settings.get("enable_hr") and names and settings.get("hr_upscaler") not in names:
+            return (f"error: this Forge has no hires upscaler {settings.get('hr_upscaler')!r}; "
+                    f"choose one of {', '.join(names)}")
+        return settings, family, base
 
     def batch_files(self) -> List[str]:
         try:
@@ -196,6 +234,68 @@ class TabModel:
             return exc.one_line(), ""
         state = RunState(path)
         return f"{batch.name}: {state.summary(batch)}", batch_table(batch, state.done())
+
+    def run_batch(self, file: str, run: Callable[[Any, str, Callable[[Any], None]], Any]
+                  ) -> Iterator[Tuple[List[str], str, str]]:
+        """Run what is left of a saved batch with the host's `run(batch, path, on_progress)` (blocking: it
+        makes the images), streaming (gallery files, status line, batch table with its done column). A batch
+        that cannot run here (a checkpoint or upscaler this host lacks) or is already running is refused
+        before any image is made."""
+        from .batches import load_batch
+        from .batches.stream import WorkFailed, stream
+
+        if not file:
+            yield [], "pick a saved batch first", ""
+            return
+        path = os.path.abspath(os.path.join(self.batches_dir, os.path.basename(file)))
+        try:
+            batch = load_batch(path)
+        except OrchestratorError as exc:
+            yield [], f"error: {exc.one_line()}", ""
+            return
+        problem = self._cannot_run(batch)
+        if path in self.running:
+            problem = f"{os.path.basename(path)} is running already: its images appear below as they are made"
+        if problem:
+            yield self._batch_view(batch, path, f"error: {problem}")
+            return
+        self.running.add(path)
+
+        def work(emit: Callable[[Any], None]) -> None:
+            try:
+                run(batch, path, emit)
+            finally:
+                self.running.discard(path)
+
+        events = stream(work)
+        status = "starting…"
+        yield self._batch_view(batch, path, status)
+        for event in events:
+            status = f"error: {event}" if isinstance(event, WorkFailed) else event.text()
+            yield self._batch_view(batch, path, status)
+        yield self._batch_view(batch, path, status, final=True)
+
+    def _cannot_run(self, batch: Any) -> str:
+        names = self.upscalers()
+        if batch.settings.enable_hr and names and batch.settings.hr_upscaler not in names:
+            return (f"this Forge has no hires upscaler {batch.settings.hr_upscaler!r} (it has {', '.join(names)}): "
+                    "load the batch into the form, pick one and save it under a new name")
+        if self.checkpoints is not None:
+            missing = sorted({c for c in map(batch.checkpoint_of, batch.images) if c and self.checkpoints(c) is None})
+            if missing:
+                return f"this Forge has no checkpoint named {', '.join(missing)}"
+        return ""
+
+    def _batch_view(self, batch: Any, path: str, status: str, final: bool = False) -> Tuple[List[str], str, str]:
+        from .batches import RunState
+
+        state = RunState(path)
+        done = state.done()
+        files = [f for f in done.values() if f and os.path.exists(f)]
+        if final:
+            summary = state.summary(batch)
+            status = f"{status} · {summary}" if status.startswith("error") else summary
+        return files, status, batch_table(batch, done)
 
     def batch_form(self, file: str) -> Tuple[str, Dict[str, Any]]:
         """(status, the form's values) of a saved batch, to edit it and plan it again: name, template,
@@ -252,8 +352,47 @@ class TabModel:
         if axis == "prompts" and lines:
             return f"{len(swatches)} grids, one per prompt · {status}", [(swatch, None) for swatch in swatches]
         if axis == "checkpoints" and lines:
-            return f"{len(lines)} grids, one per checkpoint · {status}", [(first, line) for line in lines]
+            checkpoints = []
+            for line in lines:  # the LoRAs were chosen for the selected checkpoint: every grid is of its family
+                found = self.checkpoints(line) if self.checkpoints is not None else (line, "", base)
+                if found is None:
+                    return f"error: Forge has no checkpoint named {line!r}", []
+                exact, family, other = found
+                if family and family != self.checkpoint()[0]:
+                    return (f"error: {line} is a {other} checkpoint; the swatch's LoRAs are for {base}: "
+                            "name checkpoints of the selected one's family"), []
+                checkpoints.append(exact)
+            return f"{len(lines)} grids, one per checkpoint · {status}", [(first, c) for c in checkpoints]
         return status, [(first, None)]
+
+    def run_swatches(self, make_grid: Any, names: str, text: str, category: str, template: str, negative: str,
+                     weights: str, seed: int, steps: int, width: int, height: int, cfg: float, axis: str,
+                     values: str, current: Optional[Dict[str, Any]], rerun: bool = False,
+                     stopped: Callable[[], bool] = lambda: False,
+                     on_start: Callable[[int], None] = lambda cells: None) -> Tuple[List[Any], str, Dict[str, Any]]:
+        """Plan the swatch's grids (or, to re-run, take the last ones with their own settings) and make them
+        with the host's `make_grid`: (gallery, status, the state to keep for a re-run)."""
+        from .batches import Settings
+        from .swatches.session import PlannedGrid, run_grids
+
+        current = current or {}
+        if rerun and current.get("grids"):
+            return self._shown(run_grids(current["grids"], make_grid, stopped, on_start))
+        resolved = self.generation_settings(dict(steps=int(steps or 20), width=int(width or 0),
+                                                 height=int(height or 0), cfg_scale=float(cfg or 7.0)))
+        if isinstance(resolved, str):
+            return [], resolved, current
+        settings = Settings(**resolved[0])
+        status, grids = self.plan_swatches(names, text, category, weights, template, int(seed or 0), negative,
+                                           axis if axis != "none" else "", values)
+        if not grids:
+            return [], status, current
+        planned = [PlannedGrid(swatch, checkpoint, settings) for swatch, checkpoint in grids]
+        return self._shown(run_grids(planned, make_grid, stopped, on_start, note=status))
+
+    @staticmethod
+    def _shown(view: Any) -> Tuple[List[Any], str, Dict[str, Any]]:
+        return view.gallery, view.status, view.state()
 
     def save_batch_by_lora(self, name: str, names: str, text: str, category: str, template: str, negative: str,
                            count: int, seed: int, weight: float, settings: Dict[str, Any],
@@ -268,7 +407,10 @@ class TabModel:
         error, records = self._chosen_loras(names, text, category, limit)
         if error:
             return error, ""
-        _, base = self.checkpoint()
+        resolved = self.generation_settings(settings)
+        if isinstance(resolved, str):
+            return resolved, ""
+        settings, _, base = resolved
         try:
             batch, notes = plan_batch_by_lora(name, template, int(count), int(seed), self.engine(), records,
                                               float(weight), base, Settings(**settings), negative)
@@ -326,9 +468,11 @@ class TabModel:
             page=int(page or 0), page_size=page_size))
         items, paths = [], []
         for r in result.items:
-            items.append((self._thumb(r) or placeholder(self.thumbs_dir),
+            items.append((self._thumb(r) or name_card(self.thumbs_dir, r.name, f"{r.category} · {r.base_model}"),
                           f"{r.name} · {r.base_model}" + (" ⚠" if r.problems else "")))
             paths.append(r.path)
+        if self.index() is None and not result.total:
+            return items, "indexing your LoRA library in the background: this page fills in a moment", paths
         return items, f"{result.total:,} LoRAs · page {result.page + 1} of {result.pages}", paths
 
     def _catalogue(self) -> Catalogue:

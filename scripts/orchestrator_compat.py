@@ -1,15 +1,17 @@
 """Every import that differs between Forge variants, in one place.
 
-lllyasviel Forge (Gradio 4.40, pydantic 2) is the primary target. Forge Classic, reForge and A1111 1.10
-(Gradio 3.41, pydantic 1) and Forge Neo must at least load without breaking the UI: Classic and Neo
-removed `modules.generation_parameters_copypaste`, Classic's `PostprocessImageArgs` has no `index`,
+lllyasviel Forge and Forge Neo (Gradio 4.40, pydantic 2) are the targets. Forge Classic, reForge and A1111
+1.10 (Gradio 3.41, pydantic 1) must at least load without breaking the UI: Classic removed
+`modules.generation_parameters_copypaste` (Neo keeps an empty one), Classic's `PostprocessImageArgs` has no `index`,
 A1111 has no `modules_forge`, and the LoRA registry (`networks`) exists only while the built-in LoRA
 extension is enabled.
 """
 from __future__ import annotations
 
 import os
-from typing import Any, List, Optional, Set, Tuple
+from typing import Any, List, Optional, Set
+
+from lib_orchestrator.checkpoint import UNKNOWN, CheckpointKind, base_model_of, identify_file
 
 try:
     from modules import infotext_utils
@@ -79,27 +81,52 @@ def embedding_names(shared: Any) -> List[str]:
     return names
 
 
-def checkpoint(shared: Any) -> Tuple[str, Optional[str]]:
-    """(family, base model or None) of the loaded checkpoint, from the model's flags and its name."""
+def selected_checkpoint(shared: Any, sd_models: Any) -> Any:
+    """The CheckpointInfo Forge will load for the next image: the one chosen in the checkpoint list (an
+    exact alias), else the first it listed. Forge's own select_checkpoint() does the same, but Neo's prints
+    a line each time it falls back, and the tab asks before every preview."""
+    chosen = getattr(shared.opts, "sd_model_checkpoint", None)
+    info = (getattr(sd_models, "checkpoint_aliases", None) or {}).get(chosen) if chosen else None
+    if info is None:
+        info = next(iter((getattr(sd_models, "checkpoints_list", None) or {}).values()), None)
+    return info
+
+
+def find_checkpoint(sd_models: Any, name: str) -> Any:
+    """The CheckpointInfo for a name as a user writes it (a file name, a title with its hash, a partial
+    name), or None. Forge applies a checkpoint override only for an exact alias and otherwise quietly keeps
+    the loaded model: callers pass on `.name`, an exact alias."""
+    return sd_models.get_closet_checkpoint_match(name) if name else None
+
+
+def upscaler_names(shared: Any) -> List[str]:
+    """The hires-fix upscalers this Forge accepts: its latent modes (none in Neo), then its upscaler models."""
+    names = list(getattr(shared, "latent_upscale_modes", None) or {})
+    return names + [u.name for u in getattr(shared, "sd_upscalers", None) or [] if u.name not in names]
+
+
+def default_upscaler(shared: Any) -> str:
+    """Forge's own default ("Latent"; "None" in Neo), if it has it, else its first."""
+    names = upscaler_names(shared)
+    default = getattr(shared, "latent_upscale_default_mode", None)
+    return default if default in names else (names[0] if names else "")
+
+
+def checkpoint(shared: Any, sd_models: Any) -> CheckpointKind:
+    """What the selected checkpoint is (family, base model), without loading it: Forge loads a checkpoint
+    only on the first generation and keeps a placeholder model until then, and after the user picks
+    another one the loaded model is the wrong one to ask. Its file's header tells; the loaded model's
+    flags only when the file cannot (a .gguf, say)."""
+    info = selected_checkpoint(shared, sd_models)
+    kind = identify_file(info.filename) if getattr(info, "filename", None) else UNKNOWN
+    if kind.family != "unknown":
+        return kind
     model = getattr(shared, "sd_model", None)
-    if model is None:
-        return "sdxl", None
-    if getattr(model, "is_sdxl", False):
-        family = "sdxl"
-    elif getattr(model, "is_sd1", False):
-        family = "sd1"
-    elif getattr(model, "is_sd2", False):
-        family = "sd2"
-    elif getattr(model, "is_sd3", False):
-        family = "sd3"
-    else:
-        family = "flux"  # Forge sets none of the flags for Flux (and Chroma)
-    info = getattr(model, "sd_checkpoint_info", None)
-    name = (getattr(info, "name", "") or getattr(info, "title", "") or "").lower()
-    base = None
-    if family == "sdxl":
-        for fragment, guess in (("pony", "Pony"), ("illustrious", "Illustrious"), ("noob", "NoobAI")):
-            if fragment in name:
-                base = guess
-                break
-    return family, base
+    loaded = getattr(model, "sd_checkpoint_info", None)
+    if loaded is None or (info is not None and getattr(loaded, "filename", None) != info.filename):
+        return kind
+    for flag, family in (("is_sdxl", "sdxl"), ("is_sd1", "sd1"), ("is_sd2", "sd2"), ("is_sd3", "sd3")):
+        if getattr(model, flag, False):
+            name = getattr(loaded, "name", "") or ""
+            return CheckpointKind(family, base_model_of(family, [name]), "loaded model")
+    return kind

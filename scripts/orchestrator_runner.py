@@ -7,7 +7,7 @@ import json
 import os
 from typing import Any, Callable, Collection, Dict, List, Optional, Tuple
 
-from modules import processing, shared
+from modules import processing, sd_models, shared
 
 from lib_orchestrator.atomic import write_text_atomic
 from lib_orchestrator.batches import Batch, BatchImage, RunState, Settings
@@ -36,24 +36,32 @@ def make_image(prompt: str, negative: str, seed: int, settings: Settings, checkp
         return None
     p = processing.StableDiffusionProcessingTxt2Img(
         prompt=prompt, negative_prompt=negative, seed=seed, subseed=-1, batch_size=1, n_iter=1,
-        do_not_save_grid=True,
-        outpath_samples=getattr(shared.opts, "outdir_txt2img_samples", "") or "outputs/txt2img-images",
-        outpath_grids=getattr(shared.opts, "outdir_txt2img_grids", "") or "outputs/txt2img-grids",
+        do_not_save_grid=True, outpath_samples=_outdir("samples"), outpath_grids=_outdir("grids"),
         **settings.forge_fields())
     if checkpoint:
-        p.override_settings = {"sd_model_checkpoint": checkpoint}
+        info = sd_models.get_closet_checkpoint_match(checkpoint)
+        if info is None:  # Forge would quietly make it with the loaded checkpoint instead
+            raise ValueError(f"this Forge has no checkpoint named {checkpoint!r}")
+        p.override_settings = {"sd_model_checkpoint": info.name}  # an exact alias: Forge ignores any other
     p.extra_generation_params.update(provenance)
     _attach_empty_runner(p)
     processed = processing.process_images(p)
-    # Skip stops this image's sampling early (Forge saves the partial image); it is not a finished
-    # image, so it is recorded as skipped and made again on resume. The flag is ours to clear: with
-    # one image per job, Forge clears it only when the next job starts.
+    # Skip stops this image's sampling early; it is not a finished image, so it is recorded as skipped
+    # and made again on resume. The flag is ours to clear: with one image per job, Forge clears it only
+    # when the next job starts.
     skipped = bool(getattr(shared.state, "skipped", False))
     shared.state.skipped = False
     if skipped or not processed.images or getattr(shared.state, "interrupted", False):
         return None
     image = processed.images[-1]
     return image, getattr(image, "already_saved_as", None)
+
+
+def _outdir(kind: str) -> str:
+    """Where Forge's txt2img saves images ("samples") or grids: the one folder for all if set, else txt2img's."""
+    opts = shared.opts
+    return (getattr(opts, f"outdir_{kind}", "") or getattr(opts, f"outdir_txt2img_{kind}", "")
+            or f"outputs/txt2img-{'images' if kind == 'samples' else 'grids'}")
 
 
 def _provenance(batch: Batch, image: BatchImage) -> dict:
@@ -124,7 +132,7 @@ def run_swatch_in_forge(swatch: Swatch, settings: Settings, checkpoint: Optional
     info = (getattr(first, "info", {}) or {}).get("parameters", swatch.prompt)
     axes = f"{', '.join(swatch.loras) or 'none'} × {', '.join(swatch.column_labels())}"
     info += f", Orchestrator swatch: {infotext_utils.quote(axes)}"  # quoted: its commas are not new keys
-    grid_file, _ = images.save_image(grid, getattr(shared.opts, "outdir_txt2img_grids", "") or "outputs/txt2img-grids",
+    grid_file, _ = images.save_image(grid, _outdir("grids"),
                                      "swatch", seed=swatch.seed, prompt=swatch.prompt,
                                      extension=getattr(shared.opts, "grid_format", "png") or "png", info=info,
                                      short_filename=False, grid=True)

@@ -216,3 +216,152 @@ def test_a_story_previews_and_saves_as_a_batch(model, tmp_path):
     assert [im.seed for im in batch.images] == [40, 41, 42, 43, 44] and batch.images[0].negative_prompt == "lowres"
     assert model.plan_story("characters:\n  - id: x\n", 3, 0, False)[0].startswith("error: story bible:2:5:")
     assert model.save_story("no/slash", text, 3, 0, False)[0].startswith("error: a batch name")
+
+
+# -- what a real Forge needs from the tab -------------------------------------------------------------------------
+
+def forge_like(model, tmp_path, **kw):
+    """The tab's model as the Forge adapter builds it: checkpoint names looked up, upscalers listed."""
+    from dataclasses import replace
+
+    known = {"dreamshaper_8": ("dreamshaper_8.safetensors", "sd1", "SD 1.5"),
+             "juggernautXL_v9": ("sdxl/juggernautXL_v9.safetensors", "sdxl", "SDXL 1.0")}
+    kw.setdefault("checkpoints", lambda name: known.get(name.replace(".safetensors", "").split("/")[-1]))
+    kw.setdefault("upscalers", lambda: ["None", "ESRGAN"])  # Forge Neo's: no latent modes
+    kw.setdefault("running", set())
+    return replace(model, batches_dir=str(tmp_path / "batches"), **kw)
+
+
+def test_generation_settings_fit_the_checkpoint_they_run_on(model, tmp_path):
+    m = forge_like(model, tmp_path)
+    settings, family, base = m.generation_settings({"width": 0, "height": 0, "hr_cfg": 0})
+    assert (settings["width"], settings["height"], settings["hr_cfg"], family) == (1024, 1024, None, "sdxl")
+    settings, family, base = m.generation_settings({"checkpoint": "dreamshaper_8", "width": 0, "height": 640})
+    assert (settings["checkpoint"], settings["width"], settings["height"]) == ("dreamshaper_8.safetensors", 512, 640)
+    assert (family, base) == ("sd1", "SD 1.5")  # picks are made for the batch's own checkpoint
+    assert m.generation_settings({"checkpoint": "nope_v2"}) == \
+        "error: Forge has no checkpoint named 'nope_v2' (see its checkpoint list)"
+    assert m.generation_settings({"enable_hr": True, "hr_upscaler": "Latent"}) == \
+        "error: this Forge has no hires upscaler 'Latent'; choose one of None, ESRGAN"
+    assert isinstance(m.generation_settings({"enable_hr": True, "hr_upscaler": "ESRGAN"}), tuple)
+
+
+def test_a_batch_format_outside_the_list_writes_nothing(model, tmp_path):
+    m = forge_like(model, tmp_path)
+    assert m.save_batch_file("x", "/../../x.json", "a cat", "", 1, 1, {})[0] == \
+        "error: a batch is saved as json, txt, csv, not '/../../x.json'"
+    assert not (tmp_path / "batches").exists() and not (tmp_path / "x.json").exists()
+
+
+def test_a_batch_run_streams_its_images_and_fills_the_done_column(model, tmp_path):
+    from lib_orchestrator.batches.run import run_batch
+
+    m = forge_like(model, tmp_path)
+    assert m.save_batch_file("night", "json", "a lighthouse, {rain|fog}", "", 3, 5, {"steps": 1})[0].startswith("saved")
+    made = []
+
+    def host(batch, path, on_progress):  # what Forge's runner does, with files instead of images
+        from lib_orchestrator.batches import RunState
+
+        def generate(image):
+            file = tmp_path / f"{image.index}.png"
+            file.write_bytes(b"png")
+            made.append(image.index)
+            return str(file)
+
+        run_batch(batch, RunState(path), generate, on_progress=on_progress)
+
+    views = list(m.run_batch("night.json", host))
+    files, status, table = views[-1]
+    assert status == "3/3 images done, finished" and len(files) == 3 and table.count("✔") == 3
+    assert any(s.startswith("image 2/3 · seed 6") for _, s, _ in views)
+    assert list(m.run_batch("night.json", host))[-1][1] == "3/3 images done, finished" and made == [0, 1, 2]
+
+
+def test_a_batch_that_cannot_run_here_is_refused_before_any_image(model, tmp_path):
+    m = forge_like(model, tmp_path, upscalers=lambda: ["Latent", "None"])
+    m.save_batch_file("hires", "json", "a cat", "", 2, 5, {"enable_hr": True, "hr_upscaler": "Latent"})
+    neo = forge_like(model, tmp_path)  # the same batch file, opened in Forge Neo
+
+    def host(*_):
+        raise AssertionError("nothing may be generated")
+
+    (files, status, table), = list(neo.run_batch("hires.json", host))
+    assert status.startswith("error: this Forge has no hires upscaler 'Latent' (it has None, ESRGAN)")
+    assert table.count("<tr>") == 3 and not files
+    neo.running.add(os.path.abspath(str(tmp_path / "batches" / "hires.json")))
+    assert list(forge_like(model, tmp_path, running=neo.running, upscalers=lambda: ["Latent"]).run_batch(
+        "hires.json", host))[0][1].startswith("error: hires.json is running already")
+    assert list(neo.run_batch("", host)) == [([], "pick a saved batch first", "")]
+
+
+def test_a_failing_run_says_why_and_lets_the_batch_run_again(model, tmp_path):
+    m = forge_like(model, tmp_path)
+    m.save_batch_file("oom", "json", "a cat", "", 1, 5, {})
+
+    def host(*_):
+        raise RuntimeError("CUDA out of memory")
+
+    *_, (files, status, _) = m.run_batch("oom.json", host)
+    assert status == "error: RuntimeError: CUDA out of memory · 0/1 images done" and not m.running
+
+
+def test_swatch_grids_are_made_by_the_host_and_a_rerun_makes_only_missing_cells(model, tmp_path):
+    from lib_orchestrator.swatches.run import CellResult
+
+    m = forge_like(model, tmp_path)
+    name = next(r.name for r in model.records() if r.family == "sdxl" and r.base_model == "Illustrious")
+    calls, fail = [], [True]
+
+    def make_grid(swatch, settings, checkpoint, only, previous):
+        results = dict(previous or {})
+        for cell in swatch.cells:
+            key = (cell.row, cell.column)
+            if only is not None and key not in only:
+                continue
+            calls.append((key, settings.width, checkpoint))
+            broken = fail[0] and cell.lora and cell.weight == 1.0
+            results[key] = CellResult(cell, error="RuntimeError: boom") if broken else \
+                CellResult(cell, file=str(tmp_path / f"{key}.png"))
+        return results, str(tmp_path / "grid.png"), str(tmp_path / "grid.swatch.json")
+
+    gallery, status, kept = m.run_swatches(make_grid, name, "", "", "a cat", "", "0.5, 1", 3, 1, 0, 0, 7, "none", "",
+                                           None)
+    assert len(calls) == 3 and {w for _, w, _ in calls} == {1024}  # width 0: the checkpoint's own size
+    assert "2/3 cells made; 1 missing: re-run them alone (RuntimeError: boom)" in status
+    assert gallery[0] == (str(tmp_path / "grid.png"), "grid") and len(gallery) == 3
+    calls.clear()
+    fail[0] = False
+    gallery, status, kept = m.run_swatches(make_grid, "", "", "", "", "", "", 0, 0, 0, 0, 0, "none", "", kept,
+                                           rerun=True)
+    assert [key for key, _, _ in calls] == [(1, 1)] and "3/3 cells made" in status
+    status = m.run_swatches(make_grid, name, "", "", "a cat", "", "1", 3, 1, 0, 0, 7, "checkpoints",
+                            "dreamshaper_8", None)[1]
+    assert status == ("error: dreamshaper_8 is a SD 1.5 checkpoint; the swatch's LoRAs are for Illustrious: "
+                      "name checkpoints of the selected one's family")
+    calls.clear()
+    m.run_swatches(make_grid, name, "", "", "a cat", "", "1", 3, 1, 0, 0, 7, "checkpoints", "juggernautXL_v9", None)
+    assert {c for _, _, c in calls} == {"sdxl/juggernautXL_v9.safetensors"}  # Forge's exact name, nothing else
+
+
+def test_the_preview_says_why_it_picked_no_loras(model):
+    from dataclasses import replace
+
+    indexing = replace(model, index=lambda: None)
+    assert "still being indexed" in indexing.compose_preview("a cat", 1, 2, "", "")[1]
+    unknown = replace(model, checkpoint=lambda: ("unknown", "Unknown"))
+    assert "model family is unknown" in unknown.compose_preview("a cat", 1, 2, "", "")[1]
+
+
+def test_the_library_page_names_every_lora_and_says_when_it_is_still_indexing(model, tmp_path):
+    from dataclasses import replace
+
+    from PIL import Image
+
+    fresh = replace(model, thumbs_dir=str(tmp_path / "thumbs"))
+    items, _, paths = fresh.search("", "", "", False, False, 0)
+    assert items and all(thumb and os.path.exists(thumb) for thumb, _ in items)  # a name card without a preview
+    with Image.open(items[0][0]) as card:
+        assert card.size == (256, 256) and card.convert("RGB").getpixel((3, 3))[0] > 200  # light, not a dark tile
+    empty = replace(model, index=lambda: None, records=lambda: [])
+    assert empty.search("", "", "", False, False, 0)[1].startswith("indexing your LoRA library")

@@ -38,15 +38,32 @@ def thumbnail(source: str, cache_dir: str, size: int = SIZE) -> Optional[str]:
     return target
 
 
-def placeholder(cache_dir: str, size: int = SIZE) -> Optional[str]:
-    """A plain card for LoRAs without a preview, so the gallery still shows them."""
-    target = os.path.join(cache_dir, f"placeholder-{size}.png")
+CARD_BACKGROUND = (226, 232, 240)
+CARD_TEXT = (30, 41, 59)
+
+
+def name_card(cache_dir: str, name: str, detail: str = "", size: int = SIZE) -> Optional[str]:
+    """A light card with the LoRA's name written on it (wrapped, never cut to "misty_for…"), for LoRAs
+    without a preview: the gallery then shows what each one is. Cached by its text."""
+    key = hashlib.sha1(f"{name}|{detail}|{size}".encode()).hexdigest()
+    target = os.path.join(cache_dir, "cards", key[:2], key + ".png")
     if os.path.exists(target):
         return target
     try:
-        from PIL import Image
+        from PIL import Image, ImageDraw
+
+        from ..drawing import draw_lines, load_font, wrap_label
     except ImportError:
         return None
-    os.makedirs(cache_dir, exist_ok=True)
-    Image.new("RGB", (size, size), (58, 62, 70)).save(target, "PNG")
+    card = Image.new("RGB", (size, size), CARD_BACKGROUND)
+    draw = ImageDraw.Draw(card)
+    big, small = load_font(None, size // 11), load_font(None, size // 16)
+    margin = size // 12
+    lines = wrap_label(name, size - 2 * margin, lambda t: draw.textlength(t, font=big), 5)
+    draw_lines(draw, lines, big, int(size / 11 * 1.3), (margin, 0, size - 2 * margin, size * 3 // 4), CARD_TEXT)
+    if detail:
+        draw_lines(draw, [detail], small, size // 12, (margin, size * 3 // 4, size - 2 * margin, size // 6), CARD_TEXT)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    card.save(target + ".tmp.png", "PNG")
+    os.replace(target + ".tmp.png", target)
     return target

@@ -72,7 +72,7 @@ def test_a_checkpoint_axis_names_only_checkpoints_forge_has(tab_module):
     args = ["task(orchestrator-test)", "watercolor_wash_xl", "", "", "a cat", "", "1", 9, 2, 64, 64, 7.0,
             "checkpoints", "no_such_model_v1"]
     gallery, status, state, _ = tab_module._run_swatch(*args, {"kept": True})
-    assert (gallery, status, state) == ([], "error: no checkpoint named no_such_model_v1", {"kept": True})
+    assert (gallery, status, state) == ([], "error: Forge has no checkpoint named 'no_such_model_v1'", {"kept": True})
 
 
 # -- loaded the way Forge loads it -----------------------------------------------------------------------------
@@ -102,8 +102,8 @@ def test_a_saved_batch_runs_from_the_tab_after_forge_restored_sys_path(tab_modul
     settings = dict(steps=2, width=64, height=64, cfg_scale=7.0)
     status, _ = tab_module.MODEL.save_batch_file("night", "json", "a lighthouse, {rain|fog}", "", 2, 5, settings)
     assert status.startswith("saved 2 images"), status
-    *_, (gallery, status) = list(tab_module._run_batch("task(orchestrator-test)", "night.json"))[-1:]
-    assert len(gallery) == 2 and "2/2" in status, status
+    *_, (gallery, status, table) = tab_module._run_batch("task(orchestrator-test)", "night.json")
+    assert len(gallery) == 2 and status == "2/2 images done, finished" and table.count("✔") == 2
 
 
 def test_a_ui_reload_loads_the_scripts_again_and_registers_everything_once(tab_module, forge_app):
@@ -114,3 +114,60 @@ def test_a_ui_reload_loads_the_scripts_again_and_registers_everything_once(tab_m
     assert len(script_callbacks.callback_map["callbacks_ui_settings"]) == 1
     assert again["orchestrator_tab.py"] is not tab_module  # a new module object, as Forge's reload makes
     assert "orchestrator_split_batches" in shared.opts.data_labels
+
+
+def test_every_field_keeps_its_own_saved_default_across_restarts(tab_module, tmp_path):
+    """Forge's ui-config.json keys a field by its tab and label only: two fields labelled "Seed" anywhere in the
+    tab share one saved default (the library's category filter started on the swatches' "style")."""
+    from modules import script_callbacks, ui_loadsave
+
+    config = str(tmp_path / "ui-config.json")
+
+    def start():
+        tab = script_callbacks.ui_tabs_callback()[0][0]
+        loadsave = ui_loadsave.UiLoadsave(config)
+        loadsave.add_block(tab, "orchestrator")
+        loadsave.dump_defaults()
+        return {b.elem_id: b for b in tab.blocks.values() if getattr(b, "elem_id", None)}
+
+    def value(block):  # Forge saves an empty textbox's None as ""
+        v = getattr(block, "value", None)
+        return "" if v is None else v
+
+    fresh, restarted = start(), start()
+    changed = {k: (value(fresh[k]), value(restarted[k])) for k in fresh if value(fresh[k]) != value(restarted[k])}
+    assert changed == {}
+    assert restarted["orchestrator_category"].value == "" and restarted["orchestrator_swatch_seed"].value == 1234
+
+
+def test_no_two_fields_of_the_tab_share_a_saved_default_or_an_element_id(tab_module):
+    import gradio as gr
+    from modules import script_callbacks
+
+    tab = script_callbacks.ui_tabs_callback()[0][0]
+    tracked = (gr.Slider, gr.Radio, gr.Checkbox, gr.Textbox, gr.Number, gr.Dropdown)
+    fields = [b for b in tab.blocks.values() if type(b) in tracked and not getattr(b, "do_not_save_to_config", False)]
+    labels = [b.label for b in fields]
+    assert sorted({lab for lab in labels if labels.count(lab) > 1}) == []
+    components = [b for b in tab.blocks.values() if isinstance(b, gr.components.Component)]
+    missing = [type(b).__name__ for b in components if not getattr(b, "elem_id", None) and not isinstance(b, gr.State)]
+    ids = [b.elem_id for b in components if getattr(b, "elem_id", None)]
+    assert missing == [] and sorted({i for i in ids if ids.count(i) > 1}) == []
+
+
+def test_compose_picks_loras_for_the_selected_checkpoint_before_any_generation(lora_dir, forge_app):
+    """Forge loads the checkpoint on the first generation: until then the tab must still know its family."""
+    shutil.copytree(SAMPLE_LORAS, lora_dir, dirs_exist_ok=True)
+    from modules import sd_models, shared
+
+    assert getattr(shared.sd_model, "sd_checkpoint_info", None) is None  # nothing loaded yet
+    module = forge_app()["orchestrator_tab.py"]
+    assert module.state.LIBRARY.wait(60) is not None
+    table, messages = module.MODEL.compose_preview("a watercolor landscape", 1, 2, "", "")
+    assert "watercolor_sd15" in table and "watercolor_wash_xl" not in table, messages  # random-sd15: SD 1.5
+    # the user picks an SDXL checkpoint in Forge's list; it is still not loaded
+    info = sd_models.add_checkpoint("sdxl/juggernautXL_v9.safetensors", family="sdxl")
+    shared.opts.data["sd_model_checkpoint"] = info.name
+    table, _ = module.MODEL.compose_preview("a watercolor wash landscape", 1, 2, "", "")
+    assert "watercolor_wash_xl" in table and "watercolor_sd15" not in table
+    assert getattr(shared.sd_model, "sd_checkpoint_info", None) is None
