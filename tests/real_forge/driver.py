@@ -214,14 +214,16 @@ def open_sub_tab(page: Any, elem_id: str) -> None:
     page.locator(f"#{elem_id}").wait_for(state="visible", timeout=SHORT)
 
 
-def dropdown_choices(page: Any, elem_id: str) -> List[str]:
-    """Open a Gradio 4 Dropdown and read its options; closes it again."""
+def dropdown_choices(page: Any, elem_id: str, keep_open: bool = False) -> List[str]:
+    """Open a Gradio 4 Dropdown and read its options; closes it again unless `keep_open` (for a picture
+    of the list: then press Escape after it)."""
     field = page.locator(f"#{elem_id} input").first
     field.click()
     options = page.locator(f"#{elem_id} ul.options li")
     wait_until(page, "id => document.querySelector(`#${id} ul.options`) !== null", elem_id, timeout=5_000)
     names = [t.strip() for t in options.all_inner_texts()]
-    field.press("Escape")
+    if not keep_open:
+        field.press("Escape")
     return [n.lstrip("✓").strip() for n in names]
 
 

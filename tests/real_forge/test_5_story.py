@@ -37,8 +37,10 @@ def test_a_three_scene_story_planned_without_the_llm_is_saved_as_a_batch(step):
     step.shot()  # the Story sub-tab after saving (the teardown shot is taken again after the Batches check)
 
     driver.open_sub_tab(page, "orchestrator_batches")
-    listed = driver.dropdown_choices(page, "orchestrator_batch_files")
+    listed = driver.dropdown_choices(page, "orchestrator_batch_files", keep_open=True)
     step.note("saved_list_on_open", listed)
+    step.shot(f"{step.name}-batches")  # the saved list, open, as the sub-tab shows it after saving the story
+    page.keyboard.press("Escape")
     if file not in listed:  # a user would press "Refresh list": say whether it is there then
         driver.click(page, "orchestrator_batch_refresh")
         driver.wait_until(page, "() => !document.querySelector('#orchestrator_batch_files .pending')", timeout=5_000)
@@ -48,7 +50,6 @@ def test_a_three_scene_story_planned_without_the_llm_is_saved_as_a_batch(step):
                             f"story; the list shows {listed} ("
                             + ("it appears only after pressing 'Refresh list')" if file in after
                                else f"not even after 'Refresh list': {after})"))
-    step.shot(f"{step.name}-batches")
     checks.check(not driver.error_badges(page, "#orchestrator_story"),
                  f"Story: red errors shown: {driver.error_badges(page, '#orchestrator_story')}")
     checks.done()
