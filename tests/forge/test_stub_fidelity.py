@@ -328,8 +328,9 @@ def test_variants_alias_module_and_postprocess_index(run_txt2img, forge_stub):
 
     for variant in ("classic", "neo"):
         with forge_stub.use_variant(variant):
-            with pytest.raises(ImportError):
-                importlib.import_module("modules.generation_parameters_copypaste")
+            if variant == "classic":
+                with pytest.raises(ImportError):
+                    importlib.import_module("modules.generation_parameters_copypaste")
             run_txt2img([Probe], None, api=True, prompt="a", seed=1, width=8, height=8)
     assert seen == [False, True]
 
@@ -634,3 +635,96 @@ def test_hires_upscaler_is_checked_like_the_host(run_txt2img, forge_stub, varian
             with pytest.raises(error[0]) as caught:
                 _quick(run_txt2img, **kw)
             assert type(caught.value) is error[0] and error[1] in str(caught.value)
+
+
+# ---- Forge Neo (audit §5) ---------------------------------------------------------------------------------
+
+
+def test_neo_generation_parameters_copypaste_is_a_near_empty_module(forge_stub):
+    import importlib
+
+    gpc = importlib.import_module("modules.generation_parameters_copypaste")
+    assert gpc.bind_buttons is infotext_utils.bind_buttons and gpc.infotext_to_setting_name_mapping
+    with forge_stub.use_variant("neo"):
+        gpc = importlib.import_module("modules.generation_parameters_copypaste")
+        assert {n for n in dir(gpc) if not n.startswith("_")} == {"bind_buttons", "create_buttons", "gr"}
+        (button,) = gpc.create_buttons(["txt2img"])
+        assert button.value == "txt2img" and button.elem_id == "txt2img_button"
+        assert gpc.bind_buttons([button], "txt2img", print) is None and infotext_utils.registered_param_bindings == []
+        assert not hasattr(infotext_utils, "bind_buttons")
+        assert not hasattr(infotext_utils, "infotext_to_setting_name_mapping")
+        assert infotext_utils.create_buttons and infotext_utils.register_paste_params_button
+    assert hasattr(infotext_utils, "bind_buttons") and hasattr(infotext_utils, "infotext_to_setting_name_mapping")
+    infotext_utils.bind_buttons({"img2img": "b"}, None, "txt2img")
+    assert infotext_utils.registered_param_bindings[0].source_tabname == "txt2img"
+
+
+def test_neo_cmd_opts_and_option_defaults(forge_stub, lora_dir):
+    models = str(lora_dir.parent)
+    assert shared.cmd_opts.ckpt_dir is None and not hasattr(shared.cmd_opts, "lora_dirs")
+    assert shared.cmd_opts.embeddings_dir == str(lora_dir.parent.parent / "embeddings")  # <data>/embeddings
+    opts = shared.opts
+    assert (opts.CLIP_stop_at_last_layers, opts.grid_format, opts.randn_source) == (1, "png", "GPU")
+    assert opts.quick_setting_list == [] and opts.font == "" and opts.save_incomplete_images is False
+    assert shared.opts.get_default("sd_model_checkpoint") is None
+    shared.opts.data["grid_format"] = "webp"  # the user's choice survives a switch
+    with forge_stub.use_variant("neo"):
+        assert shared.cmd_opts.lora_dirs == [] and shared.cmd_opts.ckpt_dirs == []
+        assert not hasattr(shared.cmd_opts, "ckpt_dir") and not hasattr(shared.cmd_opts, "lyco_dir_backcompat")
+        assert shared.cmd_opts.embeddings_dir == models + "/embeddings"
+        assert shared.opts.CLIP_stop_at_last_layers == 2 and shared.opts.grid_format == "webp"
+        assert shared.opts.randn_source == "CPU" and shared.opts.show_progress_every_n_steps == 1
+        assert shared.opts.quicksettings_list == [] and shared.opts.get_default("sd_model_checkpoint") == ""
+        with pytest.raises(AttributeError):
+            shared.opts.quick_setting_list  # noqa: B018
+        with pytest.raises(AttributeError):
+            shared.opts.font  # noqa: B018
+        assert shared.opts.sd_model_checkpoint == "random-sd15.safetensors"  # set when the UI was built
+    forge_stub.reset(lora_dir=str(lora_dir), variant="neo")
+    assert shared.opts.grid_format == "jpg" and shared.cmd_opts.lora_dir == str(lora_dir)
+
+
+def test_neo_scans_lora_dirs_and_ckpt_dirs(forge_stub, tmp_path, write_safetensors):
+    from modules import sd_models
+
+    extra_loras, extra_ckpts = tmp_path / "more_loras", tmp_path / "more_ckpts"
+    write_safetensors(extra_loras / "far_away.safetensors", {"ss_output_name": "far_away"})
+    sd_models.write_checkpoint_file(str(extra_ckpts / "styles" / "far.safetensors"), "sdxl")
+    shared.cmd_opts.lora_dirs = [str(extra_loras)]  # ignored by Forge, which has no --lora-dirs
+    networks.list_available_networks()
+    assert "far_away" not in networks.available_networks
+    with forge_stub.use_variant("neo"):
+        shared.cmd_opts.lora_dirs = [str(extra_loras)]
+        shared.cmd_opts.ckpt_dirs = [str(extra_ckpts)]
+        networks.list_available_networks()
+        assert {"far_away", "test_lora"} <= set(networks.available_networks)
+        sd_models.list_models()
+        assert sd_models.checkpoint_aliases["far"].name == "styles/far.safetensors"
+        assert [i.name for i in sd_models.checkpoints_list.values()] == ["styles/far.safetensors",
+                                                                          "random-sd15.safetensors"]
+
+
+def test_neo_infotext(run_txt2img, forge_stub):
+    forge_text = _quick(run_txt2img, prompt="a flux of ideas").infotexts[0]
+    assert ", Model hash: 3c6190d76a, Model: random-sd15, Version: f2.0.1v1.10.1-1.10.1" in forge_text
+    assert "Clip skip" not in forge_text and "RNG" not in forge_text
+    with forge_stub.use_variant("neo"):
+        text = _quick(run_txt2img, prompt="a flux of ideas", cfg_scale=5).infotexts[0]
+        assert text == ("a flux of ideas\nSteps: 50, Sampler: Euler, Schedule type: Automatic, CFG scale: 5, Seed: 1, "
+                        "Size: 8x8, Model: random-sd15, Model hash: 3c6190d76a, Clip skip: 2, RNG: CPU, "
+                        "Version: neo-2.26")
+        assert processing.program_version() == "neo-2.26"
+        parsed = infotext_utils.parse_generation_parameters(text + ", Lora hashes: \"my_flux_lora: abc\"")
+        # "flux" anywhere in the line + CFG above 1: read as a Civitai Flux line
+        assert (parsed["CFG scale"], parsed["Distilled CFG Scale"]) == ("1.0", "5")
+        assert "Clip skip" not in parsed and "Model" not in parsed  # Model: the selected checkpoint's
+        plain = infotext_utils.parse_generation_parameters("x\nSteps: 2, CFG scale: 5, Model: other, Size: 8x8")
+        assert (plain["CFG scale"], plain["RNG"], plain["Schedule type"], plain["Model"]) == ("5", "CPU", "Simple",
+                                                                                             "other")
+        from modules import sd_models
+
+        sd_models.make_model("xl.safetensors", "ef" * 32, family="sdxl")
+        text = _quick(run_txt2img, prompt="b").infotexts[0]
+        assert "Clip skip" not in text and "Model hash: efefefefef" in text  # Clip skip only for SD1
+    forge_parsed = infotext_utils.parse_generation_parameters(text)
+    assert forge_parsed["Clip skip"] == "1" and forge_parsed["RNG"] == "CPU" and forge_parsed["CFG scale"] == "7.0"

@@ -37,12 +37,18 @@ def reset_registry():
 
 
 def process_network_files(names=None):
-    candidates = list(shared.walk_files(shared.cmd_opts.lora_dir, allowed_extensions=[".pt", ".ckpt", ".safetensors"]))
+    """Forge scans --lora-dir; Neo --lora-dir, then every --lora-dirs folder (a later file of the same name
+    wins)."""
+    neo = stub_control.current_variant() == "neo"
+    folders = [shared.cmd_opts.lora_dir, *(getattr(shared.cmd_opts, "lora_dirs", None) or [] if neo else [])]
+    candidates = []
+    for folder in folders:
+        candidates.extend(shared.walk_files(folder, allowed_extensions=[".pt", ".ckpt", ".safetensors"]))
     for filename in candidates:
         if os.path.isdir(filename):
             continue
         name = os.path.splitext(os.path.basename(filename))[0]
-        if names is not None and name not in names:
+        if names and name not in names:
             continue
         try:
             entry = network.NetworkOnDisk(name, filename)

@@ -65,12 +65,13 @@ def _models_folder(lora_dir: str | None) -> str:
 
 def reset(lora_dir: str | None = None, variant: str = "forge", models_dir: str | None = None) -> None:
     """Fresh stand-in state: options, cmd_opts, state, checkpoints, model placeholder, callbacks, script runners,
-    LoRA registry. `models_dir`: Forge's models folder for this test (checkpoints go to its Stable-diffusion/;
-    data_path is its parent); default: the folder holding `lora_dir`, else a new temp folder."""
+    paste bindings, progress tasks, main_thread's last exception, LoRA registry. `models_dir`: Forge's models
+    folder for this test (checkpoints go to its Stable-diffusion/; data_path is its parent); default: the
+    folder holding `lora_dir`, else a new temp folder."""
     import extra_networks_lora
     import network  # noqa: F401
     import networks
-    from modules import errors, extra_networks, progress, script_callbacks, scripts, sd_models, shared
+    from modules import errors, extra_networks, infotext_utils, progress, script_callbacks, scripts, sd_models, shared
     from modules_forge import main_thread
 
     set_variant(variant)
@@ -87,6 +88,8 @@ def reset(lora_dir: str | None = None, variant: str = "forge", models_dir: str |
     script_loading.loaded_scripts.clear()
     errors.reported.clear()
     main_thread.reset()
+    infotext_utils.registered_param_bindings.clear()
+    infotext_utils.paste_fields.clear()
     extra_networks.extra_network_registry.clear()
     extra_networks.extra_network_aliases.clear()
     networks.extra_network_lora = extra_networks_lora.ExtraNetworkLora()

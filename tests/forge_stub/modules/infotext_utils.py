@@ -9,6 +9,9 @@ from modules import shared
 re_param_code = r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)'
 re_param = re.compile(re_param_code)
 re_imagesize = re.compile(r"^(\d+)x(\d+)$")
+# Neo's key pattern (any word characters, whitespace, '-' or '/') and its CFG finder
+_re_param_neo = re.compile(r'\s*([\w\s\-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+_re_cfg_neo = re.compile(r"CFG scale:\s*([\d.]+)")
 
 paste_fields: dict = {}
 registered_param_bindings: list = []
@@ -111,9 +114,14 @@ def image_from_url_text(filedata):
 
 
 def parse_generation_parameters(x: str, skip_fields: list | None = None):
-    """Infotext text -> dict. Styles are not extracted (the stub has no style database)."""
+    """Infotext text -> dict. Styles are not extracted (the stub has no style database). Neo parses its own way
+    (see _parse_neo)."""
     if skip_fields is None:
         skip_fields = shared.opts.infotext_skip_pasting
+    import stub_control
+
+    if stub_control.current_variant() == "neo":
+        return _parse_neo(x, skip_fields)
 
     res = {}
     prompt = ""
@@ -169,6 +177,80 @@ def parse_generation_parameters(x: str, skip_fields: list | None = None):
 
     for key in skip_fields:
         res.pop(key, None)
+    return res
+
+
+def _parse_neo(x: str, skip_fields: list):
+    """Neo's reading of an infotext, where it differs from Forge's:
+    - a last line that mentions "flux" anywhere (any case) with `CFG scale` above 1 is read as a Civitai Flux
+      line: `CFG scale: X` becomes `CFG scale: 1.0, Distilled CFG Scale: X`; `Sampler: Undefined,` becomes
+      Euler/Simple; `, width:`/`, height:` become Size-1/Size-2;
+    - `Noise Schedule` is ignored; `Shift` is read as Distilled CFG Scale (`Hires Shift` likewise);
+    - defaults for missing keys: Sampler Euler, Schedule type Simple, RNG CPU, the Hires ones, MaHiRo False,
+      Rescale CFG 0.0 (no Clip skip default: `Clip skip` is always dropped);
+    - `Model` is dropped when it names the selected checkpoint; `VAE`, `Module N`, `Hires Module N` become
+      VAE/TE lists (the stand-in knows no modules) and `Hires VAE/TE` is always set."""
+    *lines, lastline = x.strip().split("\n")
+    if len(_re_param_neo.findall(lastline)) < 3:
+        lines.append(lastline)
+        lastline = ""
+
+    prompt_lines, negative_lines, in_negative = [], [], False
+    for line in lines:
+        line = line.strip()
+        if line.startswith("Negative prompt:"):
+            line = line.replace("Negative prompt:", "").strip()
+            in_negative = True
+        (negative_lines if in_negative else prompt_lines).append(line)
+
+    if "flux" in lastline.lower():
+        cfg = _re_cfg_neo.search(lastline)
+        if cfg and float(cfg.group(1)) > 1.0:
+            lastline = lastline.replace("CFG scale: ", "CFG scale: 1.0, Distilled CFG Scale: ")
+    lastline = lastline.replace("Sampler: Undefined,", "Sampler: Euler, Schedule type: Simple,")
+    lastline = lastline.replace(", width:", ", Size-1:").replace(", height:", ", Size-2:")
+
+    res = {}
+    for k, v in _re_param_neo.findall(lastline):
+        if k == "Noise Schedule":
+            continue
+        v = unquote(v)
+        size = re_imagesize.match(v)
+        if size is not None:
+            res[f"{k}-1"], res[f"{k}-2"] = size.group(1), size.group(2)
+        else:
+            res[k] = v
+    res["Prompt"] = "\n".join(prompt_lines)
+    res["Negative prompt"] = "\n".join(negative_lines)
+
+    for key, value in (("Sampler", "Euler"), ("Schedule type", "Simple"), ("RNG", "CPU")):
+        res.setdefault(key, value)
+    if "Hires resize-1" not in res:
+        res["Hires resize-1"] = 0
+        res["Hires resize-2"] = 0
+    for key, value in (("Hires sampler", "Use same sampler"), ("Hires schedule type", "Use same scheduler"),
+                       ("Hires checkpoint", "Use same checkpoint"), ("Hires prompt", ""),
+                       ("Hires negative prompt", ""), ("MaHiRo", False), ("Rescale CFG", 0.0)):
+        res.setdefault(key, value)
+    if "Shift" in res:
+        res["Distilled CFG Scale"] = res.pop("Shift")
+    if "Hires Shift" in res:
+        res["Hires Distilled CFG Scale"] = res.pop("Hires Shift")
+    if "sd_model_name" in res:
+        res["Model"] = res.pop("sd_model_name")
+    import os
+
+    if res.get("Model") == os.path.splitext(shared.opts.sd_model_checkpoint or "")[0]:
+        res.pop("Model")
+    for key in [*skip_fields, "Clip skip", "CLIP_stop_at_last_layers"]:
+        res.pop(key, None)
+
+    modules = [res.pop("VAE")] if "VAE" in res else []
+    for key in [k for k in res if k.startswith(("Module ", "Hires Module "))]:
+        res.pop(key)  # names of modules this install does not have: dropped
+    if modules:
+        res["VAE/TE"] = modules
+    res["Hires VAE/TE"] = ["Use same choices"]
     return res
 
 

@@ -15,10 +15,11 @@ except ImportError:  # Pillow missing: a tiny stand-in keeps the pipeline runnin
     Image = None
 
 FORGE_VERSION = "f2.0.1v1.10.1-1.10.1"
+NEO_VERSION = "neo-2.26"  # modules_forge.forge_version: version "neo", release "2.26"
 
 
 def program_version():
-    return FORGE_VERSION
+    return NEO_VERSION if stub_control.current_variant() == "neo" else FORGE_VERSION
 
 
 class _TinyImage:
@@ -73,36 +74,11 @@ def create_infotext(p, all_prompts, all_seeds, all_subseeds, comments=None, iter
     prompt_text = p.main_prompt if use_main_prompt else all_prompts[index]
     negative_prompt = p.main_negative_prompt if use_main_prompt else all_negative_prompts[index]
     model = shared.sd_model
-    uses_distilled = bool(getattr(model, "use_distilled_cfg_scale", False))
 
-    generation_params = {
-        "Steps": p.steps,
-        "Sampler": p.sampler_name,
-        "Schedule type": p.scheduler,
-        "CFG scale": p.cfg_scale,
-        "Distilled CFG Scale": p.distilled_cfg_scale if uses_distilled else None,
-        "Image CFG scale": getattr(p, "image_cfg_scale", None),
-        "Seed": p.all_seeds[0] if use_main_prompt else all_seeds[index],
-        "Face restoration": shared.opts.face_restoration_model if p.restore_faces else None,
-        "Size": f"{p.width}x{p.height}",
-        "Model hash": p.sd_model_hash if shared.opts.add_model_hash_to_info else None,
-        "Model": p.sd_model_name if shared.opts.add_model_name_to_info else None,
-        "VAE hash": p.sd_vae_hash,
-        "VAE": p.sd_vae_name,
-        "Variation seed": (None if p.subseed_strength == 0 else
-                           (p.all_subseeds[0] if use_main_prompt else all_subseeds[index])),
-        "Variation seed strength": None if p.subseed_strength == 0 else p.subseed_strength,
-        "Seed resize from": (None if p.seed_resize_from_w <= 0 or p.seed_resize_from_h <= 0
-                             else f"{p.seed_resize_from_w}x{p.seed_resize_from_h}"),
-        "Denoising strength": p.extra_generation_params.get("Denoising strength"),
-        "Clip skip": None if clip_skip <= 1 else clip_skip,
-        "ENSD": shared.opts.eta_noise_seed_delta if shared.opts.eta_noise_seed_delta != 0 else None,
-        "RNG": shared.opts.randn_source if shared.opts.randn_source != "GPU" else None,
-        "Tiling": "True" if p.tiling else None,
-        **p.extra_generation_params,
-        "Version": program_version() if shared.opts.add_version_to_infotext else None,
-        "User": p.user if shared.opts.add_user_name_to_info else None,
-    }
+    if stub_control.current_variant() == "neo":
+        generation_params = _neo_params(p, model, index, use_main_prompt, all_seeds, all_subseeds)
+    else:
+        generation_params = _forge_params(p, model, index, use_main_prompt, all_seeds, all_subseeds, clip_skip)
 
     for key, value in generation_params.items():
         try:
@@ -119,6 +95,74 @@ def create_infotext(p, all_prompts, all_seeds, all_subseeds, comments=None, iter
     )
     negative_prompt_text = f"\nNegative prompt: {negative_prompt}" if negative_prompt else ""
     return f"{prompt_text}{negative_prompt_text}\n{generation_params_text}".strip()
+
+
+def _variation_seed(p, index, use_main_prompt, all_subseeds):
+    if p.subseed_strength == 0:
+        return None
+    return p.all_subseeds[0] if use_main_prompt else all_subseeds[index]
+
+
+def _neo_params(p, model, index, use_main_prompt, all_seeds, all_subseeds):
+    """Neo's built-in keys: Model before Model hash, no VAE/Image CFG keys, Clip skip only (and always) for an
+    SD1 model, RNG always (its default source is CPU)."""
+    opts = shared.opts
+    params = {"Steps": p.steps, "Sampler": p.sampler_name, "Schedule type": p.scheduler, "CFG scale": p.cfg_scale}
+    if getattr(model, "use_distilled_cfg_scale", False):
+        params["Distilled CFG Scale"] = p.distilled_cfg_scale
+    if getattr(model, "use_shift", False):
+        params["Shift"] = p.distilled_cfg_scale
+    params.update({
+        "Seed": p.all_seeds[0] if use_main_prompt else all_seeds[index],
+        "Face restoration": opts.face_restoration_model if p.restore_faces else None,
+        "Size": f"{p.width}x{p.height}",
+        "Model": p.sd_model_name if opts.add_model_name_to_info else None,
+        "Model hash": p.sd_model_hash if opts.add_model_hash_to_info else None,
+        "Variation seed": _variation_seed(p, index, use_main_prompt, all_subseeds),
+        "Variation seed strength": None if p.subseed_strength == 0 else p.subseed_strength,
+        "Seed resize from": (None if p.seed_resize_from_w <= 0 or p.seed_resize_from_h <= 0
+                             else f"{p.seed_resize_from_w}x{p.seed_resize_from_h}"),
+        "Denoising strength": p.extra_generation_params.get("Denoising strength"),
+        "Clip skip": int(getattr(p, "clip_skip", opts.CLIP_stop_at_last_layers))
+        if getattr(model, "is_sd1", False) else None,
+        "ENSD": opts.eta_noise_seed_delta if opts.eta_noise_seed_delta != 0 else None,
+        "RNG": opts.randn_source,
+        **p.extra_generation_params,
+        "Version": program_version() if opts.add_version_to_infotext else None,
+        "User": p.user if opts.add_user_name_to_info else None,
+    })
+    return params
+
+
+def _forge_params(p, model, index, use_main_prompt, all_seeds, all_subseeds, clip_skip):
+    uses_distilled = bool(getattr(model, "use_distilled_cfg_scale", False))
+    return {
+        "Steps": p.steps,
+        "Sampler": p.sampler_name,
+        "Schedule type": p.scheduler,
+        "CFG scale": p.cfg_scale,
+        "Distilled CFG Scale": p.distilled_cfg_scale if uses_distilled else None,
+        "Image CFG scale": getattr(p, "image_cfg_scale", None),
+        "Seed": p.all_seeds[0] if use_main_prompt else all_seeds[index],
+        "Face restoration": shared.opts.face_restoration_model if p.restore_faces else None,
+        "Size": f"{p.width}x{p.height}",
+        "Model hash": p.sd_model_hash if shared.opts.add_model_hash_to_info else None,
+        "Model": p.sd_model_name if shared.opts.add_model_name_to_info else None,
+        "VAE hash": p.sd_vae_hash,
+        "VAE": p.sd_vae_name,
+        "Variation seed": _variation_seed(p, index, use_main_prompt, all_subseeds),
+        "Variation seed strength": None if p.subseed_strength == 0 else p.subseed_strength,
+        "Seed resize from": (None if p.seed_resize_from_w <= 0 or p.seed_resize_from_h <= 0
+                             else f"{p.seed_resize_from_w}x{p.seed_resize_from_h}"),
+        "Denoising strength": p.extra_generation_params.get("Denoising strength"),
+        "Clip skip": None if clip_skip <= 1 else clip_skip,
+        "ENSD": shared.opts.eta_noise_seed_delta if shared.opts.eta_noise_seed_delta != 0 else None,
+        "RNG": shared.opts.randn_source if shared.opts.randn_source != "GPU" else None,
+        "Tiling": "True" if p.tiling else None,
+        **p.extra_generation_params,
+        "Version": program_version() if shared.opts.add_version_to_infotext else None,
+        "User": p.user if shared.opts.add_user_name_to_info else None,
+    }
 
 
 @dataclass(repr=False)
