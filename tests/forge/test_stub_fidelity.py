@@ -728,3 +728,87 @@ def test_neo_infotext(run_txt2img, forge_stub):
         assert "Clip skip" not in text and "Model hash: efefefefef" in text  # Clip skip only for SD1
     forge_parsed = infotext_utils.parse_generation_parameters(text)
     assert forge_parsed["Clip skip"] == "1" and forge_parsed["RNG"] == "CPU" and forge_parsed["CFG scale"] == "7.0"
+
+
+# ---- call_queue and progress (audit §0 #6, #7; §4) -------------------------------------------------------
+
+
+def _fails(*args):
+    raise ValueError("mine")
+
+
+@pytest.mark.parametrize("variant", ["forge", "neo"])
+def test_gpu_call_error_path_and_stale_main_thread_exception(forge_stub, variant, capsys):
+    from modules import call_queue
+    from modules_forge import main_thread
+
+    with forge_stub.use_variant(variant):
+        wrapped = call_queue.wrap_gradio_gpu_call(_fails, extra_outputs=["gallery", "status"])
+        out = wrapped("task(x-1)")
+        assert out[:2] == ("gallery", "status") and out[2].startswith("<div class='error'>ValueError: mine</div>")
+        assert "Time taken: <wbr><span class='measurement'>0.0 sec.</span>" in out[2]
+        assert "ValueError: mine" in capsys.readouterr().err  # its traceback is printed
+        with pytest.raises(TypeError):  # extra_outputs + [html]: a tuple cannot take a list
+            call_queue.wrap_gradio_gpu_call(_fails, extra_outputs=("gallery", "status"))("task(x-2)")
+
+        assert main_thread.run_and_wait_result(lambda: 1 / 0) is None  # an earlier, unrelated failure ...
+        stale = main_thread.last_exception
+        assert isinstance(stale, str if variant == "neo" else ZeroDivisionError)
+        assert stale == "ZeroDivisionError: division by zero" or variant != "neo"
+        out = wrapped("task(x-3)")  # ... is what this error is reported as
+        assert "ZeroDivisionError: division by zero" in out[2] and "mine" not in out[2]
+        assert main_thread.run_and_wait_result(lambda: 1) == 1 and main_thread.last_exception is None
+        assert "ValueError: mine" in wrapped("task(x-4)")[2]
+        assert call_queue.wrap_gradio_gpu_call(_fails)("task(x-5)")[:2] == (None, "")
+
+
+def test_gpu_call_resets_the_flags_and_records_the_task():
+    from modules import call_queue, progress
+
+    seen = {}
+
+    def work(id_task, value):
+        seen["during"] = progress.progressapi(id_task)
+        shared.state.interrupted = True
+        return [value, "<p>ok</p>"]
+
+    out = call_queue.wrap_gradio_gpu_call(work, extra_outputs=[None])("task(y-1)", 7)
+    assert out[0] == 7 and out[1].startswith("<p>ok</p><div class='performance'>")
+    assert seen["during"]["active"] and not seen["during"]["queued"]
+    assert shared.state.interrupted is False and shared.state.job == "" and shared.state.job_count == 0
+    assert progress.progressapi("task(y-1)")["completed"] is True
+    assert progress.recorded_results[-1] == ("task(y-1)", [7, "<p>ok</p>"])
+
+
+def test_progress_answers_like_internal_progress(monkeypatch):
+    import time
+
+    from modules import call_queue, progress
+
+    assert progress.progressapi("task(never)") == {
+        "active": False, "queued": False, "completed": False, "progress": None, "eta": None, "live_preview": None,
+        "id_live_preview": -1, "textinfo": "Waiting..."}  # the page drops this after 40 s
+    before = time.time()
+    progress.add_task_to_queue("task(a)")
+    progress.add_task_to_queue("task(b)")
+    assert before <= progress.pending_tasks["task(a)"] <= progress.pending_tasks["task(b)"] <= time.time()
+    assert progress.progressapi("task(b)")["textinfo"] == "In queue: 2/2"
+    assert progress.get_pending_tasks() == {"size": 2, "tasks": ["task(a)", "task(b)"]}
+
+    # a task queued but never started (here: queue_lock never free) stays "queued" for good
+    monkeypatch.setattr(call_queue, "LOCK_TIMEOUT", 0.05)
+    with call_queue.queue_lock:
+        out = call_queue.wrap_gradio_gpu_call(lambda t: ["x", ""], extra_outputs=[None])("task(c)")
+    assert "queue_lock re-entered" in out[1]
+    answer = progress.progressapi("task(c)")
+    assert answer["queued"] and not answer["completed"] and answer["textinfo"] == "In queue: 3/3"
+
+    progress.start_task("task(a)")
+    shared.state.begin(job="task(a)")
+    shared.state.job_count, shared.state.job_no, shared.state.sampling_steps, shared.state.sampling_step = 4, 1, 10, 5
+    shared.state.textinfo = "image 2/4"
+    answer = progress.progressapi("task(a)")
+    assert answer["active"] and answer["progress"] == pytest.approx(0.375) and answer["textinfo"] == "image 2/4"
+    progress.finish_task("task(a)")
+    assert progress.progressapi("task(a)")["completed"]
+    assert progress.progressapi("task(b)")["textinfo"] == "In queue: 1/2"

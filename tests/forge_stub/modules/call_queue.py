@@ -4,9 +4,12 @@ from __future__ import annotations
 import html
 import threading
 import time
+import traceback
 from functools import wraps
 
-from modules import errors, progress, shared
+from modules_forge import main_thread
+
+from modules import progress, shared
 
 LOCK_TIMEOUT = 5.0  # stub-only: re-entry fails loudly instead of hanging
 
@@ -69,31 +72,53 @@ def wrap_gradio_gpu_call(func, extra_outputs=None):
 
 
 def wrap_gradio_call(func, extra_outputs=None, add_stats=False):
+    """Resets the job and the skip/interrupt flags whatever happens, then wrap_gradio_call_no_job."""
+    @wraps(func)
+    def f(*args, **kwargs):
+        try:
+            res = func(*args, **kwargs)
+        finally:
+            shared.state.skipped = False
+            shared.state.interrupted = False
+            shared.state.stopping_generation = False
+            shared.state.job_count = 0
+            shared.state.job = ""
+        return res
+
+    return wrap_gradio_call_no_job(f, extra_outputs, add_stats)
+
+
+def wrap_gradio_call_no_job(func, extra_outputs=None, add_stats=False):
+    """On an error the outputs are `extra_outputs + [error html]` (a list concatenation: a tuple there fails
+    with TypeError, as in the hosts; None means `[None, ""]`). The error shown is main_thread.last_exception
+    whenever one is set – even a stale one from an earlier failed generation – else this call's own (printed
+    with its traceback). Forge keeps an exception object there, Neo its text. With add_stats the last output
+    gets the "Time taken" footer."""
     @wraps(func)
     def f(*args, extra_outputs_array=extra_outputs, **kwargs):
         t = time.perf_counter()
         try:
             res = list(func(*args, **kwargs))
         except Exception as e:
-            errors.report(f"Error completing request: {type(e).__name__}: {e}", exc_info=True)
-            shared.state.job = ""
-            shared.state.job_count = 0
+            if main_thread.last_exception is not None:
+                shown = main_thread.last_exception
+                error_message = shown if isinstance(shown, str) else f"{type(shown).__name__}: {shown}"
+            else:
+                traceback.print_exc()
+                print(e)
+                error_message = f"{type(e).__name__}: {e}"
             if extra_outputs_array is None:
                 extra_outputs_array = [None, ""]
-            error_message = f"{type(e).__name__}: {e}"
-            res = list(extra_outputs_array) + [f"<div class='error'>{html.escape(error_message)}</div>"]
-
-        shared.state.skipped = False
-        shared.state.interrupted = False
-        shared.state.stopping_generation = False
-        shared.state.job_count = 0
+            res = extra_outputs_array + [f"<div class='error'>{html.escape(error_message)}</div>"]
 
         if not add_stats:
             return tuple(res)
 
         elapsed = time.perf_counter() - t
+        minutes, seconds = int(elapsed // 60), elapsed % 60
+        elapsed_text = (f"{minutes} min. " if minutes > 0 else "") + f"{seconds:.1f} sec."
         res[-1] += f"<div class='performance'><p class='time'>Time taken: <wbr><span class='measurement'>" \
-                   f"{elapsed:.1f} sec.</span></p></div>"
+                   f"{elapsed_text}</span></p></div>"
         return tuple(res)
 
     return f
