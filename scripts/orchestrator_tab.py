@@ -304,7 +304,8 @@ def on_ui_tabs() -> List[Any]:
         with gr.Tab("LoRA library", elem_id="orchestrator_library") as library_tab:
             with gr.Row():
                 query = gr.Textbox(label="Search name, trigger word or tag", elem_id="orchestrator_search")
-                category = gr.Dropdown(choices=[""] + list(CATEGORIES), value="", label="Category",
+                # not "Category": until 0.1, that saved default was the swatches' "style" (one key per label)
+                category = gr.Dropdown(choices=[""] + list(CATEGORIES), value="", label="Filter by category",
                                        elem_id="orchestrator_category")
                 base_model = gr.Textbox(label="Base model", elem_id="orchestrator_base_model")
                 compatible = gr.Checkbox(label="Loads on this checkpoint", elem_id="orchestrator_compatible")

@@ -1,6 +1,7 @@
 """The tab built with Forge's Gradio (4.40) through the stand-in: it mounts, its handlers answer."""
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 
@@ -134,6 +135,9 @@ def test_every_field_keeps_its_own_saved_default_across_restarts(tab_module, tmp
         v = getattr(block, "value", None)
         return "" if v is None else v
 
+    with open(config, "w", encoding="utf-8") as fh:  # what the version before fields had labels of their own saved
+        json.dump({"orchestrator/Category/value": "style", "orchestrator/Seed/value": 1000,
+                   "orchestrator/Width/value": 1024}, fh)
     fresh, restarted = start(), start()
     changed = {k: (value(fresh[k]), value(restarted[k])) for k in fresh if value(fresh[k]) != value(restarted[k])}
     assert changed == {}
