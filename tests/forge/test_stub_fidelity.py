@@ -812,3 +812,79 @@ def test_progress_answers_like_internal_progress(monkeypatch):
     progress.finish_task("task(a)")
     assert progress.progressapi("task(a)")["completed"]
     assert progress.progressapi("task(b)")["textinfo"] == "In queue: 1/2"
+
+
+# ---- saving (audit §0 #10, §1 images.save_image) ---------------------------------------------------------
+
+
+class _Stopper(scripts.Script):
+    """Skips or interrupts the job in process_batch of the first batch (as a click on Skip/Interrupt)."""
+
+    action = "skip"
+
+    def title(self):
+        return "Stopper"
+
+    def show(self, is_img2img):
+        return scripts.AlwaysVisible
+
+    def process_batch(self, p, *args, **kwargs):
+        if p.iteration == 0:
+            getattr(shared.state, self.action)()
+
+
+@pytest.mark.parametrize("action", ["skip", "interrupt"])
+def test_skipped_or_interrupted_images_are_not_saved(run_txt2img, tmp_path, action):
+    _Stopper.action = action
+    outputs = tmp_path / "outputs"
+    processed = run_txt2img([_Stopper], None, prompt="a", seed=1, n_iter=2, width=8, height=8)
+    saved = sorted(p.name for p in outputs.rglob("*.png") if "grids" not in str(p))
+    if action == "skip":  # the skipped batch is shown but not saved; the next one is saved
+        assert len(processed.images) == 3 and saved == ["00000-2.png"]
+    else:  # the interrupted batch is shown, not saved, and the job ends
+        assert len(processed.images) == 1 and saved == []
+        assert not hasattr(processed.images[0], "already_saved_as")
+    shared.opts.data["save_incomplete_images"] = True
+    run_txt2img([_Stopper], None, prompt="a", seed=1, n_iter=2, width=8, height=8)
+    assert len([p for p in outputs.rglob("*.png") if "grids" not in str(p)]) == len(saved) + (2 if action == "skip"
+                                                                                               else 1)
+
+
+def test_an_interrupt_before_any_image_still_gives_one_infotext(run_txt2img):
+    class Early(_Stopper):
+        def process(self, p, *args):
+            shared.state.interrupt()
+
+    processed = run_txt2img([Early], None, prompt="a", seed=1, width=8, height=8)
+    assert processed.images == [] and len(processed.infotexts) == 1 and processed.infotexts[0].startswith("a\n")
+
+
+def test_save_image_names_and_folders_like_forge(tmp_path, forge_stub):
+    import datetime
+
+    from modules import images
+    from PIL import Image
+
+    today = datetime.date.today().strftime("%Y-%m-%d")
+    out = tmp_path / "out"
+    first, _ = images.save_image(Image.new("RGB", (4, 4)), str(out), "", 123, "a cat", "png", info="i")
+    second, _ = images.save_image(Image.new("RGB", (4, 4)), str(out), "", 124, "a cat", "png", info="i")
+    assert (first, second) == (f"{out}/{today}/00000-123.png", f"{out}/{today}/00001-124.png")
+    grid, _ = images.save_image(Image.new("RGB", (4, 4)), str(out), "grid", 123, "a", "png", short_filename=True,
+                                grid=True)
+    assert grid == f"{out}/{today}/grid-0000.png"
+    image = Image.new("RGB", (4, 4))
+    text = 'a cat, red\nSteps: 2, Orchestrator swatch: "x × y"'
+    swatch, txt = images.save_image(image, str(out), "swatch", seed=7, prompt="a", extension="jpg", info=text,
+                                    short_filename=False, grid=True)
+    assert swatch == f"{out}/{today}/swatch-0000-7.jpg" and txt is None and image.already_saved_as == swatch
+    with Image.open(swatch) as saved:  # a jpg carries its infotext as EXIF UserComment
+        assert images.read_info_from_image(saved)[0] == text
+    with Image.open(first) as saved:
+        assert images.read_info_from_image(saved) == ("i", {})
+    shared.opts.data.update(grid_save_to_dirs=False, save_to_dirs=False)  # flat, and the prompt joins the seed
+    assert images.save_image(Image.new("RGB", (4, 4)), str(out), "swatch", 8, "a b", "png", grid=True)[0] == \
+        f"{out}/swatch-0000-8-a b.png"
+    # Forge numbers from every name in the folder: the date folder "YYYY-MM-DD" counts as number YYYY
+    assert images.save_image(Image.new("RGB", (4, 4)), str(out), "", 9, "a b", "png")[0] == \
+        f"{out}/{int(today[:4]) + 1:05}-9-a b.png"

@@ -323,6 +323,13 @@ class StableDiffusionProcessing:
     def get_token_merging_ratio(self, for_hr=False):
         return self.token_merging_ratio or 0
 
+    def save_samples(self) -> bool:
+        """Whether this batch's images go to disk: saving on, and the batch neither skipped nor interrupted
+        (unless opts.save_incomplete_images)."""
+        state = shared.state
+        return shared.opts.samples_save and not self.do_not_save_samples and (
+            shared.opts.save_incomplete_images or not state.interrupted and not state.skipped)
+
 
 def _get_sd_model(self):
     return shared.sd_model
@@ -782,6 +789,8 @@ def process_images_inner(p: StableDiffusionProcessing) -> Processed:
             p.scripts.postprocess_batch_list(p, batch_params, batch_number=n)
             samples = batch_params.images
 
+        save_samples = p.save_samples()  # decided once per batch, after its sampling
+
         for i, image in enumerate(samples):
             p.batch_index = i
             global_index = i + p.iteration * p.batch_size
@@ -797,7 +806,7 @@ def process_images_inner(p: StableDiffusionProcessing) -> Processed:
                 p.scripts.postprocess_image_after_composite(p, pp)
                 image = pp.image
 
-            if shared.opts.samples_save and not p.do_not_save_samples:
+            if save_samples:
                 images.save_image(image, p.outpath_samples, "", p.seeds[i], p.prompts[i],
                                   shared.opts.samples_format, info=infotext(i), p=p)
 
@@ -806,6 +815,9 @@ def process_images_inner(p: StableDiffusionProcessing) -> Processed:
             if shared.opts.enable_pnginfo:
                 image.info["parameters"] = text
             output_images.append(image)
+
+    if not infotexts:  # nothing made (interrupted before the first image): still one infotext
+        infotexts.append(Processed(p, []).infotext(p, 0))
 
     p.color_corrections = None
     index_of_first_image = 0
@@ -822,8 +834,8 @@ def process_images_inner(p: StableDiffusionProcessing) -> Processed:
             index_of_first_image = 1
         if shared.opts.grid_save:
             images.save_image(grid, p.outpath_grids, "grid", p.all_seeds[0], p.all_prompts[0],
-                              shared.opts.grid_format, info=infotext(use_main_prompt=True), short_filename=True,
-                              p=p, grid=True)
+                              shared.opts.grid_format, info=infotext(use_main_prompt=True),
+                              short_filename=not shared.opts.grid_extended_filename, p=p, grid=True)
 
     if not p.disable_extra_networks and p.extra_network_data:
         extra_networks.deactivate(p, p.extra_network_data)
