@@ -175,3 +175,45 @@ def test_compose_picks_loras_for_the_selected_checkpoint_before_any_generation(l
     table, _ = module.MODEL.compose_preview("a watercolor wash landscape", 1, 2, "", "")
     assert "watercolor_wash_xl" in table and "watercolor_sd15" not in table
     assert getattr(shared.sd_model, "sd_checkpoint_info", None) is None
+
+
+def test_a_refused_batch_run_leaves_no_progress_bar_waiting(tab_module, tmp_path):
+    """Forge's page polls the run's task id: an id never finished shows "Waiting..." or "In queue" for good."""
+    from modules import progress
+
+    tab_module.MODEL.batches_dir = str(tmp_path / "batches")
+    views = list(tab_module._run_batch("task(refused)", "no_such_batch.json"))
+    assert views[-1][1].startswith("error: ") and progress.progressapi("task(refused)")["completed"]
+    tab_module.MODEL.save_batch_file("ok", "json", "a cat", "", 1, 5, dict(steps=1, width=64, height=64))
+    list(tab_module._run_batch("task(run)", "ok.json"))
+    answer = progress.progressapi("task(run)")
+    assert answer["completed"] and not answer["queued"] and not answer["active"]
+
+
+def test_in_neo_the_forms_offer_its_own_upscalers_and_a_hires_batch_runs(forge_stub, lora_dir, forge_app, tmp_path):
+    shutil.copytree(SAMPLE_LORAS, lora_dir, dirs_exist_ok=True)
+    with forge_stub.use_variant("neo"):
+        from modules import script_callbacks, shared
+
+        module = forge_app()["orchestrator_tab.py"]
+        module.state.LIBRARY.wait(60)
+        tab = script_callbacks.ui_tabs_callback()[0][0]
+        upscaler = next(b for b in tab.blocks.values() if getattr(b, "elem_id", "") == "orchestrator_batch_upscaler")
+        assert upscaler.value == "None" and "Latent" not in [c[0] for c in upscaler.choices]
+        shared.opts.data["samples_save"] = True
+        module.MODEL.batches_dir = str(tmp_path / "batches")
+        settings = dict(steps=1, width=64, height=64, enable_hr=True, hr_upscaler=upscaler.value, hr_scale=1.5)
+        assert module.MODEL.save_batch_file("hires", "json", "a cat", "", 1, 5, settings)[0].startswith("saved")
+        *_, (files, status, _) = module._run_batch("task(neo)", "hires.json")
+        assert status == "1/1 images done, finished" and len(files) == 1
+        table, _ = module.MODEL.compose_preview("a watercolor landscape", 1, 1, "", "")
+        assert "watercolor_sd15" in table  # nothing loaded before the batch; the selected SD1.5 checkpoint counts
+
+
+def test_a_handler_that_fails_says_why_in_its_status_instead_of_a_bare_error_badge(tab_module, capsys):
+    def broken(*_):
+        raise KeyError("lost")
+
+    table, messages = tab_module._guarded(broken, 2, 1)("a template")
+    assert messages == "error: KeyError: 'lost'" and table == tab_module.gr.update()
+    assert "Traceback" in capsys.readouterr().err  # and Forge's console has the whole story
