@@ -42,6 +42,7 @@ class TabModel:
     # checkpoint's family
     checkpoints: Optional[Callable[[str], Optional[Tuple[str, str, str]]]] = None
     upscalers: Callable[[], List[str]] = field(default=lambda: [])  # the host's hires upscaler names
+    overrides_changed: Callable[[], None] = field(default=lambda: None)  # e.g. re-index the library with them
     _catalogue_of: Any = field(default=None, init=False, repr=False)
     _catalogue_cache: Optional[Catalogue] = field(default=None, init=False, repr=False)
 
@@ -516,17 +517,23 @@ class TabModel:
                 f"<table class='orch-details'>{table}</table><div class='orch-description'>{d['description_html']}"
                 "</div>")
 
-    def save_override(self, path: str, category: str, weight: Optional[float], excluded: bool, pinned: bool,
+    def save_override(self, path: str, category: str, weight: Any, excluded: bool, pinned: bool,
                       notes: str) -> str:
+        """Save the user's settings for a LoRA (weight: a number, or empty for the LoRA's own)."""
         if not path:
             return "error: pick a LoRA first"
+        text = "" if weight is None else str(weight).strip()
         try:
-            self.overrides.set(path, Override(category=category or None,
-                                              weight=None if weight in (None, "") else float(weight),
-                                              excluded=bool(excluded), pinned=bool(pinned), notes=notes or ""))
+            value = float(text) if text else None
+        except ValueError:
+            return f"error: {text!r} is not a weight; write a number such as 0.8, or nothing for the LoRA's own"
+        try:
+            self.overrides.set(path, Override(category=category or None, weight=value, excluded=bool(excluded),
+                                              pinned=bool(pinned), notes=notes or ""))
         except (OrchestratorError, ValueError) as exc:
             return f"error: {exc}"
-        return "saved; selection uses it after the next library refresh"
+        self.overrides_changed()
+        return "saved; the next picks use it"
 
 
 def batch_table(batch: Any, done: Dict[int, Any]) -> str:

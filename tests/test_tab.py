@@ -70,6 +70,14 @@ def test_overrides_from_the_details_panel(model):
     assert "great" in model.details_html(paths[0])
     assert model.save_override(paths[0], "nonsense", None, False, False, "").startswith("error")
     assert model.save_override("", "style", None, False, False, "").startswith("error")
+    assert model.save_override(paths[0], "", "heavy", False, False, "") == \
+        "error: 'heavy' is not a weight; write a number such as 0.8, or nothing for the LoRA's own"
+    changed = []
+    from dataclasses import replace
+
+    told = replace(model, overrides_changed=lambda: changed.append(True))
+    assert told.save_override(paths[0], "", " 0.65 ", False, False, "") == "saved; the next picks use it"
+    assert told.overrides.get(paths[0]).weight == 0.65 and changed == [True]  # the library re-indexes with it
 
 
 def test_batches_plan_save_list_and_show(model, tmp_path):
