@@ -58,6 +58,7 @@ LIBRARY = LibraryService(lora_dirs, cache_path, lambda records: OVERRIDES.apply(
 _ENGINES: Dict[Tuple[str, ...], PromptEngine] = {}
 _RULES: Dict[Tuple[str, float], Rules] = {}
 last_known: Optional[set] = None  # Forge's LoRA names when the library was last refreshed
+RUNNING: set = set()  # batch files being run: here, not in the tab's module, so a UI reload does not forget them
 
 
 def engine() -> PromptEngine:

@@ -8,7 +8,7 @@ Fixtures:
 - forge_stub (autouse) fresh stand-in state per test: stub_control.reset(lora_dir=...), outputs in tmp_path
 - run_txt2img          Txt2ImgRunner: run_txt2img(scripts, script_args=None, *, api=False, **p_kwargs) -> Processed
 - write_safetensors    the helper, for tests that need more LoRA files
-- forge_app            start(tabs=True, ui_config=None) -> {file name: script module}: this repository installed as
+- forge_app            start(tabs=True) -> {file name: script module}: this repository installed as
                        an extension and Forge started as a new process would start it (stub_control.start_webui)
 - runner               scripts/orchestrator_runner.py loaded by Forge, over the sample LoRAs on an SDXL checkpoint
 """

@@ -114,6 +114,8 @@ def test_a_ui_reload_loads_the_scripts_again_and_registers_everything_once(tab_m
     assert [label for _, label, _ in script_callbacks.ui_tabs_callback()] == ["Orchestrator"]
     assert len(script_callbacks.callback_map["callbacks_ui_settings"]) == 1
     assert again["orchestrator_tab.py"] is not tab_module  # a new module object, as Forge's reload makes
+    # a batch still running in the old tab's thread is still known: a second Run of it is refused
+    assert again["orchestrator_tab.py"].MODEL.running is tab_module.MODEL.running
     assert "orchestrator_split_batches" in shared.opts.data_labels
 
 

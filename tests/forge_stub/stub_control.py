@@ -126,11 +126,11 @@ def forget_extension_modules() -> None:
             del sys.modules[name]
 
 
-def start_webui(*, tabs: bool = True, ui_config: str | None = None) -> dict:
+def start_webui(*, tabs: bool = True) -> dict:
     """Forge's start-up after the checkpoints are listed, in its order: load every extension's scripts, register
-    their settings, build txt2img's and img2img's script UIs, build the extension tabs (Gradio needed) and let
-    ui-config.json (`ui_config`, optional) fill their saved defaults, then app_started. Returns the loaded script
-    modules by file name (`"orchestrator_tab.py": module`)."""
+    their settings, build txt2img's and img2img's script UIs, build the extension tabs (Gradio needed), then
+    app_started. Returns the loaded script modules by file name (`"orchestrator_tab.py": module`). Saved
+    defaults (ui-config.json) are applied by `modules.ui_loadsave` to a tab a test builds itself."""
     import os
 
     from modules import script_callbacks, script_loading, scripts
@@ -141,15 +141,6 @@ def start_webui(*, tabs: bool = True, ui_config: str | None = None) -> dict:
         runner.initialize_scripts(img2img)
         runner.setup_ui()
     if tabs:
-        interfaces = script_callbacks.ui_tabs_callback()
-        if ui_config is not None:
-            from modules import ui_loadsave
-
-            loadsave = ui_loadsave.UiLoadsave(ui_config)
-            before = dict(loadsave.ui_settings)
-            for interface, _label, ifid in interfaces:
-                loadsave.add_block(interface, ifid)
-            if loadsave.ui_settings != before:
-                loadsave.dump_defaults()
+        script_callbacks.ui_tabs_callback()
     script_callbacks.app_started_callback(None, None)
     return {os.path.basename(path): module for path, module in script_loading.loaded_scripts.items()}
