@@ -210,11 +210,14 @@ class TabModel:
                         height=int(settings.get("height") or native_h))
         if "hr_cfg" in settings and not settings["hr_cfg"]:
             settings["hr_cfg"] = None
+        problem = self._missing_upscaler(bool(settings.get("enable_hr")), settings.get("hr_upscaler"))
+        return f"error: {problem}" if problem else (settings, family, base)
+
+    def _missing_upscaler(self, enable_hr: bool, name: Any) -> str:
         names = self.upscalers()
-        if settings.get("enable_hr") and names and settings.get("hr_upscaler") not in names:
-            return (f"error: this Forge has no hires upscaler {settings.get('hr_upscaler')!r}; "
-                    f"choose one of {', '.join(names)}")
-        return settings, family, base
+        if enable_hr and names and name not in names:
+            return f"this Forge has no hires upscaler {name!r} (it has {', '.join(names)})"
+        return ""
 
     def batch_files(self) -> List[str]:
         try:
@@ -277,10 +280,9 @@ class TabModel:
         yield self._batch_view(batch, path, status, final=True)
 
     def _cannot_run(self, batch: Any) -> str:
-        names = self.upscalers()
-        if batch.settings.enable_hr and names and batch.settings.hr_upscaler not in names:
-            return (f"this Forge has no hires upscaler {batch.settings.hr_upscaler!r} (it has {', '.join(names)}): "
-                    "load the batch into the form, pick one and save it under a new name")
+        problem = self._missing_upscaler(batch.settings.enable_hr, batch.settings.hr_upscaler)
+        if problem:
+            return f"{problem}: load the batch into the form, pick one and save it under a new name"
         if self.checkpoints is not None:
             missing = sorted({c for c in map(batch.checkpoint_of, batch.images) if c and self.checkpoints(c) is None})
             if missing:

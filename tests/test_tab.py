@@ -250,7 +250,7 @@ def test_generation_settings_fit_the_checkpoint_they_run_on(model, tmp_path):
     assert m.generation_settings({"checkpoint": "nope_v2"}) == \
         "error: Forge has no checkpoint named 'nope_v2' (see its checkpoint list)"
     assert m.generation_settings({"enable_hr": True, "hr_upscaler": "Latent"}) == \
-        "error: this Forge has no hires upscaler 'Latent'; choose one of None, ESRGAN"
+        "error: this Forge has no hires upscaler 'Latent' (it has None, ESRGAN)"
     assert isinstance(m.generation_settings({"enable_hr": True, "hr_upscaler": "ESRGAN"}), tuple)
 
 
