@@ -219,3 +219,24 @@ def test_a_handler_that_fails_says_why_in_its_status_instead_of_a_bare_error_bad
     table, messages = tab_module._guarded(broken, 2, 1)("a template")
     assert messages == "error: KeyError: 'lost'" and table == tab_module.gr.update()
     assert "Traceback" in capsys.readouterr().err  # and Forge's console has the whole story
+
+
+def test_the_loaded_models_flags_count_only_for_a_file_that_cannot_tell_and_only_if_it_is_the_selected_one(
+        forge_app, tmp_path):
+    from types import SimpleNamespace
+
+    forge_app(tabs=False)
+    compat = sys.modules["orchestrator_compat"]  # what the scripts use
+    files = {}
+    for name in ("merge_q8.gguf", "other_q4.gguf"):
+        (tmp_path / name).write_bytes(b"GGUF")
+        files[name] = SimpleNamespace(filename=str(tmp_path / name), name=name)
+    sd_models = SimpleNamespace(checkpoint_aliases=dict(files), checkpoints_list=dict(files))
+    loaded = SimpleNamespace(is_sdxl=True, sd_checkpoint_info=files["merge_q8.gguf"])
+    shared = SimpleNamespace(opts=SimpleNamespace(sd_model_checkpoint="merge_q8.gguf"), sd_model=loaded)
+    kind = compat.checkpoint(shared, sd_models)
+    assert (kind.family, kind.base_model, kind.source) == ("sdxl", "SDXL 1.0", "loaded model")
+    shared.opts.sd_model_checkpoint = "other_q4.gguf"  # picked in Forge's list, not loaded yet
+    assert compat.checkpoint(shared, sd_models).family == "unknown"
+    shared.opts.sd_model_checkpoint = "gone.safetensors"  # an alias Forge no longer has: its first checkpoint
+    assert compat.selected_checkpoint(shared, sd_models) is files["merge_q8.gguf"]
