@@ -61,7 +61,7 @@ def test_a_plain_txt_of_prompts_imports_as_a_batch(tmp_path):
     (lambda t: t.replace('"steps": 20', '"steps": "twenty"'), "settings.steps must be a whole number"),
     (lambda t: t.replace('"sampler_name"', '"sampler"'), "unknown setting 'sampler'"),
     (lambda t: t.replace('"seed": 101', '"seed": 1.5'), "images[1].seed must be a whole number"),
-    (lambda t: t.replace('"index": 1,', '"index": 0,'), "share an index"),
+    (lambda t: t.replace('"index": 1,', '"index": 0,'), "images[1] has the index 0 of another image"),
 ])
 def test_a_corrupt_or_hand_edited_json_gives_a_clear_error(tmp_path, edit, fragment):
     path = tmp_path / "b.json"
@@ -70,6 +70,41 @@ def test_a_corrupt_or_hand_edited_json_gives_a_clear_error(tmp_path, edit, fragm
     with pytest.raises(BatchFileError, match=re.escape(fragment)) as info:
         load_batch(str(path))
     assert info.value.location.source == str(path) and info.value.location.line > 0
+
+
+@pytest.mark.parametrize("old, new, fragment", [
+    ('"seed": 101', '"seed": "101"', "images[1].seed must be a whole number, not '101'"),
+    ('"seed": 101', '"seed": 99999999999', "images[1].seed must be from 0 to 4294967295"),
+    ('"loras": [', '"loras": "sharp", "was": [', "images[1].loras must be a list"),
+    ('"width": 1024', '"width": -512', "settings.width must be from 64 to 4096, not -512"),
+    ('"cfg_scale": 7.0', '"cfg_scale": NaN', "settings.cfg_scale must be a number, not nan"),
+    ('"steps": 20', '"steps": 100000', "settings.steps must be from 1 to 150"),
+])
+def test_a_hand_edit_is_reported_at_the_line_and_column_of_the_value_it_broke(tmp_path, old, new, fragment):
+    path = tmp_path / "b.json"
+    save_batch(planned(count=3), str(path))
+    text = path.read_text(encoding="utf-8")
+    at = text.index(old, text.index('"index": 1')) if old.startswith(('"seed"', '"loras"')) else text.index(old)
+    edited = text[:at] + new + text[at + len(old):]
+    path.write_text(edited, encoding="utf-8")
+    with pytest.raises(BatchFileError) as info:
+        load_batch(str(path))
+    value_at = at + new.index(":") + 2  # where the value starts, counted in the text written here
+    line = edited.count("\n", 0, value_at) + 1
+    column = value_at - edited.rfind("\n", 0, value_at)
+    assert fragment in info.value.message
+    assert (info.value.location.line, info.value.location.column) == (line, column)
+
+
+def test_a_batch_nested_past_reason_is_refused_not_a_crash(tmp_path):
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 200_000, encoding="utf-8")
+    with pytest.raises(BatchFileError, match="invalid JSON|nested too deeply"):
+        load_batch(str(path))
+    path.write_text('{"schema": "orchestrator-batch", "version": 1, "images": ' + "[" * 100_000 + "]" * 100_000 + "}",
+                    encoding="utf-8")
+    with pytest.raises(BatchFileError, match="nested too deeply|images\\[0\\] must be an object"):
+        load_batch(str(path))
 
 
 def test_a_broken_csv_names_the_row(tmp_path):

@@ -5,13 +5,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 from dataclasses import fields
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..atomic import write_text_atomic
 from ..errors import Location, OrchestratorError
-from .model import SCHEMA, VERSION, Batch, BatchImage, Settings
+from ..json_positions import Path, line_and_column, value_positions
+from .model import MAX_IMAGES, MAX_SEED, SCHEMA, VERSION, Batch, BatchImage, Settings, settings_problem
 
 CSV_COLUMNS = ["index", "seed", "prompt", "negative_prompt", "loras", "checkpoint", "sampler_name", "scheduler",
                "steps", "width", "height", "cfg_scale"]
@@ -60,99 +62,143 @@ def _from_json(text: str, path: str) -> Batch:
     except json.JSONDecodeError as exc:
         raise BatchFileError(f"invalid JSON: {exc.msg}", Location(path, exc.lineno, exc.colno),
                              "fix the JSON (a hand edit left a comma or quote behind?)") from None
+    except RecursionError:
+        raise BatchFileError("nested too deeply to be a batch", Location(path, 1, 1),
+                             "a batch file is a few levels deep: is this the right file?") from None
     check = _Checker(path, text)
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-        raise check.fail("schema", f"not an Orchestrator batch (schema should be {SCHEMA!r})")
+        raise check.fail(("schema",), f"not an Orchestrator batch (schema should be {SCHEMA!r})")
     if data.get("version") != VERSION:
-        raise check.fail("version", f"batch version {data.get('version')!r} is not supported (this reads {VERSION})",
-                         "save it again with this version")
-    settings = _settings(check.mapping(data, "settings"), check)
-    images = []
+        raise check.fail(("version",), f"batch version {data.get('version')!r} is not supported (this reads "
+                         f"{VERSION})", "save it again with this version")
+    settings = _settings(check.mapping(data, ("settings",)), check)
     raw_images = data.get("images")
     if not isinstance(raw_images, list):
-        raise check.fail("images", "images must be a list")
-    for k, raw in enumerate(raw_images):
-        where = f"images[{k}]"
-        if not isinstance(raw, dict):
-            raise check.fail("images", f"{where} must be an object")
-        loras = []
-        for j, lora in enumerate(raw.get("loras", [])):
-            if not isinstance(lora, dict) or not isinstance(lora.get("name"), str):
-                raise check.fail("loras", f"{where}.loras[{j}] needs a name")
-            loras.append((lora["name"], check.number(lora.get("weight", 1.0), f"{where}.loras[{j}].weight"),
-                          str(lora.get("reason", ""))))
-        images.append(BatchImage(
-            index=check.integer(raw.get("index", k), f"{where}.index"),
-            seed=check.integer(raw.get("seed"), f"{where}.seed"),
-            prompt=check.text(raw.get("prompt"), f"{where}.prompt"),
-            negative_prompt=check.text(raw.get("negative_prompt", ""), f"{where}.negative_prompt"),
-            loras=tuple(loras), checkpoint=raw.get("checkpoint") or None))
+        raise check.fail(("images",), "images must be a list")
+    if len(raw_images) > MAX_IMAGES:
+        raise check.fail(("images",), f"{len(raw_images):,} images: a batch holds at most {MAX_IMAGES:,}",
+                         "split it into several batches")
+    images = [_image(raw, k, check) for k, raw in enumerate(raw_images)]
     indices = [im.index for im in images]
     if len(set(indices)) != len(indices):
-        raise check.fail("index", "two images share an index", "give every image its own index")
-    return Batch(check.text(data.get("name", ""), "name"), check.text(data.get("template", ""), "template"),
-                 check.integer(data.get("seed", 0), "seed"), settings, tuple(images),
-                 check.text(data.get("negative_template", ""), "negative_template"))
+        k = next(k for k, i in enumerate(indices) if indices.index(i) != k)
+        raise check.fail(("images", k, "index"), f"images[{k}] has the index {indices[k]} of another image",
+                         "give every image its own index")
+    return Batch(check.text(data.get("name", ""), ("name",)), check.text(data.get("template", ""), ("template",)),
+                 check.seed(data.get("seed", 0), ("seed",)), settings, tuple(images),
+                 check.text(data.get("negative_template", ""), ("negative_template",)))
+
+
+def _image(raw: Any, k: int, check: "_Checker") -> BatchImage:
+    at = ("images", k)
+    if not isinstance(raw, dict):
+        raise check.fail(at, f"images[{k}] must be an object")
+    raw_loras = raw.get("loras", [])
+    if not isinstance(raw_loras, list):
+        raise check.fail(at + ("loras",), f"images[{k}].loras must be a list of {{\"name\": …, \"weight\": …}}")
+    loras = []
+    for j, lora in enumerate(raw_loras):
+        where = at + ("loras", j)
+        if not isinstance(lora, dict) or not isinstance(lora.get("name"), str) or not lora["name"].strip():
+            raise check.fail(where, f"images[{k}].loras[{j}] needs a name", 'write {"name": "…", "weight": 0.8}')
+        loras.append((lora["name"], check.number(lora.get("weight", 1.0), where + ("weight",)),
+                      str(lora.get("reason", ""))))
+    checkpoint = raw.get("checkpoint")
+    return BatchImage(index=check.integer(raw.get("index", k), at + ("index",)),
+                      seed=check.seed(raw.get("seed"), at + ("seed",)),
+                      prompt=check.text(raw.get("prompt"), at + ("prompt",)),
+                      negative_prompt=check.text(raw.get("negative_prompt", ""), at + ("negative_prompt",)),
+                      loras=tuple(loras),
+                      checkpoint=check.text(checkpoint, at + ("checkpoint",)) or None if checkpoint else None)
 
 
 def _settings(raw: Dict[str, Any], check: "_Checker") -> Settings:
     known = {f.name: f for f in fields(Settings)}
     for key in raw:
         if key not in known:
-            raise check.fail(key, f"unknown setting {key!r}", f"known: {', '.join(sorted(known))}")
+            raise check.fail(("settings", key), f"unknown setting {key!r}", f"known: {', '.join(sorted(known))}")
     values: Dict[str, Any] = {}
     defaults = Settings()
     for key, value in raw.items():
-        default = getattr(defaults, key)
+        default, at = getattr(defaults, key), ("settings", key)
         if value is None:
             values[key] = None if default is None or key in ("checkpoint", "hr_cfg") else default
         elif isinstance(default, bool):
             if not isinstance(value, bool):
-                raise check.fail(key, f"settings.{key} must be true or false")
+                raise check.fail(at, f"settings.{key} must be true or false")
             values[key] = value
         elif isinstance(default, int):
-            values[key] = check.integer(value, f"settings.{key}")
+            values[key] = check.integer(value, at)
         elif isinstance(default, float) or key == "hr_cfg":
-            values[key] = check.number(value, f"settings.{key}")
+            values[key] = check.number(value, at)
         else:
-            values[key] = check.text(value, f"settings.{key}")
+            values[key] = check.text(value, at)
+    problem = settings_problem(values)
+    if problem:
+        raise check.fail(("settings", problem[0]), f"settings.{problem[1]}")
     return Settings(**values)
 
 
 class _Checker:
+    """Type checks whose errors point at the very value (line and column) that is wrong."""
+
     def __init__(self, path: str, text: str) -> None:
         self.path, self.source = path, text
+        self.positions = value_positions(text)
 
-    def fail(self, key: str, message: str, hint: str = "") -> BatchFileError:
-        return BatchFileError(message, self._where(key), hint)
+    def fail(self, at: Path, message: str, hint: str = "") -> BatchFileError:
+        return BatchFileError(message, self._where(at), hint)
 
-    def _where(self, key: str) -> Location:
-        found = self.source.find(f'"{key}"')
-        if found < 0:
+    def _where(self, at: Path) -> Location:
+        while at not in self.positions and at:  # a missing value: its parent object
+            at = at[:-1]
+        offset = self.positions.get(at)
+        if offset is None:
             return Location(self.path, 0, 0)
-        line = self.source.count("\n", 0, found) + 1
-        return Location(self.path, line, found - self.source.rfind("\n", 0, found))
+        line, column = line_and_column(self.source, offset)
+        start = self.source.rfind("\n", 0, offset) + 1
+        end = self.source.find("\n", offset)
+        return Location(self.path, line, column, self.source[start:end if end >= 0 else len(self.source)][:200])
 
-    def mapping(self, data: Dict[str, Any], key: str) -> Dict[str, Any]:
-        value = data.get(key, {})
+    def mapping(self, data: Dict[str, Any], at: Path) -> Dict[str, Any]:
+        value = data.get(at[-1], {})
         if not isinstance(value, dict):
-            raise self.fail(key, f"{key} must be an object")
+            raise self.fail(at, f"{_name(at)} must be an object")
         return value
 
-    def integer(self, value: Any, what: str) -> int:
+    def integer(self, value: Any, at: Path) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(what.rsplit(".", 1)[-1].split("[")[0], f"{what} must be a whole number, not {value!r}")
+            raise self.fail(at, f"{_name(at)} must be a whole number, not {_shown(value)}")
         return value
 
-    def number(self, value: Any, what: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.fail(what.rsplit(".", 1)[-1].split("[")[0], f"{what} must be a number, not {value!r}")
+    def seed(self, value: Any, at: Path) -> int:
+        value = self.integer(value, at)
+        if not 0 <= value <= MAX_SEED:
+            raise self.fail(at, f"{_name(at)} must be from 0 to {MAX_SEED}, not {value}")
+        return value
+
+    def number(self, value: Any, at: Path) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise self.fail(at, f"{_name(at)} must be a number, not {_shown(value)}")
         return float(value)
 
-    def text(self, value: Any, what: str) -> str:
+    def text(self, value: Any, at: Path) -> str:
         if not isinstance(value, str):
-            raise self.fail(what.rsplit(".", 1)[-1].split("[")[0], f"{what} must be text, not {value!r}")
+            raise self.fail(at, f"{_name(at)} must be text, not {_shown(value)}")
         return value
+
+
+def _name(at: Path) -> str:
+    """("images", 5, "seed") -> "images[5].seed"."""
+    out = ""
+    for part in at:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "…"
 
 
 # -- csv ----------------------------------------------------------------------------------------------

@@ -6,6 +6,27 @@ from typing import Any, Dict, List, Optional, Tuple
 
 SCHEMA = "orchestrator-batch"
 VERSION = 1
+MAX_IMAGES = 100_000  # days of generation; a plan past this is a typo, and would fill the memory first
+MAX_SEED = 2**32 - 1  # Forge's seeds: numpy's generator takes nothing larger
+
+# The ranges Forge's own controls allow (its API takes more, and fails deep inside or silently clamps).
+LIMITS: Dict[str, Tuple[float, float]] = {
+    "steps": (1, 150), "width": (64, 4096), "height": (64, 4096), "cfg_scale": (0, 30),
+    "hr_scale": (1, 8), "hr_second_pass_steps": (0, 150), "denoising_strength": (0, 1), "hr_cfg": (0, 30),
+}
+
+
+def settings_problem(values: Dict[str, Any]) -> Optional[Tuple[str, str]]:
+    """(field, what is wrong) for the first setting outside what Forge allows, or None."""
+    import math
+
+    for key, (low, high) in LIMITS.items():
+        value = values.get(key)
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue  # absent, or of the wrong type: the loader says so in its own words
+        if not math.isfinite(value) or not low <= value <= high:
+            return key, f"{key} must be from {low:g} to {high:g}, not {value!r}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -25,6 +46,11 @@ class Settings:
     hr_second_pass_steps: int = 0
     denoising_strength: float = 0.7
     hr_cfg: Optional[float] = None  # None: the same as cfg_scale
+
+    def __post_init__(self) -> None:
+        problem = settings_problem(asdict(self))
+        if problem:
+            raise ValueError(problem[1])
 
     def forge_fields(self) -> Dict[str, Any]:
         """Processing fields for Forge, with its API traps avoided: `hr_cfg` defaults to 1 there (the

@@ -3,14 +3,21 @@ from __future__ import annotations
 
 from typing import Any, Collection, Optional
 
+from ..errors import OrchestratorError
 from ..job import JobSettings, plan_job
 from ..selection import LoraIndex, Rules
-from .model import Batch, BatchImage, Settings
+from .model import MAX_IMAGES, MAX_SEED, Batch, BatchImage, Settings
 
 
 def plan_batch(name: str, template: str, count: int, seed: int, engine: Any, index: Optional[LoraIndex],
                rules: Rules, family: str, base_model: str, settings: Optional[Settings] = None, negative: str = "",
                known_loras: Optional[Collection[str]] = None, loras: bool = True) -> Batch:
+    if not 0 <= count <= MAX_IMAGES:
+        raise OrchestratorError(f"a batch holds 0 to {MAX_IMAGES:,} images, not {count:,}",
+                                hint="split a bigger run into several batches")
+    if not 0 <= seed <= MAX_SEED - count:
+        raise OrchestratorError(f"seeds run from {seed} to {seed + count - 1}, past Forge's 0 to {MAX_SEED}",
+                                hint="choose a smaller first seed")
     seeds = list(range(seed, seed + count))
     plan = plan_job([template] * count, [negative] * count, seeds, JobSettings(enabled=True, loras=loras),
                     lambda text, s: engine.prompt(text, s) if text else text, index, rules, family, base_model,
