@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from itertools import islice
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Iterator, List, Optional, Sequence, TextIO
@@ -15,7 +17,7 @@ from . import BUNDLED_WILDCARDS, SAMPLE_LORAS
 from .enhance_cli import FAMILIES, add_enhance_args
 from .errors import Location, OrchestratorError
 
-EXIT_OK, EXIT_LINT_ERRORS, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_LINT_ERRORS, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130  # 130: the shell's Ctrl-C
 
 
 class _Parser(argparse.ArgumentParser):
@@ -137,22 +139,63 @@ def _wildcard_args(p: argparse.ArgumentParser) -> None:
                    help="a wildcard that does not exist: stop with an error, or keep __name__ as text")
 
 
+def _whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:  # argparse would name this function ("invalid _non_negative value")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
 def _non_negative(text: str) -> int:
-    value = int(text)
+    value = _whole_number(text)
     if value < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
+        raise argparse.ArgumentTypeError(f"{value} is below 0")
     return value
 
 
 def _scene_count(text: str) -> int:
-    value = int(text)
+    value = _whole_number(text)
     if not 1 <= value <= 100:
-        raise argparse.ArgumentTypeError("must be 1 to 100")
+        raise argparse.ArgumentTypeError(f"{value} is not from 1 to 100")
     return value
+
+
+class _WholeWrites:
+    """`out` for the commands, with Ctrl-C held off while a write is under way. A signal that interrupts a big
+    write to a pipe loses part of it (CPython's buffered writer drops bytes on a partial write, even when the
+    handler returns), and a KeyboardInterrupt raised inside the write cuts a line in two. Blocked during the
+    write, SIGINT arrives right after it: what was printed is whole lines. (Windows has no signal mask; there
+    Ctrl-C stops as Python does by default.)"""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+            return self.stream.write(text)
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            return self.stream.write(text)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.stream, name)
 
 
 def main(argv: Optional[Sequence[str]] = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        return _run(args, _WholeWrites(out), err)  # type: ignore[arg-type]
+    except KeyboardInterrupt:  # Ctrl-C: what was written stays, whole (files are written whole or not at all)
+        try:
+            _WholeWrites(out).flush()
+        except (BrokenPipeError, OSError):
+            pass
+        return EXIT_INTERRUPTED
+
+
+def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         if args.command == "prompts":
             return _prompts(args, out, err)

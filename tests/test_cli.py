@@ -295,3 +295,37 @@ def test_subprocess_bad_input_has_no_traceback(colors):
     assert len(lines(proc.stderr)) == 1
     assert ERROR_LINE.match(proc.stderr.strip())
     assert "did you mean __colors__" in proc.stderr
+
+
+# -- what a user at a terminal expects ----------------------------------------------------------------------
+
+def test_ctrl_c_exits_130_quietly_keeping_every_line_already_written():
+    import signal
+
+    proc = subprocess.Popen([sys.executable, "-m", "lib_orchestrator", "prompts", "__templates/noir__", "--count",
+                             "100000000", "--seed", "1"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = proc.stdout.readline()  # it is writing prompts now
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stdout.read()  # (not communicate(): it would skip what readline() buffered)
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 130 and err == b""
+    text = (first + rest).decode("utf-8")
+    assert text.endswith("\n") and len(text.splitlines()) > 1  # whole lines only, all flushed
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("prompts", "a", "--count", "abc"), "argument --count: 'abc' is not a whole number"),
+    (("prompts", "a", "--count", "-3"), "argument --count: -3 is below 0"),
+    (("story", "x.yaml", "--scenes", "500"), "argument --scenes: 500 is not from 1 to 100"),
+])
+def test_a_bad_number_says_what_is_wrong_in_the_users_words(argv, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(list(argv))
+    assert info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_batch_of_a_billion_images_is_refused_at_once_not_after_filling_the_memory(tmp_path):
+    started = time.perf_counter()
+    code, _, err = run("batch", "plan", "a {cat|dog}", "--count", "1000000000", "--out", str(tmp_path / "b.json"))
+    assert code == 2 and "a batch holds 0 to 100,000 images, not 1,000,000,000" in err
+    assert not (tmp_path / "b.json").exists() and time.perf_counter() - started < 60  # refused, not computed
