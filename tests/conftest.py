@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Dict, Union
+from typing import Any, Callable, Dict, Union
 
 import pytest
 
@@ -60,3 +60,45 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"shared test data: {'present' if SDDP_WILDCARDS.is_dir() else 'absent (those tests skip)'}"
 
 
+
+
+# -- skips: counted and explained at the end; where ../shared is present (CI), the tests that need it must run --
+_SKIPPED: Dict[str, int] = {}
+# Skips that mean a test did not run although this machine should run it: its data is in ../shared, or its
+# package is in requirements-dev.txt (the golden-data and compatibility tests).
+_MUST_RUN = ("../shared", "could not import", "real-forge-traces")
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and report.when in ("setup", "call"):
+        reason = _skip_reason(report)
+        _SKIPPED[reason] = _SKIPPED.get(reason, 0) + 1
+
+
+def _must_have_run() -> Dict[str, int]:
+    if not SHARED.is_dir():  # a user's clone: these skip cleanly
+        return {}
+    return {reason: n for reason, n in _SKIPPED.items() if any(mark in reason for mark in _MUST_RUN)}
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _SKIPPED:
+        return
+    terminalreporter.section(f"{sum(_SKIPPED.values())} tests skipped")
+    for reason, n in sorted(_SKIPPED.items(), key=lambda item: -item[1]):
+        terminalreporter.write_line(f"{n:4d}  {reason}")
+    for reason, n in _must_have_run().items():
+        terminalreporter.write_line(f"ERROR: ../shared is present, so these {n} must run, not skip: {reason}",
+                                    red=True)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _must_have_run() and exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
