@@ -313,6 +313,10 @@ class TabModel:
             batch = load_batch(os.path.join(self.batches_dir, os.path.basename(file)))
         except OrchestratorError as exc:
             return exc.one_line(), {}
+        if batch.origin == "story" or batch.template.startswith("story: "):  # (older story files say so this way)
+            return f"{file} holds a story's scenes: plan them again in the Story tab", {}
+        if batch.origin == "by LoRA":
+            return f"{file} is a batch by LoRA: plan it again in the Swatches tab", {}
         if not batch.template:
             return f"{file} is a list of prompts, not a template: edit the file itself", {}
         values = dict(asdict(batch.settings), checkpoint=batch.settings.checkpoint or "",

@@ -173,6 +173,9 @@ def test_batch_by_lora_is_saved_as_a_batch_to_run_like_any_other(model, tmp_path
                                              "", 3, 7, 0.8, {"steps": 2})
     assert status.startswith("saved 6 images (2 LoRAs × 3 prompts)") and table.count("<tr>") == 7
     assert model.show_batch("by lora.json")[0] == "by lora: 0/6 images done"
+    # planned again from the form it would lose the LoRA per image and repeat no seed: refused, with where to go
+    assert model.batch_form("by lora.json") == ("by lora.json is a batch by LoRA: plan it again in the Swatches tab",
+                                                {})
     assert model.save_batch_by_lora("x", "nope", "", "", "a", "", 1, 1, 1.0, {})[0].startswith("error: no LoRA")
 
 
@@ -222,6 +225,9 @@ def test_a_story_previews_and_saves_as_a_batch(model, tmp_path):
     assert status.startswith("saved 5 scenes")
     batch = load_batch(str(tmp_path / "keeper.json"))
     assert [im.seed for im in batch.images] == [40, 41, 42, 43, 44] and batch.images[0].negative_prompt == "lowres"
+    # its "template" is the story's title: planned again from the form, every image would be that literal text
+    assert model.batch_form("keeper.json") == ("keeper.json holds a story's scenes: plan them again in the Story tab",
+                                               {})
     assert model.plan_story("characters:\n  - id: x\n", 3, 0, False)[0].startswith("error: story bible:2:5:")
     assert model.save_story("no/slash", text, 3, 0, False)[0].startswith("error: a batch name")
 

@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from ..atomic import write_text_atomic
 from ..errors import Location, OrchestratorError
 from ..json_positions import Path, line_and_column, value_positions
-from .model import MAX_IMAGES, MAX_SEED, SCHEMA, VERSION, Batch, BatchImage, Settings, settings_problem
+from .model import MAX_IMAGES, MAX_SEED, ORIGINS, SCHEMA, VERSION, Batch, BatchImage, Settings, settings_problem
 
 CSV_COLUMNS = ["index", "seed", "prompt", "negative_prompt", "loras", "checkpoint", "sampler_name", "scheduler",
                "steps", "width", "height", "cfg_scale"]
@@ -84,9 +84,12 @@ def _from_json(text: str, path: str) -> Batch:
         k = next(k for k, i in enumerate(indices) if indices.index(i) != k)
         raise check.fail(("images", k, "index"), f"images[{k}] has the index {indices[k]} of another image",
                          "give every image its own index")
+    origin = check.text(data.get("origin", "template"), ("origin",))
+    if origin not in ORIGINS:
+        raise check.fail(("origin",), f"origin {origin!r} is not one of {', '.join(ORIGINS)}")
     return Batch(check.text(data.get("name", ""), ("name",)), check.text(data.get("template", ""), ("template",)),
                  check.seed(data.get("seed", 0), ("seed",)), settings, tuple(images),
-                 check.text(data.get("negative_template", ""), ("negative_template",)))
+                 check.text(data.get("negative_template", ""), ("negative_template",)), origin)
 
 
 def _image(raw: Any, k: int, check: "_Checker") -> BatchImage:

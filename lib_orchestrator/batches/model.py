@@ -7,7 +7,8 @@ from typing import Any, Dict, List, Optional, Tuple
 SCHEMA = "orchestrator-batch"
 VERSION = 1
 MAX_IMAGES = 100_000  # days of generation; a plan past this is a typo, and would fill the memory first
-MAX_SEED = 2**32 - 1  # Forge's seeds: numpy's generator takes nothing larger
+MAX_SEED = 2**32 - 1
+ORIGINS = ("template", "story", "by LoRA")  # Forge's seeds: numpy's generator takes nothing larger
 
 # The ranges Forge's own controls allow (its API takes more, and fails deep inside or silently clamps).
 LIMITS: Dict[str, Tuple[float, float]] = {
@@ -84,6 +85,9 @@ class Batch:
     settings: Settings = field(default_factory=Settings)
     images: Tuple[BatchImage, ...] = ()
     negative_template: str = ""
+    # how the images were made: "template" (every image planned from the template with seed+k, so the form can
+    # plan it again), "story" (scenes of a story bible) or "by LoRA" (one prompt set per LoRA)
+    origin: str = "template"
 
     def checkpoint_of(self, image: BatchImage) -> Optional[str]:
         return image.checkpoint or self.settings.checkpoint
@@ -101,4 +105,5 @@ class Batch:
                 "images": [{"index": im.index, "seed": im.seed, "prompt": im.prompt,
                             "negative_prompt": im.negative_prompt,
                             "loras": [{"name": n, "weight": w, "reason": r} for n, w, r in im.loras],
-                            "checkpoint": im.checkpoint} for im in self.images]}
+                            "checkpoint": im.checkpoint} for im in self.images],
+                "origin": self.origin}

@@ -20,4 +20,4 @@ def plan_batch_by_lora(name: str, template: str, count: int, seed: int, engine: 
         for k, prompt in enumerate(prompts):
             text, negative_text = with_lora(prompt, negative, record, weight)
             images.append(BatchImage(len(images), seed + k, text, negative_text, ((record.name, weight, "by LoRA"),)))
-    return Batch(name, template, seed, settings or Settings(), tuple(images), negative), notes
+    return Batch(name, template, seed, settings or Settings(), tuple(images), negative, origin="by LoRA"), notes
