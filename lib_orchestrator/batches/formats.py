@@ -218,7 +218,15 @@ def _to_csv(batch: Batch) -> str:
 
 
 def _from_csv(text: str, path: str, name: str) -> Batch:
-    rows = list(csv.reader(io.StringIO(text)))
+    reader = csv.reader(io.StringIO(text))
+    try:
+        rows = list(reader)
+    except csv.Error as exc:  # a NUL byte, a cell past csv's size limit: not a batch someone wrote
+        raise BatchFileError(f"not a readable CSV: {exc}", Location(path, reader.line_num, 1),
+                             "save the batch again, or check that this is the right file") from None
+    if len(rows) > MAX_IMAGES + 1:
+        raise BatchFileError(f"{len(rows) - 1:,} rows: a batch holds at most {MAX_IMAGES:,} images",
+                             Location(path, MAX_IMAGES + 2, 1), "split it into several batches")
     if not rows or [c.strip() for c in rows[0]] != CSV_COLUMNS:
         raise BatchFileError("the header row is not the batch columns", Location(path, 1, 1),
                              f"the first row must be: {','.join(CSV_COLUMNS)}")
@@ -237,6 +245,8 @@ def _from_csv(text: str, path: str, name: str) -> Batch:
             row_settings = Settings(sampler_name=cell["sampler_name"], scheduler=cell["scheduler"],
                                     steps=int(cell["steps"]), width=int(cell["width"]), height=int(cell["height"]),
                                     cfg_scale=float(cell["cfg_scale"]))
+            if not 0 <= image.seed <= MAX_SEED:
+                raise ValueError(f"seed must be from 0 to {MAX_SEED}, not {image.seed}")
         except ValueError as exc:
             raise BatchFileError(f"bad value: {exc}", Location(path, line, 1),
                                  "index, seed, steps, width, height are whole numbers; cfg_scale a number") from None
@@ -250,5 +260,8 @@ def _csv_loras(text: str) -> Tuple[Tuple[str, float, str], ...]:
     for part in text.split(";"):
         bits = part.strip().rsplit(":", 2)
         if len(bits) == 3:
-            out.append((bits[0], float(bits[1]), bits[2]))
+            weight = float(bits[1])
+            if not math.isfinite(weight):
+                raise ValueError(f"LoRA weight {bits[1]!r} is not a number")
+            out.append((bits[0], weight, bits[2]))
     return tuple(out)
