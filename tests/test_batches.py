@@ -183,3 +183,27 @@ def test_cli_plan_and_show(tmp_path):
     assert main(["batch", "show", str(out)], buffer, io.StringIO()) == 0
     shown = buffer.getvalue()
     assert "1/4 images done" in shown and shown.count("[done]") == 1 and shown.count("[todo]") == 3
+
+
+@pytest.mark.parametrize("name, foreign", [("notes.txt", "buy milk\n"), ("data.json", '{"mine": true}\n'),
+                                          ("sheet.csv", "a,b\n1,2\n")])
+def test_a_file_that_is_not_a_batch_is_never_written_over(tmp_path, name, foreign):
+    path = tmp_path / name
+    path.write_text(foreign, encoding="utf-8")
+    with pytest.raises(BatchFileError, match="not an Orchestrator batch"):
+        save_batch(planned(count=2), str(path))
+    assert path.read_text(encoding="utf-8") == foreign
+    ours = tmp_path / f"ours{path.suffix}"
+    save_batch(planned(count=2), str(ours))
+    save_batch(planned(count=3), str(ours))  # our own batch of that name: replaced
+    assert len(load_batch(str(ours)).images) == 3
+
+
+def test_the_command_line_refuses_to_write_a_batch_over_a_users_file(tmp_path):
+    from lib_orchestrator.cli import main
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n", encoding="utf-8")
+    err = io.StringIO()
+    assert main(["batch", "plan", "a cat", "--count", "2", "--out", str(notes)], io.StringIO(), err) == 2
+    assert "not an Orchestrator batch" in err.getvalue() and notes.read_text(encoding="utf-8") == "my notes\n"

@@ -23,17 +23,38 @@ class BatchFileError(OrchestratorError):
     """A batch file that cannot be used as it is."""
 
 
+TXT_MARK = "# Orchestrator batch"  # the first line of a .txt we write: a comment to the loader, our mark to us
+
+
 def save_batch(batch: Batch, path: str) -> None:
+    """Write the batch (atomically). A file already there is replaced only if it is a batch of ours: a
+    user's own notes.txt or data.json of the same name is never written over."""
     ext = os.path.splitext(path)[1].lower()
     if ext == ".json":
         text = json.dumps(batch.to_dict(), indent=2, ensure_ascii=False) + "\n"
     elif ext == ".txt":
-        text = "".join(" ".join(im.prompt.splitlines()) + "\n" for im in batch.images)
+        text = f"{TXT_MARK} {batch.name}\n" + "".join(" ".join(im.prompt.splitlines()) + "\n" for im in batch.images)
     elif ext == ".csv":
         text = _to_csv(batch)
     else:
         raise BatchFileError(f"unknown batch format {ext!r}", Location(path, 0, 0), "use .json, .txt or .csv")
+    if os.path.exists(path) and not _is_ours(path, ext):
+        raise BatchFileError("a file of that name is there and it is not an Orchestrator batch", Location(path, 0, 0),
+                             "choose another name; nothing was written")
     write_text_atomic(path, text)
+
+
+def _is_ours(path: str, ext: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096).decode("utf-8-sig", errors="replace")
+    except OSError:
+        return False
+    if ext == ".txt":
+        return head.startswith(TXT_MARK)
+    if ext == ".csv":
+        return head.split("\n", 1)[0].strip() == ",".join(CSV_COLUMNS)
+    return f'"schema": "{SCHEMA}"' in head
 
 
 def load_batch(path: str, seed: int = 0) -> Batch:
