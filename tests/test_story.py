@@ -64,6 +64,20 @@ def test_tag_families_put_break_between_characters_and_their_prefix_first(bible)
                                    " BREAK 1girl, young woman, long wet black hair, grey sailor coat, sharing tea")
 
 
+def test_the_budget_holds_for_each_break_chunk_not_for_the_chunks_pooled(bible):
+    # two characters, so two chunks: the short first one must not lend its room to the second
+    beat = dict(shot="close-up", characters=["keeper", "stranger"], mood="tense",
+                action="she lights the lamp, trims the wick, wipes the glass, pours the oil, winds the clock, "
+                       "checks the brass, sighs",
+                location="the lamp room at the top of the lighthouse, brass and glass everywhere",
+                time_of_day="late night, after the storm, before the dawn")
+    (scene,), _ = make_story(bible, 1, 0, load_template("pony"), "", lambda m, s: json.dumps({"beats": [beat]}))
+    first, last = scene.prompt.split(" <lora:")[0].split(" BREAK ")
+    assert first.endswith("1boy, old man, white beard, yellow raincoat, wool cap")  # characters are never cut
+    assert last.startswith("1girl, young woman, long wet black hair, grey sailor coat")
+    assert count_tokens(last) <= 75 and count_tokens(first) + count_tokens(last) < 150
+
+
 @pytest.mark.parametrize("failure", [LlmError("cannot connect"), "not json at all", '{"beats": []}'])
 def test_without_usable_beats_the_outline_plans_them(bible, failure):
     def ask(messages, schema):
@@ -103,8 +117,8 @@ def test_any_answer_gives_n_scenes_each_with_its_characters_verbatim_within_budg
             character = bible.character(cid)
             assert (character.prose if template.form == "prose" else character.tags) in scene.prompt
         body = scene.prompt.split(" <lora:")[0]
-        chunks = 1 + body.count(" BREAK ")
-        assert count_tokens(body) <= template.budget * chunks or not any(
+        last = body.split(" BREAK ")[-1]  # the scene's own words follow the last character, in the last chunk
+        assert count_tokens(last) <= template.budget or not any(
             (scene.beat.action, scene.beat.location, scene.beat.mood))
 
 

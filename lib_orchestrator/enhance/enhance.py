@@ -57,10 +57,10 @@ def enhance(prompt: str, ask: Callable[[Protected], str], embeddings: Iterable[s
     if restored is None:
         return fallback(note)
     restored = add_prefix(prefix, restored, protected.prefixes)
-    budget = token_budget * (1 + len(re.findall(r"\bBREAK\b", restored)))
-    trimmed = trim_to_budget(restored, budget, protected.inline, prose)
+    trimmed = trim_chunks(restored, token_budget, protected.inline, prose)
     if trimmed != restored:
-        note = "; ".join(n for n in (note, f"trimmed to {budget} tokens") if n)
+        chunked = " per BREAK chunk" if len(break_chunks(restored)[0]) > 1 else ""
+        note = "; ".join(n for n in (note, f"trimmed to {token_budget} tokens{chunked}") if n)
     return Enhanced(trimmed, prompt, "enhanced", note)
 
 
@@ -89,6 +89,25 @@ def count_tokens(text: str) -> int:
 
 
 _TOKEN = re.compile(r"[^\W\d_]+|\d|_|[^\w\s]")
+
+
+def break_chunks(prompt: str) -> Tuple[List[str], List[str]]:
+    """The prompt cut at each BREAK outside a bracket group: (chunks, the separators between them, each
+    holding its BREAK), so that chunks[0] + separators[0] + chunks[1] + … is the prompt again."""
+    masked, spans = _mask(prompt, ())
+    breaks = [str(n) for n, span in enumerate(spans) if span == "BREAK"]
+    if not breaks:
+        return [prompt], []
+    pieces = re.split(rf"([\s,]*{_MASK}(?:{'|'.join(breaks)}){_MASK}[\s,]*)", masked)
+    return [_unmask(p, spans) for p in pieces[::2]], [_unmask(p, spans) for p in pieces[1::2]]
+
+
+def trim_chunks(prompt: str, budget: int, keep: Sequence[str] = (), prose: bool = False) -> str:
+    """Each BREAK chunk trimmed to the budget on its own: Forge encodes every chunk separately, so one
+    long chunk must not borrow the room a short one leaves (nor cost the short one its words)."""
+    chunks, separators = break_chunks(prompt)
+    trimmed = [trim_to_budget(chunk, budget, keep, prose) for chunk in chunks]
+    return "".join(part for pair in zip(trimmed, [*separators, ""]) for part in pair)
 
 
 def trim_to_budget(prompt: str, budget: int, keep: Sequence[str] = (), prose: bool = False) -> str:

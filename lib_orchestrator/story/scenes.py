@@ -8,7 +8,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..batches.model import Batch, BatchImage, Settings
 from ..compose import lora_tag
-from ..enhance.enhance import add_prefix, count_tokens
+from ..enhance.enhance import add_prefix, break_chunks, count_tokens
 from ..enhance.templates import Template
 from .beats import Beat, plan_beats
 from .bible import Bible, Character
@@ -37,8 +37,9 @@ def compose_scene(bible: Bible, beat: Beat, template: Template, index: int, seed
         text = _join(people, [s for s in scene if s], prose, beat.shot)
         if not prose:
             text = add_prefix(template.prefix, text)
-        chunks = 1 + text.count(" BREAK ")
-        if count_tokens(text) <= template.budget * chunks or not any(scene[k] for k in drop):
+        # the budget holds per BREAK chunk (Forge encodes each on its own); the scene's words all sit in
+        # the last one, after the last character: only that chunk can be brought under it
+        if count_tokens(break_chunks(text)[0][-1]) <= template.budget or not any(scene[k] for k in drop):
             break
         k = next(k for k in drop if scene[k])
         scene[k] = ""

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lib_orchestrator.enhance.client import LlmError
-from lib_orchestrator.enhance.enhance import count_tokens, enhance, trim_to_budget
+from lib_orchestrator.enhance.enhance import count_tokens, enhance, trim_chunks, trim_to_budget
 
 PROMPT = "score_9, a (red:1.2) fox, snow <lora:ink_wash:0.8>"
 
@@ -57,6 +57,24 @@ def test_whatever_the_model_says_the_result_is_a_usable_prompt_with_the_lora_tag
     result = enhance(PROMPT, lambda protected: answer)
     assert result.prompt.strip() and "<lora:ink_wash:0.8>" in result.prompt and "(red:1.2)" in result.prompt
     assert result.status in ("enhanced", "fallback")
+
+
+def test_each_break_chunk_is_trimmed_to_the_budget_on_its_own():
+    # Forge encodes each BREAK chunk separately: a long first chunk may not borrow the room a short
+    # second one leaves, nor cost the short one its words (the review saw 145 and 1 tokens for 75)
+    long = ", ".join(f"first detail {k}" for k in range(40))  # 40 * 3 + 39 commas: far over 75
+    result = enhance("a BREAK b", lambda protected: f"{long} ⟦0⟧ a lantern, sea spray", token_budget=75)
+    first, second = (c.strip(" ,") for c in re.split(r"\bBREAK\b", result.prompt))
+    assert count_tokens(first) <= 75 and first.startswith("first detail 0, first detail 1")
+    assert second == "a lantern, sea spray"  # under budget: untouched
+    assert result.reason == "trimmed to 75 tokens per BREAK chunk"
+
+
+def test_a_break_inside_a_bracket_group_does_not_cut_a_chunk():
+    prompt = "(red BREAK blue:1.2), " + ", ".join(f"tag{k}" for k in range(60)) + " BREAK fox"
+    chunks = re.split(r"(?<!\()\bBREAK\b(?![^(]*\))", trim_chunks(prompt, 20))  # the test's own top-level split
+    assert len(chunks) == 2 and chunks[0].startswith("(red BREAK blue:1.2), tag0")
+    assert count_tokens(chunks[0]) <= 20 and chunks[1].strip() == "fox"
 
 
 def test_trimming_never_empties_a_prompt():
