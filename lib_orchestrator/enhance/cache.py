@@ -2,7 +2,8 @@
 
 The key is a hash of everything that changes the answer (what is sent, the template and its version,
 the model, the server, the sampling values and the seed). The file is append-only JSON lines: a line
-cut short by a crash is skipped when read, and a file that cannot be written only costs speed.
+cut short by a crash is skipped when read, the next answer starts on a line of its own after it, and a
+file that cannot be written only costs speed.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import json
 import os
 import sys
 import threading
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 
 def answer_key(**fields: Any) -> str:
@@ -41,9 +42,16 @@ class AnswerCache:
             return
         try:
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as f:
-                # ASCII escapes: a lone surrogate in an answer cannot break the write
-                f.write(json.dumps({"key": key, "answer": answer}) + "\n")
+            # ASCII escapes: a lone surrogate in an answer cannot break the write
+            line = (json.dumps({"key": key, "answer": answer}) + "\n").encode("ascii")
+            with open(self.path, "ab+") as f:
+                # a crash mid-write leaves a last line without its newline: glued onto it, this answer
+                # would be lost with it
+                if f.seek(0, os.SEEK_END) > 0:
+                    f.seek(-1, os.SEEK_END)
+                    if f.read(1) != b"\n":
+                        line = b"\n" + line
+                f.write(line)  # append mode: at the end, wherever the last seek left off
         except OSError as exc:
             print(f"[Orchestrator] LLM answer cache not saved to {self.path}: {exc.strerror}", file=sys.stderr)
             self.path = None
@@ -59,9 +67,24 @@ class AnswerCache:
                     print(f"[Orchestrator] LLM answer cache {self.path} not read: {exc.strerror}", file=sys.stderr)
                     lines = []
                 for line in lines:
-                    try:
-                        entry = json.loads(line)
-                        self._answers[str(entry["key"])] = str(entry["answer"])
-                    except (ValueError, KeyError, TypeError, RecursionError):
-                        continue  # a line cut short by a crash
+                    entry = _entry(line)
+                    if entry is not None:
+                        self._answers[entry[0]] = entry[1]
         return self._answers
+
+
+_START = '{"key": '  # how every line this cache writes begins; never inside one (its quotes are escaped)
+
+
+def _entry(line: str) -> Optional[Tuple[str, str]]:
+    """(key, answer) of one line, or None for a line that holds none. A line that is not JSON may be a
+    torn line with a whole one glued after it (written before appends started on a new line): the
+    last start of an entry is tried alone."""
+    start = line.rfind(_START)
+    for text in (line, line[start:]) if start > 0 else (line,):
+        try:
+            entry = json.loads(text)
+            return str(entry["key"]), str(entry["answer"])
+        except (ValueError, KeyError, TypeError, IndexError, RecursionError):
+            continue
+    return None
