@@ -168,18 +168,26 @@ def plan_job(templates: Sequence[str], negatives: Sequence[str], seeds: Sequence
         assert selection is not None
         prompt, negative_prompt, picks = apply_picks(base, negative_text, selection.picks)
         composed = ComposedPrompt(template, seed, base, prompt, negative_prompt, picks, selection.warnings)
-        plan.prompts.append(prompt)
-        plan.negative_prompts.append(negative_prompt)
-        plan.images.append(ImageResult(composed, note, enhanced))
         plan.warnings.extend(f"seed {seed}: {w}" for w in selection.warnings)
         if hr_templates is not None:
             hr_template = hr_templates[k]
             if hr_template == template:
                 hr_prompt = prompt
             else:  # the user's own hires prompt: expanded, with the same LoRAs
-                hr_prompt, _, _ = apply_picks(expand(hr_template, prompt_seed), "", picks)
+                # Forge loads the hires pass's LoRAs from this prompt alone: one unknown tag here turns
+                # off every LoRA of that pass, so the main prompt's rule holds for it too
+                hr_base, hr_unknown = _drop_unknown_tags(expand(hr_template, prompt_seed), known_loras)
+                if hr_unknown:
+                    hr_note = f"removed unknown LoRA tags from the hires prompt: {', '.join(hr_unknown)}"
+                    note = "; ".join(n for n in (note, hr_note) if n)
+                    plan.warnings.append(f"seed {seed}: {hr_note} (Forge would have loaded no LoRA for the "
+                                         "hires pass)")
+                hr_prompt, _, _ = apply_picks(hr_base, "", picks)
             plan.hr_prompts.append(hr_prompt)  # type: ignore[union-attr]
             plan.hr_negative_prompts.append(negative_prompt)  # type: ignore[union-attr]
+        plan.prompts.append(prompt)
+        plan.negative_prompts.append(negative_prompt)
+        plan.images.append(ImageResult(composed, note, enhanced))
     return plan
 
 

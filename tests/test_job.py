@@ -61,6 +61,16 @@ def test_hires_prompts_follow_the_composed_prompts(index, expand):
     assert p.hr_prompts[1].startswith("sharp details") and "<lora:lighthouse_keeper_xl:" in p.hr_prompts[1]
 
 
+def test_unknown_lora_tags_in_the_users_own_hires_prompt_are_removed_and_reported(index, expand):
+    known = {r.name for r in index.records}
+    p = plan(index, expand, ["a lighthouse keeper"], [5], known=known,
+             hr_templates=["sharp details <lora:nonexistent:0.5>, <lora:add_detail_xl:0.4>"])
+    assert "nonexistent" not in p.hr_prompts[0]
+    assert p.hr_prompts[0].startswith("sharp details") and "<lora:add_detail_xl:0.4>" in p.hr_prompts[0]
+    assert "<lora:lighthouse_keeper_xl:" in p.hr_prompts[0]  # the image's own picks still go with it
+    assert "hires prompt: nonexistent" in p.images[0].note and any("nonexistent" in w for w in p.warnings)
+
+
 def test_fixed_prompt_and_no_library(index, expand):
     p = plan(index, expand, ["{a|b|c|d|e|f} cat"] * 6, list(range(6)),
              settings=JobSettings(enabled=True, fixed_prompt=True, loras=False))
