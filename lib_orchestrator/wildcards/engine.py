@@ -1,6 +1,7 @@
 """The prompt engine: template text + wildcard folders + seed → prompts, in any of the three modes."""
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from itertools import islice
 from typing import Dict, Iterator, List, Sequence, Tuple
@@ -91,6 +92,8 @@ class PromptEngine:
         """prompts() without the records: text k belongs to image seed + k."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
+        if count < 0:
+            raise ValueError("count must be 0 or more")
         fn = self.compile(template, source)  # every mode: the same static checks, the same errors
         if mode == "random":
             return map(fn, range(seed, seed + count))
@@ -98,7 +101,9 @@ class PromptEngine:
         if mode == "cyclical":
             render = self.cycler.render
             return (render(node, x, rng.image_state(x), {"#c": x})[0] for x in range(seed, seed + count))
-        return islice(self._combinator(seed).iterate(node), count)
+        # islice takes at most sys.maxsize; a larger maximum is no maximum: the listing stops at
+        # the real number of combinations, and nobody waits for 2**63 prompts anyway.
+        return islice(self._combinator(seed).iterate(node), count if count <= sys.maxsize else None)
 
     def count(self, template: str, source: str = "<template>") -> int:
         """How many prompts combinatorial mode can make, counted without listing them."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+import sys
 
 import pytest
 
@@ -71,3 +72,18 @@ def test_random_parts_stay_random_inside_combinatorial(engine):
 def test_count_is_the_maximum_and_seeds_follow(engine):
     prompts = list(engine.prompts("{a|b|c}", "combinatorial", seed=10, count=2))
     assert [(p.text, p.seed, p.index) for p in prompts] == [("a", 10, 0), ("b", 11, 1)]
+
+
+@pytest.mark.parametrize("count", [10 ** 30, sys.maxsize + 1, sys.maxsize, 2 ** 64])
+def test_any_huge_count_lists_every_combination_once(engine, count):
+    # {a|b} × 3 colours: six prompts, whatever the maximum asked for.
+    prompts = list(engine.prompts("{a|b} __color__", "combinatorial", seed=7, count=count))
+    assert [p.text for p in prompts] == ["a blue", "a green", "a red", "b blue", "b green", "b red"]
+    assert [p.seed for p in prompts] == list(range(7, 13))
+
+
+def test_count_zero_lists_nothing_and_a_negative_count_is_refused(engine):
+    assert list(engine.prompts("{a|b}", "combinatorial", count=0)) == []
+    for mode in ("random", "combinatorial", "cyclical"):
+        with pytest.raises(ValueError, match="0 or more"):
+            engine.texts("{a|b}", mode, 0, -1)
