@@ -1,4 +1,5 @@
-"""Sanitising Civitai descriptions: formatting kept, nothing active survives."""
+"""Sanitising Civitai descriptions: formatting kept, nothing active survives, and broken markup does not
+swallow the text after it."""
 from __future__ import annotations
 
 import pytest
@@ -64,3 +65,36 @@ def test_text_is_escaped_and_unclosed_tags_are_closed():
 def test_safe_href():
     assert safe_href("https://example.com/x") == "https://example.com/x"
     assert safe_href("java\nscript:alert(1)") is None and safe_href("/relative") is None
+
+
+@pytest.mark.parametrize("broken, expected", [
+    # void elements hold nothing, with or without a slash, wherever they are
+    ('<video controls><source src="https://x.example/v.mp4">a clip</video><p>after</p>', "<p>after</p>"),
+    ('<picture><source srcset="a.webp"><img src="a.png"></picture>after', "after"),
+    ('<noscript><img src="https://x.example/p.gif"></noscript>after', "after"),
+    ("<p>one<img src=x>two<br>three<hr>four</p>", "<p>onetwo<br>three</p><hr>four"),  # hr ends a paragraph
+    ('<p>text<embed src=x><wbr>after', "<p>textafter</p>"),
+    # an unclosed paragraph or item ends where the next one starts
+    ("<p>one<p>two", "<p>one</p><p>two</p>"),
+    ("<ul><li>a<li>b</ul>after", "<ul><li>a</li><li>b</li></ul>after"),
+    ("<p>intro<ul><li>x</li></ul>end", "<p>intro</p><ul><li>x</li></ul>end"),
+    # an element dropped with its content ends with the element around it, or, never closed, drops only its tag
+    ("<p>a<video>fallback</p>after", "<p>a</p>after"),
+    ("<b>a<audio>fallback</b>after", "<b>a</b>after"),
+    ("<video src=x>never closed, <b>still here</b>", "never closed, <b>still here</b>"),
+    ("<iframe src=x />after", "after"),  # written empty: read empty (no </iframe> follows)
+    # a quoted '>' does not end a tag; an end tag closes what was left open inside it
+    ('<a title=">" href="https://civitai.com/x">page</a>',
+     '<a href="https://civitai.com/x" rel="noopener noreferrer nofollow" target="_blank">page</a>'),
+    ("<div><b>bold<i>both</div>after", "<div><b>bold<i>both</i></b></div>after"),
+    ('<a href="http://[broken">link</a>', "<a>link</a>"),
+])
+def test_void_and_unclosed_elements_do_not_swallow_what_follows(broken, expected):
+    assert sanitise_html(broken) == expected
+
+
+def test_raw_text_elements_end_only_at_their_own_end_tag():
+    out = sanitise_html('<noscript><p title="</noscript><img src=x onerror=alert(1)>">after')
+    assert "<img" not in out and "onerror" not in out and out.endswith("after")
+    assert sanitise_html("<script>if (a</b) x()</script>text") == "text"
+    assert sanitise_html("<textarea><b>typed</b></textarea>after") == "after"
