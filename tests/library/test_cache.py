@@ -7,8 +7,12 @@ import multiprocessing
 import os
 import sqlite3
 import struct
+from contextlib import closing
+
+import pytest
 
 from lib_orchestrator.library import scan_library
+from lib_orchestrator.library.cache import CacheError
 
 
 def safetensors(path, meta, keys=("lora_te1_a.lora_down.weight",)):
@@ -54,14 +58,80 @@ def test_a_changed_file_or_sidecar_is_read_again_and_a_removed_one_forgotten(tmp
         assert db.execute("SELECT count(*) FROM records").fetchone()[0] == 19
 
 
-def test_a_corrupt_or_foreign_cache_is_rebuilt_not_fatal(tmp_path):
+def test_a_damaged_or_old_cache_of_ours_is_rebuilt_not_fatal(tmp_path):
     root, cache = library(tmp_path), tmp_path / "cache.sqlite"
-    cache.write_bytes(b"this is not a database" * 100)
     assert scan_library(str(root), str(cache)).read == 20
-    assert scan_library(str(root), str(cache)).read == 0
-    with sqlite3.connect(cache) as db:
+    with closing(sqlite3.connect(cache)) as db:
         db.execute("PRAGMA user_version = 99")
     assert scan_library(str(root), str(cache)).read == 20  # another schema: rebuilt
+    assert scan_library(str(root), str(cache)).read == 0
+    assert not os.path.exists(f"{cache}-wal")  # all of it is in the file damaged below
+    data = bytearray(cache.read_bytes())
+    data[100:] = b"\xff" * (len(data) - 100)  # every page after the header trashed
+    cache.write_bytes(bytes(data))
+    assert scan_library(str(root), str(cache)).read == 20
+    assert scan_library(str(root), str(cache)).read == 0
+
+
+def test_a_cache_from_before_the_marker_is_ours_and_rebuilt(tmp_path):
+    root, cache = library(tmp_path), tmp_path / "cache.sqlite"
+    with closing(sqlite3.connect(cache)) as db:  # what schema 2 wrote: one table, a user_version, no marker
+        db.execute("CREATE TABLE records (path TEXT PRIMARY KEY, stamp TEXT NOT NULL, record TEXT NOT NULL)")
+        db.execute("INSERT INTO records VALUES ('x.safetensors', '1:2', '{}')")
+        db.execute("PRAGMA user_version = 2")
+        db.commit()
+    assert scan_library(str(root), str(cache)).read == 20
+    assert scan_library(str(root), str(cache)).read == 0
+
+
+def _foreign_sqlite(path):
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("CREATE TABLE photos (id INTEGER, title TEXT)")
+        db.execute("INSERT INTO photos VALUES (1, 'holiday')")
+        db.commit()
+
+
+@pytest.mark.parametrize("kind", ["text", "binary", "sqlite", "sqlite_damaged", "records_lookalike"])
+def test_an_existing_file_that_is_not_our_cache_is_refused_and_left_byte_for_byte(tmp_path, kind):
+    root, cache = library(tmp_path, n=3), tmp_path / "notes.db"
+    if kind == "text":
+        cache.write_text("my notes\n" * 50, encoding="utf-8")
+    elif kind == "binary":
+        cache.write_bytes(bytes(range(256)) * 8)
+    elif kind == "sqlite":
+        _foreign_sqlite(cache)
+    elif kind == "sqlite_damaged":
+        _foreign_sqlite(cache)
+        data = bytearray(cache.read_bytes())
+        data[100:] = b"\xff" * (len(data) - 100)
+        cache.write_bytes(bytes(data))
+    else:  # a table of the same name but other columns is someone else's too
+        with closing(sqlite3.connect(cache)) as db:
+            db.execute("CREATE TABLE records (id INTEGER, amount REAL)")
+    before = cache.read_bytes()
+    with pytest.raises(CacheError) as caught:
+        scan_library(str(root), str(cache))
+    assert cache.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Lora", "notes.db"]  # no -wal, -shm or journal
+    line = caught.value.one_line()
+    assert "\n" not in line and line.startswith(f"{cache}: error: not a LoRA library cache")
+    assert "new file name" in line
+
+
+def test_a_folder_at_the_cache_path_is_refused(tmp_path):
+    root, folder = library(tmp_path, n=2), tmp_path / "cache.sqlite"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("x")
+    with pytest.raises(CacheError):
+        scan_library(str(root), str(folder))
+    assert [p.name for p in folder.iterdir()] == ["keep.txt"]
+
+
+def test_an_empty_file_becomes_the_cache(tmp_path):
+    root, cache = library(tmp_path, n=4), tmp_path / "cache.sqlite"
+    cache.write_bytes(b"")  # `touch cache.sqlite`: nothing in it to lose
+    assert scan_library(str(root), str(cache)).read == 4
+    assert scan_library(str(root), str(cache)).read == 0
 
 
 def test_an_unwritable_cache_location_only_costs_speed(tmp_path):

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import io
 import json
+import sqlite3
+from contextlib import closing
 
 from lib_orchestrator.cli import main
 
@@ -67,3 +69,27 @@ def test_cache_option_and_missing_folder(tmp_path):
     assert run("library", "scan", str(root), "--cache", str(cache))[0] == 0 and cache.exists()
     code, _, err = run("library", "scan", str(tmp_path / "nowhere"))
     assert code == 2 and err.startswith(f"{tmp_path / 'nowhere'}: error: ")
+
+
+def test_scan_refuses_a_cache_file_that_is_not_ours_in_one_line_and_leaves_it(tmp_path):
+    root = small_library(tmp_path)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("do not lose me\n", encoding="utf-8")
+    code, out, err = run("library", "scan", str(root), "--cache", str(notes))
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith(f"{notes}: error: not a LoRA library cache (not an SQLite database)")
+    assert "new file name" in err
+    assert notes.read_text(encoding="utf-8") == "do not lose me\n"
+
+
+def test_compose_refuses_a_cache_file_that_is_not_ours_too(tmp_path):
+    root = small_library(tmp_path)
+    photos = tmp_path / "photos.db"
+    with closing(sqlite3.connect(photos)) as db:
+        db.execute("CREATE TABLE photos (id INTEGER)")
+        db.commit()
+    before = photos.read_bytes()
+    code, _, err = run("compose", "a cat", "--loras", str(root), "--family", "sdxl", "--cache", str(photos),
+                       "--seed", "1")
+    assert code == 2 and "not a LoRA library cache (an SQLite database of something else, with tables photos)" in err
+    assert photos.read_bytes() == before
