@@ -7,16 +7,20 @@ named after the file.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Tuple
 
-from ..errors import Location, WildcardFileError, yaml_error
+from ..errors import Location, WildcardFileError
 from .diagnostics import WARNING, Finding
+from .options import MAX_WEIGHT, weight_problem
+from .structured import Marked, json_tree, yaml_tree
 
 WILDCARD_SUFFIXES = (".txt", ".yaml", ".yml", ".json")
-MAX_FILE_BYTES = 128 * 1024 * 1024
+MAX_FILE_BYTES = 128 * 1024 * 1024  # a .txt is read line by line into entries: big is fine
+# YAML is parsed by events in Python: a 32 MiB file takes seconds and a few hundred MB; real packs are
+# kilobytes to a few megabytes.
+MAX_STRUCTURED_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -57,32 +61,82 @@ def decode(data: bytes, path: str) -> Tuple[str, Optional[str]]:
 
 def read_file(path: str, display: str) -> ReadResult:
     """Every named list the file defines, names relative to the file's folder."""
-    size = os.path.getsize(path)
-    if size > MAX_FILE_BYTES:
-        raise WildcardFileError(f"wildcard file is {size:,} bytes, over the {MAX_FILE_BYTES:,} limit",
-                                Location(display, 1, 1), "split it into smaller files")
-    with open(path, "rb") as fh:
-        data = fh.read()
+    suffix = os.path.splitext(path)[1]
+    limit = MAX_FILE_BYTES if suffix == ".txt" else MAX_STRUCTURED_BYTES
+    try:
+        size = os.path.getsize(path)
+        if size > limit:
+            raise WildcardFileError(f"wildcard file is {size:,} bytes, over the {limit:,} limit",
+                                    Location(display, 1, 1), "split it into smaller files")
+        with open(path, "rb") as fh:
+            data = fh.read(limit + 1)  # it may have grown since
+    except OSError as exc:  # gone or locked since the folder was listed
+        raise WildcardFileError(f"cannot read the wildcard file: {exc.strerror or exc}", Location(display, 0, 0),
+                                "check that it exists and can be read") from None
+    looks_like = binary_kind(data)
+    if looks_like:
+        raise WildcardFileError(f"not a text file: it looks like {looks_like}", _first_nul(data, display),
+                                "wildcard files are text (.txt, .yaml, .json) saved as UTF-8; "
+                                "move this file out of the wildcard folder")
     text, problem = decode(data, path)
     warnings: List[Finding] = []
     if problem:
         warnings.append(Finding(Location(display, 1, 1), WARNING, problem))
-    if "\x00" in text:
-        warnings.append(Finding(Location(display, 1, 1), WARNING, "contains NUL characters; they were removed"))
-        text = text.replace("\x00", "")
-    stem, suffix = os.path.splitext(os.path.basename(path))
+    if "\x00" in text:  # UTF-16 that decodes to NULs: not text either
+        raise WildcardFileError("not a text file: it contains NUL characters", Location(display, 1, 1),
+                                "save it as UTF-8 text")
+    stem = os.path.splitext(os.path.basename(path))[0]
     if suffix == ".txt":
         return ReadResult({stem: list(read_text_lines(text, display))}, tuple(warnings))
-    if suffix == ".json":
-        try:
-            data_obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise WildcardFileError(f"invalid JSON: {exc.msg}", Location(display, exc.lineno, exc.colno),
-                                    "fix the JSON syntax (trailing commas and comments are not allowed)") from None
-        lists = dict(structured_lists(_plain(data_obj, _LineFinder(text)), stem, display, warnings))
-    else:
-        lists = dict(structured_lists(_yaml_tree(text, display), stem, display, warnings))
+    tree = json_tree(text, display) if suffix == ".json" else yaml_tree(text, display)
+    lists = dict(structured_lists(tree, stem, display, warnings))
     return ReadResult(lists, tuple(warnings))
+
+
+# Files that are not text, by their first bytes: what to call them in the message.
+_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
+    (b"RIFF", "a RIFF file (WebP image, WAV or AVI)"), (b"PK\x03\x04", "a ZIP archive"),
+    (b"%PDF-", "a PDF document"), (b"\x1f\x8b", "a gzip archive"), (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (b"Rar!", "a RAR archive"), (b"\x7fELF", "a program (ELF)"), (b"MZ", "a Windows program"),
+    (b"BM", "a BMP image"), (b"II*\x00", "a TIFF image"), (b"MM\x00*", "a TIFF image"),
+)
+_CONTROL = bytes(c for c in range(32) if c not in b"\t\n\r\x0c\x0b\x1b")
+
+
+def binary_kind(data: bytes) -> str:
+    """What a file looks like when it is not text, or "" for text.
+
+    Read as text, an image or archive becomes lines of garbage that still make prompts; so: a known
+    signature, a NUL byte (which no UTF-8 or cp1252 text has, and UTF-16 text starts with a BOM), or
+    mostly control characters means binary.
+    """
+    if data.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):  # text with a byte-order mark
+        return ""
+    for magic, name in _SIGNATURES:
+        if data.startswith(magic) and (magic not in (b"MZ", b"BM", b"GIF8") or b"\x00" in data[:512]):
+            return name
+    if data[4:8] == b"ftyp":
+        return "an MP4/MOV video or HEIC image"
+    if data[8:10] == b'{"' and b"\x00" in data[:8]:  # an 8-byte header length, then JSON
+        return "a .safetensors model (a LoRA or checkpoint?)"
+    head = data[:65536]
+    if b"\x00" in head or b"\x00" in data:
+        even, odd = head[0::2].count(0), head[1::2].count(0)
+        half = len(head) // 2
+        if half >= 2 and (odd > 0.9 * half > 9 * even or even > 0.9 * half > 9 * odd):  # ASCII as UTF-16
+            return "UTF-16 text without a byte-order mark"
+        return "a binary file (it contains NUL bytes)"
+    if head and len(head.translate(None, _CONTROL)) < len(head) * 0.9:
+        return "a binary file (it is mostly control characters)"
+    return ""
+
+
+def _first_nul(data: bytes, display: str) -> Location:
+    at = data.find(b"\x00")
+    if at < 0:
+        return Location(display, 1, 1)
+    return Location(display, data.count(b"\n", 0, at) + 1, at - (data.rfind(b"\n", 0, at) + 1) + 1)
 
 
 def read_text_lines(text: str, display: str = "") -> Iterator[Entry]:
@@ -93,83 +147,9 @@ def read_text_lines(text: str, display: str = "") -> Iterator[Entry]:
             yield Entry(line, 1.0, number, display)
 
 
-# A structured value with the line it started on: (value, line).
-Marked = Tuple[object, int]
-
-
-class _LineFinder:
-    """Lines of JSON values: the json module gives none, so each string is found after the last one."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.cursor = 0
-
-    def line_of(self, value: object) -> int:
-        for encoded in (json.dumps(value, ensure_ascii=False), json.dumps(value)):
-            found = self.text.find(encoded, self.cursor)
-            if found >= 0:
-                self.cursor = found + len(encoded)
-                return self.text.count("\n", 0, found) + 1
-        return self.text.count("\n", 0, self.cursor) + 1
-
-
-def _plain(obj: object, lines: _LineFinder) -> Marked:
-    if isinstance(obj, dict):
-        out: Dict[str, Marked] = {}
-        first = 0
-        for k, v in obj.items():
-            line = lines.line_of(k)
-            first = first or line
-            value, inner = _plain(v, lines)
-            out[str(k)] = (value, inner if isinstance(value, (str, int, float)) else line)
-        return out, first or 1
-    if isinstance(obj, list):
-        items = [_plain(v, lines) for v in obj]
-        return items, items[0][1] if items else 1
-    return obj, lines.line_of(obj)
-
-
-def _yaml_tree(text: str, display: str) -> Marked:
-    try:
-        import yaml
-    except ImportError as exc:  # pragma: no cover - Forge and the test suite ship PyYAML
-        raise WildcardFileError("YAML wildcards need PyYAML", Location(display, 1, 1),
-                                "pip install pyyaml") from exc
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        root = yaml.compose(text, Loader=loader)
-    except yaml.YAMLError as exc:
-        raise yaml_error(exc, display, "fix the YAML syntax", WildcardFileError) from None
-    if root is None:
-        return None, 1
-    return _from_yaml_node(root, 0)
-
-
-def _from_yaml_node(node: object, depth: int) -> Marked:
-    """Values keep their source text: `1990` stays "1990" and `1.10` stays "1.10"."""
-    import yaml
-
-    line = node.start_mark.line + 1  # type: ignore[attr-defined]
-    if depth > 64:
-        return None, line
-    if isinstance(node, yaml.MappingNode):
-        out: Dict[str, Marked] = {}
-        for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode):
-                out[key.value] = _from_yaml_node(value, depth + 1)
-        return out, line
-    if isinstance(node, yaml.SequenceNode):
-        return [_from_yaml_node(v, depth + 1) for v in node.value], line
-    if node.tag == "tag:yaml.org,2002:null":  # type: ignore[attr-defined]
-        return None, line
-    if getattr(node, "style", None) in ("|", ">"):
-        line += 1  # a block scalar's text starts on the next line
-    return node.value, line  # type: ignore[attr-defined]
-
-
 def structured_lists(root: Marked, stem: str, display: str,
                      warnings: List[Finding]) -> Iterator[Tuple[str, List[Entry]]]:
-    value, line = root
+    value, line, _ = root
     if isinstance(value, dict):
         yield from _walk_map(value, (), display, warnings)
     elif isinstance(value, list):
@@ -180,12 +160,13 @@ def structured_lists(root: Marked, stem: str, display: str,
 
 def _walk_map(mapping: Dict[str, Marked], prefix: Tuple[str, ...], display: str,
               warnings: List[Finding]) -> Iterator[Tuple[str, List[Entry]]]:
-    for key, (value, line) in mapping.items():
+    """Recursive, but over at most structured.MAX_DEPTH levels."""
+    for key, (value, line, column) in mapping.items():
         if value is None or value == [] or value == {} or value == "":
             continue
         name = "/".join(prefix + (key,))
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            value = [(value, line)]
+            value = [(value, line, column)]
         if isinstance(value, list):
             yield name, list(_list_entries(value, display, warnings))
         elif isinstance(value, dict):
@@ -195,7 +176,7 @@ def _walk_map(mapping: Dict[str, Marked], prefix: Tuple[str, ...], display: str,
 
 
 def _list_entries(items: List[Marked], display: str, warnings: List[Finding]) -> Iterator[Entry]:
-    for item, line in items:
+    for item, line, column in items:
         if isinstance(item, bool) or item is None or item == "":
             continue
         if isinstance(item, (int, float)):
@@ -205,27 +186,38 @@ def _list_entries(items: List[Marked], display: str, warnings: List[Finding]) ->
             if item[0].isdigit() and "::" in item:
                 weight_text, _, content = item.rpartition("::")
                 try:
-                    yield Entry(content, _weight(weight_text), line, display)
-                    continue
-                except ValueError:
+                    weight = float(weight_text)
+                except ValueError:  # "2::3::x": not a weight, the item is literal text
                     pass
+                else:
+                    yield Entry(content, _checked(weight, weight_text, display, line, column), line, display)
+                    continue
             yield Entry(item, 1.0, line, display)
         elif isinstance(item, dict):
-            content = item.get("text") or item.get("content") or (None, 0)
-            weight = item.get("weight", (1, 0))[0]
+            content = item.get("text") or item.get("content") or (None, 0, 0)
             if isinstance(content[0], str) and content[0]:
+                weight, w_line, w_column = item.get("weight", (1.0, line, column))
                 try:
-                    yield Entry(content[0], _weight(str(weight)), line, display)
-                    continue
-                except ValueError:
-                    pass
+                    if isinstance(weight, bool):  # JSON true is no weight, though float(True) is 1
+                        raise TypeError(weight)
+                    number = float(weight)  # type: ignore[arg-type]
+                except (TypeError, ValueError):
+                    raise WildcardFileError(f"weight {str(weight)[:40]!r} is not a number",
+                                            Location(display, w_line, w_column), _WEIGHT_HINT) from None
+                yield Entry(content[0], _checked(number, str(weight), display, w_line, w_column), line, display)
+                continue
             warnings.append(Finding(Location(display, line, 1), WARNING, "list item without text/content; ignored"))
         else:
             warnings.append(Finding(Location(display, line, 1), WARNING, "nested list inside a list; ignored"))
 
 
-def _weight(text: str) -> float:
-    weight = float(text)
-    if not weight >= 0 or weight == float("inf"):
-        raise ValueError(text)
+_WEIGHT_HINT = f"weights are numbers from 0 to {MAX_WEIGHT:,.0f}, relative to each other"
+
+
+def _checked(weight: float, text: str, display: str, line: int, column: int) -> float:
+    """A weight as read, or the error saying why not: an overflowing or NaN weight would reach the
+    random sampler, whose sums must stay finite."""
+    problem = weight_problem(weight)
+    if problem:
+        raise WildcardFileError(f"weight {text[:40]} {problem}", Location(display, line, column), _WEIGHT_HINT)
     return weight

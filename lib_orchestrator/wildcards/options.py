@@ -14,6 +14,22 @@ from .ast import AnyNode, Variant, Wildcard
 
 T = TypeVar("T")
 
+# The largest weight accepted, in templates and files alike. Weights are relative, so nothing needs
+# more; the cap keeps every sum of weights (and so every number the compiler writes) finite: a million
+# options of the largest weight add up to 1e15, nowhere near float's 1.8e308.
+MAX_WEIGHT = 1e9
+
+
+def weight_problem(weight: float) -> str:
+    """Why a weight is refused, or "" when it is fine."""
+    if weight != weight:  # NaN compares unequal to itself
+        return "is not a number"
+    if weight < 0:
+        return "is negative"
+    if weight > MAX_WEIGHT:  # inf included
+        return f"is over the {MAX_WEIGHT:,.0f} limit"
+    return ""
+
 
 def live_options(variant: Variant) -> List[AnyNode]:
     """The options that can be picked, identical ones once (dynamicprompts de-duplicates them too)."""

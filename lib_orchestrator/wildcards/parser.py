@@ -28,6 +28,7 @@ from .ast import (
     Wildcard,
     Wrap,
 )
+from .options import MAX_WEIGHT, weight_problem
 
 MAX_TEMPLATE_CHARS = 1_000_000
 MAX_NESTING = 100
@@ -230,6 +231,10 @@ class _Parser:
                 weight = float(w.group(1))
                 if weight < 0:
                     raise self.error(f"negative weight {w.group(1)}", i, "weights are 0 or more")
+                problem = weight_problem(weight)  # 400 digits are a float of inf
+                if problem:
+                    raise self.error(f"weight {w.group(1)[:40]} {problem}", i,
+                                     f"weights are relative: numbers from 0 to {MAX_WEIGHT:,.0f}")
                 i = w.end()
             body, i = self.sequence(i, OPTION)
             options.append(Option(body, weight, src=self.src, pos=opt_start))

@@ -13,8 +13,10 @@ import re
 from ast import literal_eval
 from bisect import bisect_right
 from itertools import accumulate
+from math import isfinite
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from ..errors import TemplateError
 from . import rng
 from .ast import (
     CYCLICAL,
@@ -193,12 +195,12 @@ class RandomCompiler:
                   and 0 < len(composite) <= MAX_INLINE_OPTIONS)
         x, i = self._fresh("x"), self._fresh("i")
         opts = self._const(tuple(None if inline and j in composite else u for j, (u, _, _) in enumerate(live)))
-        ws = [w for _, w, _ in live]
+        ws = finite_weights([w for _, w, _ in live], at)
         lines.append(pad + rng.STEP_SRC)
         if all(w == ws[0] for w in ws):
             draw = f"s * {len(live)} >> {rng.PICK_SHIFT}"
         else:
-            draw = f"bisect({self._const(tuple(accumulate(ws)))}, s * {sum(ws) * rng.TO_UNIT!r})"
+            draw = f"bisect({self._const(tuple(accumulate(ws)))}, s * {_float_literal(sum(ws) * rng.TO_UNIT)})"
         if inline and len(composite) > 1:  # the branches need the index
             lines.append(f"{pad}{i} = {draw}")
             draw = i
@@ -242,6 +244,7 @@ class RandomCompiler:
     def _emit_many(self, units: Sequence[Unit], weights: Sequence[float], node: Variant,
                    lines: List[str], ind: int, scope: str = "v") -> str:
         x = self._fresh("x")
+        weights = finite_weights(weights, node)
         lines.append(f"{' ' * ind}{x}, s = PICK(s, {scope}, {self._const(tuple(units))}, "
                      f"{self._const(tuple(weights))}, {node.lo}, {node.hi}, {node.sep!r})")
         return x
@@ -340,6 +343,25 @@ class RandomCompiler:
     def _cyclical(self, node: AnyNode, s: int, v: Dict[str, Any]) -> Tuple[str, int]:
         assert self.cyclical is not None
         return self.cyclical(node, v.get("#c", 0), s, v)
+
+
+def finite_weights(weights: Sequence[float], at: AnyNode) -> List[float]:
+    """Weights whose running sums are finite floats. The parser and the file readers cap weights, so
+    this only matters for an AST built by hand; but a sum that overflows would be written into the
+    generated source as `inf`, a NameError at run time, so it is guarded here where the source is made."""
+    if not all(isfinite(w) for w in weights):
+        raise TemplateError("a weight is not a finite number", at.location(), "weights are numbers from 0 up")
+    if isfinite(sum(weights)):
+        return list(weights)
+    top = max(weights)  # the same proportions, scaled below the overflow
+    return [w / top for w in weights]
+
+
+def _float_literal(value: float) -> str:
+    """repr() of a float as Python source; `inf` and `nan` are not literals, so they are refused."""
+    if not isfinite(value):
+        raise ValueError(f"no literal for {value!r}")
+    return repr(value)
 
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -112,10 +112,13 @@ def test_broken_utf16_after_bom_is_not_an_unhandled_decode_error(read):
     assert result.warnings
 
 
-def test_nul_characters_are_removed_with_a_warning(read):
-    result = read("c.txt", b"re\x00d\nblue\x00\n")
-    assert texts(result, "c") == ["red", "blue"]
-    assert any("NUL" in w.message for w in result.warnings)
+def test_nul_bytes_make_a_file_binary_and_refused_where_the_first_one_is(read):
+    with pytest.raises(WildcardFileError) as info:
+        read("c.txt", b"red\nbl\x00ue\n")
+    err = info.value
+    assert "not a text file" in err.message and "NUL" in err.message
+    assert (err.location.source, err.location.line, err.location.column) == ("c.txt", 2, 3)
+    assert "move this file" in err.hint
 
 
 def test_cjk_text_is_kept_intact(read):
@@ -178,7 +181,7 @@ def test_weighted_items_match_dynamicprompts():
     items = ["2::heavy", "0.5::light", ".5::x", "2::3::x", "1::a::b", "10::", "plain", "1e1::sci"]
     from lib_orchestrator.wildcards.files import _list_entries
 
-    ours = [(e.text, e.weight) for e in _list_entries([(i, 1) for i in items], "w.yaml", [])]
+    ours = [(e.text, e.weight) for e in _list_entries([(i, 1, 1) for i in items], "w.yaml", [])]
     theirs = []
     for value in structured._parse_structured_file_list(items):
         if isinstance(value, str):
