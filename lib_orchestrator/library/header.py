@@ -6,6 +6,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
+from .bounded_json import JsonLimitError, may_hold_lone_surrogates, parse_bounded, replace_lone_surrogates
+
 MAX_HEADER_BYTES = 64 * 1024 * 1024
 PICKLE_MAGIC = b"\x80"
 ZIP_MAGIC = b"PK\x03\x04"
@@ -24,6 +26,7 @@ class Header:
     metadata: Dict[str, str] = field(default_factory=dict)
     keys: Tuple[str, ...] = ()  # tensor names, for telling the architecture
     data_offset: int = 0  # where the tensor bytes start: 8 + N
+    notes: Tuple[str, ...] = ()  # what was wrong but read anyway (the scan reports it as corrupt_header)
 
 
 def read_header(path: str, size: Optional[int] = None) -> Header:
@@ -61,15 +64,25 @@ def _read(fh, head: bytes, size: Optional[int]) -> Header:  # type: ignore[no-un
 
 def parse_header(raw: bytes) -> Header:
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
+        data = parse_bounded(raw, MAX_HEADER_BYTES)
+    except JsonLimitError as exc:
+        raise HeaderError(f"header is not readable: {exc}") from None
+    except ValueError as exc:  # UnicodeDecodeError included
         raise HeaderError(f"header is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise HeaderError("header JSON is not an object")
+    notes: Tuple[str, ...] = ()
+    if may_hold_lone_surrogates(raw):
+        # Text that is not Unicode cannot be written anywhere as UTF-8 (the cache, an infotext, the page):
+        # it is replaced once here, so nothing downstream has to care.
+        data, changed = replace_lone_surrogates(data)
+        if changed:
+            notes = ("header text holds invalid Unicode (lone surrogate escapes such as \\ud800); "
+                     "read with U+FFFD in their place",)
     meta = data.pop("__metadata__", None)
     metadata = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()} \
         if isinstance(meta, dict) else {}
-    return Header(metadata, tuple(data), 8 + len(raw))
+    return Header(metadata, tuple(data), 8 + len(raw), notes)
 
 
 def json_value(metadata: Dict[str, str], key: str) -> object:
@@ -78,6 +91,7 @@ def json_value(metadata: Dict[str, str], key: str) -> object:
     if not text or text[0] not in "{[":
         return None
     try:
-        return json.loads(text)
+        value = parse_bounded(text, MAX_HEADER_BYTES)
     except ValueError:
         return None
+    return replace_lone_surrogates(value)[0] if may_hold_lone_surrogates(text) else value

@@ -14,9 +14,15 @@ EXCLUDED_ARCHITECTURE = "excluded_architecture"
 NOT_SAFETENSORS = "not_safetensors"
 PARTIAL_DOWNLOAD = "partial_download"
 BROKEN_PREVIEW = "broken_preview"
+# The file could not be read at all (a broken or looping link, a device, an error no reader expected):
+# it is reported and skipped, and the rest of the scan goes on.
+UNREADABLE = "unreadable"
+# The name cannot be written in a prompt or an infotext (not UTF-8, or a control character such as a
+# newline): the LoRA is indexed but never picked.
+BAD_NAME = "bad_name"
 
 CODES = (CORRUPT_HEADER, CORRUPT_SIDECAR, STALE_SIDECAR, STEM_COLLISION, ALIAS_COLLISION, DUPLICATE,
-         EXCLUDED_ARCHITECTURE, NOT_SAFETENSORS, PARTIAL_DOWNLOAD, BROKEN_PREVIEW)
+         EXCLUDED_ARCHITECTURE, NOT_SAFETENSORS, PARTIAL_DOWNLOAD, BROKEN_PREVIEW, UNREADABLE, BAD_NAME)
 
 
 @dataclass(frozen=True)

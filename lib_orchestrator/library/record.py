@@ -52,7 +52,15 @@ class LoraRecord:
         return out
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False)
+        """One line of JSON, UTF-8-writable: a name that was not UTF-8 on disk (kept with surrogate
+        escapes) is written as `\\udcff` escapes, which read back to the same name."""
+        data = self.to_dict()
+        text = json.dumps(data, ensure_ascii=False)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return json.dumps(data)
+        return text
 
     @classmethod
     def from_json(cls, text: str) -> "LoraRecord":

@@ -14,6 +14,7 @@ from .header import HeaderError, read_header
 from .previews import PreviewIndex, image_problem
 from .problems import (
     ALIAS_COLLISION,
+    BAD_NAME,
     BROKEN_PREVIEW,
     CORRUPT_HEADER,
     CORRUPT_SIDECAR,
@@ -21,6 +22,7 @@ from .problems import (
     NOT_SAFETENSORS,
     PARTIAL_DOWNLOAD,
     STEM_COLLISION,
+    UNREADABLE,
     Problem,
 )
 from .record import LoraRecord
@@ -32,6 +34,8 @@ PARTIAL_SUFFIXES = (".part", ".tmp", ".crdownload", ".download")
 OTHER_MODEL_EXTENSIONS = (".gguf", ".zip", ".bin", ".pth", ".onnx")
 SIDECAR_SUFFIXES = (".civitai.info", ".json", ".metadata.json", ".cm-info.json", ".txt", ".description.txt")
 _CROSS_CODES = {STEM_COLLISION, ALIAS_COLLISION, DUPLICATE}
+_DIGITS = re.compile(r"(\d+)")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,7 @@ class _Found:
     rel: str
     path: str
     stem: str
-    kind: str  # "lora", "partial", "other"
+    kind: str  # "lora", "partial", "other", "unreadable" (named like a LoRA, but not a file that opens)
     folders: Tuple[str, ...]
     sidecars: Dict[str, str]  # suffix -> path
     preview: Optional[str]  # path
@@ -62,13 +66,19 @@ class _Found:
 
 def natural_key(text: str) -> list:
     """Forge's natural sort: digits as numbers, the rest case-insensitive."""
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
+    # The odd parts of the split are the digit runs. Testing `isdigit()` instead would also take '²',
+    # which int() refuses: one file named `1²3.safetensors` stopped the whole scan.
+    return [int(part) if i % 2 else part.lower() for i, part in enumerate(_DIGITS.split(text))]
 
 
 def scan_library(root: str, cache_path: Optional[str] = None, include_hidden: bool = True,
                  compute_hashes: bool = False) -> ScanResult:
     """Every LoRA under `root` (and every file that should be one but is not). Metadata is read only for
-    files whose stamp changed since the cache saw them; full SHA-256 only with `compute_hashes`."""
+    files whose stamp changed since the cache saw them; full SHA-256 only with `compute_hashes`.
+
+    A file that cannot be read is a problem on that file's record, never an exception: nothing in the
+    folder can stop the scan. The one error raised is `CacheError`, for a `cache_path` that names a file
+    which is not our cache (it is left untouched)."""
     start = time.perf_counter()
     root = os.path.abspath(root)
     cache = RecordCache(cache_path) if cache_path else None
@@ -79,15 +89,17 @@ def scan_library(root: str, cache_path: Optional[str] = None, include_hidden: bo
     read = 0
     for item in found:
         hit = known.get(item.rel)
-        if hit is not None and hit[0] == item.stamp:
-            record = LoraRecord.from_json(hit[1])
-        else:
-            record = _read(item)
+        record = _from_cache(hit[1]) if hit is not None and hit[0] == item.stamp else None
+        if record is None:
+            record = _read_safely(item)
             read += 1
             changed.append((item.rel, item.stamp, record))
         if compute_hashes and record.is_lora and record.sha256 is None and record.size:
-            record = replace(record, sha256=file_sha256(item.path))
-            changed.append((item.rel, item.stamp, record))
+            try:
+                record = replace(record, sha256=file_sha256(item.path))
+                changed.append((item.rel, item.stamp, record))
+            except OSError:
+                pass  # gone or unreadable since it was listed: it is simply not hashed
         records.append(record)
     if cache:
         present = {f.rel for f in found}
@@ -111,6 +123,7 @@ def _find(root: str, include_hidden: bool) -> Iterator[_Found]:
         except OSError:
             continue
         files: Dict[str, os.DirEntry] = {}
+        odd: List[os.DirEntry] = []  # neither a folder nor a regular file: a broken or looping link, a FIFO
         for entry in entries:
             try:
                 if entry.is_dir():
@@ -118,10 +131,19 @@ def _find(root: str, include_hidden: bool) -> Iterator[_Found]:
                         stack.append((entry.path, parts + (entry.name,)))
                 elif entry.is_file():
                     files[entry.name] = entry
-            except OSError:
-                continue
+                else:
+                    odd.append(entry)
+            except OSError:  # a link loop raises here
+                odd.append(entry)
         if files:
             yield from _in_folder(root, parts, files)
+        prefix = "/".join(parts) + "/" if parts else ""
+        for entry in odd:
+            # Forge lists such a LoRA (os.walk puts it among the files) and then fails to load it: it is
+            # reported, and never opened: opening a FIFO would block the scan for ever.
+            if entry.name.lower().endswith(LORA_EXTENSIONS):
+                yield _Found(prefix + entry.name, entry.path, os.path.splitext(entry.name)[0], "unreadable",
+                             parts, {}, None, "unreadable")
 
 
 def _in_folder(root: str, parts: Tuple[str, ...], files: Dict[str, os.DirEntry]) -> Iterator[_Found]:
@@ -167,7 +189,47 @@ def _stat_stamp(entry: os.DirEntry) -> str:
     return f"{st.st_size}:{st.st_mtime_ns}"
 
 
+def _from_cache(text: str) -> Optional[LoraRecord]:
+    """A cached record, or None when the row does not parse (then the file is simply read again)."""
+    try:
+        return LoraRecord.from_json(text)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+
+
+def _read_safely(item: _Found) -> LoraRecord:
+    """The file's record. Whatever goes wrong while reading one file stays on that file: the README
+    promises that a broken file never stops a scan, and in Forge nobody would see the error."""
+    try:
+        return _read(item)
+    except Exception as exc:  # the readers report what they expect as problems already; this is the rest
+        reason = str(exc).splitlines()[0][:200] if str(exc) else ""
+        return LoraRecord(item.rel, item.stem, is_lora=False, size=_size(item.path),
+                          problems=(Problem(UNREADABLE, item.rel,
+                                            f"could not be read ({type(exc).__name__}: {reason}); skipped"),))
+
+
+def _name_problem(stem: str) -> Optional[str]:
+    """Why `<lora:stem>` cannot be written in a prompt or an infotext, or None."""
+    try:
+        stem.encode("utf-8")
+    except UnicodeEncodeError:  # a name that was not UTF-8 on disk, kept with surrogate escapes
+        return f"the name {ascii(stem)} is not valid UTF-8, so no prompt can name it; rename the file"
+    if _CONTROL.search(stem):
+        return (f"the name {ascii(stem)} holds a control character (a newline?), which breaks prompts and "
+                "infotexts; rename the file")
+    return None
+
+
 def _read(item: _Found) -> LoraRecord:
+    if item.kind == "unreadable":
+        try:
+            os.stat(item.path)
+            why = "not a regular file (a FIFO, a socket or a device)"
+        except OSError as exc:
+            why = f"cannot be opened: {exc.strerror} (a broken or looping link?)"
+        return LoraRecord(item.rel, item.stem, is_lora=False,
+                          problems=(Problem(UNREADABLE, item.rel, f"{why}; Forge lists it but cannot load it"),))
     size = _size(item.path)
     if item.kind == "partial":
         return LoraRecord(item.rel, item.stem, is_lora=False, size=size,
@@ -180,6 +242,7 @@ def _read(item: _Found) -> LoraRecord:
     if item.rel.lower().endswith(".safetensors"):
         try:
             header = read_header(item.path, size)
+            problems.extend(Problem(CORRUPT_HEADER, item.rel, note) for note in header.notes)
         except HeaderError as exc:
             code = NOT_SAFETENSORS if exc.not_safetensors else CORRUPT_HEADER
             problems.append(Problem(code, item.rel, str(exc)))
@@ -199,7 +262,11 @@ def _read(item: _Found) -> LoraRecord:
             problems.append(Problem(BROKEN_PREVIEW, preview_rel, broken))
         else:
             preview = preview_rel
-    return resolve(item.rel, item.stem, size, header, side, item.folders, preview, problems)
+    record = resolve(item.rel, item.stem, size, header, side, item.folders, preview, problems)
+    bad_name = _name_problem(item.stem)
+    if bad_name:  # indexed, so the user sees it, but never picked: the pick could not be written
+        record = replace(record, excluded=True, problems=record.problems + (Problem(BAD_NAME, item.rel, bad_name),))
+    return record
 
 
 def _size(path: str) -> int:

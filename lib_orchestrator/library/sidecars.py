@@ -5,11 +5,13 @@ scanner turns notes into `corrupt_sidecar` problems.
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
+from .bounded_json import JsonLimitError, may_hold_lone_surrogates, parse_bounded, replace_lone_surrogates
+
+MAX_SIDECAR_BYTES = 16 * 1024 * 1024  # the largest LoRA Manager files, with every Civitai image, are ~1 MiB
 _TRAILING_COMMA = re.compile(r",(\s*[}\]])")
 _CIVITAI_KEYS = ("modelId", "baseModel", "trainedWords", "modelVersions", "files")
 USER_KEYS = ("activation text", "preferred weight", "sd version", "negative text", "description", "notes")
@@ -19,9 +21,12 @@ def load_json(path: str, notes: List[str]) -> Optional[Dict[str, Any]]:
     """A JSON object from a file written by another tool: forgiving where nothing is lost."""
     try:
         with open(path, "rb") as fh:
-            data = fh.read()
+            data = fh.read(MAX_SIDECAR_BYTES + 1)  # never the whole of a file that is too big
     except OSError as exc:
         notes.append(f"cannot read: {exc.strerror}")
+        return None
+    if len(data) > MAX_SIDECAR_BYTES:
+        notes.append(f"over the {MAX_SIDECAR_BYTES // (1024 * 1024)} MiB cap for a sidecar; not read")
         return None
     if not data.strip(b"\x00 \t\r\n"):
         notes.append("empty file")
@@ -39,18 +44,26 @@ def load_json(path: str, notes: List[str]) -> Optional[Dict[str, Any]]:
             notes.append("not UTF-8; read as cp1252")
             text = data.decode("cp1252", errors="replace")
     try:
-        obj = json.loads(text)
+        obj = parse_bounded(text, MAX_SIDECAR_BYTES)
+    except JsonLimitError as exc:
+        notes.append(f"not read: {exc}")
+        return None
     except ValueError as exc:
         fixed = _TRAILING_COMMA.sub(r"\1", text)
         try:
-            obj = json.loads(fixed)
+            obj = parse_bounded(fixed, MAX_SIDECAR_BYTES)
         except ValueError:
-            notes.append(f"invalid JSON ({exc.msg} at line {exc.lineno})")
+            where = f" at line {exc.lineno}" if hasattr(exc, "lineno") else ""
+            notes.append(f"invalid JSON ({getattr(exc, 'msg', exc)}{where})")
             return None
         notes.append("trailing commas")
     if not isinstance(obj, dict):
         notes.append("not a JSON object")
         return None
+    if may_hold_lone_surrogates(text):
+        obj, changed = replace_lone_surrogates(obj)
+        if changed:
+            notes.append("holds invalid Unicode (lone surrogate escapes such as \\ud800); read with U+FFFD")
     return obj
 
 
@@ -146,7 +159,7 @@ def manager_facts(obj: Dict[str, Any]) -> ManagerFacts:
     strength = None
     if isinstance(tips, str) and tips.strip().startswith("{"):
         try:
-            tips = json.loads(tips)
+            tips = parse_bounded(tips, MAX_SIDECAR_BYTES)
         except ValueError:
             tips = None
     if isinstance(tips, dict):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sqlite3
 from contextlib import closing
 
@@ -93,3 +94,21 @@ def test_compose_refuses_a_cache_file_that_is_not_ours_too(tmp_path):
                        "--seed", "1")
     assert code == 2 and "not a LoRA library cache (an SQLite database of something else, with tables photos)" in err
     assert photos.read_bytes() == before
+
+
+def test_scan_output_survives_names_that_are_not_utf8_or_hold_a_newline(tmp_path):
+    root = small_library(tmp_path)
+    safetensors(root / "x.safetensors", {})
+    os.rename(root / "x.safetensors", os.path.join(os.fsencode(root), b"bad\xff.safetensors"))
+    safetensors(root / "two\nlines.safetensors", {})
+    code, out, _ = run("library", "scan", str(root), "--format", "jsonl")
+    out.encode("utf-8")  # what a UTF-8 stdout accepts
+    rows = {row["name"]: row for row in map(json.loads, out.splitlines())}
+    assert code == 0 and rows["bad\udcff"]["warnings"] == ["bad_name"]
+    assert rows["two\nlines"]["warnings"] == ["bad_name"]
+    code, out, _ = run("library", "scan", str(root))
+    out.encode("utf-8")
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 1 + 5  # a header and one line per file: the newline did not split a row
+    assert any(line.startswith("bad\\udcff ") for line in lines)
+    assert any(line.startswith("two\\nlines ") for line in lines)

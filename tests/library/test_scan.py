@@ -6,7 +6,7 @@ import json
 import pytest
 
 from lib_orchestrator.library import scan_library
-from lib_orchestrator.library.problems import CODES
+from lib_orchestrator.library.problems import BAD_NAME, CODES, UNREADABLE
 
 from ..library_fixtures import generate
 
@@ -40,8 +40,10 @@ def test_each_field_matches_the_ground_truth(tiny, field):
 
 
 def test_every_warning_code_is_exercised(tiny):
+    # The two codes for files no fixture library should hold (names that are not UTF-8, links that loop)
+    # are exercised by test_robustness.py and tests/fuzz instead.
     _, _, result = tiny
-    assert {code for r in result.records for code in r.warnings} == set(CODES)
+    assert {code for r in result.records for code in r.warnings} == set(CODES) - {UNREADABLE, BAD_NAME}
 
 
 def test_duplicates_are_grouped(tiny):
