@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, replace
-from typing import Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
 from ..atomic import write_text_atomic
 from ..errors import Location, OrchestratorError
+from .bounded_json import parse_bounded
 from .categories import CATEGORIES
 from .record import LoraRecord
+
+MAX_OVERRIDES_BYTES = 64 * 1024 * 1024  # 10,000 overrides with notes are about 2 MiB
 
 
 @dataclass(frozen=True)
@@ -49,20 +52,27 @@ class OverrideStore:
             self.error = exc
 
     def load(self) -> None:
+        """Raises OrchestratorError, and only that, for a file that cannot be read (bad JSON, nested too
+        deep, too big, not UTF-8); entries that are not overrides are dropped one by one."""
         try:
-            with open(self.path, encoding="utf-8") as fh:
-                raw = json.load(fh)
+            with open(self.path, "rb") as fh:
+                data = fh.read(MAX_OVERRIDES_BYTES + 1)
+            if len(data) > MAX_OVERRIDES_BYTES:
+                raise ValueError(f"over the {MAX_OVERRIDES_BYTES // (1024 * 1024)} MiB cap")
+            raw = parse_bounded(data.decode("utf-8"), MAX_OVERRIDES_BYTES) if data.strip() else {}
         except FileNotFoundError:
             raw = {}
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError) as exc:  # UnicodeDecodeError and the JSON caps included
             raise OrchestratorError(f"cannot read overrides: {exc}", Location(self.path, 0, 0),
                                     "fix or delete the file; it is rewritten on the next change") from None
+        if not isinstance(raw, dict):
+            raise OrchestratorError("cannot read overrides: not a JSON object", Location(self.path, 0, 0),
+                                    "fix or delete the file; it is rewritten on the next change")
         self._data = {}
-        for key, value in (raw.items() if isinstance(raw, dict) else ()):
-            try:
-                self._data[key] = Override(**{k: v for k, v in value.items() if k in Override.__dataclass_fields__})
-            except (OrchestratorError, TypeError, AttributeError):
-                continue  # one bad entry does not lose the others
+        for key, value in raw.items():
+            override = _override(value)
+            if override is not None:  # one bad entry does not lose the others
+                self._data[key] = override
 
     def get(self, path: str) -> Override:
         return self._data.get(path, Override())
@@ -79,7 +89,12 @@ class OverrideStore:
             os.replace(self.path, self.path + ".unreadable")  # the user's broken file, kept for them to fix
             self.error = None
         data = {k: asdict(v) for k, v in sorted(self._data.items())}
-        write_text_atomic(self.path, json.dumps(data, indent=2, ensure_ascii=False))
+        text = json.dumps(data, indent=2, ensure_ascii=False)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a path that was not UTF-8 on disk (surrogate escapes): keep it, escaped
+            text = json.dumps(data, indent=2)
+        write_text_atomic(self.path, text)
 
     def apply(self, records: Iterable[LoraRecord]) -> List[LoraRecord]:
         out = []
@@ -96,3 +111,21 @@ class OverrideStore:
 
     def pinned_names(self, records: Iterable[LoraRecord]) -> List[str]:
         return [r.name for r in records if self._data.get(r.path, Override()).pinned]
+
+
+def _override(value: Any) -> Optional[Override]:
+    """An entry of the file as an Override, or None when it is not one (wrong types, out of range)."""
+    if not isinstance(value, dict):
+        return None
+    category, weight = value.get("category"), value.get("weight")
+    excluded, pinned, notes = value.get("excluded", False), value.get("pinned", False), value.get("notes", "")
+    if category is not None and not isinstance(category, str):
+        return None
+    if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float))):
+        return None
+    if not isinstance(excluded, bool) or not isinstance(pinned, bool) or not isinstance(notes, str):
+        return None
+    try:
+        return Override(category, float(weight) if weight is not None else None, excluded, pinned, notes)
+    except (OrchestratorError, OverflowError):  # an unknown category, a weight out of range or not a number
+        return None

@@ -115,3 +115,36 @@ def test_thumbnails_are_made_once_and_broken_images_give_none(library, tmp_path)
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not an image")
     assert thumbnail(str(broken), str(tmp_path / "thumbs")) is None
+
+
+@pytest.mark.parametrize("content", [b"[" * 100_000 + b"]" * 100_000, b"\xff\xfe{}", b"[1, 2]"])
+def test_an_overrides_file_nested_too_deep_or_not_an_object_is_our_error_not_a_crash(tmp_path, content):
+    path = tmp_path / "o.json"
+    path.write_bytes(content)
+    with pytest.raises(OrchestratorError, match="cannot read overrides"):  # RecursionError before
+        OverrideStore(str(path), strict=True)
+    lenient = OverrideStore(str(path))
+    assert lenient.error is not None and path.read_bytes() == content  # loading never writes
+
+
+def test_entries_of_the_wrong_type_are_dropped_one_by_one(tmp_path):
+    path = tmp_path / "o.json"
+    path.write_text(json.dumps({"ok.safetensors": {"weight": 0.5, "notes": "n"},
+                                "w.safetensors": {"weight": "0.5"}, "b.safetensors": {"weight": True},
+                                "nan.safetensors": {"weight": float("nan")}, "n.safetensors": {"notes": ["x"]},
+                                "e.safetensors": {"excluded": "yes"}, "l.safetensors": [1]}), encoding="utf-8")
+    store = OverrideStore(str(path), strict=True)
+    assert store.get("ok.safetensors") == Override(weight=0.5, notes="n")
+    for bad in ("w", "b", "nan", "n", "e", "l"):
+        assert store.get(f"{bad}.safetensors") == Override(), bad
+
+
+def test_a_path_that_was_not_utf8_on_disk_keeps_its_override(tmp_path):
+    path = tmp_path / "o.json"
+    store = OverrideStore(str(path))
+    odd = "caf\udce9/x.safetensors"  # how Python names a folder whose bytes are not UTF-8
+    store.set(odd, Override(weight=0.7, notes="lone \ud800 too"))  # UnicodeEncodeError before
+    store.set("plain.safetensors", Override(notes="café"))
+    again = OverrideStore(str(path), strict=True)
+    assert again.get(odd) == Override(weight=0.7, notes="lone \ud800 too")
+    assert again.get("plain.safetensors").notes == "café"
