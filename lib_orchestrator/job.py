@@ -7,9 +7,11 @@ results back onto Forge's processing object.
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import re
-from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Collection, Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Callable, Collection, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .compose import ComposedPrompt, apply_picks
 from .enhance.enhance import Enhanced
@@ -41,15 +43,15 @@ class JobSettings:
     genre: str = ""  # the enhancement's genre card: a name, or the card's text
 
     @classmethod
-    def from_args(cls, args: Sequence[Any]) -> "JobSettings":
-        """From the script's args; missing trailing ones keep their defaults (REST `"args": [true]`)."""
-        names = [f.name for f in cls.__dataclass_fields__.values()]  # type: ignore[attr-defined]
-        values = dict(zip(names, args))
+    def from_args(cls, args: Any) -> "JobSettings":
+        """From the script's args (Forge's form, or REST `args`). Never raises: missing trailing args keep
+        their defaults (`"args": [true]`), extra ones are ignored, a value its field cannot use (wrong
+        type, not finite, unreadable) falls back to the field's default, and numbers are clamped to their
+        range. REST and pasted infotexts send anything; Forge's processing must not fail for it."""
+        if not isinstance(args, (list, tuple)):  # a string or a mapping is no list of args
+            args = ()
         defaults = cls()
-        out = {}
-        for name, value in values.items():
-            kind = type(getattr(defaults, name))
-            out[name] = _cast(value, kind, getattr(defaults, name))
+        out = {f.name: _valid(f.name, value, getattr(defaults, f.name)) for f, value in zip(fields(cls), args)}
         return cls(**out)
 
     def rules(self, base: Rules) -> Rules:
@@ -65,28 +67,75 @@ class JobSettings:
         return json.dumps(values, separators=(",", ":"))
 
     @classmethod
-    def from_infotext(cls, text: str) -> "JobSettings":
+    def from_infotext(cls, text: Any) -> "JobSettings":
+        """From an infotext's `Orchestrator` value (enabled, since it was on for that image). Never raises:
+        what is missing or unusable in it keeps its default."""
         try:
             data = json.loads(text)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):
             return cls(enabled=True)
-        count = data.get("count", [1, 6])
-        return cls.from_args([True, data.get("loras", True), count[0], count[1], data.get("detailer", 0.3),
-                              data.get("rules", ""), data.get("fixed", False), data.get("template", ""),
-                              data.get("enhance", False), data.get("genre", "")])
+        if not isinstance(data, dict):
+            return cls(enabled=True)
+        count = data.get("count")
+        lo, hi = count if isinstance(count, list) and len(count) == 2 else (None, None)
+        return cls.from_args([True, data.get("loras"), lo, hi, data.get("detailer"), data.get("rules"),
+                              data.get("fixed"), data.get("template"), data.get("enhance"), data.get("genre")])
 
 
-def _cast(value: Any, kind: type, default: Any) -> Any:
+MAX_LORAS = 20  # the most a rules file's count.max may be
+# Number fields' ranges: a finite number outside is clamped, anything else is the default.
+_RANGES: Dict[str, Tuple[float, float]] = {"min_loras": (0, MAX_LORAS), "max_loras": (0, MAX_LORAS),
+                                           "detailer": (0.0, 1.0)}
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off", "")
+
+
+def _valid(name: str, value: Any, default: Any) -> Any:
+    """`value` as field `name` needs it, or `default`."""
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, (int, float)) and value in (0, 1):
+            return bool(value)
+        text = value.strip().lower() if isinstance(value, str) else None
+        return True if text in _TRUE else False if text in _FALSE else default
+    if isinstance(default, (int, float)):
+        number = _finite(value)
+        if number is None:
+            return default
+        lo, hi = _RANGES[name]
+        clamped = min(max(number, lo), hi)
+        return int(clamped) if isinstance(default, int) else float(clamped)
+    return value if isinstance(value, str) else default
+
+
+def _finite(value: Any) -> Optional[Union[int, float]]:
+    """A finite number from a number or its text; None for anything else, a bool included (JSON's `true`
+    where a count belongs is a mistake, not 1)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value  # exact, however large: clamping needs no float
+    if not isinstance(value, (str, numbers.Real)):
+        return None
     try:
-        if kind is bool:
-            return value if isinstance(value, bool) else str(value).strip().lower() in ("true", "1", "yes", "on")
-        if kind is int:
-            return int(float(value))
-        if kind is float:
-            return float(value)
-        return "" if value is None else str(value)
-    except (TypeError, ValueError):
-        return default
+        number = float(value.strip() if isinstance(value, str) else value)
+    except (ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def pasted_settings(params: Mapping[str, Any]) -> JobSettings:
+    """The controls that pasting an image's parameters gives back: its `Orchestrator` value, or the
+    defaults for an image made without Orchestrator."""
+    return JobSettings.from_infotext(params.get(KEY_SETTINGS, "")) if KEY_SETTINGS in params else JobSettings()
+
+
+def enhance_after_paste(params: Mapping[str, Any]) -> bool:
+    """Whether pasting turns enhancement on: a pasted prompt is the enhanced one already, so not unless
+    the template field comes back too and replaces it (the answer cache then gives the same enhanced
+    prompt)."""
+    settings = pasted_settings(params)
+    return settings.enhance and bool(settings.template)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 the batch rule, hires prompts, infotext values and settings from REST args or pasted infotext."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from lib_orchestrator import SAMPLE_LORAS
@@ -141,3 +143,45 @@ def test_enhancement_runs_between_wildcards_and_picks_once_per_prompt_and_seed()
                     None, Rules(), "sdxl", "SDXL 1.0", None, enhance=enhance)
     assert asked == [("a cat", 5)] and plan.prompts == ["a cat, enhanced"] * 3
     assert '"original":"a cat"' in plan.infotext_values(2)["Orchestrator LLM"]
+
+
+DEFAULT = JobSettings(enabled=True)
+
+
+@pytest.mark.parametrize("args, expected", [
+    # a value its field cannot use is the field's default; a finite number out of range is clamped
+    ([True, True, "1e999"], DEFAULT),
+    ([True, True, float("nan"), float("inf")], DEFAULT),
+    ([True, True, 1, 6, "nan"], DEFAULT),
+    ([True, True, {"count": 3}, [2], None], DEFAULT),
+    ([True, True, True, False, True], DEFAULT),  # a bool where a number belongs
+    ([True, True, 10**400, -10**400, 1e300], JobSettings(enabled=True, min_loras=20, max_loras=0, detailer=1.0)),
+    ([True, True, " 2 ", "3.9", "-0.5"], JobSettings(enabled=True, min_loras=2, max_loras=3, detailer=0.0)),
+    ([True, "maybe", 1, 6, 0.3, 42, [1], {"a": 1}, 2, None], DEFAULT),  # wrong types: defaults
+    ([True, 0, 1, 6, 0.3, "r.yaml", 1.0, "t", "on", "noir"],
+     JobSettings(True, False, 1, 6, 0.3, "r.yaml", True, "t", True, "noir")),
+    ([True] + [""] * 20, JobSettings(enabled=True, loras=False, rules_file="", template="")),  # too many: ignored
+    ("true", JobSettings()), (None, JobSettings()), ({"enabled": True}, JobSettings()), (7, JobSettings()),
+])
+def test_settings_from_any_rest_args_fall_back_to_defaults_and_never_raise(args, expected):
+    assert JobSettings.from_args(args) == expected
+
+
+@pytest.mark.parametrize("text", [
+    '{"count":[1,"1e999"]}', '{"detailer":"nan"}', '{"count":3}', '{"count":null}', '{"count":[1,2,3]}', "[1,2]",
+    "null", '"str"', "1e999", '{"detailer":1e999}', '{"count":[true,false]}', "[" * 100000, None, 42, b"\xff",
+    '{"loras":"no such","fixed":{},"template":7,"genre":[]}',
+])
+def test_settings_from_any_pasted_infotext_fall_back_to_defaults_and_never_raise(text):
+    assert JobSettings.from_infotext(text) == DEFAULT
+
+
+def test_pasting_restores_settings_and_enhances_again_only_with_the_template():
+    from lib_orchestrator.job import KEY_SETTINGS, enhance_after_paste, pasted_settings
+
+    made = JobSettings(True, False, 2, 3, 0.1, "", False, "__templates/noir__", True, "noir")
+    assert pasted_settings({KEY_SETTINGS: made.to_infotext()}) == made
+    assert pasted_settings({"Prompt": "a cat"}) == JobSettings()  # an image made without Orchestrator
+    assert enhance_after_paste({KEY_SETTINGS: made.to_infotext()})
+    assert not enhance_after_paste({KEY_SETTINGS: replace(made, template="").to_infotext()})
+    assert not enhance_after_paste({KEY_SETTINGS: '{"enhance":"1e999","template":["x"]}'})
