@@ -1,14 +1,85 @@
 """The library for a long-running host (Forge): indexed in a background thread, refreshed on request,
-never making a caller wait. A caller takes whatever index is ready, or None while the first is built."""
+never making a caller wait. A caller takes whatever index is ready, or None while the first is built.
+
+Inside Forge nobody reads an exception from a background thread, so `status()` says what the scan did
+and what went wrong, for the tab and the script to show.
+"""
 from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, List, Optional, Sequence
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Sequence, Tuple
 
+from ..errors import OrchestratorError
 from ..selection import LoraIndex
+from .cache import CacheError
 from .record import LoraRecord
 from .scan import scan_library
+
+
+@dataclass(frozen=True)
+class LibraryStatus:
+    """What the background library is doing and how its last scan went, in words a user can act on.
+
+    - `ready`: an index exists (from the last scan that succeeded); selection can use it.
+    - `scanning`: a scan is running, or is requested and about to start.
+    - `records`: every file the index holds: the LoRAs and the files reported as not being LoRAs.
+    - `loras`: the records that are LoRAs (`is_lora`), excluded ones included.
+    - `skipped`: files reported but not indexed as LoRAs: partial downloads, other model files, and files
+      that could not be read (their problems say why).
+    - `with_problems`: files with at least one problem (warning); the skipped ones are among them.
+    - `failed`: the last scan stopped with an error; the previous index, if any, is kept.
+    - `last_error`: one line, never a traceback: why the last scan failed, or (with `failed` false) what
+      it had to do without, such as a cache it refused. None when all went well.
+    - `seconds`: how long the last finished scan took (0.0 before the first).
+    """
+
+    ready: bool = False
+    scanning: bool = False
+    records: int = 0
+    loras: int = 0
+    skipped: int = 0
+    with_problems: int = 0
+    failed: bool = False
+    last_error: Optional[str] = None
+    seconds: float = 0.0
+
+    def text(self) -> str:
+        """One short line for the UI, e.g. `412 LoRAs · 3 files skipped (see Problems) · scanned in 0.4 s`."""
+        if self.failed:
+            kept = "the previous index is kept" if self.ready else "no LoRAs are indexed yet"
+            return f"LoRA library scan failed: {self.last_error}; {kept}"
+        if not self.ready:
+            return "Indexing the LoRA library…" if self.scanning else "The LoRA library is not indexed yet"
+        parts = [_count(self.loras, "LoRA", "LoRAs")]
+        warned = self.with_problems - self.skipped
+        if self.skipped:
+            parts.append(_count(self.skipped, "file", "files") + " skipped")
+        if warned > 0:
+            parts.append(f"{warned:,} with warnings")
+        if len(parts) > 1:
+            parts[-1] += " (see Problems)"
+        parts.append(f"scanned in {self.seconds:.1f} s")
+        if self.last_error:
+            parts.append(self.last_error)
+        if self.scanning:
+            parts.append("rescanning…")
+        return " · ".join(parts)
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n:,} {one if n == 1 else many}"
+
+
+def one_line(exc: BaseException) -> str:
+    """An error as one line a user can read: ours with its place and hint, others with their type."""
+    if isinstance(exc, OrchestratorError):
+        text = exc.one_line()
+    else:
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    first = text.splitlines()[0] if text else ""
+    return first if len(first) <= 300 else first[:299] + "…"
 
 
 class LibraryService:
@@ -19,51 +90,86 @@ class LibraryService:
         self._transform = transform  # e.g. the user's overrides, applied before indexing
         self.records: List[LoraRecord] = []
         self._index: Optional[LoraIndex] = None
-        self._lock = threading.Lock()
+        # One condition guards the request count and the running flag together: the worker decides to
+        # stop and clears `_running` in one step, so a refresh() can never see a worker that is still
+        # alive but has already stopped looking for requests (and lose its request).
+        self._changed = threading.Condition()
+        self._running = False
+        self._requested = 0  # refresh() calls so far
         self._thread: Optional[threading.Thread] = None
-        self._again = False
-        self.last_error: Optional[BaseException] = None
+        self.last_error: Optional[BaseException] = None  # why the last scan failed (the object, for tests)
+        self._note: Optional[str] = None  # what the last good scan did without (a refused cache)
         self.last_seconds: float = 0.0
 
     def current(self) -> Optional[LoraIndex]:
         return self._index
 
     def refresh(self) -> None:
-        """Start a rescan in the background (a second request while one runs schedules one more)."""
-        with self._lock:
-            if self._thread is not None and self._thread.is_alive():
-                self._again = True
+        """Start a rescan in the background. Requests made while one runs are served by one more scan,
+        which starts after the last of them: the index always ends up as fresh as the last request."""
+        with self._changed:
+            self._requested += 1
+            if self._running:
                 return
+            self._running = True
             self._thread = threading.Thread(target=self._run, name="orchestrator-library", daemon=True)
             self._thread.start()
 
     def wait(self, timeout: Optional[float] = None) -> Optional[LoraIndex]:
-        """For tests and the CLI: block until the running scan is done."""
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
+        """For tests and the CLI: block until no scan is running or requested (or `timeout` passes)."""
+        with self._changed:
+            self._changed.wait_for(lambda: not self._running, timeout)
         return self._index
+
+    def status(self) -> LibraryStatus:
+        with self._changed:
+            records, index, error = self.records, self._index, self.last_error
+            return LibraryStatus(
+                ready=index is not None,
+                scanning=self._running,
+                records=len(records),
+                loras=sum(1 for r in records if r.is_lora),
+                skipped=sum(1 for r in records if not r.is_lora),
+                with_problems=sum(1 for r in records if r.problems),
+                failed=error is not None,
+                last_error=one_line(error) if error is not None else self._note,
+                seconds=self.last_seconds,
+            )
 
     def _run(self) -> None:
         while True:
+            with self._changed:
+                serving = self._requested  # every request up to here is served by the scan below
             start = time.perf_counter()
             try:
-                records = []
-                roots = list(self._roots())
-                cache = self._cache_path()
-                for k, root in enumerate(roots):
-                    # One cache per folder: records are keyed by their path inside it.
-                    path = cache if cache is None or k == 0 else f"{cache}.{k}"
-                    records.extend(scan_library(root, path).records)
-                if self._transform is not None:
-                    records = self._transform(records)
-                self.records = records
-                self._index = LoraIndex(records)
-                self.last_error = None
+                records, note = self._scan()
+                index = LoraIndex(records)
+                with self._changed:
+                    self.records, self._index, self.last_error, self._note = records, index, None, note
             except Exception as exc:  # a broken folder must not kill the host; the old index stays
-                self.last_error = exc
-            self.last_seconds = time.perf_counter() - start
-            with self._lock:
-                if not self._again:
+                with self._changed:
+                    self.last_error = exc
+            with self._changed:
+                self.last_seconds = time.perf_counter() - start
+                if self._requested == serving:
+                    self._running = False
+                    self._changed.notify_all()
                     return
-                self._again = False
+
+    def _scan(self) -> Tuple[List[LoraRecord], Optional[str]]:
+        records: List[LoraRecord] = []
+        note = None
+        roots = list(self._roots())
+        cache = self._cache_path()
+        for k, root in enumerate(roots):
+            # One cache per folder: records are keyed by their path inside it.
+            path = cache if cache is None or k == 0 else f"{cache}.{k}"
+            try:
+                result = scan_library(root, path)
+            except CacheError as exc:  # a setting naming someone else's file: work without the cache
+                note = f"cache not used: {one_line(exc)}"
+                result = scan_library(root, None)
+            records.extend(result.records)
+        if self._transform is not None:
+            records = self._transform(records)
+        return records, note
