@@ -43,6 +43,7 @@ class TabModel:
     checkpoints: Optional[Callable[[str], Optional[Tuple[str, str, str]]]] = None
     upscalers: Callable[[], List[str]] = field(default=lambda: [])  # the host's hires upscaler names
     overrides_changed: Callable[[], None] = field(default=lambda: None)  # e.g. re-index the library with them
+    library_status: Callable[[], Any] = field(default=lambda: None)  # a LibraryStatus (library/service.py), or None
     _catalogue_of: Any = field(default=None, init=False, repr=False)
     _catalogue_cache: Optional[Catalogue] = field(default=None, init=False, repr=False)
 
@@ -90,7 +91,9 @@ class TabModel:
         found = preview(template, int(seed), count, self.engine(), index, self.rules(), family, base,
                         locks=parse_locks(locks), pinned=[p.strip() for p in pinned.split(",") if p.strip()],
                         enhance=step)
-        why = ("the LoRA library is still being indexed: no LoRAs picked yet, preview again in a moment"
+        status = self.library_status()
+        why = (status.text() if index is None and status is not None and status.failed
+               else "the LoRA library is still being indexed: no LoRAs picked yet, preview again in a moment"
                if index is None else "the selected checkpoint's model family is unknown: no LoRA is picked for it"
                if family == "unknown" else "")
         return replace(found, messages=found.messages + (why,)) if why and found.prompts else found
@@ -478,9 +481,15 @@ class TabModel:
             items.append((self._thumb(r) or name_card(self.thumbs_dir, r.name, f"{r.category} · {r.base_model}"),
                           f"{r.name} · {r.base_model}" + (" ⚠" if r.problems else "")))
             paths.append(r.path)
+        status = self.library_status()
         if self.index() is None and not result.total:
-            return items, "indexing your LoRA library in the background: this page fills in a moment", paths
-        return items, f"{result.total:,} LoRAs · page {result.page + 1} of {result.pages}", paths
+            summary = status.text() if status is not None and status.failed else \
+                "indexing your LoRA library in the background: this page fills in a moment"
+            return items, summary, paths
+        summary = f"{result.total:,} LoRAs · page {result.page + 1} of {result.pages}"
+        if status is not None and (status.failed or status.skipped or status.with_problems or status.last_error):
+            summary += f"\n\n{status.text()}"  # a skipped file or a failed rescan is never silent
+        return items, summary, paths
 
     def _catalogue(self) -> Catalogue:
         """Built once per library scan (the service hands out a new list after each)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import replace
-from typing import Any, Callable, Dict
+from typing import Any, Callable
 
 from modules import script_callbacks, scripts, sd_models, shared
 
@@ -22,7 +22,14 @@ import orchestrator_state as state  # noqa: E402
 
 from lib_orchestrator.enhance import PRESETS, TEMPLATE_NAMES, Enhanced  # noqa: E402
 from lib_orchestrator.errors import OrchestratorError  # noqa: E402
-from lib_orchestrator.job import KEY_NOTE, KEY_SETTINGS, JobSettings, plan_job  # noqa: E402
+from lib_orchestrator.job import (  # noqa: E402
+    KEY_NOTE,
+    KEY_SETTINGS,
+    JobSettings,
+    enhance_after_paste,
+    pasted_settings,
+    plan_job,
+)
 
 SECTION = ("orchestrator", "Orchestrator")
 DEFAULTS = JobSettings()
@@ -76,8 +83,8 @@ class OrchestratorScript(scripts.Script):
 
         def field(name: str):
             if name == "enhance":
-                return _enhance_on_paste
-            return lambda params: getattr(_settings_from_infotext(params), name)
+                return enhance_after_paste
+            return lambda params: getattr(pasted_settings(params), name)
 
         self.infotext_fields = [(accordion, lambda params: KEY_SETTINGS in params)] + [
             (control, field(name)) for control, name in zip(controls[1:], [
@@ -175,17 +182,6 @@ def _enhance_step(settings: JobSettings, total: int, family: str, base: Any) -> 
             shared.state.textinfo = None
 
     return step
-
-
-def _enhance_on_paste(params: Dict[str, Any]) -> bool:
-    """A pasted prompt is the enhanced one already: not again, unless the template field comes back too
-    and replaces it (the answer cache then gives the same enhanced prompt)."""
-    settings = _settings_from_infotext(params)
-    return settings.enhance and bool(settings.template)
-
-
-def _settings_from_infotext(params: Dict[str, Any]) -> JobSettings:
-    return JobSettings.from_infotext(params.get(KEY_SETTINGS, "")) if KEY_SETTINGS in params else DEFAULTS
 
 
 def on_ui_settings() -> None:

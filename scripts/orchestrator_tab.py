@@ -52,7 +52,8 @@ MODEL = TabModel(
     saved_dir=state.SAVED_WILDCARDS, thumbs_dir=os.path.join(state.DATA_DIR, "thumbs"),
     rules=lambda: state.rules(""), batches_dir=os.path.join(state.DATA_DIR, "saved_batches"),
     enhancer=state.enhancer, embeddings=lambda: compat.embedding_names(shared), checkpoints=_find_checkpoint,
-    upscalers=lambda: compat.upscaler_names(shared), overrides_changed=state.LIBRARY.refresh, running=state.RUNNING)
+    upscalers=lambda: compat.upscaler_names(shared), overrides_changed=state.LIBRARY.refresh, running=state.RUNNING,
+    library_status=state.LIBRARY.status)
 _SAMPLE_STORY = os.path.join(state.EXT_DIR, "samples", "stories", "lighthouse.yaml")
 _SIZE_HELP = "0: the checkpoint's own"
 

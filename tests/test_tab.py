@@ -379,3 +379,18 @@ def test_the_library_page_names_every_lora_and_says_when_it_is_still_indexing(mo
         assert card.size == (256, 256) and card.convert("RGB").getpixel((3, 3))[0] > 200  # light, not a dark tile
     empty = replace(model, index=lambda: None, records=lambda: [])
     assert empty.search("", "", "", False, False, 0)[1].startswith("indexing your LoRA library")
+
+
+def test_a_failed_or_partial_library_scan_is_said_where_the_user_looks(model):
+    from dataclasses import replace
+
+    from lib_orchestrator.library.service import LibraryStatus
+
+    failed = LibraryStatus(failed=True, last_error="PermissionError: [Errno 13] Lora")
+    broken = replace(model, index=lambda: None, records=lambda: [], library_status=lambda: failed)
+    assert broken.search("", "", "", False, False, 0)[1].startswith("LoRA library scan failed: PermissionError")
+    assert "LoRA library scan failed" in broken.compose_preview("a cat", 1, 1, "", "")[1]
+    partial = replace(model, library_status=lambda: LibraryStatus(ready=True, loras=40, records=43, skipped=3,
+                                                                  with_problems=3))
+    summary = partial.search("", "", "", False, False, 0)[1]
+    assert "3 files skipped" in summary  # next to the page count, not only in a log
