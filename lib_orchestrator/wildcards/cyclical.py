@@ -31,7 +31,6 @@ class Cycler:
     def __init__(self, resolver: Resolver, randoms: RandomCompiler) -> None:
         self.resolver = resolver
         self.randoms = randoms
-        self._stack: List[str] = []
 
     def render(self, node: AnyNode, counter: int, s: int, scope: Scope) -> Tuple[str, int]:
         if isinstance(node, Text):
@@ -41,7 +40,8 @@ class Cycler:
             unit = self.randoms.unit(node)
             if isinstance(unit, str):
                 return unit, s
-            return unit(s, {k: self.randoms.unit(v[1]) if isinstance(v, tuple) else v for k, v in scope.items()})
+            return unit(s, {k: self.randoms.unit(v[1]) if isinstance(v, tuple) and k[0] != "#" else v
+                            for k, v in scope.items()})
         if isinstance(node, Seq):
             for vs in node.items:
                 if isinstance(vs, VarSet) and not (vs.keep_existing and vs.name in scope):
@@ -85,15 +85,15 @@ class Cycler:
             choices = self._choices(pattern, node)
             if not choices:
                 return f"__{raw}__", s
-            if pattern in self._stack:
-                raise cycle_error(self._stack[self._stack.index(pattern):] + [pattern], node)
-            if len(self._stack) >= MAX_WILDCARD_DEPTH:
+            # The chain of wildcards entered lives in the scope, not on the sampler: several threads
+            # may render with one sampler.
+            chain: Tuple[str, ...] = scope.get("#w", ())
+            if pattern in chain:
+                raise cycle_error(list(chain[chain.index(pattern):]) + [pattern], node)
+            if len(chain) >= MAX_WILDCARD_DEPTH:
                 raise too_deep(node)
-            self._stack.append(pattern)
-            try:
-                text, s = self.render(choices[counter % len(choices)], counter // len(choices), s, inner)
-            finally:
-                self._stack.pop()
+            inner = {**inner, "#w": chain + (pattern,)}
+            text, s = self.render(choices[counter % len(choices)], counter // len(choices), s, inner)
             if len(text) > MAX_PROMPT_CHARS:
                 raise too_long(node)
             return text, s

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from dataclasses import dataclass
 from itertools import islice
 from typing import Dict, Iterator, List, Sequence, Tuple
@@ -30,50 +31,82 @@ class Prompt:
         return {"prompt": self.text, "seed": self.seed, "index": self.index}
 
 
+class _Generation:
+    """Everything read or compiled from the files as they were at one time. A refresh replaces the
+    whole of it at once, so a call that started with one generation finishes with it."""
+
+    def __init__(self, store: WildcardStore, on_missing: str) -> None:
+        self.resolver = Resolver(store, on_missing)
+        self.randoms = RandomCompiler(self.resolver)
+        self.cycler = Cycler(self.resolver, self.randoms)
+        self.randoms.cyclical = self.cycler.render
+        self.parsed: Dict[Tuple[str, str], AnyNode] = {}
+        self.compiled: Dict[Tuple[str, str], PromptFn] = {}
+
+
 class PromptEngine:
-    """Holds the store and the compiled templates; cheap to keep for the life of the process."""
+    """Holds the store and the compiled templates; cheap to keep for the life of the process.
+
+    Safe to share between threads (Forge's generations and its tab): the store locks itself, and a
+    refresh swaps in a new generation under the engine's lock while running calls keep theirs."""
 
     def __init__(self, roots: Sequence[str], on_missing: str = "error") -> None:
         self.store = WildcardStore(roots)
         self.on_missing = on_missing
-        self._reset()
+        self._lock = threading.RLock()
+        self._gen = _Generation(self.store, on_missing)
 
-    def _reset(self) -> None:
-        self.resolver = Resolver(self.store, self.on_missing)
-        self.randoms = RandomCompiler(self.resolver)
-        self.cycler = Cycler(self.resolver, self.randoms)
-        self.randoms.cyclical = self.cycler.render
-        self._parsed: Dict[Tuple[str, str], AnyNode] = {}
-        self._compiled: Dict[Tuple[str, str], PromptFn] = {}
+    @property
+    def resolver(self) -> Resolver:
+        return self._gen.resolver
+
+    @property
+    def randoms(self) -> RandomCompiler:
+        return self._gen.randoms
+
+    @property
+    def cycler(self) -> Cycler:
+        return self._gen.cycler
 
     def refresh(self) -> bool:
         """Drop everything read from files that changed since; True when something did."""
-        if self.store.refresh():
-            self._reset()
-            return True
-        return False
+        with self._lock:
+            if self.store.refresh():
+                self._gen = _Generation(self.store, self.on_missing)
+                return True
+            return False
 
     @property
     def warnings(self) -> List[str]:
-        notes = [str(f) for f in self.store.file_warnings()] + [str(n) for n in self.resolver.notes]
+        notes = [str(f) for f in self.store.file_warnings()] + [str(n) for n in self._gen.resolver.notes]
         return list(dict.fromkeys(notes))
 
     def parse(self, template: str, source: str = "<template>") -> AnyNode:
+        return self._parse(self._gen, template, source)
+
+    def _parse(self, gen: _Generation, template: str, source: str) -> AnyNode:
         key = (template, source)
-        node = self._parsed.get(key)
+        node = gen.parsed.get(key)
         if node is None:
-            node = self._parsed[key] = parse(template, source)
+            node = gen.parsed[key] = parse(template, source)
         return node
 
     def compile(self, template: str, source: str = "<template>") -> PromptFn:
         """seed -> prompt for random mode; the same function serves every image."""
+        return self._compile(self._gen, template, source)[1]
+
+    def _compile(self, gen: _Generation, template: str, source: str) -> Tuple[_Generation, PromptFn]:
         key = (template, source)
-        fn = self._compiled.get(key)
+        fn = gen.compiled.get(key)
         if fn is None:
-            if len(self._compiled) >= MAX_CACHED_TEMPLATES:  # a long Forge session sees many templates
-                self._reset()  # compiled code goes; the store keeps what it read
-            fn = self._compiled[key] = self.randoms.compile(self.parse(template, source))
-        return fn
+            with self._lock:  # one compilation at a time: the compiler keeps state while it works
+                if len(gen.compiled) >= MAX_CACHED_TEMPLATES and gen is self._gen:
+                    # a long Forge session sees many templates: compiled code goes, the store keeps what it read
+                    gen = self._gen = _Generation(self.store, self.on_missing)
+                fn = gen.compiled.get(key)
+                if fn is None:
+                    fn = gen.compiled[key] = gen.randoms.compile(self._parse(gen, template, source))
+        return gen, fn
 
     def prompt(self, template: str, seed: int, mode: str = "random", source: str = "<template>") -> str:
         """The prompt of image seed `seed` (random or cyclical mode)."""
@@ -94,23 +127,25 @@ class PromptEngine:
             raise ValueError(f"mode must be one of {MODES}")
         if count < 0:
             raise ValueError("count must be 0 or more")
-        fn = self.compile(template, source)  # every mode: the same static checks, the same errors
+        # every mode: the same static checks, the same errors
+        gen, fn = self._compile(self._gen, template, source)
         if mode == "random":
             return map(fn, range(seed, seed + count))
-        node = self.parse(template, source)
+        node = self._parse(gen, template, source)
         if mode == "cyclical":
-            render = self.cycler.render
+            render = gen.cycler.render
             return (render(node, x, rng.image_state(x), {"#c": x})[0] for x in range(seed, seed + count))
         # islice takes at most sys.maxsize; a larger maximum is no maximum: the listing stops at
         # the real number of combinations, and nobody waits for 2**63 prompts anyway.
-        return islice(self._combinator(seed).iterate(node), count if count <= sys.maxsize else None)
+        return islice(_combinator(gen, seed).iterate(node), count if count <= sys.maxsize else None)
 
     def count(self, template: str, source: str = "<template>") -> int:
         """How many prompts combinatorial mode can make, counted without listing them."""
-        self.compile(template, source)
-        return self._combinator(0).count(self.parse(template, source))
+        gen, _ = self._compile(self._gen, template, source)
+        return _combinator(gen, 0).count(self._parse(gen, template, source))
 
-    def _combinator(self, seed: int):  # -> Combinator; imported here, random mode never needs it
-        from .combinatorial import Combinator
 
-        return Combinator(self.resolver, self.randoms, self.cycler.render, seed)
+def _combinator(gen: _Generation, seed: int):  # -> Combinator; imported here, random mode never needs it
+    from .combinatorial import Combinator
+
+    return Combinator(gen.resolver, gen.randoms, gen.cycler.render, seed)

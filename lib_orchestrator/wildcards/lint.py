@@ -66,7 +66,9 @@ def lint(roots: Sequence[str], templates: Sequence[str] = ()) -> List[Finding]:
             compiler.compile(node)
         except OrchestratorError as exc:
             findings.append(Finding.from_error(exc))
-    findings.extend(resolver.notes)
+    unreadable = store.unreadable
+    # A lookup notes each unreadable file it had to skip; here each is an error of its own already.
+    findings.extend(n for n in resolver.notes if not (n.location and n.location.source in unreadable))
     return _unique(findings)
 
 

@@ -10,6 +10,7 @@ counter, `#s` the variables being sampled, `#d` the dynamic wildcard depth.
 from __future__ import annotations
 
 import re
+import threading
 from ast import literal_eval
 from bisect import bisect_right
 from itertools import accumulate
@@ -62,12 +63,17 @@ class RandomCompiler:
         self._units: Dict[int, Unit] = {}
         self._wildcards: Dict[str, Tuple[Tuple[Unit, ...], Tuple[float, ...]]] = {}
         self._pickers: Dict[str, Any] = {}  # dynamic wildcard paths: pattern -> picking function
-        self._compiling: List[str] = []
+        self._compiling: List[str] = []  # the wildcards being compiled, for cycles: guarded by _lock
         self._n = 0
+        self._lock = threading.RLock()
 
     # -- public ------------------------------------------------------------------------------
     def compile(self, node: AnyNode) -> PromptFn:
         """A function seed -> prompt."""
+        with self._lock:
+            return self._compile(node)
+
+    def _compile(self, node: AnyNode) -> PromptFn:
         lines: List[str] = []
         expr = self._emit(node, lines, 1, own_scope=True)
         head = [" " + rng.SEED_SRC]
@@ -89,6 +95,13 @@ class RandomCompiler:
         """A str for plain text, else a function (s, scope) -> (text, s)."""
         if isinstance(node, Text):
             return node.text
+        found = self._units.get(id(node))
+        if found is not None:
+            return found
+        with self._lock:  # the cyclical and combinatorial samplers ask for units while they run
+            return self._unit(node)
+
+    def _unit(self, node: AnyNode) -> Unit:
         key = id(node)
         found = self._units.get(key)
         if found is not None:
@@ -285,9 +298,16 @@ class RandomCompiler:
 
     def _wildcard_units(self, node: Wildcard) -> Tuple[Tuple[Unit, ...], Tuple[float, ...]]:
         assert isinstance(node.path, Text)
-        return self.wildcard(node.path.text, node)
+        return self._wildcard(node.path.text, node)
 
     def wildcard(self, pattern: str, at: AnyNode) -> Tuple[Tuple[Unit, ...], Tuple[float, ...]]:
+        found = self._wildcards.get(pattern)
+        if found is not None:
+            return found
+        with self._lock:
+            return self._wildcard(pattern, at)
+
+    def _wildcard(self, pattern: str, at: AnyNode) -> Tuple[Tuple[Unit, ...], Tuple[float, ...]]:
         found = self._wildcards.get(pattern)
         if found is not None:
             return found
@@ -329,12 +349,13 @@ class RandomCompiler:
         pattern = path.strip()
         pick = self._pickers.get(pattern)
         if pick is None:
-            units, weights = self.wildcard(pattern, at)
-            if not units:
-                return f"__{path}__", s
-            lines: List[str] = []
-            expr = self._emit_pick(units, weights, lines, 1, at)
-            pick = self._pickers[pattern] = self._define("d", "s, v", lines, f"{expr}, s")
+            with self._lock:  # compiled while sampling, maybe in several threads at once
+                units, weights = self._wildcard(pattern, at)
+                if not units:
+                    return f"__{path}__", s
+                lines: List[str] = []
+                expr = self._emit_pick(units, weights, lines, 1, at)
+                pick = self._pickers[pattern] = self._define("d", "s, v", lines, f"{expr}, s")
         text, s = pick(s, {**v, "#d": depth})
         if len(text) > MAX_PROMPT_CHARS:
             raise too_long(at)

@@ -1,6 +1,7 @@
 """From a wildcard reference to its parsed options: shared by every sampler and the linter."""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
@@ -40,6 +41,7 @@ class Resolver:
         self.notes: List[Finding] = []  # warnings met while resolving, for the CLI and the linter
         self._parsed: Dict[Tuple[str, str, int], AnyNode] = {}
         self._resolved: Dict[str, Resolved] = {}
+        self._lock = threading.RLock()  # samplers in several threads resolve names as they first meet them
 
     def entry_node(self, entry: Entry) -> AnyNode:
         if not needs_parsing(entry.text):
@@ -47,11 +49,21 @@ class Resolver:
         key = (entry.text, entry.source, entry.line)
         node = self._parsed.get(key)
         if node is None:
-            node = parse(entry.text, entry.source or "<wildcard>", entry.line or 1)
-            self._parsed[key] = node
+            with self._lock:  # one node per line, whichever thread parses it first
+                node = self._parsed.get(key)
+                if node is None:
+                    node = parse(entry.text, entry.source or "<wildcard>", entry.line or 1)
+                    self._parsed[key] = node
         return node
 
     def resolve(self, pattern: str, at: Node) -> Resolved:
+        found = self._resolved.get(pattern)
+        if found is not None:
+            return found
+        with self._lock:
+            return self._resolve(pattern, at)
+
+    def _resolve(self, pattern: str, at: Node) -> Resolved:
         found = self._resolved.get(pattern)
         if found is not None:
             return found
@@ -68,10 +80,15 @@ class Resolver:
                 close = self.store.suggestions(pattern)
                 hint = f"did you mean {', '.join('__' + c + '__' for c in close)}?" if close else \
                     f"no such file under {', '.join(self.store.roots) or 'any wildcard folder'}"
-                if self.store.unreadable:
-                    hint += f"; {len(self.store.unreadable)} wildcard file(s) could not be read: run lint"
+                if lookup.skipped:
+                    first = lookup.skipped[0].location
+                    more = f" and {len(lookup.skipped) - 1} more" if len(lookup.skipped) > 1 else ""
+                    hint += f"; {first.source if first else 'a file'}{more} could not be read: run lint"
                 raise TemplateError(f"wildcard '{pattern}' not found", at.location(), hint)
             self.notes.append(Finding(at.location(), WARNING, f"wildcard '{pattern}' not found; kept as text"))
+        for skipped in lookup.skipped:  # it might have held lines of this wildcard: say so, never silently
+            self.notes.append(Finding(skipped.location, WARNING,
+                                      f"{skipped.message}; any lines this file has for __{pattern}__ are left out"))
         if lookup.note:
             self.notes.append(Finding(at.location(), WARNING, f"wildcard '{pattern}': {lookup.note}"))
         if lookup.entries and not any(e.weight > 0 for e in lookup.entries):

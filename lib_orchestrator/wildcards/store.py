@@ -3,11 +3,23 @@
 Names are the `/`-joined path below a root without the extension (dynamicprompts' rule). A name is
 only ever looked up in the index built by walking the roots, never joined onto a file system path, so
 `__../../etc/passwd__` cannot reach outside a root; such names are refused outright.
+
+Files are read only when a name needs them, so that one bad file spoils only the templates that name
+it. Walking the folders reads nothing. A `.txt` file's name is its path, so it is read when a template
+names it. A YAML/JSON file defines names below its own folder (`dir/pack.yaml` defines `dir/…`), so it
+is read when a name lies below that folder, or when every name is wanted (globs, fallbacks, the list
+of names, the linter). A structured file that cannot be read is set aside with its error: it defines
+nothing, a lookup that could have used it carries the error as a warning, and a name that only that
+file could define (its own, `__pack__` for pack.yaml) fails with the file's error.
+
+Forge's generations and the tab use one store from several threads: one lock guards all of its state.
+Nothing in the sampling loop takes it; only resolving a name (once per template) does.
 """
 from __future__ import annotations
 
 import fnmatch
 import os
+import threading
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -16,6 +28,8 @@ from .diagnostics import Finding
 from .files import WILDCARD_SUFFIXES, Entry, read_file
 
 _GLOB_CHARS = frozenset("*?[")
+
+Holder = Tuple[str, str, str]  # (file, display path, key inside a structured file or "" for .txt)
 
 
 @dataclass(frozen=True)
@@ -26,12 +40,31 @@ class Lookup:
     names: Tuple[str, ...]
     entries: Tuple[Entry, ...]
     note: str = ""  # set when a fallback (case, `**/`) was needed
+    skipped: Tuple[WildcardFileError, ...] = ()  # files that might have added to it but could not be read
 
 
-@dataclass
+@dataclass(frozen=True)
+class _File:
+    """A wildcard file the walk found."""
+
+    path: str
+    display: str
+    root: str
+    order: int  # position in the walk: holders of a name keep the walk's order
+    name: str  # the path below the root without extension: a .txt's name, a flat YAML/JSON list's name
+    prefix: str  # for YAML/JSON, the folder the keys hang below ("" or "dir/")
+
+    @property
+    def structured(self) -> bool:
+        return not self.path.endswith(".txt")
+
+
+@dataclass(frozen=True)
 class _FileState:
     stamp: Tuple[int, int]
     lists: Dict[str, List[Entry]]
+    warnings: Tuple[Finding, ...] = ()
+    error: Optional[WildcardFileError] = None
 
 
 def bad_name_reason(name: str) -> str:
@@ -47,101 +80,170 @@ class WildcardStore:
     def __init__(self, roots: Sequence[str]) -> None:
         self.roots: Tuple[str, ...] = tuple(os.path.abspath(r) for r in roots)
         self.generation = 0
-        # name -> [(file, display path, key inside a structured file or "" for .txt)]
-        self._index: Optional[Dict[str, List[Tuple[str, str, str]]]] = None
+        self._lock = threading.RLock()
+        self._walked: Optional[Tuple[_File, ...]] = None
+        self._by_path: Dict[str, _File] = {}
+        self._txt: Dict[str, List[_File]] = {}
+        self._structured: List[_File] = []
+        self._dirs: Dict[str, int] = {}
+        self._index: Optional[Dict[str, List[Holder]]] = None  # every name: built only when asked for
         self._lower: Dict[str, List[str]] = {}
         self._files: Dict[str, _FileState] = {}
-        self._dirs: Dict[str, int] = {}
-        self._warnings: Dict[str, Tuple[Finding, ...]] = {}
-        # Structured files that could not be read, and files that define nothing: for the linter.
-        self.unreadable: Dict[str, WildcardFileError] = {}
-        self.empty_files: List[str] = []
         self._cache: Dict[str, Lookup] = {}
 
-    # -- index -------------------------------------------------------------------------------
-    def _build_index(self) -> Dict[str, List[Tuple[str, str, str]]]:
-        index: Dict[str, List[Tuple[str, str, str]]] = {}
-        owner: Dict[str, str] = {}
-        self._dirs = {}
-        self.unreadable = {}
-        self.empty_files = []
-        for root in self.roots:
-            self._dirs[root] = _mtime(root)  # a root that does not exist yet is watched too
-            for path, rel in _walk(root, self._dirs):
-                display = _display(path)
-                rel_stem = os.path.splitext(rel)[0].replace(os.sep, "/")
-                if path.endswith(".txt"):
-                    keys: Iterable[Tuple[str, str]] = [(rel_stem, "")]
+    # -- the walk: which files exist, nothing read -------------------------------------------------
+    def _files_found(self) -> Tuple[_File, ...]:
+        if self._walked is None:
+            found: List[_File] = []
+            self._dirs = {}
+            for root in self.roots:
+                self._dirs[root] = _mtime(root)  # a root that does not exist yet is watched too
+                for path, rel in _walk(root, self._dirs):
+                    name = os.path.splitext(rel)[0].replace(os.sep, "/")
+                    folder = os.path.dirname(name)
+                    found.append(_File(path, _display(path), root, len(found), name, folder + "/" if folder else ""))
+            self._walked = tuple(found)
+            self._by_path = {f.path: f for f in found}
+            self._txt = {}
+            self._structured = []
+            for f in found:
+                if f.structured:
+                    self._structured.append(f)
                 else:
-                    folder = os.path.dirname(rel_stem)
-                    prefix = folder + "/" if folder else ""
-                    try:  # one broken YAML file must not hide the others
-                        keys = [(prefix + key, key) for key in self._lists(path, display)]
-                    except WildcardFileError as exc:
-                        self.unreadable[display] = exc
-                        continue
-                    if not keys:
-                        self.empty_files.append(display)
+                    self._txt.setdefault(f.name, []).append(f)
+        return self._walked
+
+    # -- files ---------------------------------------------------------------------------------------
+    def _read(self, f: _File) -> _FileState:
+        """The file's lists, read again only when its size or mtime changed; an unreadable file's error
+        is kept the same way, so a bad file is not parsed again at every lookup."""
+        try:
+            st = os.stat(f.path)
+            stamp = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            stamp = (-1, -1)
+        state = self._files.get(f.path)
+        if state is None or state.stamp != stamp:
+            try:
+                result = read_file(f.path, f.display)
+                state = _FileState(stamp, result.collections, result.warnings)
+            except WildcardFileError as exc:
+                state = _FileState(stamp, {}, error=exc)
+            self._files[f.path] = state
+        return state
+
+    def _holders(self, name: str) -> Tuple[List[Holder], List[_File]]:
+        """Who defines `name` exactly, reading only the files that could; and the unreadable ones among
+        those. The first root that has the name owns it; within a root, same-named lists merge."""
+        self._files_found()
+        skipped: List[_File] = []
+        for root in self.roots:
+            found: List[Tuple[int, Holder]] = [(f.order, (f.path, f.display, ""))
+                                               for f in self._txt.get(name, ()) if f.root == root]
+            for f in self._structured:
+                if f.root != root or not name.startswith(f.prefix):
+                    continue
+                state = self._read(f)
+                key = name[len(f.prefix):]
+                if state.error is not None:
+                    skipped.append(f)
+                elif key in state.lists:
+                    found.append((f.order, (f.path, f.display, key)))
+            if found:
+                return [h for _, h in sorted(found)], skipped
+        return [], skipped
+
+    def _full_index(self) -> Dict[str, List[Holder]]:
+        if self._index is None:
+            index: Dict[str, List[Holder]] = {}
+            owner: Dict[str, str] = {}
+            for f in self._files_found():
+                if f.structured:
+                    state = self._read(f)
+                    keys: Iterable[Tuple[str, str]] = [(f.prefix + key, key) for key in state.lists]
+                else:
+                    keys = [(f.name, "")]
                 for name, key in keys:
                     holders = index.setdefault(name, [])
-                    # The first root that has a name owns it; within a root, same-named lists merge.
-                    if owner.setdefault(name, root) == root:
-                        holders.append((path, display, key))
-        self._lower = {}
-        for name in sorted(index):
-            self._lower.setdefault(name.lower(), []).append(name)
-        return index
-
-    def index(self) -> Dict[str, List[Tuple[str, str, str]]]:
-        if self._index is None:
-            self._index = self._build_index()
+                    if owner.setdefault(name, f.root) == f.root:
+                        holders.append((f.path, f.display, key))
+            self._lower = {}
+            for name in sorted(index):
+                self._lower.setdefault(name.lower(), []).append(name)
+            self._index = index
         return self._index
 
-    def names(self) -> List[str]:
-        return sorted(self.index())
+    def index(self) -> Dict[str, List[Holder]]:
+        """Every name and who defines it; reads every structured file."""
+        with self._lock:
+            return dict(self._full_index())
 
-    # -- files -------------------------------------------------------------------------------
-    def _lists(self, path: str, display: str) -> Dict[str, List[Entry]]:
-        st = os.stat(path)
-        stamp = (st.st_mtime_ns, st.st_size)
-        state = self._files.get(path)
-        if state is None or state.stamp != stamp:
-            result = read_file(path, display)
-            state = _FileState(stamp, result.collections)
-            self._files[path] = state
-            self._warnings[path] = result.warnings
-        return state.lists
+    def names(self) -> List[str]:
+        with self._lock:
+            return sorted(self._full_index())
 
     def entries_of(self, name: str) -> List[Entry]:
         """The raw entries of one exact name, in file order, duplicates kept (for the linter)."""
+        with self._lock:
+            return self._entries(self._holders(name)[0])
+
+    def _entries(self, holders: List[Holder]) -> List[Entry]:
         out: List[Entry] = []
-        for path, display, key in self.index().get(name, []):
-            lists = self._lists(path, display)
-            out.extend(lists.get(key, []) if key else next(iter(lists.values()), []))
+        self._files_found()
+        for path, _, key in holders:
+            state = self._read(self._by_path[path])
+            if state.error is not None:  # a .txt the template names: its error is the template's
+                raise state.error
+            out.extend(state.lists.get(key, []) if key else next(iter(state.lists.values()), []))
         return out
 
-    def file_warnings(self) -> List[Finding]:
-        """Warnings of the files read so far (encoding fallbacks, NUL characters, ignored items)."""
-        return [w for ws in self._warnings.values() for w in ws]
+    @property
+    def unreadable(self) -> Dict[str, WildcardFileError]:
+        """Files read so far that could not be read, by display path (every one after names())."""
+        with self._lock:
+            return {f.display: self._files[f.path].error for f in self._files_found()  # type: ignore[misc]
+                    if f.path in self._files and self._files[f.path].error is not None}
 
-    # -- lookup ------------------------------------------------------------------------------
+    @property
+    def empty_files(self) -> List[str]:
+        """Structured files read so far that define no list."""
+        with self._lock:
+            return [f.display for f in self._structured if f.path in self._files
+                    and self._files[f.path].error is None and not self._files[f.path].lists]
+
+    def file_warnings(self) -> List[Finding]:
+        """Warnings of the files read so far (encoding fallbacks, ignored items)."""
+        with self._lock:
+            return [w for state in self._files.values() for w in state.warnings]
+
+    # -- lookup ------------------------------------------------------------------------------------
     def lookup(self, pattern: str) -> Lookup:
         """Entries of every name the pattern matches, de-duplicated and sorted as dynamicprompts does."""
-        cached = self._cache.get(pattern)
-        if cached is not None:
-            return cached
-        names, note = self._match(pattern)
-        merged: Dict[Tuple[str, float], Entry] = {}
-        for name in names:
-            for entry in self.entries_of(name):
+        with self._lock:
+            cached = self._cache.get(pattern)
+            if cached is not None:
+                return cached
+            holders, skipped = ([], []) if _GLOB_CHARS & set(pattern) else self._holders(pattern)
+            names, note = [pattern], ""
+            if not holders:  # a glob, or a fallback: they need every name
+                names, note = self._match(pattern)
+                index = self._full_index()
+                holders = [h for name in names for h in index[name]]
+                skipped = [f for f in self._structured if self._read(f).error is not None]
+                for f in skipped if not names else ():
+                    if f.name == pattern:  # the template names that very file: its error is the answer
+                        raise self._read(f).error  # type: ignore[misc]
+            merged: Dict[Tuple[str, float], Entry] = {}
+            for entry in self._entries(holders):
                 merged.setdefault((entry.text, entry.weight), entry)
-        entries = tuple(sorted(merged.values(), key=lambda e: e.text))
-        found = Lookup(pattern, tuple(names), entries, note)
-        self._cache[pattern] = found
-        return found
+            entries = tuple(sorted(merged.values(), key=lambda e: e.text))
+            errors = tuple(self._read(f).error for f in skipped)
+            found = Lookup(pattern, tuple(names), entries, note, errors)  # type: ignore[arg-type]
+            self._cache[pattern] = found
+            return found
 
     def _match(self, pattern: str) -> Tuple[List[str], str]:
-        index = self.index()
+        index = self._full_index()
         if not (_GLOB_CHARS & set(pattern)):
             if pattern in index:
                 return [pattern], ""
@@ -168,24 +270,26 @@ class WildcardStore:
 
         return difflib.get_close_matches(pattern, self.names(), n=limit, cutoff=0.6)
 
-    # -- change detection -------------------------------------------------------------------
+    # -- change detection -------------------------------------------------------------------------
     def refresh(self) -> bool:
         """Forget whatever changed on disk since the last look; True when something did."""
-        changed = any(_mtime(d) != mtime for d, mtime in self._dirs.items())
-        for path, state in list(self._files.items()):
-            try:
-                st = os.stat(path)
-                if (st.st_mtime_ns, st.st_size) != state.stamp:
+        with self._lock:
+            changed = any(_mtime(d) != mtime for d, mtime in self._dirs.items())
+            for path, state in list(self._files.items()):
+                try:
+                    st = os.stat(path)
+                    stale = (st.st_mtime_ns, st.st_size) != state.stamp
+                except OSError:
+                    stale = True
+                if stale:
                     del self._files[path]
                     changed = True
-            except OSError:
-                del self._files[path]
-                changed = True
-        if changed:
-            self._index = None
-            self._cache.clear()
-            self.generation += 1
-        return changed
+            if changed:
+                self._walked = None
+                self._index = None
+                self._cache.clear()
+                self.generation += 1
+            return changed
 
 
 def _mtime(path: str) -> int:

@@ -231,3 +231,71 @@ def test_refresh_after_a_file_is_removed(make_wildcards):
     assert store.refresh() is True
     assert store.names() == ["colors"]
     assert texts(store, "gone") == []
+
+
+# -- reading lazily: one bad file spoils only the templates that name it --------------------------------
+
+
+def test_structured_files_are_read_only_when_a_name_below_their_folder_needs_them(make_wildcards, monkeypatch):
+    from lib_orchestrator.wildcards import store as store_module
+
+    root = make_wildcards({"colors.txt": "red\n", "top.yaml": "t: [1]\n", "sub/pack.yaml": "k: [2]\n",
+                           "sub/deeper/more.json": '{"m": ["3"]}'})
+    read: List[str] = []
+    real = store_module.read_file
+    monkeypatch.setattr(store_module, "read_file", lambda path, display: read.append(
+        os.path.relpath(path, root).replace(os.sep, "/")) or real(path, display))
+    store = WildcardStore([root])
+    assert texts(store, "colors") == ["red"]
+    assert sorted(read) == ["colors.txt", "top.yaml"]  # top.yaml could define `colors`; sub/ files cannot
+    assert texts(store, "sub/k") == ["2"]
+    assert read[2:] == ["sub/pack.yaml"]  # top.yaml is not read again; sub/deeper/ is below the name
+    assert store.names() == ["colors", "sub/deeper/m", "sub/k", "t"]
+    assert read[3:] == ["sub/deeper/more.json"]
+
+
+def test_a_bad_file_is_skipped_with_a_warning_by_the_names_it_might_have_defined(make_wildcards):
+    from lib_orchestrator.wildcards import PromptEngine
+
+    engine = PromptEngine([make_wildcards({"bad.yaml": "k: [a, b\nj: c\n", "colors.txt": "red\n"})])
+    assert engine.prompt("a __colors__", 1) == "a red"
+    warning = [w for w in engine.warnings if "bad.yaml:2:" in w and ": warning: invalid YAML" in w]
+    assert warning and "__colors__" in warning[0] and "left out" in warning[0]
+
+
+def test_a_name_only_an_unreadable_file_could_define_fails_with_that_files_error(make_wildcards):
+    from lib_orchestrator.errors import WildcardFileError
+    from lib_orchestrator.wildcards import PromptEngine
+
+    engine = PromptEngine([make_wildcards({"heavy.yaml": "heavy:\n  - 1e308::a\n  - c\n", "ok.txt": "o\n"})])
+    with pytest.raises(WildcardFileError) as info:
+        engine.prompt("__heavy__", 1)
+    assert "heavy.yaml:2:5: error: weight 1e308 is over" in info.value.one_line()
+    assert engine.prompt("__ok__", 1) == "o"
+
+
+def test_a_hostile_pack_spoils_only_what_names_it_in_prompts_and_lint(make_wildcards):
+    """Each file of the pack used to hang, exhaust memory or raise RecursionError for every template. In a
+    child process capped at 1 GiB and 60 s: `prompts` of other names works, `prompts` of a bad name fails
+    with its file:line:col, and `lint` reports every bad file and finishes."""
+    from .hostile import hostile_pack, isolated
+
+    root = make_wildcards({**hostile_pack(), "colors.txt": "red\n", "sub/ok.yaml": "shape: [round]\n"})
+    done = isolated(f"""
+        import io
+        from lib_orchestrator.cli import main
+        for argv in (["prompts", "__colors__ __sub/shape__"], ["prompts", "__recursive__"], ["lint"]):
+            out, err = io.StringIO(), io.StringIO()
+            code = main(argv + ["--wildcards", {root!r}], out, err)
+            print(code, repr(out.getvalue()), repr(err.getvalue()))
+    """, timeout=60, memory_mb=1024)
+    results = done.stdout.splitlines()
+    assert len(results) == 3, done.stderr[-2000:]
+    good, named, linted = results
+    assert good.startswith("0 'red round\\n'")
+    assert named.startswith("2 ''") and "recursive.yaml:1:8: error: alias *r is used inside" in named
+    assert linted.startswith("1 ")
+    for bad in ("recursive.yaml:1:8: error", "laughs.yaml:6:", "brackets.json:1:65: error", "flow.yaml:1:",
+                "block.yaml:65:65: error", "picture.txt:", "nul.txt:2:3: error", "heavy.yaml:2:5: error"):
+        assert bad in linted, bad
+    assert "error(s)" in linted
