@@ -26,7 +26,8 @@ def run_library(args: argparse.Namespace, out: TextIO) -> int:
             raise OrchestratorError(f"no LoRA named {args.name!r} in {folder}",
                                     hint="give the stem, the alias or the relative path; `library scan` lists them")
         for record in matches:
-            out.write(json.dumps(record.to_dict(), ensure_ascii=not _encodable(record.to_json()), indent=2) + "\n")
+            text = json.dumps(record.to_dict(), ensure_ascii=False, indent=2)
+            out.write((text if _encodable(text) else json.dumps(record.to_dict(), indent=2)) + "\n")
         return 0
     if args.format == "jsonl":
         for record in result.records:

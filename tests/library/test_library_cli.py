@@ -112,3 +112,12 @@ def test_scan_output_survives_names_that_are_not_utf8_or_hold_a_newline(tmp_path
     assert code == 0 and len(lines) == 1 + 5  # a header and one line per file: the newline did not split a row
     assert any(line.startswith("bad\\udcff ") for line in lines)
     assert any(line.startswith("two\\nlines ") for line in lines)
+
+
+def test_show_writes_a_name_that_is_not_utf8_as_escapes(tmp_path):
+    root = small_library(tmp_path)
+    safetensors(root / "x.safetensors", {})
+    os.rename(root / "x.safetensors", os.path.join(os.fsencode(root), b"bad\xff.safetensors"))
+    code, out, _ = run("library", "show", "bad\udcff.safetensors", "--dir", str(root))
+    out.encode("utf-8")  # what a UTF-8 stdout accepts
+    assert code == 0 and json.loads(out)["name"] == "bad\udcff" and "\\udcff" in out
