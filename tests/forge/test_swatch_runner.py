@@ -23,7 +23,7 @@ def test_every_cell_is_one_forge_image_and_the_grid_is_saved_with_its_record(run
     from modules import infotext_utils
 
     swatch = swatch_of(["watercolor_wash_xl", "lighthouse_keeper_xl"])
-    settings = Settings(steps=2, width=64, height=48)
+    settings = Settings(steps=2, width=64, height=96)
     results, grid_file, record_file = runner.run_swatch_in_forge(swatch, settings)
     assert not failed_cells(results, swatch) and len(results) == 5
     for cell in swatch.cells:
@@ -35,7 +35,7 @@ def test_every_cell_is_one_forge_image_and_the_grid_is_saved_with_its_record(run
         else:
             assert "<lora:" not in params["Prompt"] and "Lora hashes" not in params
     with Image.open(grid_file) as grid:
-        assert grid.width > 2 * 64 and grid.height > 3 * 48
+        assert grid.width > 2 * 64 and grid.height > 3 * 96
         grid_params = infotext_utils.parse_generation_parameters(grid.info["parameters"])
     assert grid_params["Orchestrator swatch"] == "watercolor_wash_xl, lighthouse_keeper_xl × 0.5, 1"
     assert grid_params["Prompt"] == "a lighthouse keeper at dusk"  # the baseline's infotext, as X/Y/Z does
@@ -55,7 +55,7 @@ def test_an_interrupt_keeps_finished_cells_and_the_rest_can_be_made_alone(runner
         if len(texts) == 4:  # the user presses Interrupt while the 4th cell runs
             shared.state.interrupt()
 
-    results, grid_file, _ = runner.run_swatch_in_forge(swatch, Settings(steps=2, width=64, height=48),
+    results, grid_file, _ = runner.run_swatch_in_forge(swatch, Settings(steps=2, width=64, height=96),
                                                        on_cell=stop_after_3)
     assert sum(r.made for r in results.values()) == 3 and grid_file
     assert texts[1] == "swatch cell 2/5 · watercolor_wash_xl at 0.5"
@@ -64,11 +64,11 @@ def test_an_interrupt_keeps_finished_cells_and_the_rest_can_be_made_alone(runner
     assert len(missing) == 2
     texts.clear()
     kept = {key: r.without_image() for key, r in results.items()}  # what the tab keeps between runs
-    again, grid_file, _ = runner.run_swatch_in_forge(swatch, Settings(steps=2, width=64, height=48), only=missing,
+    again, grid_file, _ = runner.run_swatch_in_forge(swatch, Settings(steps=2, width=64, height=96), only=missing,
                                                      previous=kept, on_cell=texts.append)
     assert len(texts) == 2 and not failed_cells(again, swatch)
     with Image.open(grid_file) as grid:  # the earlier cells were read back from their files into the grid
-        label_w, header_h = grid.width - 2 * 64, grid.height - 3 * 48
+        label_w, header_h = grid.width - 2 * 64, grid.height - 3 * 96
         assert grid.convert("RGB").getpixel((label_w + 32, header_h + 24)) != (220, 220, 220)
 
 
@@ -77,5 +77,5 @@ def test_incompatible_loras_are_left_out_with_a_note(runner):
     sd15 = next(r for r in records if r.base_model == "SD 1.5")
     swatch = plan_swatch("a cat", 1, [sd15], (1.0,), "SDXL 1.0")
     assert swatch.loras == () and "does not load on a SDXL 1.0 checkpoint" in swatch.notes[0]
-    results, _, _ = runner.run_swatch_in_forge(swatch, Settings(steps=2, width=64, height=48))
+    results, _, _ = runner.run_swatch_in_forge(swatch, Settings(steps=2, width=64, height=96))
     assert list(results) == [(0, 0)]
