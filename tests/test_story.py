@@ -147,6 +147,14 @@ def test_a_story_becomes_a_batch_that_saves_and_loads(bible, tmp_path):
     ("characters:\n  - id: a\n    tags: x\n    lora: ':0.5'\n", ":4:11:", "not a LoRA name"),
     ("a: &a [x, x]\nb: &b [*a, *a]\nsetting: [*b, *b]\n", ":3:10:", "must be text"),
     ("[" * 3000, ":1:1:", "nested too deeply"),
+    ("title: 2001-13-45\n", ":1:1:", "cannot be read: month must be in 1..12"),  # PyYAML's own errors
+    ("title: !!int x\n", ":1:1:", "cannot be read"),
+    ("title: " + "1" * 5000 + "\n", ":1:1:", "cannot be read"),
+    ("characters:\n  - {id: &b [x, x], tags: x}\n", ":2:5:", "needs an id"),  # never str() of a list
+    ("characters:\n" + "  - {id: a, tags: x}\n" * 101, ":2:3:", "at most 100 characters"),
+    ("title: x\n" + "#" * 100_000, ":1:1:", "longer than 100,000 characters"),
+    ("characters: [{id: a, tags: &t [" + ", ".join(["x" * 3000] * 2) + "]}, {id: b, tags: [" + ", ".join(["*t"] * 20000)
+     + "]}]", ":1:", "longer than 4000"),
 ])
 def test_a_broken_bible_says_where_and_what_to_do(text, where, says):
     with pytest.raises(OrchestratorError) as info:

@@ -222,6 +222,12 @@ def _read_yaml(path: str) -> Dict[str, Any]:
                                 "save the file as UTF-8") from None
     except yaml.YAMLError as exc:
         raise yaml_error(exc, path, "check indentation; multi-line text goes under 'key: |'") from None
+    except RecursionError:
+        raise OrchestratorError("the file is nested too deeply", Location(path, 1, 1)) from None
+    except (ValueError, KeyError, AttributeError, TypeError, OverflowError) as exc:
+        # PyYAML's constructors raise these for what they cannot build: `2001-13-45`, `!!int x`
+        raise OrchestratorError(f"a value cannot be read: {exc}", Location(path, 1, 1),
+                                "put quotes around it to make it text") from None
     if not isinstance(data, dict):
         raise OrchestratorError("a template file must be a mapping of keys", Location(path, 1, 1))
     return data

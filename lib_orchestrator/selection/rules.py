@@ -1,6 +1,7 @@
 """The rules LoRA picking follows: sensible defaults, or a YAML file checked with clear errors."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Dict, Optional, Tuple
 
@@ -59,19 +60,35 @@ _TOP = {"count", "temperature", "min_score", "min_relative_score", "fallback", "
 _CATEGORY_KEYS = {"min", "max", "weight", "lora_weight", "weight_range"}
 
 
+MAX_BYTES = 2**20  # a rules file is a few lines: anything near this is not one
+
+
 def load_rules(path: str) -> Rules:
-    """Rules from a YAML file; anything wrong raises RulesError with file, line and column."""
+    """Rules from a YAML file; anything wrong raises RulesError with file, line and column (never another
+    error: the file is the user's, or anyone's, and Forge's processing must not fail on it)."""
     import yaml
 
     try:
-        with open(path, encoding="utf-8-sig") as fh:
-            text = fh.read()
-    except OSError as exc:
-        raise RulesError(f"cannot read rules file: {exc.strerror}", Location(path, 0, 0)) from None
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_BYTES + 1)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise RulesError(f"cannot read rules file: {reason}", Location(path, 0, 0)) from None
+    if len(raw) > MAX_BYTES:
+        raise RulesError(f"the rules file is larger than {MAX_BYTES // 2**20} MiB", Location(path, 0, 0),
+                         "a rules file is a few lines of YAML: is this the right file?")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RulesError(f"not UTF-8 text (byte {exc.start})", Location(path, 0, 0), "save the file as UTF-8") \
+            from None
     try:
         node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         raise yaml_error(exc, path, "fix the YAML syntax", RulesError) from None
+    except RecursionError:  # the pure-Python parser, where libyaml is missing
+        raise RulesError("the rules file is nested too deeply", Location(path, 1, 1),
+                         "a rules file is a few keys, each a value, list or mapping") from None
     if node is None:
         return Rules()
     return _Reader(path).rules(node)
@@ -92,6 +109,8 @@ class _Reader:
             raise self.fail(node, f"{what} must be a mapping")
         out = {}
         for key, value in node.value:
+            if not isinstance(key, yaml.ScalarNode):  # `? [a]: 1` makes a list a key
+                raise self.fail(key, f"a key in {what} must be a name", f"known keys: {', '.join(sorted(allowed))}")
             if key.value not in allowed:
                 raise self.fail(key, f"unknown key {key.value!r} in {what}",
                                 f"known keys: {', '.join(sorted(allowed))}")
@@ -103,6 +122,8 @@ class _Reader:
             value = float(node.value)
         except (TypeError, ValueError, AttributeError):
             raise self.fail(node, f"{what} must be a number") from None
+        if not math.isfinite(value):
+            raise self.fail(node, f"{what} must be a finite number, not {node.value}")
         if not lo <= value <= hi:
             raise self.fail(node, f"{what} must be between {lo:g} and {hi:g}, not {value:g}")
         return value

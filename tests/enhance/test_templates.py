@@ -66,6 +66,8 @@ def test_a_users_template_and_genres_replace_the_shipped_ones(tmp_path):
     ("version: 1\nform: tags\nbudget: .inf\nsystem: x\nuser: '{idea}'\n", ":1:", "wrong type"),
     ("version: 1\nform: tags\nbudget: 0\nsystem: x\nuser: '{idea}'\n", ":1:", "out of range"),
     ("form: tags\nbudget: 75\nsystem: x\nuser: '{idea}'\n", ":1:", "no 'version'"),
+    ("version: 1\nform: tags\nbudget: 75\nsystem: 2001-13-45\nuser: '{idea}'\n", ":1:", "cannot be read"),
+    ("version: !!int one\n", ":1:", "cannot be read"),
 ])
 def test_a_broken_template_says_file_line_and_what_to_do(tmp_path, text, where, says):
     (tmp_path / "mine.yaml").write_text(text)

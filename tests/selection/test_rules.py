@@ -77,3 +77,27 @@ def test_mistakes_name_the_place_and_what_to_do(tmp_path, text, line, column, fr
 def test_a_missing_file(tmp_path):
     with pytest.raises(RulesError, match="cannot read"):
         load_rules(str(tmp_path / "nope.yaml"))
+
+
+@pytest.mark.parametrize("content, fragment", [
+    (b"? [a]\n: 1\n", "a key in the rules must be a name"),
+    (b"categories:\n  ? {style: 1}\n  : {max: 1}\n", "a key in categories must be a name"),
+    (b"min_score: .inf", "must be a number"),
+    (b"min_score: inf", "finite"),
+    (b"count: {min: 1e999}", "finite"),
+    (b"count: {min: 1}\n\xff\xfe", r"not UTF-8 text \(byte 16\)"),
+    (b"\xef\xbb\xbfcount: {min: 1, max: 0}", "above count.max"),  # a BOM is fine, the mistake is reported
+    (b"# " + b"x" * 2**20, "larger than 1 MiB"),
+    (b"[" * 5000, "YAML|nested"),
+    (b"pinned: &a [*a, *a]", "list of names"),  # a list holding itself
+])
+def test_hostile_files_raise_a_rules_error_and_nothing_else(tmp_path, content, fragment):
+    path = tmp_path / "rules.yaml"
+    path.write_bytes(content)
+    with pytest.raises(RulesError, match=fragment):
+        load_rules(str(path))
+
+
+def test_a_path_with_a_nul_is_a_rules_error(tmp_path):
+    with pytest.raises(RulesError, match="cannot read"):
+        load_rules(str(tmp_path / "a\x00b.yaml"))
