@@ -96,7 +96,7 @@ def check_settings(found: JobSettings) -> None:
 def test_rest_args_of_any_type_and_count():
     done = [0]
 
-    @settings(**FUZZ, max_examples=cases(400))
+    @settings(**FUZZ, max_examples=cases(600))
     @given(st.lists(JSONISH, max_size=14) | JSONISH)
     @example([True, True, "1e999"]).via("the review")
     @example([True, True, 1, 6, float("nan"), None, {"count": 3}, [1], 10**400, True])
@@ -117,7 +117,7 @@ INFOTEXTS = (st.dictionaries(INFOTEXT_KEYS | st.text(max_size=6), JSONISH, max_s
 def test_pasted_infotexts_and_the_paste_rule():
     done = [0]
 
-    @settings(**FUZZ, max_examples=cases(400))
+    @settings(**FUZZ, max_examples=cases(600))
     @given(INFOTEXTS)
     @example('{"count":[1,"1e999"]}').via("the review")
     def case(text: Any) -> None:
@@ -192,7 +192,7 @@ def test_rules_files_with_random_and_hostile_content():
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "rules.yaml")
 
-        @settings(**FUZZ, max_examples=cases(350))
+        @settings(**FUZZ, max_examples=cases(500))
         @given(FILE_CONTENTS)
         def case(content: bytes) -> None:
             done[0] += 1
@@ -232,7 +232,7 @@ def check_bible(text: str) -> None:
 def test_story_bibles_with_random_and_hostile_content():
     done = [0]
 
-    @settings(**FUZZ, max_examples=cases(250))
+    @settings(**FUZZ, max_examples=cases(350))
     @given(BIBLES)
     def case(text: str) -> None:
         done[0] += 1
@@ -332,7 +332,7 @@ def tag_soup(draw: Any) -> tuple:
 def test_html_tag_soup_keeps_every_visible_word_and_nothing_active():
     done = [0]
 
-    @settings(**FUZZ, max_examples=cases(600))
+    @settings(**FUZZ, max_examples=cases(900))
     @given(tag_soup())
     @example(('<video><source src="x"> w1z </video><p> w2z <picture><img src=y></picture> w3z <br> w4z',
               ["w2z", "w3z", "w4z"], ["w1z"])).via("the review")
@@ -358,7 +358,7 @@ ADVERSARIAL_HTML = ["<a " * 20000, "<a\n" * 20000, "<b>" * 50000 + "</i>" * 5000
 def test_html_random_and_adversarial_markup_is_inert():
     done = [0]
 
-    @settings(**FUZZ, max_examples=cases(500))
+    @settings(**FUZZ, max_examples=cases(700))
     @given(st.text(max_size=300) | st.lists(st.sampled_from(
         ["<", ">", "/", "=", '"', "'", " ", "a", "p", "script", "<a ", "href=", "javascript:", "https://x.y/", "<p>",
          "</p>", "<img ", "<!--", "-->", "<video>", "</video>", "<br>", "&lt;", "&#x6A;", "\x00", "<svg", "<style>",
@@ -385,7 +385,7 @@ def test_answer_cache_keeps_every_saved_answer_whatever_follows_it():
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "answers.jsonl")
 
-        @settings(**FUZZ, max_examples=cases(200))
+        @settings(**FUZZ, max_examples=cases(300))
         @given(before=ANSWERS, garbage=st.binary(max_size=300) | st.sampled_from(
             [b'{"key": "k", "ans', b"\r", b"\xe2\x82", b'{"key": ' * 1000, b"[" * 100000, b"\x00" * 50]),
             torn=st.integers(0, 200), after=ANSWERS)
