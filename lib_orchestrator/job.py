@@ -172,7 +172,8 @@ def plan_job(templates: Sequence[str], negatives: Sequence[str], seeds: Sequence
              expand: Any, index: Optional[LoraIndex], rules: Rules, family: str, base_model: str,
              known_loras: Optional[Collection[str]], batch_size: int = 1,
              hr_templates: Optional[Sequence[str]] = None,
-             enhance: Optional[Callable[[str, int], Enhanced]] = None) -> JobPlan:
+             enhance: Optional[Callable[[str, int], Enhanced]] = None,
+             no_library: str = "LoRA library still indexing: wildcards only") -> JobPlan:
     """Compose every image of a job.
 
     `expand(template, seed) -> str` expands wildcards; `known_loras` holds the names Forge can load
@@ -213,7 +214,7 @@ def plan_job(templates: Sequence[str], negatives: Sequence[str], seeds: Sequence
         else:
             selection = Selection((), ())
             if settings.loras and index is None:
-                note = "LoRA library still indexing: wildcards only"
+                note = no_library  # why each image went without LoRAs: still indexing, or the scan failed
         assert selection is not None
         prompt, negative_prompt, picks = apply_picks(base, negative_text, selection.picks)
         composed = ComposedPrompt(template, seed, base, prompt, negative_prompt, picks, selection.warnings)

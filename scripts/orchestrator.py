@@ -131,7 +131,8 @@ class OrchestratorScript(scripts.Script):
                             lambda text, seed: engine.prompt(text, seed) if text else text,
                             index, rules, kind.family, kind.base_model, known,
                             batch_size=int(getattr(p, "batch_size", 1) or 1),
-                            hr_templates=list(hr) if hr else None, enhance=enhance)
+                            hr_templates=list(hr) if hr else None, enhance=enhance,
+                            no_library=_no_library_note())
         except OrchestratorError as exc:
             print(f"[Orchestrator] {exc.one_line()}", file=sys.stderr)
             p.extra_generation_params[KEY_NOTE] = exc.one_line()
@@ -163,6 +164,13 @@ class OrchestratorScript(scripts.Script):
             same = plan.hr_prompts[index] == plan.prompts[index]
             p.extra_generation_params["Hires prompt"] = None if same else plan.hr_prompts[index]
             p.extra_generation_params["Hires negative prompt"] = None
+
+
+def _no_library_note() -> str:
+    """What each image's infotext says when it got no LoRAs for want of an index: a failed scan is said, never
+    shown as "still indexing" for ever."""
+    status = LIBRARY.status()
+    return status.text() if status.failed else "LoRA library still indexing: wildcards only"
 
 
 def _enhance_step(settings: JobSettings, total: int, family: str, base: Any) -> Callable[[str, int], Enhanced]:

@@ -71,4 +71,4 @@ def make_story(bible: Bible, count: int, seed: int, template: Template, genre_ca
 def story_batch(name: str, bible: Bible, scenes: List[Scene], seed: int, settings: Optional[Settings] = None,
                 negative: str = "") -> Batch:
     images = tuple(BatchImage(s.index, s.seed, s.prompt, negative, s.loras) for s in scenes)
-    return Batch(name, f"story: {bible.title}", seed, settings or Settings(), images, negative)
+    return Batch(name, f"story: {bible.title}", seed, settings or Settings(), images, negative, origin="story")

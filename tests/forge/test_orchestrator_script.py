@@ -293,3 +293,20 @@ def test_a_dead_llm_server_costs_nothing_but_the_enhancement(orchestrator, run_t
         llm = json.loads(info_dict(text)["Orchestrator LLM"])
         assert llm["status"] == "fallback" and "cannot connect" in llm["reason"]
     assert "LLM enhancement fell back" in capsys.readouterr().err
+
+
+def test_a_failed_library_scan_is_said_in_each_images_infotext_not_shown_as_indexing(lora_dir, forge_app,
+                                                                                     monkeypatch, run_txt2img):
+    import lib_orchestrator.library.service as service
+
+    def broken(*_args, **_kw):
+        raise PermissionError("[Errno 13] Permission denied: 'Lora'")
+
+    monkeypatch.setattr(service, "scan_library", broken)
+    module = forge_app(tabs=False)["orchestrator.py"]
+    module.LIBRARY.wait(60)
+    from modules import scripts
+
+    processed = run(run_txt2img, [d.script_class for d in scripts.scripts_data], [True], n_iter=1)
+    note = info_dict(image_infotexts(processed)[0])["Orchestrator note"]
+    assert note.startswith("LoRA library scan failed: PermissionError") and "indexing" not in note
