@@ -22,6 +22,7 @@ from .ast import (
     Wildcard,
     Wrap,
 )
+from .nesting import MAX_NESTING, too_nested
 from .options import bounds, live_options, ordered_picks, single_wildcard, weighted_sum_of_picks
 from .random_sampler import RandomCompiler, join_results
 from .resolve import (
@@ -53,7 +54,7 @@ class Combinator:
 
     # -- counting ------------------------------------------------------------------------------
     def count(self, node: AnyNode, scope: Optional[Scope] = None) -> int:
-        return self._count(node, scope or {})
+        return self._count(node, scope or self._top(node))
 
     def _count(self, node: AnyNode, scope: Scope) -> int:
         """Memoised on the node and the variables in sight: nested variables would otherwise make
@@ -89,76 +90,95 @@ class Combinator:
             lo, hi = bounds(node.lo, node.hi, len(options))
             return weighted_sum_of_picks([self._count(o, scope) for o in options], lo, hi)
         if isinstance(node, Wildcard):
-            paths = [node.path.text] if isinstance(node.path, Text) else list(self._gen(node.path, scope))
+            dynamic = not isinstance(node.path, Text)
+            paths = list(self._gen(node.path, scope)) if dynamic else [node.path.text]  # type: ignore[union-attr]
             total = 0
             for raw in paths:
-                inner = self._enter(raw.strip(), node, self._params(node, scope))
+                inner = self._enter(raw.strip(), node, self._params(node, scope), dynamic)
                 total += sum(self._count(c, inner) for c in self._choices(raw.strip(), node)) or 1
             return total
         if isinstance(node, VarGet):
             kind, value = self._lookup(node, scope)
             if kind == "fixed":
                 return 1
-            return self._count(value, _sampling(scope, node.name))
+            return self._count(value, self._expand(scope, node.name, value, node))
         if isinstance(node, Wrap):
             return self._count(node.wrapper, scope) * self._count(node.inner, scope)
         raise TypeError(node)  # pragma: no cover
 
     # -- enumeration ---------------------------------------------------------------------------
     def iterate(self, node: AnyNode) -> Iterator[str]:
-        return self._gen(node, {})
+        return self._gen(node, self._top(node))
+
+    def _top(self, node: AnyNode) -> Scope:
+        """The scope a walk starts with: `#h` counts nesting from the template's own, measured height,
+        so variables read deep inside it can only add what is left (nesting.py)."""
+        return {"#h": self.randoms.nesting.height(node)}
 
     def _gen(self, node: AnyNode, scope: Scope) -> Iterator[str]:
+        """The texts of a node. A plain function handing back the node's own generator: a level of
+        nesting then costs one or two Python frames, not three or four (nesting.py counts on it)."""
         if isinstance(node, Text):
-            yield node.text
-        elif _nonfinite(node):
-            yield self._sample(node, scope)
-        elif isinstance(node, Seq):
-            yield from self._gen_seq(node, scope)
-        elif isinstance(node, VarSet):
-            yield ""
-        elif isinstance(node, Variant):
-            yield from self._gen_variant(node, scope)
-        elif isinstance(node, Wildcard):
-            yield from self._gen_wildcard(node, scope)
-        elif isinstance(node, VarGet):
+            return iter((node.text,))
+        if _nonfinite(node):
+            return self._gen_sampled(node, scope)
+        if isinstance(node, Seq):
+            return self._gen_seq(node, scope)
+        if isinstance(node, VarSet):
+            return iter(("",))
+        if isinstance(node, Variant):
+            return self._gen_variant(node, scope)
+        if isinstance(node, Wildcard):
+            return self._gen_wildcard(node, scope)
+        if isinstance(node, VarGet):
             kind, value = self._lookup(node, scope)
             if kind == "fixed":
-                yield value
-            else:
-                for text in self._gen(value, _sampling(scope, node.name)):
-                    if len(text) > MAX_PROMPT_CHARS:  # variables can double a text at each level
-                        raise too_long(node)
-                    yield text
-        elif isinstance(node, Wrap):
-            for wrapper in self._gen(node.wrapper, scope):
-                for inner in self._gen(node.inner, scope):
-                    yield wrap_text(wrapper, inner)
-        else:  # pragma: no cover
-            raise TypeError(node)
+                return iter((value,))
+            return self._gen_value(value, self._expand(scope, node.name, value, node), node)
+        if isinstance(node, Wrap):
+            return self._gen_wrap(node, scope)
+        raise TypeError(node)  # pragma: no cover
+
+    def _gen_sampled(self, node: AnyNode, scope: Scope) -> Iterator[str]:
+        yield self._sample(node, scope)  # drawn when reached, not when the generator is made
+
+    def _gen_value(self, value: AnyNode, scope: Scope, at: VarGet) -> Iterator[str]:
+        for text in self._gen(value, scope):
+            if len(text) > MAX_PROMPT_CHARS:  # variables can double a text at each level
+                raise too_long(at)
+            yield text
+
+    def _gen_wrap(self, node: Wrap, scope: Scope) -> Iterator[str]:
+        for wrapper in self._gen(node.wrapper, scope):
+            for inner in self._gen(node.inner, scope):
+                yield wrap_text(wrapper, inner)
 
     def _gen_seq(self, node: Seq, scope: Scope) -> Iterator[str]:
         # Assignments take effect in the order written, before the text (dynamicprompts hoists them).
         sets = [vs for vs in node.items if isinstance(vs, VarSet)]
         items = [i for i in node.items if not isinstance(i, VarSet)]
+        if not sets:
+            return self._gen_items(items, scope)
+        return self._gen_assigned(sets, items, scope)
 
-        def assign(k: int, inner: Scope) -> Iterator[str]:
-            if k == len(sets):
-                yield from self._gen_items(items, inner)
-                return
-            vs = sets[k]
+    def _gen_assigned(self, sets: List[VarSet], items: List[AnyNode], scope: Scope) -> Iterator[str]:
+        def scopes_after(vs: VarSet, inner: Scope) -> Iterator[Scope]:
             if vs.keep_existing and vs.name in inner:
-                yield from assign(k + 1, inner)
+                yield inner
             elif vs.immediate:
                 for text in self._gen(vs.value, inner):
-                    yield from assign(k + 1, {**inner, vs.name: ("fixed", text)})
+                    yield {**inner, vs.name: ("fixed", text)}
             else:
-                yield from assign(k + 1, {**inner, vs.name: ("lazy", vs.value)})
+                yield {**inner, vs.name: ("lazy", vs.value)}
 
-        yield from assign(0, scope)
+        # Each assignment's values, nested left to right; an odometer, not a recursion: a sequence may
+        # hold thousands of assignments.
+        for inner in odometer([lambda prev, vs=vs: scopes_after(vs, prev[-1] if prev else scope) for vs in sets]):
+            yield from self._gen_items(items, inner[-1])
 
     def _gen_items(self, items: List[AnyNode], scope: Scope) -> Iterator[str]:
-        # Small, finite parts are listed once and multiplied with itertools.product; the rest recurse.
+        # Small, finite parts are listed once and multiplied with itertools.product; the rest are
+        # enumerated afresh for each combination of the parts before them.
         slots: List[Any] = []
         for item in items:
             if isinstance(item, Text):
@@ -171,18 +191,10 @@ class Combinator:
             for combo in product(*slots):
                 yield "".join(combo)
             return
-
-        def rec(k: int) -> Iterator[str]:
-            if k == len(slots):
-                yield ""
-                return
-            slot = slots[k]
-            heads = slot if isinstance(slot, list) else self._gen(slot, scope)
-            for head in heads:
-                for tail in rec(k + 1):
-                    yield head + tail
-
-        yield from rec(0)
+        makers = [(lambda prev, slot=slot: iter(slot)) if isinstance(slot, list)
+                  else (lambda prev, slot=slot: self._gen(slot, scope)) for slot in slots]
+        for parts in odometer(makers):
+            yield "".join(parts)
 
     def _gen_variant(self, node: Variant, scope: Scope) -> Iterator[str]:
         wc = single_wildcard(node)
@@ -190,28 +202,18 @@ class Combinator:
             options = self._choices(wc.path.text, wc)
             inner = self._enter(wc.path.text, wc, self._params(wc, scope))
             lo, hi = bounds(node.lo, node.hi, len(options))
-            yield from self._gen_picks(options, lo, hi, node.sep, inner)
-            return
+            return self._gen_picks(options, lo, hi, node.sep, inner)
         options = live_options(node)
         lo, hi = bounds(node.lo, node.hi, len(options))
-        yield from self._gen_picks(options, lo, hi, node.sep, scope)
+        return self._gen_picks(options, lo, hi, node.sep, scope)
 
     def _gen_picks(self, options: List[AnyNode], lo: int, hi: int, sep: str, scope: Scope) -> Iterator[str]:
         for pick in ordered_picks(len(options), lo, hi):
             if len(pick) == 1:
                 yield from self._gen(options[pick[0]], scope)
                 continue
-
-            def rec(k: int, pick: Tuple[int, ...] = pick) -> Iterator[Tuple[str, ...]]:
-                # Lazily, like _gen_items: an option may have more texts than memory holds.
-                if k == len(pick):
-                    yield ()
-                    return
-                for head in self._gen(options[pick[k]], scope):
-                    for tail in rec(k + 1):
-                        yield (head,) + tail
-
-            for parts in rec(0):
+            # Lazily, like _gen_items: an option may have more texts than memory holds.
+            for parts in odometer([lambda prev, i=i: self._gen(options[i], scope) for i in pick]):
                 yield join_results(parts, sep)
 
     def _gen_wildcard(self, node: Wildcard, scope: Scope) -> Iterator[str]:
@@ -230,7 +232,7 @@ class Combinator:
         resolved = self.resolver.resolve(pattern, at)
         return [c.node for c in resolved.choices if c.weight > 0]
 
-    def _enter(self, pattern: str, at: AnyNode, scope: Scope) -> Scope:
+    def _enter(self, pattern: str, at: AnyNode, scope: Scope, dynamic: bool = False) -> Scope:
         """The scope inside a wildcard. The chain of wildcards entered lives in the scope, not on the
         sampler: enumerations are suspended generators, and siblings must not see each other's."""
         chain: Tuple[str, ...] = scope.get("#w", ())
@@ -238,7 +240,21 @@ class Combinator:
             raise cycle_error(list(chain[chain.index(pattern):]) + [pattern], at)
         if len(chain) >= MAX_WILDCARD_DEPTH:
             raise too_deep(at)
-        return {**scope, "#w": chain + (pattern,)}
+        if not dynamic:  # measured with the template before sampling
+            return {**scope, "#w": chain + (pattern,)}
+        nested = scope.get("#h", 0) + self.randoms.nesting.pattern_height(pattern, at)
+        if nested > MAX_NESTING:
+            raise too_nested(at)
+        return {**scope, "#w": chain + (pattern,), "#h": nested}
+
+    def _expand(self, scope: Scope, name: str, value: AnyNode, at: AnyNode) -> Scope:
+        """The scope for sampling variable `name`'s value where it is read: reading it again in there is
+        a cycle, and the value's nesting adds to what the variables being read add already (a default
+        is written where it is read: the template's height counts it)."""
+        nested = scope.get("#h", 0) + (self.randoms.nesting.height(value) if name in scope else 0)
+        if nested > MAX_NESTING:
+            raise too_nested(at)
+        return {**scope, "#s": scope.get("#s", frozenset()) | {name}, "#h": nested}
 
     def _params(self, node: Wildcard, scope: Scope) -> Scope:
         if not node.params:
@@ -273,6 +289,7 @@ class Combinator:
         """A `~`/`@` part inside combinatorial mode: drawn anew for each prompt."""
         variables = {k: (v[1] if v[0] == "fixed" else self.randoms.unit(v[1]))
                      for k, v in scope.items() if not k.startswith("#")}
+        variables["#h"] = scope.get("#h", 0)
         if _sampler(node) == CYCLICAL:
             count = self.visits.get(id(node), 0)
             self.visits[id(node)] = count + 1
@@ -295,6 +312,24 @@ def _nonfinite(node: AnyNode) -> bool:
     return _sampler(node) in (RANDOM, CYCLICAL)
 
 
-def _sampling(scope: Scope, name: str) -> Scope:
-    """The scope for sampling variable `name`'s value: reading it again in there is a cycle."""
-    return {**scope, "#s": scope.get("#s", frozenset()) | {name}}
+def odometer(makers: List[Callable[[List[Any]], Iterator[Any]]]) -> Iterator[List[Any]]:
+    """Every combination of values, the first maker's outermost, like nested for-loops written out:
+    makers[k](values chosen before k) gives a fresh iterator for place k. No recursion, whatever the
+    number of places; the list yielded is reused, so copy it to keep it."""
+    if not makers:
+        yield []
+        return
+    chosen: List[Any] = []
+    iters = [makers[0](chosen)]
+    while iters:
+        try:
+            value = next(iters[-1])
+        except StopIteration:
+            iters.pop()
+            continue
+        del chosen[len(iters) - 1:]  # the values of this place and any after it were for the last round
+        chosen.append(value)
+        if len(iters) == len(makers):
+            yield chosen
+        else:
+            iters.append(makers[len(iters)](chosen))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Tuple
 
 from .ast import COMBINATORIAL, CYCLICAL, AnyNode, Seq, Text, VarGet, Variant, VarSet, Wildcard, Wrap
+from .nesting import MAX_NESTING, too_nested
 from .options import bounds, live_options, nth_pick, pick_count, single_wildcard
 from .random_sampler import RandomCompiler, join_results
 from .resolve import (
@@ -81,6 +82,11 @@ class Cycler:
                 raw = node.path.text
             else:
                 raw, s = self.render(node.path, counter, s, scope)
+                # A computed name is measured only now: its nesting adds to what is being read.
+                nested = scope.get("#h", 0) + self.randoms.nesting.pattern_height(raw.strip(), node)
+                if nested > MAX_NESTING:
+                    raise too_nested(node)
+                inner = {**inner, "#h": nested}
             pattern = raw.strip()
             choices = self._choices(pattern, node)
             if not choices:
@@ -108,7 +114,11 @@ class Cycler:
             sampling = scope.get("#s", frozenset())
             if node.name in sampling:
                 raise self_referencing_variable(node.name, node)
-            inner_scope = {**scope, "#s": sampling | {node.name}}
+            nested = scope.get("#h", 0) + self.randoms.nesting.height(value[1] if isinstance(value, tuple)
+                                                                      else value.node)
+            if nested > MAX_NESTING:
+                raise too_nested(node)
+            inner_scope = {**scope, "#s": sampling | {node.name}, "#h": nested}
             if isinstance(value, tuple):
                 text, s = self.render(value[1], counter, s, inner_scope)
             else:

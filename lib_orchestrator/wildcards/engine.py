@@ -134,7 +134,9 @@ class PromptEngine:
         node = self._parse(gen, template, source)
         if mode == "cyclical":
             render = gen.cycler.render
-            return (render(node, x, rng.image_state(x), {"#c": x})[0] for x in range(seed, seed + count))
+            nested = gen.randoms.nesting.height(node)  # where `#h` starts (nesting.py)
+            return (render(node, x, rng.image_state(x), {"#c": x, "#h": nested})[0]
+                    for x in range(seed, seed + count))
         # islice takes at most sys.maxsize; a larger maximum is no maximum: the listing stops at
         # the real number of combinations, and nobody waits for 2**63 prompts anyway.
         return islice(_combinator(gen, seed).iterate(node), count if count <= sys.maxsize else None)

@@ -94,43 +94,45 @@ def _unused_variables(node: AnyNode, resolver: Resolver) -> Iterator[Finding]:
 
 
 def _reads(node: AnyNode, resolver: Resolver, visited: Set[str]) -> Set[str]:
+    """Variables read by the node or any wildcard it reaches; "*" when a computed wildcard name may
+    reach anything. A work list, not a recursion: wildcards may nest 64 deep."""
     names: Set[str] = set()
-    for n in _walk(node):
-        if isinstance(n, VarGet):
-            names.add(n.name)
-        elif isinstance(n, Wildcard) and isinstance(n.path, Text) and n.path.text not in visited:
-            visited.add(n.path.text)
-            try:
-                choices = resolver.resolve(n.path.text, n).choices
-            except OrchestratorError:
-                continue
-            for choice in choices:
-                names |= _reads(choice.node, resolver, visited)
-        elif isinstance(n, Wildcard):
-            names.add("*")  # a dynamic path may reach anything
+    todo = [node]
+    while todo:
+        for n in _walk(todo.pop()):
+            if isinstance(n, VarGet):
+                names.add(n.name)
+            elif isinstance(n, Wildcard) and isinstance(n.path, Text) and n.path.text not in visited:
+                visited.add(n.path.text)
+                try:
+                    choices = resolver.resolve(n.path.text, n).choices
+                except OrchestratorError:
+                    continue
+                todo.extend(choice.node for choice in choices)
+            elif isinstance(n, Wildcard):
+                names.add("*")  # a dynamic path may reach anything
     if "*" in names:
         names |= {vs.name for vs in _walk(node) if isinstance(vs, VarSet)}
     return names
 
 
-def _walk(node: Optional[AnyNode]) -> Iterator[AnyNode]:
-    if node is None:
-        return
-    yield node
-    if isinstance(node, Seq):
-        for item in node.items:
-            yield from _walk(item)
-    elif isinstance(node, Variant):
-        for option in node.options:
-            yield from _walk(option.body)
-    elif isinstance(node, Wildcard):
-        yield from _walk(node.path)
-        for _, value in node.params:
-            yield from _walk(value)
-    elif isinstance(node, VarSet):
-        yield from _walk(node.value)
-    elif isinstance(node, VarGet):
-        yield from _walk(node.default)
-    elif isinstance(node, Wrap):
-        yield from _walk(node.wrapper)
-        yield from _walk(node.inner)
+def _walk(root: Optional[AnyNode]) -> Iterator[AnyNode]:
+    """Every node below root, root first, in the order written; with a stack of its own."""
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node is None:
+            continue
+        yield node
+        if isinstance(node, Seq):
+            stack.extend(reversed(node.items))
+        elif isinstance(node, Variant):
+            stack.extend(reversed([option.body for option in node.options]))
+        elif isinstance(node, Wildcard):
+            stack.extend(reversed([node.path] + [value for _, value in node.params]))
+        elif isinstance(node, VarSet):
+            stack.append(node.value)
+        elif isinstance(node, VarGet):
+            stack.append(node.default)
+        elif isinstance(node, Wrap):
+            stack.extend((node.inner, node.wrapper))

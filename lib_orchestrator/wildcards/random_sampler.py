@@ -30,6 +30,7 @@ from .ast import (
     Wildcard,
     Wrap,
 )
+from .nesting import MAX_NESTING, Nesting, too_nested
 from .options import all_zero, single_wildcard
 from .resolve import (
     MAX_PROMPT_CHARS,
@@ -66,19 +67,40 @@ class RandomCompiler:
         self._compiling: List[str] = []  # the wildcards being compiled, for cycles: guarded by _lock
         self._n = 0
         self._lock = threading.RLock()
+        self.nesting = Nesting(resolver)
 
     # -- public ------------------------------------------------------------------------------
     def compile(self, node: AnyNode) -> PromptFn:
         """A function seed -> prompt."""
         with self._lock:
+            self._checked(node)
             return self._compile(node)
+
+    def _checked(self, node: AnyNode) -> None:
+        """Nesting, cycles and depth first, without recursion (nesting.py); then what the node holds is
+        compiled deepest first, the wildcards it reaches and then its own parts that become functions,
+        so that compiling one part finds the parts inside it done: the compiler recurses only through
+        what it writes inline, a few levels, not once per level of nesting."""
+        for pattern, at in self.nesting.check(node):
+            self._wildcard(pattern, at)
+        units: List[AnyNode] = []
+        stack = [node]
+        while stack:  # parents before children; reversed below
+            for part, own_unit in _parts(stack.pop()):
+                if part.__class__ is not Text and id(part) not in self._units:
+                    if own_unit:
+                        units.append(part)
+                    stack.append(part)
+        for part in reversed(units):
+            self._unit(part)
 
     def _compile(self, node: AnyNode) -> PromptFn:
         lines: List[str] = []
         expr = self._emit(node, lines, 1, own_scope=True)
         head = [" " + rng.SEED_SRC]
         if any("v" in _names(line) for line in lines):  # the scope dict only when something reads it
-            head.append(" v = {'#c': seed}")
+            # `#h`: nesting so far, from the template's own height (nesting.py)
+            head.append(f" v = {{'#c': seed, '#h': {self.nesting.height(node)}}}")
         return self._define("prompt", "seed", head + lines, expr)  # type: ignore[no-any-return]
 
     def _define(self, prefix: str, params: str, lines: List[str], result: str) -> Any:
@@ -99,6 +121,7 @@ class RandomCompiler:
         if found is not None:
             return found
         with self._lock:  # the cyclical and combinatorial samplers ask for units while they run
+            self._checked(node)
             return self._unit(node)
 
     def _unit(self, node: AnyNode) -> Unit:
@@ -305,6 +328,7 @@ class RandomCompiler:
         if found is not None:
             return found
         with self._lock:
+            self._checked(Wildcard(Text(pattern), src=at.src, pos=at.pos))
             return self._wildcard(pattern, at)
 
     def _wildcard(self, pattern: str, at: AnyNode) -> Tuple[Tuple[Unit, ...], Tuple[float, ...]]:
@@ -337,7 +361,12 @@ class RandomCompiler:
         sampling = v.get("#s", frozenset())
         if name in sampling:
             raise self_referencing_variable(name, at)
-        text, s = value(s, {**v, "#s": sampling | {name}})
+        # Where a value is used is known only now: its nesting adds to what the variables being read add.
+        # (A default is written where it is used: the template's height counts it already.)
+        nested = v.get("#h", 0) + (self.nesting.height(value.node) if name in v else 0)
+        if nested > MAX_NESTING:
+            raise too_nested(at)
+        text, s = value(s, {**v, "#s": sampling | {name}, "#h": nested})
         if len(text) > MAX_PROMPT_CHARS:
             raise too_long(at)
         return text, s
@@ -350,13 +379,17 @@ class RandomCompiler:
         pick = self._pickers.get(pattern)
         if pick is None:
             with self._lock:  # compiled while sampling, maybe in several threads at once
+                self._checked(Wildcard(Text(pattern), src=at.src, pos=at.pos))
                 units, weights = self._wildcard(pattern, at)
                 if not units:
                     return f"__{path}__", s
                 lines: List[str] = []
                 expr = self._emit_pick(units, weights, lines, 1, at)
                 pick = self._pickers[pattern] = self._define("d", "s, v", lines, f"{expr}, s")
-        text, s = pick(s, {**v, "#d": depth})
+        nested = v.get("#h", 0) + self.nesting.pattern_height(pattern, at)
+        if nested > MAX_NESTING:
+            raise too_nested(at)
+        text, s = pick(s, {**v, "#d": depth, "#h": nested})
         if len(text) > MAX_PROMPT_CHARS:
             raise too_long(at)
         return text, s
@@ -383,6 +416,25 @@ def _float_literal(value: float) -> str:
     if not isfinite(value):
         raise ValueError(f"no literal for {value!r}")
     return repr(value)
+
+
+def _parts(node: AnyNode) -> List[Tuple[AnyNode, bool]]:
+    """The nodes a node holds, each with whether _emit compiles it as a function of its own (a unit)
+    rather than writing it inline."""
+    if isinstance(node, Variant):
+        inline = len(node.options) == 1 and (node.lo, node.hi) == (1, 1)
+        return [(o.body, not inline) for o in node.options]
+    if isinstance(node, Seq):
+        return [(i, False) for i in node.items]
+    if isinstance(node, Wildcard):
+        return [(value, True) for _, value in node.params] + [(node.path, False)]
+    if isinstance(node, VarSet):
+        return [(node.value, not node.immediate)]
+    if isinstance(node, VarGet):
+        return [(node.default, True)] if node.default is not None else []
+    if isinstance(node, Wrap):
+        return [(node.wrapper, False), (node.inner, False)]
+    return []
 
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
