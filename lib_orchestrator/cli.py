@@ -47,7 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     _wildcard_args(c)
 
     lint = sub.add_parser("lint", help="check wildcard folders and templates")
-    lint.add_argument("templates", nargs="*", metavar="TEMPLATE", help="template texts to check too")
+    lint.add_argument("templates", nargs="*", metavar="TEMPLATE|FILE|DIR",
+                      help="what to check: template text, a template file, or a wildcard folder (default: the "
+                           "--wildcards folders, else the bundled ones)")
     _wildcard_args(lint)
 
     sub.add_parser("demo", help="prompts from the bundled wildcards and genre templates")
@@ -245,14 +247,31 @@ def _template(args: argparse.Namespace) -> tuple:
     if args.template_file:
         if args.template is not None:
             raise OrchestratorError("give the template as text or with --template-file, not both")
-        try:
-            with open(args.template_file, encoding="utf-8-sig") as fh:
-                return fh.read().rstrip("\r\n"), args.template_file
-        except (OSError, UnicodeDecodeError) as exc:
-            raise OrchestratorError(f"cannot read template file {args.template_file!r}: {exc}") from None
+        return _read_template_file(args.template_file), args.template_file
     if args.template is None:
         raise OrchestratorError("no template", hint="give it as text or with --template-file F")
     return args.template, "<template>"
+
+
+MAX_TEMPLATE_FILE = 1024 * 1024  # the engine's own limit on a template
+
+
+def _read_template_file(path: str) -> str:
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_TEMPLATE_FILE + 1)
+    except OSError as exc:
+        raise OrchestratorError(f"cannot read template file: {exc.strerror or exc}", Location(path, 0, 0)) from None
+    if len(raw) > MAX_TEMPLATE_FILE:
+        raise OrchestratorError("template file over 1 MiB", Location(path, 0, 0), "is this the right file?")
+    if b"\0" in raw:
+        raise OrchestratorError("not a text file (it holds NUL bytes)", Location(path, 0, 0),
+                                "a template file is text: is this an image or a model?")
+    try:
+        return raw.decode("utf-8-sig").rstrip("\r\n")
+    except UnicodeDecodeError as exc:
+        raise OrchestratorError(f"not UTF-8 text (byte {exc.start + 1})", Location(path, 0, 0),
+                                "save it as UTF-8") from None
 
 
 def _engine(args: argparse.Namespace):  # -> PromptEngine
@@ -301,15 +320,37 @@ def _count(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _lint(args: argparse.Namespace, out: TextIO) -> int:
+    """Each argument is a wildcard folder, a template file or template text: a path that exists is read as
+    a path (so `lint my.txt` checks the file, not the words "my.txt")."""
     from .wildcards.lint import lint
 
-    findings = lint(_roots(args), args.templates)
+    folders, templates = [], []
+    for arg in args.templates:
+        if os.path.isdir(arg):
+            folders.append(arg)
+        elif os.path.isfile(arg):
+            templates.append((_read_template_file(arg), arg))
+        elif _looks_like_a_file(arg):
+            raise OrchestratorError("no such file or folder", Location(arg, 0, 0),
+                                    "check the path; template text is not a file name")
+        else:
+            templates.append(arg)
+    roots = (args.wildcards or []) + folders if folders else _roots(args)
+    for root in roots:
+        if not os.path.isdir(root):
+            raise OrchestratorError("wildcard folder does not exist", Location(root, 0, 0), "check the path")
+    findings = lint(roots, templates)
     for f in findings:
         out.write(str(f) + "\n")
     errors = sum(1 for f in findings if f.severity == "error")
     warnings = len(findings) - errors
     out.write(f"{errors} error(s), {warnings} warning(s)\n")
     return EXIT_LINT_ERRORS if errors else EXIT_OK
+
+
+def _looks_like_a_file(arg: str) -> bool:
+    return arg.lower().endswith((".txt", ".yaml", ".yml", ".json")) and not any(c in arg for c in "{}[] ") \
+        and "__" not in arg
 
 
 def _demo(out: TextIO) -> int:

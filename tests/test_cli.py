@@ -329,3 +329,20 @@ def test_a_batch_of_a_billion_images_is_refused_at_once_not_after_filling_the_me
     code, _, err = run("batch", "plan", "a {cat|dog}", "--count", "1000000000", "--out", str(tmp_path / "b.json"))
     assert code == 2 and "a batch holds 0 to 100,000 images, not 1,000,000,000" in err
     assert not (tmp_path / "b.json").exists() and time.perf_counter() - started < 60  # refused, not computed
+
+
+def test_lint_checks_a_template_file_and_a_wildcard_folder_given_as_paths(make_wildcards, tmp_path):
+    folder = make_wildcards({"color.txt": "red\n{blue\n"})
+    template = tmp_path / "scene.txt"
+    template.write_text("a __color__ {cat|dog\n", encoding="utf-8")
+    code, out, _ = run("lint", folder, str(template))
+    found = lines(out)
+    assert code == 1 and SUMMARY.match(found[-1]).group(1) == "2"
+    assert any(line.startswith(f"{template}:1:") for line in found)  # the file, with its line and column
+    assert any("color.txt:2:" in line for line in found)  # the folder was linted, not the bundled one
+    code, _, err = run("lint", str(tmp_path / "missing.txt"))
+    assert code == 2 and "missing.txt: error: no such file or folder" in err
+    png = tmp_path / "image.txt"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n\0\0\0")
+    code, _, err = run("lint", str(png))
+    assert code == 2 and "not a text file" in err

@@ -5,7 +5,7 @@ Checks: file encoding and structure, template syntax of every line, missing wild
 """
 from __future__ import annotations
 
-from typing import Dict, Iterator, List, Optional, Sequence, Set
+from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 from ..errors import Location, OrchestratorError
 from .ast import AnyNode, Seq, Text, VarGet, Variant, VarSet, Wildcard, Wrap
@@ -16,7 +16,7 @@ from .resolve import Resolver
 from .store import WildcardStore
 
 
-def lint(roots: Sequence[str], templates: Sequence[str] = ()) -> List[Finding]:
+def lint(roots: Sequence[str], templates: Sequence[Union[str, Tuple[str, str]]] = ()) -> List[Finding]:
     store = WildcardStore(roots)
     resolver = Resolver(store, on_missing="error")
     compiler = RandomCompiler(resolver)
@@ -58,8 +58,10 @@ def lint(roots: Sequence[str], templates: Sequence[str] = ()) -> List[Finding]:
             compiler.wildcard(name, Text(name))
         except OrchestratorError as exc:
             findings.append(Finding.from_error(exc))
-    for number, template in enumerate(templates, 1):
-        source = f"<template {number}>" if len(templates) > 1 else "<template>"
+    for number, given in enumerate(templates, 1):
+        # a template with its source (a template file), or template text, named by its place
+        template, source = given if isinstance(given, tuple) else \
+            (given, f"<template {number}>" if len(templates) > 1 else "<template>")
         try:
             node = parse(template, source)
             findings.extend(_unused_variables(node, resolver))
