@@ -17,13 +17,14 @@ from .options import MAX_WEIGHT, weight_problem
 from .structured import Marked, json_tree, yaml_tree
 
 WILDCARD_SUFFIXES = (".txt", ".yaml", ".yml", ".json")
-MAX_FILE_BYTES = 128 * 1024 * 1024  # a .txt is read line by line into entries: big is fine
-# YAML is parsed by events in Python: a 32 MiB file takes seconds and a few hundred MB; real packs are
-# kilobytes to a few megabytes.
-MAX_STRUCTURED_BYTES = 32 * 1024 * 1024
+# Caps that keep one file's cost in time and memory bounded (a few seconds and a few hundred MB at
+# worst), far above real packs, whose largest lists are tens of thousands of lines in a few MB.
+MAX_FILE_BYTES = 32 * 1024 * 1024  # a .txt
+MAX_STRUCTURED_BYTES = 16 * 1024 * 1024  # YAML and JSON: parsed into a tree first, several times the bytes
+MAX_LINES = 1_000_000  # lines of a .txt: each entry costs ~100 bytes more than its text
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a big pack holds a million of these
 class Entry:
     """One line of a wildcard list: its text, relative weight and the line it was written on."""
 
@@ -86,6 +87,10 @@ def read_file(path: str, display: str) -> ReadResult:
         raise WildcardFileError("not a text file: it contains NUL characters", Location(display, 1, 1),
                                 "save it as UTF-8 text")
     stem = os.path.splitext(os.path.basename(path))[0]
+    lines = max(text.count("\n"), text.count("\r")) + 1
+    if lines > MAX_LINES:  # counted before the text is split into a list of them
+        raise WildcardFileError(f"wildcard file has {lines:,} lines, over the {MAX_LINES:,} limit",
+                                Location(display, 1, 1), "split it into smaller files")
     if suffix == ".txt":
         return ReadResult({stem: list(read_text_lines(text, display))}, tuple(warnings))
     tree = json_tree(text, display) if suffix == ".json" else yaml_tree(text, display)

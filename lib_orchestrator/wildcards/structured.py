@@ -26,6 +26,10 @@ MAX_DEPTH = 64
 # 200 colours in 50 places adds 10,000; the 531-byte billion-laughs file is refused after 100,000
 # values, in milliseconds and a few megabytes, instead of 10^9 values and gigabytes.
 MAX_ALIAS_VALUES = 100_000
+# Values (scalars and containers, aliases expanded) in one file: each costs ~200 bytes as a tree and an
+# entry, so a million stay within a few hundred MB; files.MAX_STRUCTURED_BYTES of `[],` would be five
+# million.
+MAX_VALUES = 1_000_000
 
 Marked = Tuple[Any, int, int]
 
@@ -34,6 +38,11 @@ _DEPTH_HINT = "flatten the file: wildcard names are at most a few folders deep"
 
 def too_deep(display: str, line: int, column: int) -> WildcardFileError:
     return WildcardFileError(f"nested deeper than {MAX_DEPTH} levels", Location(display, line, column), _DEPTH_HINT)
+
+
+def too_many(display: str, line: int, column: int) -> WildcardFileError:
+    return WildcardFileError(f"holds over {MAX_VALUES:,} values", Location(display, line, column),
+                             "split it into smaller files")
 
 
 # -- YAML ------------------------------------------------------------------------------------------
@@ -81,6 +90,7 @@ class _YamlTree:
         self.stack: List[_Open] = []
         self.root: Marked = (None, 1, 1)
         self.aliased = 0
+        self.values = 0
 
     def build(self, loader: Any) -> Marked:
         import yaml
@@ -149,10 +159,14 @@ class _YamlTree:
                                     "write the lists out, or use a wildcard (__name__) to reuse one")
         if len(self.stack) + height > MAX_DEPTH:
             raise too_deep(self.display, where.line, where.column)
-        self._add(tree, text, size, height)
+        self._add(tree, text, size, height, size)
 
-    def _add(self, tree: Marked, key_text: Optional[str], size: int, height: int) -> None:
-        """Put a finished value into the open container (or make it the document)."""
+    def _add(self, tree: Marked, key_text: Optional[str], size: int, height: int, new: int = 1) -> None:
+        """Put a finished value into the open container (or make it the document); `new` values are
+        counted against MAX_VALUES: 1, or for an alias every value it repeats."""
+        self.values += new
+        if self.values > MAX_VALUES:
+            raise too_many(self.display, tree[1], tree[2])
         if not self.stack:
             self.root = tree
             return
@@ -195,10 +209,14 @@ def _json_int(digits: str) -> Any:
 
 
 def _check_json_depth(text: str, display: str) -> None:
-    """json.loads recurses once per bracket: measure the nesting first, strings left out."""
-    if text.count("[") + text.count("{") <= MAX_DEPTH:
+    """json.loads recurses once per bracket and builds every value before we see one: measure the
+    nesting and count the values (at most one per comma or opening bracket) first, strings left out."""
+    bare = _JSON_STRING.sub('""', text)
+    if bare.count(",") + bare.count("[") + bare.count("{") > MAX_VALUES:
+        raise too_many(display, 1, 1)
+    if bare.count("[") + bare.count("{") <= MAX_DEPTH:
         return
-    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    brackets = _NOT_BRACKET.sub("", bare)
     depth = 0
     for c in brackets:
         if c == "[" or c == "{":

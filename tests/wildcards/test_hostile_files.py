@@ -292,3 +292,41 @@ def test_a_weight_that_is_not_finite_is_a_typed_error_in_the_compiler(make_wildc
     variant = Variant((Option(Text("a"), float("inf")), Option(Text("b"), 1.0)))
     with pytest.raises(TemplateError, match="finite"):
         RandomCompiler(Resolver(WildcardStore([make_wildcards({})]))).compile(variant)
+
+
+# -- size caps: what one file may cost in memory ----------------------------------------------------------
+
+
+def test_a_txt_of_over_a_million_lines_is_refused_before_it_is_split(read):
+    err = refused(read, "many.txt", "a\n" * 1_000_000)  # 1,000,001 lines with the empty last one
+    assert "1,000,001 lines, over the 1,000,000 limit" in err.message
+
+
+def test_json_of_over_a_million_values_is_refused_before_json_builds_them(read):
+    err = refused(read, "arrays.json", "[" + "[]," * 1_000_000 + "[]]")
+    assert "over 1,000,000 values" in err.message
+    err = refused(read, "flat.json", "[" + "1," * 1_000_000 + "1]")  # one bracket: no nesting to measure
+    assert "over 1,000,000 values" in err.message
+
+
+@pytest.mark.parametrize("cap, refused_", [(1353, False), (1352, True)])
+def test_yaml_values_are_counted_once_each_against_the_cap(read, monkeypatch, cap, refused_):
+    from lib_orchestrator.wildcards import structured
+
+    # The root map, its key, the list, and 450 lists of two scalars: 3 + 450 * 3 = 1,353 values.
+    text = "k:\n" + "  - [a, b]\n" * 450
+    monkeypatch.setattr(structured, "MAX_VALUES", cap)
+    if refused_:
+        assert "over 1,352 values" in refused(read, "v.yaml", text).message
+    else:
+        assert read("v.yaml", text).collections == {"k": []}  # a list of lists: no entries
+
+
+def test_aliases_count_every_value_they_repeat(read, monkeypatch):
+    from lib_orchestrator.wildcards import structured
+
+    # a: a list of 3 (4 values) + key; b: its alias (4 more) + key; the root map: 11 in all.
+    monkeypatch.setattr(structured, "MAX_VALUES", 10)
+    assert "over 10 values" in refused(read, "a.yaml", "a: &l [x, y, z]\nb: *l\n").message
+    monkeypatch.setattr(structured, "MAX_VALUES", 11)
+    assert [e.text for e in read("a.yaml", "a: &l [x, y, z]\nb: *l\n").collections["b"]] == ["x", "y", "z"]
