@@ -77,8 +77,8 @@ class Combinator:
                 if not isinstance(item, VarSet):
                     total *= self._count(item, scope)
             return total
-        if isinstance(node, VarSet):
-            return 1
+        if isinstance(node, VarSet):  # alone (a template, an option): its value is drawn all the same
+            return self._count_assignments(Seq((node,)), scope)[1]
         if isinstance(node, Variant):
             wc = single_wildcard(node)
             if wc is not None and isinstance(wc.path, Text) and (node.lo, node.hi) != (1, 1):
@@ -124,8 +124,8 @@ class Combinator:
             return self._gen_sampled(node, scope)
         if isinstance(node, Seq):
             return self._gen_seq(node, scope)
-        if isinstance(node, VarSet):
-            return iter(("",))
+        if isinstance(node, VarSet):  # alone: drawn, as the random sampler draws it, for nothing to read it
+            return self._gen_assigned([node], [], scope)
         if isinstance(node, Variant):
             return self._gen_variant(node, scope)
         if isinstance(node, Wildcard):

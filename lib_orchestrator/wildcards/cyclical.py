@@ -43,6 +43,8 @@ class Cycler:
                 return unit, s
             return unit(s, {k: self.randoms.unit(v[1]) if isinstance(v, tuple) and k[0] != "#" else v
                             for k, v in scope.items()})
+        if isinstance(node, VarSet):  # alone (a template, an option): its value is drawn all the same
+            node = Seq((node,), src=node.src, pos=node.pos)
         if isinstance(node, Seq):
             for vs in node.items:
                 if isinstance(vs, VarSet) and not (vs.keep_existing and vs.name in scope):
@@ -57,8 +59,6 @@ class Cycler:
                     text, s = self.render(item, counter, s, scope)
                     parts.append(text)
             return "".join(parts), s
-        if isinstance(node, VarSet):
-            return "", s
         if isinstance(node, Variant):
             wc = single_wildcard(node)
             if wc is not None and isinstance(wc.path, Text) and (node.lo, node.hi) != (1, 1):

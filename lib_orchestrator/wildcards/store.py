@@ -174,9 +174,10 @@ class WildcardStore:
         return self._index
 
     def index(self) -> Dict[str, List[Holder]]:
-        """Every name and who defines it; reads every structured file."""
+        """Every name and who defines it; reads every structured file. The dict is never changed once
+        built (a refresh makes a new one), so it is safe to read after the lock is let go."""
         with self._lock:
-            return dict(self._full_index())
+            return self._full_index()
 
     def names(self) -> List[str]:
         with self._lock:

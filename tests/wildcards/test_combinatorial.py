@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from lib_orchestrator.errors import TemplateError
 from lib_orchestrator.wildcards import PromptEngine
 
 
@@ -87,3 +88,15 @@ def test_count_zero_lists_nothing_and_a_negative_count_is_refused(engine):
     for mode in ("random", "combinatorial", "cyclical"):
         with pytest.raises(ValueError, match="0 or more"):
             engine.texts("{a|b}", mode, 0, -1)
+
+
+def test_a_lone_assignment_is_drawn_in_every_mode_as_the_random_sampler_draws_it(engine):
+    # Found by test_properties: random mode drew the value (and failed on it), count and combinatorial
+    # skipped it, so a random prompt could fail where counting said there was one.
+    template = "${v=!${v:dv}${v=${v:dv}}}"
+    for mode in ("random", "cyclical", "combinatorial"):
+        with pytest.raises(TemplateError, match="refers to itself"):
+            list(engine.texts(template, mode, 0, 2))
+    with pytest.raises(TemplateError, match="refers to itself"):
+        engine.count(template)
+    assert engine.count("${c=!{red|blue}}") == len(every(engine, "${c=!{red|blue}}")) == 2  # as with text after it
