@@ -11,6 +11,7 @@ from dataclasses import fields
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..atomic import write_text_atomic
+from ..bounded_json import JsonLimitError, check_bounds
 from ..errors import Location, OrchestratorError
 from ..json_positions import Path, line_and_column, value_positions
 from .model import MAX_IMAGES, MAX_SEED, ORIGINS, SCHEMA, VERSION, Batch, BatchImage, Settings, settings_problem
@@ -77,15 +78,24 @@ def load_batch(path: str, seed: int = 0) -> Batch:
 
 
 # -- json ---------------------------------------------------------------------------------------------
+MAX_JSON_BYTES = 256 * 1024 * 1024  # 100,000 images with long prompts and a few LoRAs each fit in a tenth
+
+
 def _from_json(text: str, path: str) -> Batch:
+    try:
+        check_bounds(text, MAX_JSON_BYTES)
+    except JsonLimitError as exc:  # before json.loads: it would recurse past the stack, or fill the memory
+        line, column = line_and_column(text, len(text.encode("utf-8", "surrogatepass")[:exc.offset].decode(
+            "utf-8", "replace"))) if exc.offset is not None else (1, 1)
+        raise BatchFileError(f"not a batch: {exc}", Location(path, line, column),
+                             "a batch file is a few levels deep: is this the right file?") from None
+    except ValueError:
+        pass  # brackets that cannot be JSON: json.loads says where
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise BatchFileError(f"invalid JSON: {exc.msg}", Location(path, exc.lineno, exc.colno),
                              "fix the JSON (a hand edit left a comma or quote behind?)") from None
-    except RecursionError:
-        raise BatchFileError("nested too deeply to be a batch", Location(path, 1, 1),
-                             "a batch file is a few levels deep: is this the right file?") from None
     check = _Checker(path, text)
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise check.fail(("schema",), f"not an Orchestrator batch (schema should be {SCHEMA!r})")

@@ -6,7 +6,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
-from .bounded_json import JsonLimitError, may_hold_lone_surrogates, parse_bounded, replace_lone_surrogates
+from ..bounded_json import JsonLimitError, may_hold_lone_surrogates, parse_bounded, replace_lone_surrogates
 
 MAX_HEADER_BYTES = 64 * 1024 * 1024
 PICKLE_MAGIC = b"\x80"

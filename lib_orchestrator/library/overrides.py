@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Dict, Iterable, List, Optional
 
 from ..atomic import write_text_atomic
+from ..bounded_json import parse_bounded
 from ..errors import Location, OrchestratorError
-from .bounded_json import parse_bounded
 from .categories import CATEGORIES
 from .record import LoraRecord
 

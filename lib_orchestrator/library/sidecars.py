@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
-from .bounded_json import JsonLimitError, may_hold_lone_surrogates, parse_bounded, replace_lone_surrogates
+from ..bounded_json import JsonLimitError, may_hold_lone_surrogates, parse_bounded, replace_lone_surrogates
 
 MAX_SIDECAR_BYTES = 16 * 1024 * 1024  # the largest LoRA Manager files, with every Civitai image, are ~1 MiB
 _TRAILING_COMMA = re.compile(r",(\s*[}\]])")

@@ -17,11 +17,11 @@ import json
 import re
 from typing import Any, Dict, List, Optional, Tuple
 
+from ..bounded_json import MAX_DEPTH, JsonLimitError, check_bounds
 from ..errors import Location, WildcardFileError, yaml_error
 
-# 64 levels: the old reader's silent cut-off, now an error. Real packs use a handful; nothing a prompt
-# can name needs more, since every level becomes one `/` of a wildcard name.
-MAX_DEPTH = 64
+# MAX_DEPTH, 64 levels for YAML and JSON alike: the old reader's silent cut-off, now an error. Real packs use a
+# handful; nothing a prompt can name needs more, since every level becomes one `/` of a wildcard name.
 # What YAML aliases may add to a file, in values (scalars and containers). A pack that reuses a list of
 # 200 colours in 50 places adds 10,000; the 531-byte billion-laughs file is refused after 100,000
 # values, in milliseconds and a few megabytes, instead of 10^9 values and gigabytes.
@@ -186,9 +186,6 @@ class _YamlTree:
 
 # -- JSON ------------------------------------------------------------------------------------------
 
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
-_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.S)
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _JSON_NUMBER = re.compile(r"-?(?:Infinity|NaN|\d[\d.eE+-]*)")
 
 
@@ -209,35 +206,19 @@ def _json_int(digits: str) -> Any:
 
 
 def _check_json_depth(text: str, display: str) -> None:
-    """json.loads recurses once per bracket and builds every value before we see one: measure the
-    nesting and count the values (at most one per comma or opening bracket) first, strings left out."""
-    bare = _JSON_STRING.sub('""', text)
-    if bare.count(",") + bare.count("[") + bare.count("{") > MAX_VALUES:
-        raise too_many(display, 1, 1)
-    if bare.count("[") + bare.count("{") <= MAX_DEPTH:
-        return
-    brackets = _NOT_BRACKET.sub("", bare)
-    depth = 0
-    for c in brackets:
-        if c == "[" or c == "{":
-            depth += 1
-            if depth > MAX_DEPTH:
-                break
-        else:
-            depth -= 1
-    else:
-        return
-    depth = 0  # find where, for the message: slower, and only for a file being refused
-    for m in _JSON_TOKEN.finditer(text):
-        c = m.group()
-        if c in "[{":
-            depth += 1
-            if depth > MAX_DEPTH:
-                line = text.count("\n", 0, m.start()) + 1
-                raise too_deep(display, line, m.start() - text.rfind("\n", 0, m.start()))
-        elif c in "]}":
-            depth -= 1
-    raise too_deep(display, 1, 1)  # pragma: no cover - both scans see the same brackets
+    """json.loads recurses once per bracket and builds every value before we see one: the nesting and the
+    number of values are measured first (bounded_json), a refusal placed at its bracket."""
+    try:
+        check_bounds(text, len(text.encode("utf-8", "surrogatepass")) + 1, MAX_VALUES)
+    except JsonLimitError as exc:
+        if exc.offset is None:
+            raise too_many(display, 1, 1) from None
+        raw = text.encode("utf-8", "surrogatepass")
+        start = raw.rfind(b"\n", 0, exc.offset) + 1
+        column = len(raw[start:exc.offset].decode("utf-8", "replace")) + 1
+        raise too_deep(display, raw.count(b"\n", 0, exc.offset) + 1, column) from None
+    except ValueError:
+        return  # brackets that cannot be JSON: json.loads says where
 
 
 class _Positions:

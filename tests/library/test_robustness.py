@@ -10,8 +10,8 @@ import threading
 
 import pytest
 
+from lib_orchestrator.bounded_json import MAX_CONTAINERS, MAX_DEPTH, JsonLimitError, parse_bounded
 from lib_orchestrator.library import scan_library
-from lib_orchestrator.library.bounded_json import MAX_CONTAINERS, MAX_DEPTH, JsonLimitError, parse_bounded
 from lib_orchestrator.library.record import LoraRecord
 
 from .test_cache import safetensors
