@@ -8,6 +8,10 @@ from typing import Any, Dict, Optional, Tuple
 
 from .problems import Problem
 
+# Bumped whenever the rules that turn files into records change: a cached record made by older rules
+# is then read again instead of served stale.
+RULES_VERSION = 1
+
 
 @dataclass(frozen=True)
 class LoraRecord:
