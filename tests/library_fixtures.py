@@ -14,7 +14,13 @@
         empty/                 an empty folder
         .hidden/               a dot folder (listed: Forge's default)
         linked -> ../elsewhere/loras             a symlinked folder (listed once)
-        concept/lighting/loop -> ..              a symlink loop (must not be walked again)
+        favourites -> Pony/characters/genshin    a folder linked inside the library: listed under both paths
+        concept/lighting/loop -> ..              a symlink loop: one `symlink_loop` record, never walked
+
+Beside them: AppleDouble `._x.safetensors` files (never LoRAs), previews that have an image's magic bytes
+but do not decode (listed in the manifest's `undecodable_previews`), LoRAs whose tensor data is cut short
+or whose `data_offsets` run backwards. Each entry's `real_path` names the file it lists (the path it was
+written under), so the two listings of one file can be told apart from two files.
 
 Every LoRA is a *bundle*: the model file (``.safetensors`` written by hand, or a ``.pt``/``.ckpt``)
 plus, by stem, the sidecars real tools write (``.civitai.info``, ``.json``, ``.metadata.json``,
@@ -118,7 +124,7 @@ PREVIEW_EXTS = ("png", "jpg", "jpeg", "webp", "gif")
 USER_JSON_KEYS = ("activation text", "preferred weight", "sd version", "negative text", "description", "notes")
 WARNING_CODES = ("alias_collision", "broken_preview", "corrupt_header", "corrupt_sidecar", "duplicate",
                  "excluded_architecture", "not_safetensors", "partial_download", "stale_sidecar",
-                 "stem_collision")
+                 "stem_collision", "symlink_loop")
 BASE_SOURCES = ("civitai", "user_json", "header", "tensor_keys", "folder", "none")
 _WAN_KEY = re.compile(r"blocks\.\d+\.(self|cross)_attn")
 _REPEATS = re.compile(r"^\d+_")
@@ -289,8 +295,12 @@ def lora_stem(filename: str) -> Optional[str]:
 
 
 def listed_kind(filename: str) -> Optional[str]:
-    """§1: 'lora', 'partial' or 'other' for files the scanner reports, None for the rest."""
+    """§1: 'lora', 'partial', 'other' or 'appledouble' for files the scanner reports, None for the rest.
+    Choice: an AppleDouble `._x.safetensors` is 'appledouble' (never a LoRA, whatever its bytes, B's
+    contract 4); the special cases hold no `._x.part`, whose code the contract leaves open."""
     lower = filename.lower()
+    if filename.startswith("._") and lower.endswith(PARTIAL_SUFFIXES + LORA_EXTS + OTHER_MODEL_EXTS):
+        return "appledouble"
     if lower.endswith(PARTIAL_SUFFIXES):
         return "partial"
     if lower.endswith(LORA_EXTS):
@@ -363,16 +373,32 @@ def png_bytes(text: str = "", tag: int = 0) -> bytes:
     return b"".join(parts)
 
 
+# A 1x1 grey baseline JPEG (Pillow, quality 50): real bytes, so a decoder (Pillow's `verify()`) accepts it.
+JPEG_1X1 = base64.b64decode(
+    "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDABALDA4MChAODQ4SERATGCgaGBYWGDEjJR0oOjM9PDkzODdASFxOQERXRTc4UG1RV19iZ2hnPk1x"
+    "eXBkeFxlZ2P/wAALCAABAAEBAREA/8QAFAABAAAAAAAAAAAAAAAAAAAAAP/EABQQAQAAAAAAAAAAAAAAAAAAAAD/2gAIAQEAAD8AP//Z")
+
+
 def jpeg_bytes(comment: bytes = b"") -> bytes:
-    """Magic-correct JPEG bytes (SOI, JFIF APP0, optional COM segment, EOI)."""
-    com = b""
-    if comment:
-        com = b"\xff\xfe" + struct.pack(">H", len(comment) + 2) + comment
-    return b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + com + b"\xff\xd9"
+    """A decodable 1x1 JPEG, with an optional COM segment after the JFIF APP0 one."""
+    if not comment:
+        return JPEG_1X1
+    com = b"\xff\xfe" + struct.pack(">H", len(comment) + 2) + comment
+    return JPEG_1X1[:20] + com + JPEG_1X1[20:]
 
 
 WEBP_1X1 = base64.b64decode("UklGRhoAAABXRUJQVlA4TA0AAAAvAAAAEAcQERGIiP4HAA==")
 GIF_1X1 = base64.b64decode("R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")
+
+
+def appledouble_bytes(name: str) -> bytes:
+    """The `._name` file macOS writes beside `name` on a volume without extended attributes (a USB disk, a
+    network share): magic 0x00051607, version 2, "Mac OS X" filler, a Finder-info and a resource-fork entry,
+    4 KiB in all. Forge lists it like any `.safetensors` and fails to load it."""
+    head = struct.pack(">II16sH", 0x00051607, 0x00020000, b"Mac OS X        ", 2)
+    head += struct.pack(">III", 9, 50, 3760) + struct.pack(">III", 2, 3810, 286)
+    attrs = b"ATTR" + struct.pack(">I", 4096) + b"com.apple.quarantine\x00" + f"0083;6650c1a2;Safari;{name}".encode()
+    return (head + attrs).ljust(3810, b"\x00") + b"\x00\x00\x01\x00".ljust(286, b"\x00")
 
 
 def zip_bytes(files: Dict[str, bytes]) -> bytes:
@@ -817,7 +843,7 @@ HEADERS: Dict[str, Callable[[HeaderInput], Optional[dict]]] = {
     "swarm": swarm_meta, "bad_tags": bad_tags_meta, "list_tags": list_tags_meta, "huge": huge_meta,
     "comment": comment_meta,
 }
-FILE_DEFECTS = ("truncated", "bad_len", "over_cap", "zero", "bad_json", "not_object", "pickle", "zip")
+FILE_DEFECTS = ("truncated", "bad_offsets", "bad_len", "over_cap", "zero", "bad_json", "not_object", "pickle", "zip")
 
 
 @dataclass
@@ -826,7 +852,7 @@ class FileFacts:
     filename: str
     size: int
     sha256: str
-    status: str                 # ok | corrupt | not_safetensors
+    status: str                 # ok | truncated (header readable, tensor data not) | corrupt | not_safetensors
     meta: Optional[dict] = None
     keys: List[str] = field(default_factory=list)
     true_tensor_hash: Optional[str] = None
@@ -1047,21 +1073,32 @@ SIDECARS: Dict[str, Tuple[str, Callable[..., dict], Optional[int], bool]] = {
     "meta": (".metadata.json", build_meta, 2, False),
     "cm": (".cm-info.json", build_cm, None, True),
 }
-PREVIEWS: Dict[str, Tuple[str, Callable[[int], bytes]]] = {  # variant -> (suffix after the stem, bytes)
-    "preview.png": (".preview.png", lambda t: png_bytes(tag=t)),
-    "png": (".png", lambda t: png_bytes("masterpiece, 1girl\nSteps: 28, Sampler: Euler a, CFG scale: 5", t)),
-    "jpeg_in_png": (".preview.png", lambda t: jpeg_bytes()),
-    "jpg": (".jpg", lambda t: jpeg_bytes()),
-    "preview.jpeg": (".preview.jpeg", lambda t: jpeg_bytes()),
-    "webp": (".webp", lambda t: WEBP_1X1),
-    "preview.webp": (".preview.webp", lambda t: WEBP_1X1),
-    "gif": (".gif", lambda t: GIF_1X1),
-    "PNG": (".PNG", lambda t: png_bytes(tag=t)),
-    "zero": (".preview.png", lambda t: b""),
-    "corrupt": (".preview.png", lambda t: b"\x00not an image" + random.Random(t).randbytes(64)),
-    "example": (".example.0.jpeg", lambda t: jpeg_bytes()),
-    "example_webp": (".example.1.webp", lambda t: WEBP_1X1),
-    "mp4": (".preview.mp4", lambda t: b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 16),
+def _garbage(t: int) -> bytes:
+    return random.Random(t).randbytes(64)
+
+
+# variant -> (suffix after the stem, bytes, whether they decode: Pillow's open() + verify() accept them).
+# The *_garbage and png_cut variants have the right magic bytes and do not decode (§6, B's contract 3):
+# checked against Pillow 9.5 and 10.4 by tests/library/test_fixtures.py when Pillow is installed.
+PREVIEWS: Dict[str, Tuple[str, Callable[[int], bytes], bool]] = {
+    "preview.png": (".preview.png", lambda t: png_bytes(tag=t), True),
+    "png": (".png", lambda t: png_bytes("masterpiece, 1girl\nSteps: 28, Sampler: Euler a, CFG scale: 5", t), True),
+    "jpeg_in_png": (".preview.png", lambda t: jpeg_bytes(), True),
+    "jpg": (".jpg", lambda t: jpeg_bytes(), True),
+    "preview.jpeg": (".preview.jpeg", lambda t: jpeg_bytes(), True),
+    "webp": (".webp", lambda t: WEBP_1X1, True),
+    "preview.webp": (".preview.webp", lambda t: WEBP_1X1, True),
+    "gif": (".gif", lambda t: GIF_1X1, True),
+    "PNG": (".PNG", lambda t: png_bytes(tag=t), True),
+    "zero": (".preview.png", lambda t: b"", False),
+    "corrupt": (".preview.png", lambda t: b"\x00not an image" + _garbage(t), False),
+    "png_garbage": (".preview.png", lambda t: b"\x89PNG\r\n\x1a\n" + _garbage(t), False),
+    "png_cut": (".png", lambda t: png_bytes(tag=t)[:-20], False),        # cut inside IDAT: an unfinished copy
+    "jpeg_garbage": (".jpg", lambda t: b"\xff\xd8\xff\xe0" + _garbage(t), False),
+    "webp_garbage": (".preview.webp", lambda t: b"RIFF" + struct.pack("<I", 68) + b"WEBP" + _garbage(t), False),
+    "example": (".example.0.jpeg", lambda t: jpeg_bytes(), True),
+    "example_webp": (".example.1.webp", lambda t: WEBP_1X1, True),
+    "mp4": (".preview.mp4", lambda t: b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 16, False),
 }
 
 
@@ -1135,7 +1172,7 @@ def special_cases(mk: Callable[..., Spec], huge: bool) -> Tuple[List[Spec], List
            user="raw"),                                             # a raw Civitai object as .json: ignored
         # --- concept/, clothing/, pose/, background/, detailer/, slider/
         mk("concept/lighting/rim_light_concept.safetensors", "SD 1.5", "concept", "rim lighting", header="minimal",
-           info="empty", extras=("txt",)),
+           info="empty", extras=("txt",), previews=("webp_garbage",)),  # RIFF....WEBP, then garbage: broken
         mk("concept/lighting/glow runes (magic).safetensors", "SDXL 1.0", "concept", "glowing runes, magic circle",
            info="error", previews=("example", "example_webp")),     # example images are not previews
         mk("concept/composition/dutch angle.safetensors", "Flux.1 D", "concept", "dutch angle", info="new+kb_near",
@@ -1203,7 +1240,8 @@ def special_cases(mk: Callable[..., Spec], huge: bool) -> Tuple[List[Spec], List
         mk("SD15/diffusers_format_lora.safetensors", "SD 1.5", "character", "asuka langley", header="none",
            keys="sd1_diffusers"),                                   # no kohya keys: folder SD15
         mk("SD15/old_hypernet_style.pt", "SD 1.5", "style", "clean lineart"),
-        mk("SD15/random_thing.safetensors", "SD 1.5", "concept", "melting", header="none", keys="sd1"),
+        mk("SD15/random_thing.safetensors", "SD 1.5", "concept", "melting", header="none", keys="sd1",
+           previews=("jpeg_garbage",)),                           # JPEG magic, then garbage: broken
         mk("SD15/zip_renamed.safetensors", "SD 1.5", "concept", "melting", defect="zip"),
         mk("SD15/hyper_sd15_helper.safetensors", "SD 1.5 Hyper", "concept", "bokeh, depth of field", info="new",
            user="helper"),
@@ -1232,17 +1270,29 @@ def special_cases(mk: Callable[..., Spec], huge: bool) -> Tuple[List[Spec], List
            like="_unsorted/marin_kitagawa.safetensors", copy_of="_unsorted/marin_kitagawa.safetensors",
            info="old"),                                             # duplicate by sha256 only
         mk("_unsorted/sd21_v_style.safetensors", "SD 2.1 768", "style", "oil painting", header="kohya"),
-        mk("_unsorted/sd2_old_kohya.safetensors", "SD 2.1", "concept", "melting", header="kohya_old"),
+        mk("_unsorted/sd2_old_kohya.safetensors", "SD 2.1", "concept", "melting", header="kohya_old",
+           previews=("png_garbage",)),                            # PNG magic, then garbage: broken
         mk("_unsorted/lora_7731.safetensors", "SD 1.5", "concept", "melting", header="bad_tags", keys="sd1"),
         mk("_unsorted/truncated_download.safetensors", "SDXL 1.0", "character", "makima", defect="truncated"),
+        mk("_unsorted/offsets_backwards.safetensors", "SD 1.5", "concept", "rim lighting", defect="bad_offsets"),
         mk("_unsorted/zero_bytes.safetensors", "SD 1.5", "concept", "melting", defect="zero"),
         mk("_unsorted/totally_a_lora.safetensors", "SD 1.5", "concept", "melting", defect="pickle"),
         mk("_unsorted/LoRA_UPPER_EXT.SAFETENSORS", "SD 1.5", "character", "2b", info="new", previews=("preview.png",)),
         mk("_unsorted/trained_comment_jp.safetensors", "Illustrious", "character", "frieren", header="comment"),
-        mk("_unsorted/network_dylora.safetensors", "SD 1.5", "concept", "underwater, caustics", network="dylora"),
+        mk("_unsorted/network_dylora.safetensors", "SD 1.5", "concept", "underwater, caustics", network="dylora",
+           previews=("png_cut",)),                                # a PNG cut inside IDAT: broken
         mk("_unsorted/" + "長い名前のロラ" * 10 + "_long_name_v1.safetensors", "SD 1.5", "concept", "melting",
            previews=("preview.png",)),
         mk("_unsorted/sd15_no_keys_match.ckpt", "SD 1.5", "concept", "melting"),
+        # --- B's cases: a folder reached twice (favourites -> Pony/characters/genshin), one alias for two files
+        mk("Pony/characters/genshin/hu_tao_pony_v2.safetensors", "Pony", "character", "hu tao", info="new",
+           previews=("preview.png",)),                              # sha256 and tensor hash known: no self-duplicate
+        mk("Pony/characters/genshin/raiden_shogun-000012.safetensors", "Pony", "character", "raiden shogun",
+           m={"output_name": "raiden shogun pony"}, previews=("webp",)),  # alias != stem: no self-collision
+        mk("concept/composition/double_exposure_v1.safetensors", "SD 1.5", "concept", "double exposure",
+           m={"output_name": "DoubleExposure"}),                     # same alias as the next, case aside
+        mk("SDXL/double_exposure_xl.safetensors", "SDXL 1.0", "concept", "double exposure",
+           m={"output_name": "doubleexposure"}),
         # --- .hidden/, linked/ (through the symlink)
         mk(".hidden/secret_outfit.safetensors", "Pony", "clothing", "techwear jacket", info="new"),
         mk("linked/Art Style/ink wash (墨絵).safetensors", "SD 1.5", "style", "ink wash painting", cm="cm",
@@ -1269,6 +1319,14 @@ def special_cases(mk: Callable[..., Spec], huge: bool) -> Tuple[List[Spec], List
         Extra("concept/orphan.png", png_bytes()),
         Extra("concept/lighting/README.txt", "Rim light LoRAs — see Civitai.\n".encode()),
         Extra("_unsorted/notes.sha256", sha_of(b"notes").hexdigest().encode()),
+        # AppleDouble files from a macOS copy: never LoRAs, whatever their bytes (the last one holds a
+        # valid safetensors header whose alias would clash with Pony/add_detail if it were read)
+        Extra("style/anime/._mksks style.safetensors", appledouble_bytes("mksks style.safetensors")),
+        Extra("style/anime/._mksks style.civitai.info", appledouble_bytes("mksks style.civitai.info")),
+        Extra("style/anime/._mksks style.preview.png", appledouble_bytes("mksks style.preview.png")),
+        Extra("_unsorted/._frieren_illustrious_v2.safetensors", appledouble_bytes("frieren_illustrious_v2.safetensors")),
+        Extra("Pony/._add_detail.safetensors", safetensors_bytes(
+            {"ss_output_name": "add_detail", "ss_base_model_version": "sdxl_base_v1-0"}, {}, b"", True)[0]),
     ]
     return specs, extras
 
@@ -1420,12 +1478,15 @@ class Writer:
         self.bundles: List[Bundle] = []
         self.extras: List[Tuple[str, bytes]] = []
         self.keep: set = set()
+        self.undecodable: List[str] = []                # previews with an image magic that do not decode
 
     # -- plumbing --------------------------------------------------------------------------
     def rng(self, *parts: Any) -> random.Random:
         return random.Random("|".join(map(str, (self.seed,) + parts)))
 
-    def put(self, rel: str, data: bytes, mtime: int) -> None:
+    def put(self, rel: str, data: bytes, mtime: int, image_ok: Optional[bool] = None) -> None:
+        """Write one file; `image_ok` says whether it is a decodable image (else its magic decides:
+        only files written as decodable images carry an image magic outside PREVIEWS)."""
         folder, _, name = rel.rpartition("/")
         if folder not in self.made:
             (self.lib / folder).mkdir(parents=True, exist_ok=True)
@@ -1434,7 +1495,7 @@ class Writer:
         with open(path, "wb") as fh:
             fh.write(data)
         os.utime(path, (mtime, mtime))
-        self.folders.setdefault(folder, {})[name] = image_magic_ok(data)
+        self.folders.setdefault(folder, {})[name] = image_magic_ok(data) if image_ok is None else image_ok
         self.lowered.pop(folder, None)
 
     def mtime(self, rng: random.Random) -> int:
@@ -1466,8 +1527,11 @@ class Writer:
                             "sha256": (".sha256", facts.sha256)}[extra]
             self.put(f"{folder}{spec.stem}{suffix}", text.encode("utf-8"), mtime + rng.randint(-86_400, 86_400))
         for i, variant in enumerate(spec.previews):
-            suffix, make = PREVIEWS[variant]
-            self.put(f"{folder}{spec.stem}{suffix}", make(len(self.bundles) * 8 + i), mtime + rng.randint(0, 600))
+            suffix, make, decodes = PREVIEWS[variant]
+            data = make(len(self.bundles) * 8 + i)
+            self.put(f"{folder}{spec.stem}{suffix}", data, mtime + rng.randint(0, 600), image_ok=decodes)
+            if image_magic_ok(data) and not decodes:
+                self.undecodable.append(f"{folder}{spec.stem}{suffix}")
         self.bundles.append(Bundle(spec, facts, sidecars))
 
     def write_sidecar(self, kind: str, choice: str, spec: Spec, f: FileFacts, rng: random.Random,
@@ -1518,9 +1582,17 @@ class Writer:
                 else:
                     meta[key] = value
         data, n = safetensors_bytes(meta, entries, tensors, spec.ascii_header or hrng.random() < 0.3)
-        if spec.defect == "truncated":          # header readable, tensor data cut short
+        if spec.defect == "truncated":          # header readable, tensor data cut short: an unfinished download
             data = data[: len(data) - len(tensors) // 2]
-            return data, self.facts(filename, data, "ok", meta, list(entries), hashlib.sha256(data[8 + n:]).hexdigest())
+            return data, self.facts(filename, data, "truncated", meta, list(entries),
+                                    hashlib.sha256(data[8 + n:]).hexdigest())
+        if spec.defect == "bad_offsets":        # every size right, one tensor's data_offsets backwards
+            first = next(iter(entries))
+            begin, end = entries[first]["data_offsets"]
+            broken = {**entries, first: {**entries[first], "data_offsets": [end, begin]}}
+            data, n = safetensors_bytes(meta, broken, tensors, True)
+            return data, self.facts(filename, data, "truncated", meta, list(entries),
+                                    hashlib.sha256(data[8 + n:]).hexdigest())
         if spec.defect in ("bad_len", "over_cap"):
             claimed = len(data) + 4096 if spec.defect == "bad_len" else HEADER_CAP + 8
             data = length_prefix(claimed) + data[8:]
@@ -1584,19 +1656,23 @@ class Writer:
         return (f"{folder}/{whole}" if folder else whole), False
 
 
-def expected_lora(w: Writer, b: Bundle) -> dict:
-    """The entry of one LoRA by §2-§6 (the cross-file warnings are added by `cross_file`)."""
+def expected_lora(w: Writer, b: Bundle, listing: str = "") -> dict:
+    """The entry of one LoRA by §2-§6 (the cross-file warnings are added by `cross_file`). `listing` is the
+    path it is listed under when that is not where it was written (a symlinked folder inside the library):
+    folder names are read from the listed path, as Forge's walk gives it."""
     spec, f = b.spec, b.facts
+    rel = listing or spec.rel
+    folder = rel.rsplit("/", 1)[0] if "/" in rel else ""
     warnings = set()
-    if f.status == "corrupt":
+    if f.status in ("corrupt", "truncated"):
         warnings.add("corrupt_header")
     if f.status == "not_safetensors":
         warnings.add("not_safetensors")
     if any(s.warned for s in b.sidecars.values()):
         warnings.add("corrupt_sidecar")
     obj = {kind: s.obj for kind, s in b.sidecars.items()}
-    meta = f.meta if f.status == "ok" else None
-    keys = f.keys if f.status == "ok" else []
+    meta = f.meta if f.status in ("ok", "truncated") else None  # truncated: resolved from its header as usual
+    keys = f.keys if f.status in ("ok", "truncated") else []
     info = civitai_block(obj.get("info"))
     lm = obj.get("meta") if isinstance(obj.get("meta"), dict) else None
     lm_civ = civitai_block((lm or {}).get("civitai"))
@@ -1604,7 +1680,7 @@ def expected_lora(w: Writer, b: Bundle) -> dict:
     user = obj.get("user") if isinstance(obj.get("user"), dict) else None
     if user is not None and not any(k in user for k in USER_JSON_KEYS):
         user = None  # some other JSON (a raw Civitai object)
-    folders = spec.folder.split("/") if spec.folder else []
+    folders = folder.split("/") if folder else []
 
     # §3 base model
     sources = [("civitai", lambda: normalise_base((info or {}).get("baseModel"))
@@ -1650,11 +1726,11 @@ def expected_lora(w: Writer, b: Bundle) -> dict:
     sha256, stale = _known_sha256(info, lm, f.size, tensor_hash)
     if stale:
         warnings.add("stale_sidecar")
-    preview, broken = w.preview_of(spec.folder, spec.stem)
+    preview, broken = w.preview_of(folder, spec.stem)
     if broken:
         warnings.add("broken_preview")
     return {
-        "path": spec.rel, "name": spec.stem, "is_lora": True,
+        "path": rel, "real_path": spec.rel, "name": spec.stem, "is_lora": True,
         "alias": meta.get("ss_output_name") if meta else None,
         "base_model": base, "base_model_source": base_source, "family": family_of(base),
         "category": category, "category_source": category_source,
@@ -1662,7 +1738,8 @@ def expected_lora(w: Writer, b: Bundle) -> dict:
         "preferred_weight": weight, "weight_source": weight_source, "negative_text": negative,
         "sha256": sha256, "true_sha256": f.sha256, "tensor_hash": tensor_hash,
         "true_tensor_hash": f.true_tensor_hash, "duplicate_group": None, "preview": preview, "size": f.size,
-        "warnings": warnings, "excluded": "excluded_architecture" in warnings,
+        # Excluded: an architecture Forge cannot load, or tensor data Forge cannot read (B's contract 2).
+        "warnings": warnings, "excluded": "excluded_architecture" in warnings or f.status == "truncated",
     }
 
 
@@ -1698,11 +1775,16 @@ def _known_sha256(info: Optional[dict], lm: Optional[dict], size: int,
 
 
 def cross_file(entries: List[dict]) -> None:
-    """§6 warnings that compare LoRAs: stem_collision, alias_collision, duplicate."""
+    """§6 warnings that compare LoRAs: stem_collision, alias_collision, duplicate. They compare *files*:
+    two listings of one real file (a folder reached through a symlink inside the library) are never
+    collisions or duplicates of each other, so names and hashes are counted once per real file."""
     loras = [e for e in entries if e["is_lora"]]
-    stems: Dict[str, int] = {}
-    names: Dict[str, int] = {}  # lower-cased stems and aliases -> how many LoRAs use the name
+    files: Dict[str, dict] = {}
     for e in loras:
+        files.setdefault(e["real_path"], e)
+    stems: Dict[str, int] = {}
+    names: Dict[str, int] = {}  # lower-cased stems and aliases -> how many files use the name
+    for e in files.values():
         stems[e["name"]] = stems.get(e["name"], 0) + 1
         for n in {e["name"].lower(), (e["alias"] or e["name"]).lower()}:
             names[n] = names.get(n, 0) + 1
@@ -1712,38 +1794,37 @@ def cross_file(entries: List[dict]) -> None:
         alias = e["alias"]
         if alias and alias != e["name"] and names[alias.lower()] > 1:
             e["warnings"].add("alias_collision")
-    by_tensor: Dict[str, List[dict]] = {}
+    group_of: Dict[str, str] = {}  # real path -> duplicate group
+    for key in ("tensor_hash", "sha256"):
+        by_hash: Dict[str, List[str]] = {}
+        for real, e in files.items():
+            if e[key] and real not in group_of:
+                by_hash.setdefault(e[key], []).append(real)
+        for h, group in by_hash.items():
+            if len(group) > 1:
+                group_of.update((real, h) for real in group)
     for e in loras:
-        if e["tensor_hash"]:
-            by_tensor.setdefault(e["tensor_hash"], []).append(e)
-    for h, group in by_tensor.items():
-        if len(group) > 1:
-            for e in group:
-                e["duplicate_group"] = h
-    by_sha: Dict[str, List[dict]] = {}
-    for e in loras:
-        if e["sha256"] and e["duplicate_group"] is None:
-            by_sha.setdefault(e["sha256"], []).append(e)
-    for h, group in by_sha.items():
-        if len(group) > 1:
-            for e in group:
-                e["duplicate_group"] = h
-    for e in loras:
+        e["duplicate_group"] = group_of.get(e["real_path"])
         if e["duplicate_group"]:
             e["warnings"].add("duplicate")
 
 
-def expected_other(rel: str, data: bytes) -> dict:
-    """A partial download or another model file. Choice: these are not read at all (no header,
-    sidecars, preview); their derived fields hold the defaults."""
+def expected_other(rel: str, data: Optional[bytes], code: str = "") -> dict:
+    """A partial download, another model file, an AppleDouble file, or a symlink loop (`data` None).
+    Choice: these are not read at all (no header, sidecars, preview); their derived fields hold the
+    defaults, and the name of a file drops a partial suffix then a model extension (`._x.safetensors` ->
+    `._x`); a loop's name is the link's file name, its size 0."""
     filename = rel.rsplit("/", 1)[-1]
-    code = "partial_download" if listed_kind(filename) == "partial" else "not_safetensors"
-    return {"path": rel, "name": entry_name(filename), "is_lora": False, "alias": None, "base_model": "Unknown",
+    if not code:
+        code = "partial_download" if listed_kind(filename) == "partial" else "not_safetensors"
+    name = filename if data is None else entry_name(filename)
+    return {"path": rel, "real_path": rel, "name": name, "is_lora": False, "alias": None, "base_model": "Unknown",
             "base_model_source": "none", "family": "unknown", "category": "other", "category_source": "none",
             "trigger_words": [], "trigger_source": None, "suggested_tags": [], "preferred_weight": None,
-            "weight_source": None, "negative_text": "", "sha256": None, "true_sha256": hashlib.sha256(data).hexdigest(),
+            "weight_source": None, "negative_text": "", "sha256": None,
+            "true_sha256": None if data is None else hashlib.sha256(data).hexdigest(),
             "tensor_hash": None, "true_tensor_hash": None, "duplicate_group": None, "preview": None,
-            "size": len(data), "warnings": {code}, "excluded": False}
+            "size": 0 if data is None else len(data), "warnings": {code}, "excluded": False}
 
 
 # ==============================================================================================
@@ -1751,6 +1832,10 @@ def expected_other(rel: str, data: bytes) -> dict:
 # ==============================================================================================
 
 TINY_BULK = 14
+# Symlinked folders inside the library (link -> target, both under Lora/): Forge's walk lists what they
+# hold under both paths. The target is a folder the bulk mix never uses, so sizes stay exact.
+LINKS_IN_LIBRARY = {"favourites": "Pony/characters/genshin"}
+LOOP_LINKS = {"concept/lighting/loop": ".."}  # link -> target: a folder on the link's own path
 
 
 def generate(root: "str | Path", size: "str | int" = "tiny", seed: int = 0) -> dict:
@@ -1765,8 +1850,9 @@ def generate(root: "str | Path", size: "str | int" = "tiny", seed: int = 0) -> d
     if (root / "Lora").exists():
         raise FileExistsError(f"{root / 'Lora'} already exists: generate into a fresh folder")
     tiny = size == "tiny"
+    specials = tiny or size >= 400
     w = Writer(root, seed, scale=1 if tiny else 16, all_modules=tiny)
-    _make_tree(root)
+    _make_tree(root, specials)
 
     def mk(rel: str, base: str, category: str, subject: str, m: Optional[dict] = None, like: str = "",
            **kw: Any) -> Spec:
@@ -1780,7 +1866,7 @@ def generate(root: "str | Path", size: "str | int" = "tiny", seed: int = 0) -> d
         return Spec(rel=rel, model=model, **kw)
     specs: List[Spec] = []
     extras: List[Extra] = []
-    if tiny or size >= 400:
+    if specials:
         specs, extras = special_cases(mk, huge=tiny)
     n_bulk = TINY_BULK if tiny else size - len(specs)
     taken = {s.stem.lower() for s in specs} | {s.model.output_name.lower() for s in specs if s.model.output_name}
@@ -1792,21 +1878,33 @@ def generate(root: "str | Path", size: "str | int" = "tiny", seed: int = 0) -> d
     for extra in extras:
         w.write_extra(extra)
 
-    entries = [expected_lora(w, b) for b in w.bundles]
+    links = LINKS_IN_LIBRARY if specials else {}
+    for link, target in links.items():  # the link's folders hold the target's files (for previews)
+        for folder in [f for f in w.folders if f == target or f.startswith(target + "/")]:
+            w.folders[link + folder[len(target):]] = w.folders[folder]
+    entries = []
+    for b in w.bundles:
+        entries.append(expected_lora(w, b))
+        entries += [expected_lora(w, b, link + b.spec.rel[len(target):]) for link, target in links.items()
+                    if b.spec.rel.startswith(target + "/")]
     entries += [expected_other(rel, data) for rel, data in w.extras if listed_kind(rel.rsplit("/", 1)[-1]) in
-                ("partial", "other")]
+                ("partial", "other", "appledouble")]
+    entries += [expected_other(rel, None, "symlink_loop") for rel in (LOOP_LINKS if specials else ())]
     cross_file(entries)
     for e in entries:
         e["warnings"] = sorted(e["warnings"])
     entries.sort(key=lambda e: (natural_key(e["path"]), e["path"]))
-    manifest = {"root": "Lora", "entries": entries}
+    # Previews with an image's magic bytes that do not decode: broken by Pillow's verify(), fine by the
+    # magic alone (what a scanner without Pillow sees). Paths as written, under Lora/.
+    manifest = {"root": "Lora", "entries": entries, "undecodable_previews": sorted(w.undecodable)}
     with open(root / "manifest.json", "w", encoding="utf-8") as fh:
         json.dump(manifest, fh, ensure_ascii=False, indent=1 if tiny else None)
     return manifest
 
 
-def _make_tree(root: Path) -> None:
-    """The folders that are not made by writing files: outside folder, symlinks, empty folders."""
+def _make_tree(root: Path, specials: bool) -> None:
+    """The folders that are not made by writing files: outside folder, symlinks, empty folders. The
+    links inside the library (a loop, a second path to a folder) come with the special cases."""
     lib = root / "Lora"
     (root / "elsewhere" / "loras").mkdir(parents=True, exist_ok=True)
     stray, _ = safetensors_bytes({"ss_output_name": "not_in_library"}, {}, b"", False)
@@ -1815,4 +1913,8 @@ def _make_tree(root: Path) -> None:
     (lib / "empty").mkdir()
     (lib / "character" / "game" / "empty subfolder").mkdir(parents=True)
     os.symlink(os.path.join("..", "elsewhere", "loras"), lib / "linked", target_is_directory=True)
-    os.symlink("..", lib / "concept" / "lighting" / "loop", target_is_directory=True)
+    if specials:
+        for link, target in LOOP_LINKS.items():
+            os.symlink(target, lib / link, target_is_directory=True)
+        for link, target in LINKS_IN_LIBRARY.items():  # relative, so the tree can be moved
+            os.symlink(os.path.relpath(target, os.path.dirname(link) or "."), lib / link, target_is_directory=True)

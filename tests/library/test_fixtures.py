@@ -19,7 +19,7 @@ CONTRACT = (REPO / "docs" / "lora-library.md").read_text(encoding="utf-8")
 
 # Written out here (not imported) so that the generator is checked against the contract's words.
 WARNING_CODES = {"partial_download", "not_safetensors", "corrupt_sidecar", "corrupt_header", "excluded_architecture",
-                 "broken_preview", "stale_sidecar", "stem_collision", "alias_collision", "duplicate"}
+                 "broken_preview", "stale_sidecar", "stem_collision", "alias_collision", "duplicate", "symlink_loop"}
 BASE_SOURCES = {"civitai", "user_json", "header", "tensor_keys", "folder", "none"}
 CATEGORIES = {"style", "character", "concept", "clothing", "pose", "background", "detailer", "slider", "other"}
 CATEGORY_SOURCES = {"folder", "tags", "name", "none"}
@@ -31,9 +31,11 @@ BASES = {"SD 1.5", "Pony", "Illustrious", "SDXL 1.0", "NoobAI", "Flux.1 D", "Flu
 FIELDS = {"path", "name", "is_lora", "alias", "base_model", "base_model_source", "family", "category",
           "category_source", "trigger_words", "trigger_source", "preferred_weight", "weight_source", "negative_text",
           "sha256", "true_sha256", "tensor_hash", "true_tensor_hash", "duplicate_group", "preview", "warnings",
-          "excluded"}
+          "excluded", "real_path"}
 LORA_EXTS = (".safetensors", ".pt", ".ckpt")
 LISTED_EXTS = LORA_EXTS + (".part", ".tmp", ".crdownload", ".download", ".gguf", ".zip", ".bin", ".pth", ".onnx")
+# Header readable, tensor data not (data_offsets past the end, or backwards): corrupt_header and excluded.
+TRUNCATED = {"_unsorted/truncated_download.safetensors", "_unsorted/offsets_backwards.safetensors"}
 
 
 @pytest.fixture(scope="module")
@@ -66,12 +68,13 @@ def tree_snapshot(lib: Path) -> List[Tuple[str, str, int]]:
 
 def listed_files(lib: Path) -> List[str]:
     """The files §1 lists: recursive, following symlinked folders, never re-entering a folder that is
-    being walked (so a symlink loop stops). Paths relative to lib with "/" separators."""
+    being walked (a symlink loop, which is listed itself, once). Paths relative to lib with "/" separators."""
     found: List[str] = []
 
     def walk(folder: Path, rel: str, active: Set[str]) -> None:
         real = os.path.realpath(folder)
         if real in active:
+            found.append(rel)
             return
         for entry in sorted(os.scandir(folder), key=lambda e: e.name):
             child_rel = f"{rel}/{entry.name}" if rel else entry.name
@@ -93,8 +96,8 @@ def test_manifest_is_written_outside_the_tree_and_equals_the_return_value(tiny):
     assert not list((root / "Lora").rglob("manifest.json"))
 
 
-def test_tiny_has_60_to_120_loras(tiny):
-    assert 60 <= len(loras(tiny[1])) <= 120
+def test_tiny_has_60_to_200_loras(tiny):
+    assert 60 <= len(loras(tiny[1])) <= 200
 
 
 def test_every_entry_has_the_fields_and_sorted_warnings(tiny):
@@ -103,7 +106,7 @@ def test_every_entry_has_the_fields_and_sorted_warnings(tiny):
         assert e["warnings"] == sorted(set(e["warnings"])), e["path"]
         assert set(e["warnings"]) <= WARNING_CODES, e["path"]
         assert "\\" not in e["path"] and not e["path"].startswith("/")
-        assert e["excluded"] == ("excluded_architecture" in e["warnings"])
+        assert e["excluded"] == ("excluded_architecture" in e["warnings"] or e["path"] in TRUNCATED), e["path"]
 
 
 def test_the_warning_codes_listed_here_are_the_contracts():
@@ -144,7 +147,7 @@ def test_manifest_lists_exactly_the_files_the_listing_rules_find(tiny):
     assert sorted(listed) == sorted(e["path"] for e in manifest["entries"])
 
 
-def test_symlinked_folder_is_listed_once_and_the_loop_not_at_all(tiny):
+def test_symlinked_folder_is_listed_once_and_the_loop_is_one_record(tiny):
     root, manifest = tiny
     lib = root / "Lora"
     assert (lib / "linked").is_symlink()
@@ -154,6 +157,30 @@ def test_symlinked_folder_is_listed_once_and_the_loop_not_at_all(tiny):
     assert any(p.startswith("linked/") for p in paths)
     assert not any("/loop/" in p for p in paths)
     assert not any("not_in_library" in p for p in paths)
+    loop = by_path(manifest)["concept/lighting/loop"]
+    assert (loop["name"], loop["is_lora"], loop["warnings"], loop["excluded"]) == ("loop", False, ["symlink_loop"], False)
+
+
+def test_a_folder_linked_inside_the_library_is_listed_under_both_paths_and_is_not_its_own_twin(tiny):
+    root, manifest = tiny
+    lib = root / "Lora"
+    assert (lib / "favourites").is_symlink()
+    assert os.path.realpath(lib / "favourites") == str((lib / "Pony" / "characters" / "genshin").resolve())
+    entries = by_path(manifest)
+    twins = [p for p in entries if p.startswith("favourites/")]
+    assert len(twins) == 2
+    for path in twins:
+        twin, real = entries[path], entries["Pony/characters/genshin/" + path.split("/", 1)[1]]
+        assert twin["real_path"] == real["real_path"] == real["path"]
+        assert os.path.samefile(lib / path, lib / real["path"])
+        for e in (twin, real):
+            assert not {"stem_collision", "alias_collision", "duplicate"} & set(e["warnings"]), e["path"]
+            assert e["duplicate_group"] is None
+        assert twin["preview"] == "favourites/" + real["preview"].rsplit("/", 1)[1]
+        assert twin["true_sha256"] == real["true_sha256"] and twin["name"] == real["name"]
+    hu_tao = entries["favourites/hu_tao_pony_v2.safetensors"]
+    assert hu_tao["sha256"] and hu_tao["tensor_hash"]  # a scanner that compared listings would call it a duplicate
+    assert entries["favourites/raiden_shogun-000012.safetensors"]["alias"] == "raiden shogun pony"
 
 
 def test_tree_has_the_special_folders_and_names(tiny):
@@ -177,6 +204,9 @@ def test_mtimes_spread_over_years(tiny):
 def test_true_sha256_is_the_hash_of_the_file(tiny):
     root, manifest = tiny
     for e in manifest["entries"]:
+        if "symlink_loop" in e["warnings"]:
+            assert e["true_sha256"] is None
+            continue
         data = (root / "Lora" / e["path"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == e["true_sha256"], e["path"]
 
@@ -185,9 +215,9 @@ def test_true_tensor_hash_is_the_hash_of_the_bytes_after_the_header(tiny):
     root, manifest = tiny
     checked = 0
     for e in manifest["entries"]:
-        data = (root / "Lora" / e["path"]).read_bytes()
         if e["true_tensor_hash"] is None:
             continue
+        data = (root / "Lora" / e["path"]).read_bytes()
         (n,) = struct.unpack("<Q", data[:8])
         assert isinstance(json.loads(data[8:8 + n]), dict), e["path"]
         assert hashlib.sha256(data[8 + n:]).hexdigest() == e["true_tensor_hash"], e["path"]
@@ -197,8 +227,8 @@ def test_true_tensor_hash_is_the_hash_of_the_bytes_after_the_header(tiny):
 
 def test_every_readable_safetensors_has_a_true_tensor_hash(tiny):
     for e in loras(tiny[1]):
-        readable = e["path"].lower().endswith(".safetensors") and not {"corrupt_header", "not_safetensors"} & set(
-            e["warnings"])
+        readable = e["path"].lower().endswith(".safetensors") and (e["path"] in TRUNCATED or not {
+            "corrupt_header", "not_safetensors"} & set(e["warnings"]))
         assert (e["true_tensor_hash"] is not None) == readable, e["path"]
 
 
@@ -226,14 +256,48 @@ def test_duplicates_share_a_known_hash(tiny):
     assert len(ai_toolkit) >= 2 and all(e["tensor_hash"] is None for e in ai_toolkit)  # e3b0… is no hash
 
 
+def has_image_magic(data: bytes) -> bool:
+    magic = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
+    return data.startswith(magic) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+
+
 def test_previews_exist_and_have_image_magic(tiny):
     root, manifest = tiny
-    magic = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
     previews = [e["preview"] for e in manifest["entries"] if e["preview"]]
     assert len(previews) > 20
     for rel in previews:
-        data = (root / "Lora" / rel).read_bytes()
-        assert data.startswith(magic) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP"), rel
+        assert has_image_magic((root / "Lora" / rel).read_bytes()), rel
+
+
+def test_undecodable_previews_have_the_magic_and_are_broken(tiny):
+    root, manifest = tiny
+    undecodable = manifest["undecodable_previews"]
+    kinds = {Path(p).suffix.lower() for p in undecodable}
+    assert kinds == {".png", ".jpg", ".webp"}
+    by_stem = {}
+    for e in loras(manifest):
+        folder = e["path"].rsplit("/", 1)[0]
+        by_stem[f"{folder}/{e['name']}"] = e
+    for rel in undecodable:
+        assert has_image_magic((root / "Lora" / rel).read_bytes()), rel
+        owner = by_stem[rel.split(".", 1)[0]]
+        assert owner["preview"] is None and "broken_preview" in owner["warnings"], rel
+
+
+def test_pillow_decodes_every_preview_and_none_of_the_undecodable_ones(tiny):
+    image = pytest.importorskip("PIL.Image")
+    root, manifest = tiny
+
+    def decodes(rel: str) -> bool:
+        try:
+            with image.open(root / "Lora" / rel) as im:
+                im.verify()
+            return True
+        except Exception:  # Pillow raises several types for bad bytes; any of them means "broken"
+            return False
+    previews = {e["preview"] for e in manifest["entries"] if e["preview"]}
+    assert [p for p in sorted(previews) if not decodes(p)] == []
+    assert [p for p in manifest["undecodable_previews"] if decodes(p)] == []
 
 
 # -- a few contract cases, spelled out ----------------------------------------------------------------
@@ -247,7 +311,18 @@ def test_previews_exist_and_have_image_magic(tiny):
      {"base_model": "NoobAI", "base_model_source": "folder", "warnings": ["corrupt_header"]}),
     ("_Other/wan_motion_lora.safetensors",
      {"base_model": "Wan Video", "base_model_source": "tensor_keys", "family": "video", "excluded": True}),
-    ("_unsorted/truncated_download.safetensors", {"warnings": []}),
+    ("_unsorted/truncated_download.safetensors",
+     {"warnings": ["corrupt_header"], "excluded": True, "base_model": "SDXL 1.0", "base_model_source": "header"}),
+    ("_unsorted/offsets_backwards.safetensors",
+     {"warnings": ["corrupt_header"], "excluded": True, "base_model": "SD 1.5", "base_model_source": "header"}),
+    ("style/anime/._mksks style.safetensors",
+     {"is_lora": False, "name": "._mksks style", "warnings": ["not_safetensors"], "excluded": False}),
+    ("Pony/._add_detail.safetensors", {"is_lora": False, "warnings": ["not_safetensors"], "alias": None}),
+    ("concept/composition/double_exposure_v1.safetensors", {"alias": "DoubleExposure", "warnings": ["alias_collision"]}),
+    ("SDXL/double_exposure_xl.safetensors", {"alias": "doubleexposure", "warnings": ["alias_collision"]}),
+    ("style/anime/lineart_a.safetensors", {"alias": "lineart", "warnings": ["alias_collision"]}),
+    ("Illustrious/style/lineart_b.safetensors", {"alias": "lineart", "warnings": ["alias_collision"]}),
+    ("_unsorted/sd2_old_kohya.safetensors", {"preview": None, "warnings": ["broken_preview"]}),
     ("SD15/zip_renamed.safetensors", {"is_lora": True, "warnings": ["not_safetensors"]}),
     ("slider/age_slider_v2.safetensors", {"preferred_weight": -2.0, "weight_source": "user_json"}),
     ("character/anime/sousou no frieren/fern_v1.safetensors",
@@ -260,10 +335,21 @@ def test_contract_cases(tiny, path, expected):
     assert {k: entry[k] for k in expected} == expected
 
 
-def test_partial_downloads_and_other_model_files_are_not_loras(tiny):
+def test_partial_downloads_other_model_files_appledouble_and_loops_are_not_loras(tiny):
     others = [e for e in tiny[1]["entries"] if not e["is_lora"]]
     codes = Counter(c for e in others for c in e["warnings"])
-    assert codes == {"partial_download": 4, "not_safetensors": 3}
+    assert codes == {"partial_download": 4, "not_safetensors": 3 + 3, "symlink_loop": 1}
+    apple = [e["path"] for e in others if e["name"].startswith("._")]
+    assert len(apple) == 3 and all(e["warnings"] == ["not_safetensors"] for e in others if e["path"] in apple)
+
+
+def test_appledouble_files_hold_appledouble_bytes_or_a_valid_header(tiny):
+    root, manifest = tiny
+    for e in manifest["entries"]:
+        if e["name"].startswith("._"):
+            data = (root / "Lora" / e["path"]).read_bytes()
+            (n,) = struct.unpack("<Q", data[:8])
+            assert data[:4] == b"\x00\x05\x16\x07" or isinstance(json.loads(data[8:8 + n]), dict), e["path"]
 
 
 # -- determinism and sizes -------------------------------------------------------------------------------
@@ -282,10 +368,12 @@ def test_another_seed_gives_another_library(tiny, tmp_path):
 
 def test_a_number_gives_that_many_loras_with_every_warning(tmp_path):
     manifest = generate(tmp_path, 2000, seed=3)
-    assert len(loras(manifest)) == 2000
-    assert len(manifest["entries"]) == 2007  # plus 4 partial downloads and 3 other model files
+    assert len({e["real_path"] for e in loras(manifest)}) == 2000
+    assert len(loras(manifest)) == 2002  # two of them are listed twice (through favourites/)
+    # plus 4 partial downloads, 3 other model files, 3 AppleDouble files and the loop
+    assert len(manifest["entries"]) == 2013
     assert WARNING_CODES <= {c for e in manifest["entries"] for c in e["warnings"]}
-    assert len(listed_files(tmp_path / "Lora")) == 2007
+    assert sorted(listed_files(tmp_path / "Lora")) == sorted(e["path"] for e in manifest["entries"])
 
 
 def test_small_numbers_give_only_the_random_mix(tmp_path):
