@@ -153,3 +153,170 @@ def test_two_processes_scanning_at_once(tmp_path):
         first, second = pool.map(_scan, [(str(root), cache)] * 2)
     assert first == second and len(first) == 60
     assert scan_library(str(root), cache).read == 0
+
+
+# -- the snapshot: a warm scan that finds nothing changed loads the last finished list whole ---------------
+
+
+def test_nothing_changed_the_snapshot_is_the_answer(tmp_path):
+    root, cache = library(tmp_path), str(tmp_path / "cache.sqlite")
+    cold = scan_library(str(root), cache)
+    warm = scan_library(str(root), cache)
+    again = scan_library(str(root), cache)
+    assert not cold.snapshot and (warm.snapshot, again.snapshot) == (True, True)
+    assert (warm.read, warm.cached) == (0, 20)
+    assert warm.records == cold.records == again.records
+    assert [r.path for r in warm.records] == [r.path for r in cold.records]  # the same order too
+
+
+def test_a_changed_file_is_the_only_one_read_and_the_problems_between_files_follow(tmp_path):
+    root, cache = library(tmp_path, n=6), str(tmp_path / "cache.sqlite")
+    scan_library(str(root), cache)
+    # A second file named lora2 elsewhere: both lora2 files now collide, though only one of them is new.
+    safetensors(root / "extra" / "lora2.safetensors", {"ss_base_model_version": "sdxl_base_v1-0"})
+    added = scan_library(str(root), cache)
+    assert (added.read, added.snapshot) == (1, False)
+    by_path = {r.path: r for r in added.records}
+    assert by_path["character/lora2.safetensors"].warnings == ("stem_collision",)
+    assert by_path["extra/lora2.safetensors"].warnings == ("stem_collision",)
+    assert scan_library(str(root), cache).snapshot  # and that list is the next snapshot
+    os.remove(root / "extra" / "lora2.safetensors")
+    removed = scan_library(str(root), cache)
+    assert (removed.read, removed.snapshot, len(removed.records)) == (0, False, 6)
+    assert {r.path: r.warnings for r in removed.records}["character/lora2.safetensors"] == ()
+
+
+def test_a_sidecar_added_beside_an_unchanged_lora_is_a_change(tmp_path):
+    root, cache = library(tmp_path, n=4), str(tmp_path / "cache.sqlite")
+    scan_library(str(root), cache)
+    (root / "style" / "lora1.json").write_text('{"activation text": "wet paint"}', encoding="utf-8")
+    again = scan_library(str(root), cache)
+    assert (again.read, again.snapshot) == (1, False)
+    assert {r.name: r for r in again.records}["lora1"].trigger_words == ("wet paint",)
+
+
+def test_new_rules_read_every_file_again(tmp_path, monkeypatch):
+    from lib_orchestrator.library import record
+
+    root, cache = library(tmp_path), str(tmp_path / "cache.sqlite")
+    cold = scan_library(str(root), cache)
+    monkeypatch.setattr(record, "RULES_VERSION", record.RULES_VERSION + 1)
+    newer = scan_library(str(root), cache)
+    assert (newer.read, newer.snapshot) == (20, False) and newer.records == cold.records
+    assert scan_library(str(root), cache).snapshot
+    os.remove(root / "character" / "lora0.safetensors")  # rows of the older rules are replaced, not piled up
+    scan_library(str(root), cache)
+    with closing(sqlite3.connect(cache)) as db:
+        assert db.execute("SELECT count(*) FROM records").fetchone()[0] == 19
+
+
+def test_new_rules_are_not_served_from_rows_of_the_older_ones(tmp_path, monkeypatch):
+    """A row made by older rules is read again even when the snapshot cannot help (some file changed)."""
+    from lib_orchestrator.library import record
+
+    root, cache = library(tmp_path, n=4), str(tmp_path / "cache.sqlite")
+    scan_library(str(root), cache)
+    monkeypatch.setattr(record, "RULES_VERSION", record.RULES_VERSION + 1)
+    safetensors(root / "style" / "lora1.safetensors", {"ss_base_model_version": "sd_v1"})
+    assert scan_library(str(root), cache).read == 4
+
+
+def _set_snapshot(cache, blob):
+    with closing(sqlite3.connect(cache)) as db:
+        db.execute("UPDATE snapshot SET records = ?", (blob,))
+        db.commit()
+
+
+class _RunsCode:
+    """A pickle that would run a shell command when loaded by a plain pickle.loads."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "runs_code", "wrong_type"])
+def test_a_damaged_or_crafted_snapshot_is_built_again_and_runs_nothing(tmp_path, damage):
+    import pickle
+
+    root, cache = library(tmp_path, n=6), str(tmp_path / "cache.sqlite")
+    cold = scan_library(str(root), cache)
+    with closing(sqlite3.connect(cache)) as db:
+        good = db.execute("SELECT records FROM snapshot").fetchone()[0]
+    marker = tmp_path / "ran"
+    blob = {"garbage": b"\x80\x04not a pickle at all",
+            "truncated": good[: len(good) // 2],
+            "runs_code": pickle.dumps((_RunsCode(marker),), protocol=4),
+            "wrong_type": pickle.dumps(("a", "tuple", "of", "text"), protocol=4)}[damage]
+    _set_snapshot(cache, blob)
+    again = scan_library(str(root), cache)
+    assert not marker.exists()
+    assert (again.snapshot, again.read) == (False, 0)  # from the rows, which are fine
+    assert again.records == cold.records
+    rebuilt = scan_library(str(root), cache)
+    assert rebuilt.snapshot and rebuilt.records == cold.records
+
+
+def test_hashing_on_request_is_not_skipped_by_a_snapshot_without_hashes(tmp_path):
+    import hashlib
+
+    root, cache = library(tmp_path, n=3), str(tmp_path / "cache.sqlite")
+    scan_library(str(root), cache)
+    hashed = scan_library(str(root), cache, compute_hashes=True)
+    path = root / "character" / "lora0.safetensors"
+    assert {r.path: r.sha256 for r in hashed.records}["character/lora0.safetensors"] == \
+        hashlib.sha256(path.read_bytes()).hexdigest()
+    again = scan_library(str(root), cache, compute_hashes=True)
+    assert again.snapshot and again.records == hashed.records
+
+
+def test_the_snapshot_belongs_to_one_folder(tmp_path):
+    """Two folders with the same files (a copy) through one cache file: each gets its own records."""
+    import shutil
+
+    root, cache = library(tmp_path, n=4), str(tmp_path / "cache.sqlite")
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy, copy_function=shutil.copy2)  # same names, sizes and mtimes
+    scan_library(str(root), cache)
+    other = scan_library(str(copy), cache)
+    assert not other.snapshot and other.root == str(copy)
+
+
+# -- where the command line keeps its cache ----------------------------------------------------------------
+
+
+def test_default_cache_path_follows_xdg_then_home(tmp_path, monkeypatch):
+    from lib_orchestrator.library.cache import default_cache_path
+
+    root = tmp_path / "My Loras"
+    root.mkdir()
+    xdg = default_cache_path(str(root), {"XDG_CACHE_HOME": str(tmp_path / "xdg")})
+    assert os.path.dirname(xdg) == str(tmp_path / "xdg" / "orchestrator")
+    assert os.path.basename(xdg).startswith("library-My_Loras-") and xdg.endswith(".sqlite")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    relative = default_cache_path(str(root), {"XDG_CACHE_HOME": "relative/dir"})  # ignored, as the spec says
+    assert os.path.dirname(relative) == str(tmp_path / "home" / ".cache" / "orchestrator")
+    assert os.path.basename(relative) == os.path.basename(xdg)
+
+
+def test_default_cache_path_on_windows_is_under_localappdata(tmp_path, monkeypatch):
+    from lib_orchestrator.library import cache as cache_module
+
+    monkeypatch.setattr(cache_module.os, "name", "nt")
+    path = cache_module.default_cache_path(str(tmp_path), {"LOCALAPPDATA": str(tmp_path / "local")})
+    assert os.path.dirname(path) == os.path.join(str(tmp_path / "local"), "orchestrator", "cache")
+
+
+def test_default_cache_path_is_one_file_per_real_folder(tmp_path):
+    from lib_orchestrator.library.cache import default_cache_path
+
+    env = {"XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    (tmp_path / "a" / "Lora").mkdir(parents=True)
+    (tmp_path / "b" / "Lora").mkdir(parents=True)
+    os.symlink(tmp_path / "a" / "Lora", tmp_path / "link")
+    a, b = (default_cache_path(str(tmp_path / x / "Lora"), env) for x in "ab")
+    assert a != b
+    assert default_cache_path(str(tmp_path / "link"), env) == a  # the same folder reached by a link
+    assert default_cache_path(str(tmp_path / "a" / "Lora") + os.sep, env) == a
