@@ -7,13 +7,14 @@ from typing import TextIO
 
 from .batches import RunState, load_batch, plan_batch, save_batch
 from .errors import Location, OrchestratorError
-from .library import family_of, scan_library
+from .library import family_of
 from .library.base_models import normalise
+from .library_cli import scan_folder
 from .selection import LoraIndex, Rules, load_rules
 from .selection.index import checkpoint_base
 
 
-def run_batch(args: argparse.Namespace, out: TextIO) -> int:
+def run_batch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.batch_command == "show":
         batch = load_batch(args.file)
         state = RunState(args.file)
@@ -37,7 +38,7 @@ def run_batch(args: argparse.Namespace, out: TextIO) -> int:
     if args.loras:
         if not os.path.isdir(args.loras):
             raise OrchestratorError("LoRA folder does not exist", Location(args.loras, 0, 0), "check --loras")
-        index = LoraIndex(scan_library(args.loras).records)
+        index = LoraIndex(scan_folder(args, args.loras, err).records)
     rules = load_rules(args.rules) if args.rules else Rules()
     name = os.path.splitext(os.path.basename(args.out))[0]
     batch = plan_batch(name, template, args.count, args.seed, _engine(args), index, rules, args.family, base,

@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--base-model", metavar="NAME", help="the checkpoint's base model, e.g. Illustrious or Pony")
     comp.add_argument("--rules", metavar="FILE", help="a YAML rules file (defaults need none)")
     comp.add_argument("--negative", default="", metavar="TEXT", help="the negative prompt to start from")
-    comp.add_argument("--cache", metavar="FILE", help="a library cache file (SQLite)")
+    _cache_args(comp)
     comp.add_argument("--count", type=_non_negative, default=1, metavar="N")
     comp.add_argument("--seed", type=int, metavar="S", help="seed of the first image (default: random)")
     comp.add_argument("--format", choices=("text", "jsonl"), default="text")
@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     bplan.add_argument("--base-model", metavar="NAME")
     bplan.add_argument("--rules", metavar="FILE")
     bplan.add_argument("--negative", default="", metavar="TEXT")
+    _cache_args(bplan)
     bplan.add_argument("--out", required=True, metavar="FILE", help="FILE.json (complete), .txt or .csv")
     bshow = batch_sub.add_parser("show", help="a batch file and its run state")
     bshow.add_argument("file", metavar="FILE")
@@ -130,8 +131,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _library_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--cache", metavar="FILE", help="a cache file (SQLite): later scans only stat files")
+    _cache_args(p)
     p.add_argument("--skip-hidden", action="store_true", help="skip folders whose names start with '.'")
+
+
+def _cache_args(p: argparse.ArgumentParser) -> None:
+    """Every command that scans a LoRA folder keeps what it read in a cache, so the next scan only stats
+    the files: by default one file per folder in the user's cache folder (library_cli.cache_for)."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--cache", metavar="FILE",
+                       help="the library cache file (SQLite) to use instead of the default one, which lives in "
+                            "$XDG_CACHE_HOME/orchestrator/ (else ~/.cache/orchestrator/; on Windows "
+                            "%%LOCALAPPDATA%%\\orchestrator\\cache)")
+    group.add_argument("--no-cache", action="store_true", help="read every file again and write no cache")
 
 
 def _wildcard_args(p: argparse.ArgumentParser) -> None:
@@ -220,11 +232,11 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if args.command == "batch":
             from .batch_cli import run_batch
 
-            return run_batch(args, out)
+            return run_batch(args, out, err)
         if args.command == "library":
             from .library_cli import run_library
 
-            return run_library(args, out)
+            return run_library(args, out, err)
         return _demo(out)
     except OrchestratorError as exc:
         err.write(exc.one_line() + "\n")

@@ -10,8 +10,9 @@ from typing import TextIO
 from .compose import compose
 from .enhance_cli import make_enhancer
 from .errors import Location, OrchestratorError
-from .library import family_of, scan_library
+from .library import family_of
 from .library.base_models import normalise
+from .library_cli import scan_folder
 from .selection import LoraIndex, Rules, load_rules
 from .selection.index import checkpoint_base
 
@@ -28,7 +29,7 @@ def run_compose(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                                 hint="give a --base-model of that family, or leave it out")
     rules = load_rules(args.rules) if args.rules else Rules()
     engine = _engine(args)
-    index = LoraIndex(scan_library(args.loras, args.cache).records)
+    index = LoraIndex(scan_folder(args, args.loras, err).records)
     enhancer = make_enhancer(args.enhance_url, args, "enhance_") if args.enhance_url else None
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
     for k, base_prompt in enumerate(engine.texts(template, "random", seed, args.count, source)):

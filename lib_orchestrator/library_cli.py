@@ -6,20 +6,44 @@ import json
 import os
 import re
 from collections import Counter
-from typing import Iterable, List, TextIO
+from typing import Iterable, List, Optional, TextIO
 
 from .errors import Location, OrchestratorError
-from .library import LoraRecord, scan_library
+from .library import LoraRecord, ScanResult, scan_library
+from .library.cache import CacheError, default_cache_path
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def run_library(args: argparse.Namespace, out: TextIO) -> int:
+def cache_for(args: argparse.Namespace, folder: str) -> Optional[str]:
+    """The cache file a command uses for the LoRA folder: `--cache FILE`, none with `--no-cache`, else the
+    default one for that folder (cache.default_cache_path)."""
+    if getattr(args, "no_cache", False):
+        return None
+    return getattr(args, "cache", None) or default_cache_path(folder)
+
+
+def scan_folder(args: argparse.Namespace, folder: str, err: TextIO, include_hidden: bool = True,
+                compute_hashes: bool = False) -> ScanResult:
+    """scan_library with the command's cache. A `--cache FILE` that is not our cache stops the command (bad
+    input: exit 2) and is left as it is; the default cache's place holding such a file only costs speed."""
+    path = cache_for(args, folder)
+    try:
+        return scan_library(folder, path, include_hidden, compute_hashes)
+    except CacheError as exc:
+        if getattr(args, "cache", None):
+            raise CacheError(exc.message, exc.location,
+                             "give --cache a new file name, move this file away yourself, or use --no-cache") from None
+        err.write(f"warning: {exc.one_line()}; scanning without a cache\n")
+        return scan_library(folder, None, include_hidden, compute_hashes)
+
+
+def run_library(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     folder = args.dir
     if not os.path.isdir(folder):
         raise OrchestratorError("LoRA folder does not exist", Location(folder, 0, 0), "check the folder path")
-    result = scan_library(folder, args.cache, include_hidden=not args.skip_hidden,
-                          compute_hashes=getattr(args, "hash", False))
+    result = scan_folder(args, folder, err, include_hidden=not args.skip_hidden,
+                         compute_hashes=getattr(args, "hash", False))
     if args.library_command == "show":
         matches = result.by_name(args.name)
         if not matches:

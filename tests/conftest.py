@@ -39,6 +39,15 @@ def make_wildcards(tmp_path: Path) -> Callable[..., str]:
 needs_shared = pytest.mark.skipif(not SDDP_WILDCARDS.is_dir(), reason="../shared test data not present")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _cache_home(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The command line caches each LoRA folder it scans under $XDG_CACHE_HOME: never the real ~/.cache
+    in tests (child processes inherit it too)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache-home")))
+        yield
+
+
 @pytest.fixture
 def serve():
     """Start fake LLM servers (tests/enhance/fake_servers.py) for a test; all shut down after it."""

@@ -346,3 +346,25 @@ def test_lint_checks_a_template_file_and_a_wildcard_folder_given_as_paths(make_w
     png.write_bytes(b"\x89PNG\r\n\x1a\n\0\0\0")
     code, _, err = run("lint", str(png))
     assert code == 2 and "not a text file" in err
+
+
+# -- compose and batch plan keep the LoRA library's cache by default ------------------------------------------
+
+
+def test_compose_and_batch_plan_cache_the_library_under_xdg_cache_home(tmp_path, monkeypatch):
+    from tests.library.test_cache import safetensors
+
+    home = tmp_path / "cache-home"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home))
+    root = tmp_path / "Lora"
+    safetensors(root / "style" / "watercolor.safetensors",
+                {"ss_base_model_version": "sdxl_base_v1-0", "modelspec.trigger_phrase": "watercolor"})
+    compose = ["compose", "a cat, watercolor", "--loras", str(root), "--family", "sdxl", "--seed", "1"]
+    first = run(*compose)
+    caches = sorted(p.name for p in (home / "orchestrator").iterdir() if p.suffix == ".sqlite")
+    assert first[0] == 0 and "<lora:watercolor:" in first[1] and len(caches) == 1
+    assert run(*compose) == first  # from the cache, the same picks
+    out = tmp_path / "b.json"
+    code, _, _ = run("batch", "plan", "a cat, watercolor", "--count", "2", "--loras", str(root), "--out", str(out))
+    assert code == 0 and "<lora:watercolor:" in out.read_text(encoding="utf-8")
+    assert sorted(p.name for p in (home / "orchestrator").iterdir() if p.suffix == ".sqlite") == caches  # the same one
