@@ -69,7 +69,8 @@ def _table(records: Iterable[LoraRecord], out: TextIO) -> None:
         rows.append((r.name, r.family, r.base_model, r.category if r.is_lora else "-",
                      r.trigger_words[0] if r.trigger_words else "", ",".join(r.warnings)))
     widths = [min(max(len(row[i]) for row in rows), 40) for i in range(len(rows[0]))]
-    rows = [tuple(map(_shown, row)) for row in rows]
+    # Nearly every row prints as it is: one check of the whole row, and the cells only of a row that fails.
+    rows = [row if _printable(" ".join(row)) else tuple(map(_shown, row)) for row in rows]
     for row in rows:
         cells = [cell if len(cell) <= 40 else cell[:39] + "…" for cell in row]
         out.write("  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip() + "\n")
@@ -78,9 +79,11 @@ def _table(records: Iterable[LoraRecord], out: TextIO) -> None:
 def _shown(cell: str) -> str:
     """A cell a terminal can print on one line: a name that is not UTF-8 or holds a newline (reported as
     bad_name) is shown escaped instead of breaking the table or the output's encoding."""
-    if _CONTROL.search(cell) or not _encodable(cell):
-        return ascii(cell)[1:-1]
-    return cell
+    return cell if _printable(cell) else ascii(cell)[1:-1]
+
+
+def _printable(text: str) -> bool:
+    return not _CONTROL.search(text) and _encodable(text)
 
 
 def _encodable(text: str) -> bool:

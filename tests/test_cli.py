@@ -368,3 +368,22 @@ def test_compose_and_batch_plan_cache_the_library_under_xdg_cache_home(tmp_path,
     code, _, _ = run("batch", "plan", "a cat, watercolor", "--count", "2", "--loras", str(root), "--out", str(out))
     assert code == 0 and "<lora:watercolor:" in out.read_text(encoding="utf-8")
     assert sorted(p.name for p in (home / "orchestrator").iterdir() if p.suffix == ".sqlite") == caches  # the same one
+
+
+def test_library_commands_import_only_the_library():
+    """`library scan` is run often on a big folder: it must not pay for YAML, the wildcard engine, the
+    LLM client or selection (measured: the enhance package alone cost 20 ms of start-up)."""
+    code = ("import io, sys; from lib_orchestrator.cli import main; "
+            f"main(['library', 'scan', {str(REPO / 'samples' / 'loras')!r}, '--no-cache'], io.StringIO(), io.StringIO()); "
+            "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in ('yaml', 'requests') or "
+            "m.startswith(('lib_orchestrator.wildcards', 'lib_orchestrator.enhance.', 'lib_orchestrator.selection')))))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == []
+
+
+def test_the_parsers_families_are_the_enhance_templates():
+    from lib_orchestrator.enhance.templates import TEMPLATE_NAMES
+    from lib_orchestrator.enhance_cli import FAMILIES
+
+    assert FAMILIES == TEMPLATE_NAMES

@@ -155,14 +155,14 @@ class RecordCache:
             self.db = None
 
 
-def listing_digest(root: str, listing: Iterable[Tuple[str, Stamp]]) -> bytes:
-    """What a snapshot is valid for: the folder (its real path), every listed file's relative path and stamp, the rules
-    and the shape of the records. The stamp covers all a file's record is made from (the file, its
-    sidecars, its preview), and the problems between files come from the records alone, so equal digests
-    mean the scan would build the same list again."""
+def listing_digest(root: str, listing: Iterable[Tuple[str, ...]]) -> bytes:
+    """What a snapshot is valid for: the folder (its real path), the rules and the shape of the records, and
+    for every listed file what the scan knows of it before reading it: its relative path, its stamp (the
+    file, its sidecars, its preview) and which real file it is (the problems between files depend on that:
+    one file listed twice is no duplicate of itself). Equal digests mean the scan would build the same list."""
     head = (os.path.realpath(root), SCHEMA_VERSION, record_module.RULES_VERSION, _RECORD_SHAPE)
     digest = hashlib.blake2b(repr(head).encode("utf-8", "surrogatepass"), digest_size=32)
-    digest.update("\0".join(f"{rel}\1{stamp}" for rel, stamp in sorted(listing)).encode("utf-8", "surrogatepass"))
+    digest.update("\0".join("\1".join(entry) for entry in sorted(listing)).encode("utf-8", "surrogatepass"))
     return digest.digest()
 
 

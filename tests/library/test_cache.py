@@ -15,7 +15,11 @@ from lib_orchestrator.library import scan_library
 from lib_orchestrator.library.cache import CacheError
 
 
-def safetensors(path, meta, keys=("lora_te1_a.lora_down.weight",)):
+def safetensors(path, meta, keys=None):
+    if keys is None:  # tensors of the architecture the metadata names: the tensors decide the family
+        sd1 = meta.get("ss_base_model_version") == "sd_v1"
+        keys = ("lora_te_text_model_encoder_layers_0_mlp_fc1.lora_down.weight" if sd1
+                else "lora_te1_a.lora_down.weight",)
     header = {"__metadata__": meta}
     for i, key in enumerate(keys):
         header[key] = {"dtype": "F16", "shape": [2], "data_offsets": [4 * i, 4 * i + 4]}
@@ -320,3 +324,20 @@ def test_default_cache_path_is_one_file_per_real_folder(tmp_path):
     assert a != b
     assert default_cache_path(str(tmp_path / "link"), env) == a  # the same folder reached by a link
     assert default_cache_path(str(tmp_path / "a" / "Lora") + os.sep, env) == a
+
+
+def test_a_copy_replaced_by_a_link_to_the_original_is_a_change(tmp_path):
+    """Same paths, sizes and mtimes, but now one real file listed twice: the problems between files differ,
+    so the snapshot must not answer. Whatever changed, the cached scan says what an uncached one says."""
+    import shutil
+
+    root, cache = library(tmp_path, n=4), str(tmp_path / "cache.sqlite")
+    shutil.copytree(root / "style", root / "copy", copy_function=shutil.copy2)
+    first = scan_library(str(root), cache)
+    assert first.records == scan_library(str(root)).records
+    shutil.rmtree(root / "copy")
+    os.symlink(root / "style", root / "copy")
+    linked = scan_library(str(root), cache)
+    assert not linked.snapshot and linked.read == 0
+    assert linked.records == scan_library(str(root)).records
+    assert scan_library(str(root), cache).snapshot
