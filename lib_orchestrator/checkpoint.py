@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Dict, Iterable, Optional, Tuple
 
+from .library.base_models import family_of as _family_of_base, lineage_in_text, name_tokens
 from .library.header import Header, HeaderError, read_header
 from .selection.index import checkpoint_base
 
@@ -72,13 +73,8 @@ def _family_from_metadata(metadata: Dict[str, str]) -> Optional[str]:
 
 
 def _words(name: str) -> Tuple[str, ...]:
-    """`ponyDiffusionV6XL_v6` -> (pony, diffusion, v6xl, v6): split on punctuation and camelCase."""
-    spaced = re.sub(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", " ", name)
-    return tuple(w for w in re.split(r"[^a-z0-9]+", spaced.lower()) if w)
-
-
-_LINEAGE_WORDS = {"pony": "Pony", "pdxl": "Pony", "noob": "NoobAI", "noobai": "NoobAI", "illustrious": "Illustrious",
-                  "ilxl": "Illustrious", "schnell": "Flux.1 S", "krea": "Flux.1 Krea", "kontext": "Flux.1 Kontext"}
+    """`ponyDiffusionV6XL_v6` -> (pony, diffusion, v6xl, v6): the LoRA library's name tokens."""
+    return tuple(name_tokens(name))
 
 
 def family_from_name(name: str) -> Optional[str]:
@@ -89,7 +85,10 @@ def family_from_name(name: str) -> Optional[str]:
         return "flux"
     if {"sd3", "sd35"} & set(words):
         return "sd3"
-    if any(re.fullmatch(r"[a-z0-9]*xl\d*", w) or w in _LINEAGE_WORDS for w in words):
+    lineage = lineage_in_text(name)  # one table of lineage names for checkpoints and LoRAs
+    if lineage and _family_of_base(lineage) != "unknown":
+        return _family_of_base(lineage)
+    if any(re.fullmatch(r"[a-z0-9]*xl\d*", w) for w in words):
         return "sdxl"
     if {"sd2", "sd20", "sd21"} & set(words):
         return "sd2"
@@ -102,10 +101,9 @@ def base_model_of(family: str, texts: Iterable[str]) -> str:
     """The base model inside a family: a lineage the name or the header's title names (Pony,
     Illustrious, NoobAI; Flux's variants), else the family's plain one."""
     for text in texts:
-        for word in _words(text):
-            found = _LINEAGE_WORDS.get(word)
-            if found and family == ("flux" if found.startswith("Flux") else "sdxl"):
-                return found
+        found = lineage_in_text(text)
+        if found and _family_of_base(found) == family:
+            return found
     return checkpoint_base(family, None)
 
 

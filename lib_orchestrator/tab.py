@@ -517,9 +517,13 @@ class TabModel:
             return ""
         d = details(record)
         override = self.overrides.get(path)
+        said = "; ".join(f"{c['source']} {c['field']}: {c['value']} ({c['specificity']})"
+                         for c in d["base_model_candidates"])
         rows = [("base model", f"{d['base_model']} ({d['base_model_source']}, family {d['family']})"),
+                ("base model evidence", said or "none"),
                 ("category", f"{d['category']} ({d['category_source']})"),
                 ("trigger words", f"{', '.join(d['trigger_words']) or '—'} ({d['trigger_source'] or 'none'})"),
+                ("activation text", " || ".join(d["activation_text"]) or "—"),
                 ("weight", f"{d['preferred_weight'] if d['preferred_weight'] is not None else 'default'} "
                            f"({d['weight_source'] or 'category default'})"),
                 ("sha256", d["sha256"] or "unknown (not hashed)"), ("tensor hash", d["tensor_hash"] or "—"),

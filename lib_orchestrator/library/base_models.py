@@ -1,4 +1,5 @@
-"""Base models as Civitai names them, their architecture family, and what loads on what.
+"""Base models as Civitai names them, their architecture family, and what loads on what; and how a
+LoRA's base model is read from every source that says something about it (docs/lora-library.md §3).
 
 A LoRA's family is hard (an SD1 LoRA does not load on SDXL); within a family, the lineage is soft
 (an Illustrious LoRA works best on Illustrious or NoobAI, less well on plain SDXL or Pony).
@@ -6,7 +7,8 @@ A LoRA's family is hard (an SD1 LoRA does not load on SDXL); within a family, th
 from __future__ import annotations
 
 import re
-from typing import Dict, Iterable, Mapping, Optional, Tuple
+from dataclasses import dataclass
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from .header import Header
 
@@ -53,7 +55,7 @@ def normalise(name: str) -> str:
 
 
 def family_of(base_model: str) -> str:
-    if base_model.startswith("Wan Video"):
+    if base_model.startswith(("Wan Video", "LTXV")):
         return "video"
     return _FAMILY_OF.get(base_model, "unknown")
 
@@ -77,81 +79,401 @@ def compatibility(lora_base: str, checkpoint_base: str,
     return float(scores.get(frozenset({a, b}), 0.0))
 
 
-# -- where a base model comes from, below Civitai ---------------------------------------------------
+# -- candidates: what each source says ---------------------------------------------------------------
+LINEAGE_LEVEL = "lineage"  # the source names the exact model (Pony, SD 2.1 768, Flux.1 S)
+FAMILY_LEVEL = "family"  # it only knows the architecture (kohya's sdxl_base_v1-0: Pony or Illustrious?)
+SOURCES = ("civitai", "user_json", "header", "tensor_keys", "name", "folder")  # most trusted first
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One source's word on the base model. `field` says where exactly (the contract); `evidence` the
+    text that gave it, for people."""
+
+    source: str
+    value: str
+    specificity: str
+    field: str
+    evidence: str = ""
+
+    def to_dict(self) -> Dict[str, str]:
+        return {"source": self.source, "value": self.value, "specificity": self.specificity,
+                "field": self.field, "evidence": self.evidence}
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> "Candidate":
+        return cls(data["source"], data["value"], data["specificity"], data["field"], data.get("evidence", ""))
+
+
+# Civitai's plain SDXL says only "SDXL": Pony, Illustrious and NoobAI LoRAs are uploaded as it too.
+_COARSE_CIVITAI = {"SDXL 1.0", "SDXL 0.9"}
+
+
+def civitai_candidate(raw: str, field: str) -> Optional[Candidate]:
+    value = normalise(raw) if raw else UNKNOWN
+    if value == UNKNOWN:
+        return None
+    return Candidate("civitai", value, FAMILY_LEVEL if value in _COARSE_CIVITAI else LINEAGE_LEVEL, field, raw)
+
+
 USER_SD_VERSION = {"SD1": "SD 1.5", "SD2": "SD 2.1", "SDXL": "SDXL 1.0", "Flux": "Flux.1 D"}
 
+
+def user_candidate(sd_version: str) -> Optional[Candidate]:
+    """Forge's `sd version` names a family only (`SDXL` for Pony and Illustrious alike)."""
+    value = USER_SD_VERSION.get(sd_version)
+    return Candidate("user_json", value, FAMILY_LEVEL, "sd version", sd_version) if value else None
+
+
 _ARCHITECTURE = {
-    "stable-diffusion-v1/lora": "SD 1.5",
-    "stable-diffusion-v2-512/lora": "SD 2.1",
-    "stable-diffusion-v2-768-v/lora": "SD 2.1 768",
-    "stable-diffusion-xl-v1-base/lora": "SDXL 1.0",
-    "flux-1-dev/lora": "Flux.1 D",
-    "flux-1/lora": "Flux.1 D",
-    "flux-1-schnell/lora": "Flux.1 S",
-    "chroma/lora": "Chroma",
-    "lumina-2/lora": "Lumina",
+    "stable-diffusion-v1": ("SD 1.5", FAMILY_LEVEL),
+    "stable-diffusion-v2-512": ("SD 2.1", LINEAGE_LEVEL),
+    "stable-diffusion-v2-768-v": ("SD 2.1 768", LINEAGE_LEVEL),
+    "stable-diffusion-xl-v1-base": ("SDXL 1.0", FAMILY_LEVEL),
+    "flux-1-dev": ("Flux.1 D", LINEAGE_LEVEL),
+    "flux-1-schnell": ("Flux.1 S", LINEAGE_LEVEL),
+    "flux-1": ("Flux.1 D", FAMILY_LEVEL),  # kohya's "flux model of unknown kind"
+    "chroma": ("Chroma", LINEAGE_LEVEL),
+    "lumina-2": ("Lumina", LINEAGE_LEVEL),
+    "lumina": ("Lumina", LINEAGE_LEVEL),
+}
+_SD3 = {("5", "large", "turbo"): "SD 3.5 Large Turbo", ("5", "large"): "SD 3.5 Large", ("5", "l"): "SD 3.5 Large",
+        ("5", "medium"): "SD 3.5 Medium", ("5", "m"): "SD 3.5 Medium", ("m",): "SD 3", ("medium",): "SD 3"}
+
+
+def _architecture(arch: str) -> Optional[Tuple[str, str]]:
+    arch = arch.strip().lower().split("/", 1)[0]
+    if arch in _ARCHITECTURE:
+        return _ARCHITECTURE[arch]
+    if arch.startswith("stable-diffusion-3"):
+        rest = tuple(t for t in re.split(r"[^a-z0-9]+", arch[len("stable-diffusion-3"):]) if t)
+        return (_SD3[rest], LINEAGE_LEVEL) if rest in _SD3 else ("SD 3.5", FAMILY_LEVEL)
+    return None
+
+
+def _kohya_version(version: str) -> Optional[Tuple[str, str]]:
+    version = version.strip().lower()
+    if version in ("sd_v1", "sd_v1_v"):
+        return "SD 1.5", FAMILY_LEVEL
+    if version == "sd_v2":
+        return "SD 2.1", FAMILY_LEVEL
+    if version == "sd_v2_v":  # v-prediction: the 768 model
+        return "SD 2.1 768", LINEAGE_LEVEL
+    for prefix, value, level in (("sdxl", "SDXL 1.0", FAMILY_LEVEL), ("flux1", "Flux.1 D", FAMILY_LEVEL),
+                                 ("sd3", "SD 3.5", FAMILY_LEVEL), ("chroma", "Chroma", LINEAGE_LEVEL),
+                                 ("lumina", "Lumina", LINEAGE_LEVEL)):
+        if version.startswith(prefix):
+            return value, level
+    return None
+
+
+# Header fields whose text may name the checkpoint a LoRA was trained on, most telling first.
+NAME_FIELDS = ("ss_sd_model_name", "modelspec.title", "modelspec.description", "ss_output_name")
+
+
+def header_candidates(meta: Mapping[str, str]) -> List[Candidate]:
+    found: List[Candidate] = []
+    arch = meta.get("modelspec.architecture", "")
+    hit = _architecture(arch) if arch else None
+    if hit:
+        found.append(Candidate("header", hit[0], hit[1], "modelspec.architecture", arch))
+    version = meta.get("ss_base_model_version", "")
+    hit = _kohya_version(version) if version else None
+    if hit:
+        found.append(Candidate("header", hit[0], hit[1], "ss_base_model_version", version))
+    if meta.get("ss_v2", "").strip() == "True":
+        v_pred = meta.get("ss_v_parameterization", "").strip() == "True"
+        found.append(Candidate("header", "SD 2.1 768" if v_pred else "SD 2.1",
+                               LINEAGE_LEVEL if v_pred else FAMILY_LEVEL, "ss_v2", "True"))
+    for field in NAME_FIELDS:
+        text = meta.get(field, "")
+        hit = name_evidence(text) if text else None
+        if hit:
+            found.append(Candidate("header", hit[0], hit[1], field, hit[2]))
+    return found
+
+
+# -- names: tokens and the terms they make -----------------------------------------------------------
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_NOT_ALNUM = re.compile(r"[^a-z0-9]+")
+
+
+def name_tokens(text: str) -> List[str]:
+    """`ponyDiffusionV6XL_v6` -> pony, diffusion, v6xl, v6: split between a lower-case letter and a
+    capital, before the last capital of a run followed by a lower-case letter (`XLIllustrious`), and on
+    anything that is not an ASCII letter or digit. Digits never split a token."""
+    return [t for t in _NOT_ALNUM.split(_CAMEL.sub(" ", text).lower()) if t]
+
+
+def _terms(tokens: Sequence[str]) -> Iterable[str]:
+    """Each token, and two or three adjacent ones joined (`NAI-XL` -> naixl, `sd3.5-large` -> sd35large)."""
+    for i in range(len(tokens)):
+        yield tokens[i]
+        if i + 1 < len(tokens):
+            yield tokens[i] + tokens[i + 1]
+            if i + 2 < len(tokens):
+                yield tokens[i] + tokens[i + 1] + tokens[i + 2]
+
+
+# One table for LoRAs and checkpoints (lib_orchestrator/checkpoint.py reads it too). Only names whose
+# lineage is certain: `nai` alone is also NovelAI's SD1 leak, `wai` and `hassaku` made Pony and
+# Illustrious models both.
+_LINEAGE_TERMS = {
+    **dict.fromkeys(("pony", "pdxl", "ponyxl", "ponyv6", "ponydiffusion", "autismmix"), "Pony"),
+    **dict.fromkeys(("illustrious", "illustriousxl", "ilxl", "il"), "Illustrious"),
+    **dict.fromkeys(("noobai", "noob", "noobaixl", "naixl"), "NoobAI"),
+    **dict.fromkeys(("schnell", "flux1s", "fluxschnell", "flux1schnell"), "Flux.1 S"),
+    **dict.fromkeys(("flux1d", "flux1dev", "fluxdev"), "Flux.1 D"),
+    "krea": "Flux.1 Krea", "kontext": "Flux.1 Kontext",
+    **dict.fromkeys(("sd35large", "sd35l"), "SD 3.5 Large"),
+    **dict.fromkeys(("sd35medium", "sd35m"), "SD 3.5 Medium"),
+    **dict.fromkeys(("v21768", "sd21768"), "SD 2.1 768"),
+}
+_FAMILY_TERMS = {
+    **dict.fromkeys(("sdxl", "sdxl10", "xl"), "SDXL 1.0"), **dict.fromkeys(("sd15", "sd1"), "SD 1.5"),
+    **dict.fromkeys(("sd21", "sd2"), "SD 2.1"), **dict.fromkeys(("flux", "flux1"), "Flux.1 D"),
+    **dict.fromkeys(("sd3", "sd35"), "SD 3.5"),
 }
 
 
-def from_header(header: Header) -> Optional[str]:
-    meta = header.metadata
-    arch = meta.get("modelspec.architecture", "").strip().lower()
-    if arch:
-        if arch in _ARCHITECTURE:
-            return _ARCHITECTURE[arch]
-        if arch.startswith("stable-diffusion-3"):
-            return "SD 3.5"
-    version = meta.get("ss_base_model_version", "").strip().lower()
-    if version:
-        if version == "sd_v1":
-            return "SD 1.5"
-        if version in ("sd_v2", "sd_v2_v"):
-            return "SD 2.1"
-        if version.startswith("sdxl"):
-            return "SDXL 1.0"
-        if version.startswith("flux1"):
-            return "Flux.1 D"
-        if version.startswith("chroma"):
-            return "Chroma"
-        if version.startswith("lumina2"):
-            return "Lumina"
-    if meta.get("ss_v2", "").strip() == "True":
-        return "SD 2.1"
+def name_evidence(text: str) -> Optional[Tuple[str, str, str]]:
+    """(value, specificity, the term) a name or title says, or None. A text naming two lineages
+    (`pony and illustrious`) says nothing; Illustrious with NoobAI is NoobAI, which is trained from it."""
+    lineages: Dict[str, str] = {}
+    families: Dict[str, str] = {}
+    for term in _terms(name_tokens(text)):
+        if term in _LINEAGE_TERMS:
+            lineages.setdefault(_LINEAGE_TERMS[term], term)
+        elif term in _FAMILY_TERMS:
+            families.setdefault(_FAMILY_TERMS[term], term)
+    if set(lineages) == {"Illustrious", "NoobAI"}:
+        return "NoobAI", LINEAGE_LEVEL, lineages["NoobAI"]
+    if lineages:
+        if len(lineages) > 1:
+            return None
+        (value, term), = lineages.items()
+        return value, LINEAGE_LEVEL, term
+    if len(families) == 1:
+        (value, term), = families.items()
+        return value, FAMILY_LEVEL, term
     return None
 
 
-_WAN_KEY = re.compile(r"blocks\.\d+\.(self_attn|cross_attn)\.")
+def lineage_in_text(text: str) -> Optional[str]:
+    """The one lineage a name or title names (`ponyDiffusionV6XL` -> Pony), for checkpoints."""
+    hit = name_evidence(text)
+    return hit[0] if hit and hit[1] == LINEAGE_LEVEL else None
 
 
-def from_tensor_keys(keys: Iterable[str]) -> Optional[str]:
-    """The architecture the tensor names belong to (SwarmUI's approach, by sentinel fragments)."""
-    keys = tuple(keys)
-    if any("double_blocks" in k or "single_blocks" in k or "single_transformer_blocks" in k for k in keys):
-        return "Flux.1 D"
-    if any(k.startswith(("lora_te1_", "lora_te2_", "lora_unet_input_blocks_", "lora_unet_output_blocks_"))
-           for k in keys):
-        return "SDXL 1.0"
-    if any(k.startswith(("lora_te_text_model", "lora_unet_down_blocks_", "lora_unet_up_blocks_")) for k in keys):
-        return "SD 1.5"
-    if any("joint_blocks" in k for k in keys):
-        return "SD 3.5"
-    if any(_WAN_KEY.search(k) for k in keys):
-        return "Wan Video"
-    return None
+def name_candidate(stem: str) -> Optional[Candidate]:
+    hit = name_evidence(stem)
+    return Candidate("name", hit[0], hit[1], "file name", hit[2]) if hit else None
 
 
 _FOLDER = {
-    "pony": "Pony", "illustrious": "Illustrious", "il": "Illustrious", "noobai": "NoobAI", "noob": "NoobAI",
-    "sdxl": "SDXL 1.0", "sdxl10": "SDXL 1.0", "xl": "SDXL 1.0",
-    "sd15": "SD 1.5", "sd1": "SD 1.5", "15": "SD 1.5", "sd21": "SD 2.1", "sd2": "SD 2.1",
-    "flux": "Flux.1 D", "flux1": "Flux.1 D", "flux1d": "Flux.1 D",
+    "pony": ("Pony", LINEAGE_LEVEL), "illustrious": ("Illustrious", LINEAGE_LEVEL),
+    "il": ("Illustrious", LINEAGE_LEVEL), "noobai": ("NoobAI", LINEAGE_LEVEL), "noob": ("NoobAI", LINEAGE_LEVEL),
+    "sdxl": ("SDXL 1.0", FAMILY_LEVEL), "sdxl10": ("SDXL 1.0", FAMILY_LEVEL), "xl": ("SDXL 1.0", FAMILY_LEVEL),
+    "sd15": ("SD 1.5", FAMILY_LEVEL), "sd1": ("SD 1.5", FAMILY_LEVEL), "15": ("SD 1.5", FAMILY_LEVEL),
+    "sd21": ("SD 2.1", FAMILY_LEVEL), "sd2": ("SD 2.1", FAMILY_LEVEL),
+    "flux": ("Flux.1 D", FAMILY_LEVEL), "flux1": ("Flux.1 D", FAMILY_LEVEL),
+    "flux1d": ("Flux.1 D", LINEAGE_LEVEL), "flux1s": ("Flux.1 S", LINEAGE_LEVEL),
 }
 
 
-def from_folders(folders: Tuple[str, ...]) -> Optional[str]:
-    """The nearest enclosing folder named for a base model (`Pony/`, `SD15/`, `_SDXL_1_0/`)."""
+def folder_candidates(folders: Tuple[str, ...]) -> List[Candidate]:
+    """One candidate per enclosing folder that names a base model, the nearest first: by its whole
+    name (`_SDXL_1_0/` -> sdxl10), else by its name's tokens (`IL styles/`)."""
+    found = []
     for folder in reversed(folders):
-        key = re.sub(r"[\s_.\-]", "", folder).lower()
-        if key in _FOLDER:
-            return _FOLDER[key]
+        whole = _FOLDER.get(re.sub(r"[\s_.\-]", "", folder).lower())
+        if whole:
+            found.append(Candidate("folder", whole[0], whole[1], "folder", folder))
+            continue
+        hit = name_evidence(folder)
+        if hit:
+            found.append(Candidate("folder", hit[0], hit[1], "folder", folder))
+    return found
+
+
+# -- tensor keys: the layout fixes what the file can be ----------------------------------------------
+@dataclass(frozen=True)
+class Layout:
+    name: str
+    value: str  # what the keys alone say
+    evidence: str = ""  # a key or mark that told
+
+    def allows(self, value: str) -> bool:
+        """Whether a source's value is an architecture these tensors can belong to."""
+        family = family_of(value)
+        return {
+            "hunyuan_video": value == "Hunyuan Video",
+            # Chroma is Flux-shaped; a Hunyuan Video LoRA without its marks looks like Flux too
+            "flux": family == "flux" or value in ("Chroma", "Hunyuan Video") or value.startswith("Flux.2"),
+            "wan": value.startswith("Wan Video"),
+            "mochi": value == "Mochi",
+            "ltx": value.startswith("LTXV"),
+            "sd3": family == "sd3",
+            "sdxl": family == "sdxl" or value == "Kolors",
+            "sd2": family == "sd2",
+            "sd1": family == "sd1",
+            "sd1_or_sd2": family in ("sd1", "sd2"),
+        }[self.name]
+
+
+_FLUX_BLOCKS = re.compile(r"(?:double|single)_blocks_\d+_|single_transformer_blocks")
+_HUNYUAN_MARKS = ("img_mlp_fc1", "img_mlp_fc2", "txt_mlp_fc1", "txt_mlp_fc2", "img_mod_linear", "txt_mod_linear",
+                  "modulation_linear", "token_refiner")
+_HUNYUAN_ONE_MODULE = re.compile(r"\.(?:img|txt)_attn_(?:qkv|proj)")
+_DOUBLE_INDEX = re.compile(r"(?<!single_)(?:double_blocks|transformer_blocks)_(\d+)_")
+_SINGLE_INDEX = re.compile(r"single_(?:transformer_)?blocks_(\d+)_")
+_WAN_FLAT = re.compile(r"(?:^|_)blocks_\d+_(?:self_attn|cross_attn)_", re.M)
+_WAN_DIFFUSERS = re.compile(r"(?:^|\.)blocks\.\d+\.(?:attn1|attn2|ffn)\.", re.M)
+_MOCHI_DIFFUSERS = (".attn1.add_q_proj", ".attn1.add_k_proj", ".attn1.add_v_proj", ".attn1.to_add_out")
+_MOCHI_GENMO = re.compile(r"blocks_\d+_[a-z0-9_]*?(?:qkv|proj)_[xy](?:_|$)", re.M)
+_LTX = re.compile(r"^(?!.*(?:attentions|down_blocks|up_blocks|mid_block))(?:.*\.)?transformer_blocks\.\d+\.attn[12]\.",
+                  re.M)
+_MMDIT_ATTN = re.compile(r"transformer_blocks\.\d+\.attn\.")
+_SDXL_START = re.compile(r"^(?:lora_te1_|lora_te2_|text_encoder_2_)", re.M)
+_SDXL_DEEP = re.compile(r"(?:down_blocks|up_blocks|mid_block)_[a-z0-9_]*?transformer_blocks_([1-9]\d*)_", re.M)
+_SD_START = re.compile(r"^(?:lora_te_|lora_unet_down_blocks_|lora_unet_up_blocks_|lora_unet_mid_block_|unet_|"
+                       r"text_encoder_)|(?:down|up)_blocks_\d+_attentions", re.M)
+_TE_LAYER = re.compile(r"text_model_encoder_layers_(\d+)_")
+
+
+def layout_of(keys: Iterable[str]) -> Optional[Layout]:
+    """The architecture a LoRA's tensor names belong to (docs/lora-library.md §3.4), or None.
+
+    Keys are searched as one joined text, as written and flattened (lower-case, `.` as `_`), so kohya,
+    diffusers/PEFT and original module names read alike, and a LoRA of thousands of tensors costs a
+    few regular-expression passes rather than a Python loop per key."""
+    text = "\n".join(keys)
+    if not text:
+        return None
+    flat = text.lower().replace(".", "_")
+    flux = _FLUX_BLOCKS.search(flat)
+    if flux:
+        mark = _hunyuan_mark(text, flat)
+        if mark:
+            return Layout("hunyuan_video", "Hunyuan Video", mark)
+        return Layout("flux", "Flux.1 D", _line_at(flat, flux.start()))
+    for name, value, found in (
+            ("wan", "Wan Video", _WAN_FLAT.search(flat) or _WAN_DIFFUSERS.search(text)),
+            ("mochi", "Mochi", _first_in(text, _MOCHI_DIFFUSERS) or _MOCHI_GENMO.search(flat))):
+        if found is not None:
+            return Layout(name, value, _line_at(text if isinstance(found, int) else flat,
+                                                found if isinstance(found, int) else found.start()))
+    ltx = _LTX.search(text)
+    if ltx and not _MMDIT_ATTN.search(text):
+        return Layout("ltx", "LTXV", _line_at(text, ltx.start()))
+    at = flat.find("joint_blocks")
+    if at >= 0:
+        return Layout("sd3", "SD 3.5", _line_at(flat, at))
+    sdxl = _SDXL_START.search(flat) or _SDXL_DEEP.search(flat)
+    at = sdxl.start() if sdxl else min((i for i in (flat.find(m) for m in ("input_blocks_", "output_blocks_",
+                                                                             "middle_block_")) if i >= 0),
+                                       default=-1)
+    if at >= 0:
+        return Layout("sdxl", "SDXL 1.0", _line_at(flat, at))
+    sd = _SD_START.search(flat)
+    if sd:
+        layers = [int(n) for n in _TE_LAYER.findall(flat)]
+        if layers and max(layers) >= 12:  # SD1's CLIP has 12 layers, SD2's OpenCLIP 23
+            return Layout("sd2", "SD 2.1", f"text encoder layer {max(layers)}")
+        if layers:
+            return Layout("sd1", "SD 1.5", _line_at(flat, sd.start()))
+        return Layout("sd1_or_sd2", "SD 1.5", _line_at(flat, sd.start()))
     return None
+
+
+def _hunyuan_mark(text: str, flat: str) -> str:
+    """What only a Hunyuan Video LoRA has, beside Flux-like double and single blocks: its module names, or
+    a 20th double block / 39th-40th single block (Flux.1 has 19 and 38; Flux.2 48 single blocks)."""
+    for mark in _HUNYUAN_MARKS:
+        if mark in flat:
+            return mark
+    found = _HUNYUAN_ONE_MODULE.search(text)
+    if found:
+        return found.group(0)[1:]
+    doubles = {int(n) for n in _DOUBLE_INDEX.findall(flat)}
+    if 19 in doubles:
+        return "double block 19"
+    singles = {int(n) for n in _SINGLE_INDEX.findall(flat)}
+    if singles and 38 <= max(singles) <= 39:
+        return f"single block {max(singles)}"
+    return ""
+
+
+def _first_in(text: str, needles: Sequence[str]) -> Optional[int]:
+    hits = [i for i in (text.find(n) for n in needles) if i >= 0]
+    return min(hits) if hits else None
+
+
+def _line_at(text: str, at: int) -> str:
+    start = text.rfind("\n", 0, at) + 1
+    end = text.find("\n", at)
+    return text[start:end if end >= 0 else len(text)][:200]
+
+
+def tensor_candidate(keys: Iterable[str]) -> Tuple[Optional[Candidate], Optional[Layout]]:
+    layout = layout_of(keys)
+    if layout is None:
+        return None, None
+    return Candidate("tensor_keys", layout.value, FAMILY_LEVEL, "tensor keys", layout.evidence), layout
+
+
+def from_tensor_keys(keys: Iterable[str]) -> Optional[str]:
+    """What the tensor names alone say (the layout's value)."""
+    layout = layout_of(keys)
+    return layout.value if layout else None
+
+
+# -- from candidates to one base model ---------------------------------------------------------------
+def group_of(value: str) -> Optional[str]:
+    """The architecture a value belongs to: its family, or for video and excluded models the model
+    itself (`Wan Video …`, `LTXV …`, `Flux.2 …` by prefix); None when we do not know the value."""
+    family = family_of(value)
+    if family in ("sd1", "sd2", "sdxl", "flux", "sd3"):
+        return family
+    if family == "video" or is_excluded(value):
+        for prefix in ("Wan Video", "LTXV", "Flux.2"):
+            if value.startswith(prefix):
+                return prefix
+        return value
+    return None
+
+
+@dataclass(frozen=True)
+class Resolution:
+    base_model: str
+    source: str
+    conflicts: Tuple[Candidate, ...] = ()  # trusted candidates that were overruled
+
+    def conflict_message(self) -> str:
+        said = "; ".join(f"{c.source} {c.field} says {c.value}" for c in self.conflicts)
+        return f"{said}; kept {self.base_model} from {self.source}"
+
+
+_WARNED = ("civitai", "user_json", "header")  # names and folders are guesses: overruling them is no news
+
+
+def resolve_base_model(candidates: Sequence[Candidate], layout: Optional[Layout] = None) -> Resolution:
+    """The most trusted, most specific value consistent with the architecture (§3.6). `candidates` are
+    in trust order; `layout` is what the tensor keys say, which decides the architecture when present."""
+    known = [c for c in candidates if group_of(c.value) is not None]
+    if layout is not None:
+        fitting = next((c for c in known if layout.allows(c.value)), None)
+        group = group_of(fitting.value if fitting else layout.value)
+    elif known:
+        group = group_of(known[0].value)
+    else:
+        first = next(iter(candidates), None)
+        return Resolution(first.value, first.source) if first else Resolution(UNKNOWN, "none")
+    consistent = [c for c in known if group_of(c.value) == group and (layout is None or layout.allows(c.value))]
+    chosen = next((c for c in consistent if c.specificity == LINEAGE_LEVEL), None) or \
+        next(iter(consistent), None)
+    if chosen is None:  # only the tensor keys' own value can be missing from the list
+        return Resolution(layout.value if layout else UNKNOWN, "tensor_keys" if layout else "none")
+    conflicts = tuple(c for c in known if c.source in _WARNED and (
+        c not in consistent or (c.specificity == LINEAGE_LEVEL and c.value != chosen.value)))
+    return Resolution(chosen.value, chosen.source, conflicts)

@@ -69,8 +69,10 @@ def details(record: LoraRecord) -> Dict[str, Any]:
     return {
         "name": record.name, "path": record.path, "alias": record.alias,
         "base_model": record.base_model, "base_model_source": record.base_model_source, "family": record.family,
+        "base_model_candidates": [c.to_dict() for c in record.base_model_candidates],
         "category": record.category, "category_source": record.category_source,
         "trigger_words": list(record.trigger_words), "trigger_source": record.trigger_source,
+        "activation_text": list(record.activations),
         "suggested_tags": list(record.suggested_tags), "tags": list(record.tags),
         "preferred_weight": record.preferred_weight, "weight_source": record.weight_source,
         "negative_text": record.negative_text, "sha256": record.sha256, "tensor_hash": record.tensor_hash,

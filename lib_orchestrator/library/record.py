@@ -6,11 +6,14 @@ import json
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
+from .base_models import Candidate
 from .problems import Problem
 
 # Bumped whenever the rules that turn files into records change: a cached record made by older rules
 # is then read again instead of served stale.
-RULES_VERSION = 1
+# 2: base-model candidates and refinement, scored categories, split triggers; 3: tensor data checked against
+# the file size, previews decoded, AppleDouble files
+RULES_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -21,11 +24,13 @@ class LoraRecord:
     alias: Optional[str] = None  # ss_output_name, which Forge may also accept
     base_model: str = "Unknown"
     base_model_source: str = "none"
+    base_model_candidates: Tuple[Candidate, ...] = ()  # every source's word, most trusted first
     family: str = "unknown"
     excluded: bool = False
     category: str = "other"
     category_source: str = "none"
-    trigger_words: Tuple[str, ...] = ()  # alternatives: inject one, never all
+    trigger_words: Tuple[str, ...] = ()  # every trigger on its own, for matching
+    activation_text: Tuple[str, ...] = ()  # the alternatives, verbatim: inject one whole, never all
     trigger_source: Optional[str] = None
     suggested_tags: Tuple[str, ...] = ()  # the most frequent training tags
     tags: Tuple[str, ...] = ()  # Civitai's tags for the model
@@ -43,12 +48,20 @@ class LoraRecord:
     problems: Tuple[Problem, ...] = ()
 
     @property
+    def activations(self) -> Tuple[str, ...]:
+        """What may be injected: the activation alternatives; for a record made without them (by hand,
+        or by another tool), its trigger words."""
+        return self.activation_text or self.trigger_words
+
+    @property
     def warnings(self) -> Tuple[str, ...]:
         return tuple(sorted({p.code for p in self.problems}))
 
     def to_dict(self) -> Dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["base_model_candidates"] = [c.to_dict() for c in self.base_model_candidates]
         out["trigger_words"] = list(self.trigger_words)
+        out["activation_text"] = list(self.activation_text)
         out["suggested_tags"] = list(self.suggested_tags)
         out["tags"] = list(self.tags)
         out["warnings"] = list(self.warnings)
@@ -73,7 +86,9 @@ class LoraRecord:
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "LoraRecord":
         values = {k: v for k, v in data.items() if k in _FIELDS}
+        values["base_model_candidates"] = tuple(Candidate.from_dict(c) for c in values.get("base_model_candidates", ()))
         values["trigger_words"] = tuple(values.get("trigger_words", ()))
+        values["activation_text"] = tuple(values.get("activation_text", ()))
         values["suggested_tags"] = tuple(values.get("suggested_tags", ()))
         values["tags"] = tuple(values.get("tags", ()))
         values["problems"] = tuple(Problem.from_dict(p) for p in values.get("problems", ()))

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from . import base_models, categories
 from .header import Header, json_value
-from .problems import EXCLUDED_ARCHITECTURE, STALE_SIDECAR, Problem
+from .problems import BASE_MODEL_CONFLICT, EXCLUDED_ARCHITECTURE, STALE_SIDECAR, Problem
 from .record import LoraRecord
 from .sidecars import Sidecars
 
@@ -38,22 +38,28 @@ def resolve(path: str, name: str, size: int, header: Optional[Header], side: Sid
                                 f"records a size of {side.manager.size:,} bytes; this file has {size:,}"))
         stale_manager = True
 
-    base, base_source = _base_model(side, header, folders)
+    candidates, layout = _base_model_candidates(name, side, header, folders)
+    chosen = base_models.resolve_base_model(candidates, layout)
+    base, base_source = chosen.base_model, chosen.source
+    if chosen.conflicts:
+        problems.append(Problem(BASE_MODEL_CONFLICT, path, chosen.conflict_message()))
     family = base_models.family_of(base)
     excluded = base_models.is_excluded(base)
     if excluded:
         problems.append(Problem(EXCLUDED_ARCHITECTURE, path, f"{base} LoRAs do not load in Forge"))
 
+    activations, trigger_source = _activations(side, meta)
+    triggers = split_triggers(activations)
+    suggested = _top_tags(meta)
     tags = civitai.tags if civitai and civitai.tags else ()
     if not tags and side.manager and side.manager.tags:
         tags = side.manager.tags
     if not tags and side.matrix and side.matrix.tags:
         tags = side.matrix.tags
-    category, category_source = _first(
-        (categories.from_folders(folders), "folder"), (categories.from_tags(tags), "tags"),
-        (categories.from_name(name), "name"), default=("other", "none"))
+    alias = meta.get("ss_output_name", "").strip() or None
+    category, category_source = categories.classify(
+        folders=folders, tags=tags, triggers=triggers, names=(name, alias or ""), training_tags=suggested)
 
-    triggers, trigger_source = _triggers(side, meta)
     weight, weight_source = _weight(side, meta)
 
     sha256 = None  # known without hashing only from a sidecar whose size matches the file
@@ -63,12 +69,12 @@ def resolve(path: str, name: str, size: int, header: Optional[Header], side: Sid
     elif m and not stale_manager and m.size == size and _HEX64.fullmatch(m.sha256):
         sha256 = m.sha256
 
-    alias = meta.get("ss_output_name", "").strip() or None
     return LoraRecord(
         path=path, name=name, is_lora=True, alias=alias,
-        base_model=base, base_model_source=base_source, family=family, excluded=excluded,
-        category=category, category_source=category_source,
-        trigger_words=triggers, trigger_source=trigger_source, suggested_tags=_top_tags(meta), tags=tuple(tags),
+        base_model=base, base_model_source=base_source, base_model_candidates=tuple(candidates), family=family,
+        excluded=excluded, category=category, category_source=category_source,
+        trigger_words=triggers, activation_text=activations, trigger_source=trigger_source,
+        suggested_tags=suggested, tags=tuple(tags),
         preferred_weight=weight, weight_source=weight_source,
         negative_text=side.user.negative_text if side.user else "",
         description=(side.user.description if side.user and side.user.description else side.description),
@@ -79,41 +85,39 @@ def resolve(path: str, name: str, size: int, header: Optional[Header], side: Sid
     )
 
 
-def _first(*candidates: Tuple[Optional[Any], str], default: Tuple[Any, str]) -> Tuple[Any, str]:
-    for value, source in candidates:
-        if value:
-            return value, source
-    return default
+def _base_model_candidates(name: str, side: Sidecars, header: Optional[Header], folders: Tuple[str, ...]
+                           ) -> Tuple[List[base_models.Candidate], Optional[base_models.Layout]]:
+    """Every source's word on the base model, most trusted first (docs/lora-library.md §3.1)."""
+    found: List[Optional[base_models.Candidate]] = [
+        base_models.civitai_candidate(side.civitai.base_model, ".civitai.info baseModel") if side.civitai else None,
+        base_models.civitai_candidate(side.manager.civitai.base_model, ".metadata.json civitai.baseModel")
+        if side.manager and side.manager.civitai else None,
+        base_models.civitai_candidate(side.manager.base_model, ".metadata.json base_model") if side.manager else None,
+        base_models.civitai_candidate(side.matrix.base_model, ".cm-info.json BaseModel") if side.matrix else None,
+        base_models.user_candidate(side.user.sd_version) if side.user else None,
+    ]
+    layout = None
+    if header is not None:
+        found.extend(base_models.header_candidates(header.metadata))
+        tensor, layout = base_models.tensor_candidate(header.keys)
+        found.append(tensor)
+    found.append(base_models.name_candidate(name))
+    found.extend(base_models.folder_candidates(folders))
+    return [c for c in found if c is not None], layout
 
 
-def _base_model(side: Sidecars, header: Optional[Header], folders: Tuple[str, ...]) -> Tuple[str, str]:
-    civitai = ""
-    for candidate in (side.civitai.base_model if side.civitai else "",
-                      side.manager.civitai.base_model if side.manager and side.manager.civitai else "",
-                      side.manager.base_model if side.manager else "",
-                      side.matrix.base_model if side.matrix else ""):
-        if candidate and base_models.normalise(candidate) != base_models.UNKNOWN:
-            civitai = base_models.normalise(candidate)
-            break
-    user = base_models.USER_SD_VERSION.get(side.user.sd_version) if side.user else None
-    return _first(
-        (civitai, "civitai"), (user, "user_json"),
-        (base_models.from_header(header) if header else None, "header"),
-        (base_models.from_tensor_keys(header.keys) if header else None, "tensor_keys"),
-        (base_models.from_folders(folders), "folder"),
-        default=(base_models.UNKNOWN, "none"))
-
-
-def _triggers(side: Sidecars, meta: dict) -> Tuple[Tuple[str, ...], Optional[str]]:
+def _activations(side: Sidecars, meta: dict) -> Tuple[Tuple[str, ...], Optional[str]]:
+    """The activation alternatives, verbatim, from the first source that has any (§5)."""
     if side.user and side.user.activation_text:
-        parts = tuple(p.strip() for p in side.user.activation_text.split("||") if p.strip())
+        parts = _unique(side.user.activation_text.split("||"))
         if parts:
             return parts, "user_json"
     for words in (side.civitai.trained_words if side.civitai else (),
                   side.manager.civitai.trained_words if side.manager and side.manager.civitai else (),
                   side.matrix.trained_words if side.matrix else ()):
-        if words:
-            return tuple(words), "civitai"
+        parts = _unique(words)
+        if parts:
+            return parts, "civitai"
     phrase = meta.get("modelspec.trigger_phrase", "").strip()
     if phrase:
         return (phrase,), "modelspec"
@@ -121,11 +125,51 @@ def _triggers(side: Sidecars, meta: dict) -> Tuple[Tuple[str, ...], Optional[str
     if not isinstance(folders, dict):
         folders = json_value(meta, "ss_dataset_dirs")
     if isinstance(folders, dict):
-        names = tuple(dict.fromkeys(_REPEATS.sub("", str(k)).strip() for k in folders))
-        names = tuple(n for n in names if n)
+        names = _unique(_REPEATS.sub("", str(k)) for k in folders)
         if names:
             return names, "dataset"
     return (), None
+
+
+def _unique(parts: Iterable[str]) -> Tuple[str, ...]:
+    """Stripped, empties dropped, duplicates (ignoring case) dropped, the first kept."""
+    seen: Dict[str, str] = {}
+    for part in parts:
+        part = part.strip()
+        if part and part.lower() not in seen:
+            seen[part.lower()] = part
+    return tuple(seen.values())
+
+
+_OPEN, _CLOSE = "([{<", ")]}>"
+
+
+def split_triggers(alternatives: Iterable[str]) -> Tuple[str, ...]:
+    """Every trigger on its own: each alternative split on commas outside brackets, so
+    `(gotoh_hitori_(bocchi_the_rock):1.2)` stays whole; `\\(` is text. An alternative whose brackets
+    do not close is split on every comma."""
+    triggers: List[str] = []
+    for alternative in alternatives:
+        parts: List[str] = []
+        current: List[str] = []
+        depth, escaped = 0, False
+        for ch in alternative:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch in _OPEN:
+                depth += 1
+            elif ch in _CLOSE:
+                depth = max(depth - 1, 0)
+            elif ch == "," and depth == 0:
+                parts.append("".join(current))
+                current = []
+                continue
+            current.append(ch)
+        parts.append("".join(current))
+        triggers.extend(alternative.split(",") if depth else parts)
+    return _unique(triggers)
 
 
 def _weight(side: Sidecars, meta: dict) -> Tuple[Optional[float], Optional[str]]:

@@ -18,7 +18,8 @@ from .text import normalise_tag, prompt_tags, words
 # How much a term counts by where the LoRA has it.
 FIELD_WEIGHTS = {"trigger": 3.0, "tag": 2.0, "name": 2.0, "training": 1.0, "description": 0.3}
 PHRASE_WEIGHT = 8.0
-MAX_PHRASE_OWNERS = 3
+MAX_PHRASE_OWNERS = 5  # a trigger phrase shared by more LoRAs than this…
+PHRASE_SHARE = 0.01  # …and by more than this share of the library names none of them (`score_9`, `1girl`)
 COMMON_TERM_SHARE = 0.02  # terms in more than this share of the library are not indexed…
 MIN_COMMON_TERM = 50  # …unless they are in this few LoRAs or fewer
 
@@ -27,7 +28,8 @@ MIN_COMMON_TERM = 50  # …unless they are in this few LoRAs or fewer
 class Match:
     score: float
     terms: Tuple[str, ...]  # what matched, for the explanation
-    phrase: Optional[str] = None  # a trigger phrase the prompt contains whole
+    phrase: Optional[str] = None  # a trigger phrase the prompt contains whole (the first, where activation goes)
+    phrases: Tuple[str, ...] = ()  # every trigger phrase of this LoRA the prompt contains whole
 
 
 class Scorer(Protocol):
@@ -74,9 +76,11 @@ class LoraIndex:
                 for term in terms:
                     if postings[term].get(i, 0.0) < weight:
                         postings[term][i] = weight
+            # Every trigger on its own is a phrase: `looking back` names the LoRA whose activation text
+            # is `hand on hip, looking back`. Records made without split triggers (by hand, another
+            # tool) still give each alternative's tags.
             for phrase in r.trigger_words:
-                # The whole alternative, and its first tag (`frieren` of `frieren, elf, white hair`).
-                for tag in {normalise_tag(phrase), normalise_tag(phrase.split(",")[0])}:
+                for tag in prompt_tags(phrase) or [normalise_tag(phrase)]:
                     if tag and i not in phrases[tag]:
                         phrases[tag].append(i)
         n = max(len(self.records), 1)
@@ -84,26 +88,28 @@ class LoraIndex:
         # prompt match thousands of LoRAs: such terms are left out. The rest count by damped idf.
         common = max(MIN_COMMON_TERM, int(n * COMMON_TERM_SHARE))
         self._postings = {t: (math.log(1 + n / len(p)), p) for t, p in postings.items() if len(p) <= common}
-        # A phrase many LoRAs share (`score_9`) names none of them.
-        self._phrases = {t: owners for t, owners in phrases.items() if len(owners) <= MAX_PHRASE_OWNERS}
+        # A phrase many LoRAs share (`score_9`) names none of them; a few (`looking back` of the pose LoRAs)
+        # each name them all, and the picker takes the best one.
+        most = max(MAX_PHRASE_OWNERS, int(n * PHRASE_SHARE))
+        self._phrases = {t: owners for t, owners in phrases.items() if len(owners) <= most}
 
     def score(self, prompt: str) -> Dict[int, Match]:
         tags = prompt_tags(prompt)
-        found: Dict[int, Tuple[float, List[str], Optional[str]]] = {}
+        found: Dict[int, Tuple[float, List[str], List[str]]] = {}
         for term in dict.fromkeys(w for tag in tags for w in words(tag)):
             entry = self._postings.get(term)
             if entry is None:
                 continue
             idf, posting = entry
             for i, weight in posting.items():
-                score, terms, phrase = found.get(i, (0.0, [], None))
+                score, terms, phrases = found.get(i, (0.0, [], []))
                 terms.append(term)
-                found[i] = (score + idf * weight, terms, phrase)
-        for tag in tags:
+                found[i] = (score + idf * weight, terms, phrases)
+        for tag in dict.fromkeys(tags):
             for i in self._phrases.get(tag, ()):
-                score, terms, phrase = found.get(i, (0.0, [], None))
-                found[i] = (score + PHRASE_WEIGHT, terms, phrase or tag)
-        return {i: Match(s, tuple(t), p) for i, (s, t, p) in found.items()}
+                score, terms, phrases = found.get(i, (0.0, [], []))
+                found[i] = (score + PHRASE_WEIGHT, terms, phrases + [tag])
+        return {i: Match(s, tuple(t), p[0] if p else None, tuple(p)) for i, (s, t, p) in found.items()}
 
     def compatible(self, family: str, base_model: str) -> List[float]:
         """Per LoRA: 0 when it cannot load on the checkpoint, else its lineage score."""

@@ -29,7 +29,7 @@ class Pick:
     score: float = 0.0
     matched: Tuple[str, ...] = ()
     phrase: Optional[str] = None  # the prompt tag that named it, where its activation text goes
-    activation: Optional[str] = None  # the one trigger alternative to add, if the prompt lacks it
+    activation: Optional[str] = None  # the one activation alternative to add, if the prompt lacks it
     negative: str = ""
     record: Optional[LoraRecord] = None  # None for a user's tag naming no known LoRA
 
@@ -66,13 +66,16 @@ def pick_loras(index: LoraIndex, prompt: str, seed: int, rules: Rules, family: s
     floor = max(rules.min_score, rules.min_relative_score * best)
     matches = {i: m for i, m in scored.items() if m.score * compat[i] >= floor}
 
-    named: Set[str] = set()  # one LoRA per phrase: the best (a character's Pony and IL versions)
-    for i, m in sorted(((i, m) for i, m in matches.items() if m.phrase),
+    # One LoRA per phrase: the best (a character's Pony and IL versions). A LoRA picked for one of its
+    # triggers names all of them that the prompt holds, so the other version cannot come in by another
+    # of its triggers (`twintails` after `hu tao`).
+    named: Set[str] = set()
+    for i, m in sorted(((i, m) for i, m in matches.items() if m.phrases),
                        key=lambda im: (-im[1].score * compat[im[0]], im[0])):
-        if m.phrase not in named and state.allowed(i):
-            named.add(m.phrase)  # type: ignore[arg-type]
+        if named.isdisjoint(m.phrases) and state.allowed(i):
+            named.update(m.phrases)
             state.add(i, state.pick(i, "trigger", m, rng))
-    matches = {i: m for i, m in matches.items() if i in state.taken or m.phrase not in named}
+    matches = {i: m for i, m in matches.items() if i in state.taken or named.isdisjoint(m.phrases)}
 
     for category, rule in rules.categories.items():
         while state.per_category[category] < rule.min and len(state.picks) < rules.max_total:
@@ -204,10 +207,12 @@ class _State:
 
 
 def _activation(record: LoraRecord, rng: random.Random) -> Optional[str]:
-    """One trigger alternative, drawn; the composer drops it if the prompt already says it."""
-    if not record.trigger_words:
+    """One activation alternative, verbatim (`hand on hip, looking back`), drawn; the composer drops it
+    if the prompt already says it."""
+    alternatives = record.activations
+    if not alternatives:
         return None
-    return record.trigger_words[int(rng.random() * len(record.trigger_words))]
+    return alternatives[int(rng.random() * len(alternatives))]
 
 
 def _weighted(pool: List[int], matches: Dict[int, Match], compat: Sequence[float], temperature: float,

@@ -104,8 +104,9 @@ def with_lora(prompt: str, negative: str, record: LoraRecord, weight: float) -> 
     says one of its alternatives: fixed, not drawn, so every weight shows the same words), and the
     negative prompt with its negative text."""
     activation = None
-    if record.trigger_words and not any(already_said(prompt, a) for a in record.trigger_words):
-        activation = record.trigger_words[0]
+    alternatives = record.activations
+    if alternatives and not any(already_said(prompt, a) for a in alternatives):
+        activation = alternatives[0]
     pick = Pick(record.name, weight, record.category, "swatch", activation=activation,
                 negative=record.negative_text, record=record)
     text, negative_text, _ = apply_picks(prompt, negative, [pick])

@@ -72,12 +72,13 @@ def test_custom_conflict_groups_and_category_minimums(index, prompts):
 
 
 def test_a_prompt_naming_a_trigger_picks_the_lora_that_owns_it(index):
-    owners = Counter(normalise_tag(r.trigger_words[0].split(",")[0]) for r in index.records if r.trigger_words)
+    # every trigger counts: a trigger that is only this LoRA's names it
+    owners = Counter(normalise_tag(t) for r in index.records for t in {normalise_tag(t) for t in r.trigger_words})
     tried = 0
     for r in index.records:
-        if not r.trigger_words or owners[normalise_tag(r.trigger_words[0].split(",")[0])] != 1:
+        if not r.trigger_words or owners[normalise_tag(r.trigger_words[0])] != 1:
             continue
-        trigger = r.trigger_words[0].split(",")[0]
+        trigger = r.trigger_words[0]
         c = compose("t", f"masterpiece, {trigger}", 1, index, Rules(), r.family, r.base_model)
         assert r.name in [p.name for p in c.loras], (r.name, trigger)
         assert [p for p in c.loras if p.name == r.name][0].reason == "trigger"
