@@ -85,48 +85,103 @@ FAMILIES: Dict[str, Tuple[str, ...]] = {
              "SDXL Distilled", "Pony", "Illustrious", "NoobAI"),
     "flux": ("Flux.1 S", "Flux.1 D", "Flux.1 Krea", "Flux.1 Kontext"),
     "sd3": ("SD 3", "SD 3.5", "SD 3.5 Medium", "SD 3.5 Large", "SD 3.5 Large Turbo"),
-    "video": ("SVD", "SVD XT", "Hunyuan Video", "LTXV", "LTXV2", "Mochi", "CogVideoX"),
+    "video": ("SVD", "SVD XT", "Hunyuan Video", "Mochi", "CogVideoX"),  # and every "Wan Video …", "LTXV…"
 }
 EXCLUDED_IMAGE_BASES = ("Chroma", "Lumina", "AuraFlow", "Pony V7", "Kolors", "PixArt a", "PixArt E",
                         "Hunyuan 1", "HiDream", "Qwen", "Stable Cascade")
 _FAMILY_OF = {b: fam for fam, bases in FAMILIES.items() for b in bases}
-_CANONICAL = {b.lower(): b for b in list(_FAMILY_OF) + list(EXCLUDED_IMAGE_BASES)}
+_CANONICAL = {b.lower(): b for b in list(_FAMILY_OF) + list(EXCLUDED_IMAGE_BASES) + ["LTXV", "LTXV2"]}
 
 SD_VERSION = {"SD1": "SD 1.5", "SD2": "SD 2.1", "SDXL": "SDXL 1.0", "Flux": "Flux.1 D"}
-MODELSPEC_ARCH = {
-    "stable-diffusion-v1/lora": "SD 1.5", "stable-diffusion-v2-512/lora": "SD 2.1",
-    "stable-diffusion-v2-768-v/lora": "SD 2.1 768", "stable-diffusion-xl-v1-base/lora": "SDXL 1.0",
-    "flux-1-dev/lora": "Flux.1 D", "flux-1/lora": "Flux.1 D", "flux-1-schnell/lora": "Flux.1 S",
-    "chroma/lora": "Chroma", "lumina-2/lora": "Lumina",
+CIVITAI_FAMILY_ONLY = ("SDXL 1.0", "SDXL 0.9")  # §3.1: the only Civitai values that are coarse
+
+# §3.2 modelspec.architecture (lower-cased, cut at the first "/") and ss_base_model_version
+MODELSPEC_ARCH = {  # value -> (base, specificity)
+    "stable-diffusion-v1": ("SD 1.5", "family"), "stable-diffusion-v2-512": ("SD 2.1", "lineage"),
+    "stable-diffusion-v2-768-v": ("SD 2.1 768", "lineage"), "stable-diffusion-xl-v1-base": ("SDXL 1.0", "family"),
+    "flux-1-dev": ("Flux.1 D", "lineage"), "flux-1-schnell": ("Flux.1 S", "lineage"), "flux-1": ("Flux.1 D", "family"),
+    "chroma": ("Chroma", "lineage"), "lumina-2": ("Lumina", "lineage"), "lumina": ("Lumina", "lineage"),
 }
-SS_BASE_VERSION = {"sd_v1": "SD 1.5", "sd_v2": "SD 2.1", "sd_v2_v": "SD 2.1", "flux1": "Flux.1 D",
-                   "chroma": "Chroma", "lumina2": "Lumina"}
-FOLDER_BASE = {"pony": "Pony", "illustrious": "Illustrious", "il": "Illustrious", "noobai": "NoobAI",
-               "noob": "NoobAI", "sdxl": "SDXL 1.0", "sdxl10": "SDXL 1.0", "xl": "SDXL 1.0",
-               "sd15": "SD 1.5", "sd1": "SD 1.5", "15": "SD 1.5", "sd21": "SD 2.1", "sd2": "SD 2.1",
-               "flux": "Flux.1 D", "flux1": "Flux.1 D", "flux1d": "Flux.1 D"}
-FOLDER_CATEGORY = {
-    "style": "style", "styles": "style", "art style": "style",
-    "character": "character", "characters": "character", "chars": "character",
-    "concept": "concept", "concepts": "concept",
-    "clothing": "clothing", "clothes": "clothing", "outfit": "clothing", "outfits": "clothing",
-    "pose": "pose", "poses": "pose",
-    "background": "background", "backgrounds": "background", "scenery": "background",
-    "detailer": "detailer", "detailers": "detailer", "tool": "detailer", "tools": "detailer",
-    "slider": "slider", "sliders": "slider",
-}
-TAG_CATEGORY = (("slider", ("slider",)), ("detailer", ("tool", "detail", "enhancer")),
-                ("character", ("character",)), ("clothing", ("clothing",)), ("pose", ("poses", "pose")),
-                ("background", ("background",)), ("style", ("style",)), ("concept", ("concept",)))
-NAME_CATEGORY = (("slider", "slider"), ("detail", "detailer"), ("style", "style"))
+SS_BASE_VERSION = {"sd_v1": ("SD 1.5", "family"), "sd_v1_v": ("SD 1.5", "family"), "sd_v2": ("SD 2.1", "family"),
+                   "sd_v2_v": ("SD 2.1 768", "lineage")}
+SS_BASE_PREFIX = (("sdxl", "SDXL 1.0", "family"), ("flux1", "Flux.1 D", "family"), ("sd3", "SD 3.5", "family"),
+                  ("chroma", "Chroma", "lineage"), ("lumina", "Lumina", "lineage"))
+# §3.3 name terms -> (base, specificity)
+NAME_TERMS: Dict[str, Tuple[str, str]] = {}
+for _terms, _value, _spec in (
+        (("pony", "pdxl", "ponyxl", "ponyv6", "ponydiffusion", "autismmix"), "Pony", "lineage"),
+        (("illustrious", "illustriousxl", "ilxl", "il"), "Illustrious", "lineage"),
+        (("noobai", "noob", "noobaixl", "naixl"), "NoobAI", "lineage"),
+        (("schnell", "flux1s", "fluxschnell", "flux1schnell"), "Flux.1 S", "lineage"),
+        (("flux1d", "flux1dev", "fluxdev"), "Flux.1 D", "lineage"), (("krea",), "Flux.1 Krea", "lineage"),
+        (("kontext",), "Flux.1 Kontext", "lineage"), (("sd35large", "sd35l"), "SD 3.5 Large", "lineage"),
+        (("sd35medium", "sd35m"), "SD 3.5 Medium", "lineage"), (("v21768", "sd21768"), "SD 2.1 768", "lineage"),
+        (("sdxl", "sdxl10", "xl"), "SDXL 1.0", "family"), (("sd15", "sd1"), "SD 1.5", "family"),
+        (("sd21", "sd2"), "SD 2.1", "family"), (("flux", "flux1"), "Flux.1 D", "family"),
+        (("sd3", "sd35"), "SD 3.5", "family")):
+    NAME_TERMS.update((t, (_value, _spec)) for t in _terms)
+# §3.5 folder names as a whole (lower-cased; spaces, _, -, . removed)
+FOLDER_BASE = {"pony": ("Pony", "lineage"), "illustrious": ("Illustrious", "lineage"),
+               "il": ("Illustrious", "lineage"), "noobai": ("NoobAI", "lineage"), "noob": ("NoobAI", "lineage"),
+               "sdxl": ("SDXL 1.0", "family"), "sdxl10": ("SDXL 1.0", "family"), "xl": ("SDXL 1.0", "family"),
+               "sd15": ("SD 1.5", "family"), "sd1": ("SD 1.5", "family"), "15": ("SD 1.5", "family"),
+               "sd21": ("SD 2.1", "family"), "sd2": ("SD 2.1", "family"), "flux": ("Flux.1 D", "family"),
+               "flux1": ("Flux.1 D", "family"), "flux1d": ("Flux.1 D", "lineage"), "flux1s": ("Flux.1 S", "lineage")}
+HEADER_NAME_FIELDS = ("ss_sd_model_name", "modelspec.title", "modelspec.description", "ss_output_name")
+BASE_SOURCES = ("civitai", "user_json", "header", "tensor_keys", "name", "folder", "none")
+
+# §4 categories
 CATEGORIES = ("style", "character", "concept", "clothing", "pose", "background", "detailer", "slider", "other")
+CATEGORY_SOURCES = ("folder", "tags", "trigger", "name", "training")  # the tie order of §4
+FOLDER_CATEGORY: Dict[str, str] = {}
+for _cat, _names in (
+        ("style", "style|styles|art style|art styles|artstyle|artstyles|artist|artists|art|aesthetic|aesthetics"),
+        ("character", "character|characters|chara|charas|char|chars|person|persons|people|celebrity|celebrities|oc|ocs"),
+        ("concept", "concept|concepts|effect|effects|fx|vfx|lighting"),
+        ("clothing", "clothing|clothes|outfit|outfits|costume|costumes|fashion|attire|wear|uniforms"),
+        ("pose", "pose|poses|posing|gesture|gestures|hands gestures|hands and gestures|action|actions"),
+        ("background", "background|backgrounds|bg|bgs|scenery|sceneries|scene|scenes|landscape|landscapes|"
+                       "environment|environments|location|locations|place|places"),
+        ("detailer", "detailer|detailers|tool|tools|enhancer|enhancers|enhancement|enhancements|utility|utilities|"
+                     "fix|fixes"),
+        ("slider", "slider|sliders"), ("other", "misc|miscellaneous|other|others")):
+    FOLDER_CATEGORY.update((n, _cat) for n in _names.split("|"))
+TAG_CATEGORY = (("slider", ("slider",)), ("detailer", ("tool", "tools", "detail", "detailer", "enhancer")),
+                ("character", ("character", "characters", "celebrity")),
+                ("clothing", ("clothing", "clothes", "outfit", "costume")), ("pose", ("poses", "pose")),
+                ("background", ("background", "backgrounds", "scenery", "landscape")),
+                ("style", ("style", "art style", "artstyle")), ("concept", ("concept", "concepts", "effect")))
+KEYWORDS: Dict[str, Tuple[str, ...]] = {
+    "style": ("style", "art style", "artstyle", "artist", "watercolor", "oil painting", "painting", "sketch", "lineart",
+              "pixel art", "flat color", "cel shading", "impasto", "ink wash", "ukiyo e", "chibi"),
+    "character": ("character", "chara", "oc"),
+    "concept": ("concept", "lens flare", "god rays", "light rays", "sunbeam", "glitch", "chromatic aberration", "bokeh",
+                "bloom", "glowing", "magic circle", "runes", "particles", "motion blur", "double exposure",
+                "silhouette", "backlighting", "rim light", "lighting", "effect", "effects", "fx", "hologram"),
+    "clothing": ("outfit", "outfits", "clothing", "clothes", "costume", "dress", "qipao", "cheongsam", "china dress",
+                 "armor", "armour", "uniform", "hat", "kimono", "yukata", "hanfu", "bikini", "swimsuit", "lingerie",
+                 "hoodie", "jacket", "coat", "skirt", "shirt", "sweater", "bodysuit", "gown", "apron", "maid", "cape",
+                 "capelet", "robe", "boots", "gloves", "pantyhose", "thighhighs", "leotard", "helmet"),
+    "pose": ("pose", "poses", "posing", "looking back", "sitting", "standing", "jumping", "kneeling", "lying",
+             "squatting", "crouching", "hand on hip", "hands on hips", "arms up", "arms behind back", "from behind",
+             "from above", "from below", "leaning forward", "spread arms", "peace sign", "heart hands", "stretching",
+             "running", "walking", "all fours", "crossed arms", "crossed legs", "wariza", "seiza", "contrapposto"),
+    "background": ("background", "backgrounds", "bg", "scenery", "landscape", "library", "street", "city", "cityscape",
+                   "shrine", "temple", "ruins", "forest", "beach", "classroom", "bedroom", "cafe", "castle", "alley",
+                   "rooftop", "mountain", "garden", "train station", "interior", "architecture"),
+    "detailer": ("detail", "details", "detailer", "enhancer", "tweaker"),
+    "slider": ("slider", "sliders"),
+}
+APPEARANCE = ("twintails", "ponytail", "braid", "ahoge", "pointy ears", "animal ears", "cat ears", "fox ears",
+              "hair ornament", "hair bun", "sidelocks", "heterochromia")
+VOTE_WEIGHT = {"folder": 6, "tags": 4, "qualifier": 4, "name": 2, "trigger": 1, "training": 1}
+
 PREVIEW_EXTS = ("png", "jpg", "jpeg", "webp", "gif")
 USER_JSON_KEYS = ("activation text", "preferred weight", "sd version", "negative text", "description", "notes")
-WARNING_CODES = ("alias_collision", "broken_preview", "corrupt_header", "corrupt_sidecar", "duplicate",
-                 "excluded_architecture", "not_safetensors", "partial_download", "stale_sidecar",
+CIVITAI_KEYS = ("modelId", "baseModel", "trainedWords", "modelVersions", "files")
+WARNING_CODES = ("alias_collision", "base_model_conflict", "broken_preview", "corrupt_header", "corrupt_sidecar",
+                 "duplicate", "excluded_architecture", "not_safetensors", "partial_download", "stale_sidecar",
                  "stem_collision", "symlink_loop")
-BASE_SOURCES = ("civitai", "user_json", "header", "tensor_keys", "folder", "none")
-_WAN_KEY = re.compile(r"blocks\.\d+\.(self|cross)_attn")
 _REPEATS = re.compile(r"^\d+_")
 
 
@@ -143,7 +198,7 @@ def normalise_base(value: Any) -> Optional[str]:
 def family_of(base: str) -> str:
     if base == "Pony V7":  # an AuraFlow model: the table's exception
         return "unknown"
-    if base.startswith("Wan Video"):
+    if base.startswith(("Wan Video", "LTXV")):
         return "video"
     return _FAMILY_OF.get(base, "unknown")
 
@@ -152,62 +207,342 @@ def is_excluded(base: str) -> bool:
     return family_of(base) == "video" or base in EXCLUDED_IMAGE_BASES or base.startswith("Flux.2")
 
 
-def header_base(meta: Optional[dict]) -> Optional[str]:
-    """§3.3. Choice: an architecture or version string that the tables don't map falls through."""
-    if not meta:
+def group_of(base: str) -> Optional[str]:
+    """§3.6: a recognised value's group (its family, else itself or its prefix); None when unrecognised."""
+    fam = family_of(base)
+    if fam not in ("unknown", "video"):
+        return fam
+    for prefix in ("Wan Video", "LTXV", "Flux.2"):
+        if base.startswith(prefix):
+            return prefix
+    return base if (fam == "video" or is_excluded(base)) else None
+
+
+# -- §3.3 name tokens ------------------------------------------------------------------------------------
+
+def name_tokens(text: str) -> List[str]:
+    """Split at lower->Upper, before a capital that starts a capitalised word (`XLIllustrious`,
+    `v6Start`), and at every character that is not an ASCII letter or digit; lower-cased."""
+    text = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", text)
+    text = re.sub(r"(?<=[A-Za-z0-9])(?=[A-Z][a-z])", " ", text)
+    return [t.lower() for t in re.split(r"[^A-Za-z0-9]+", text) if t]
+
+
+def name_terms(tokens: List[str]) -> List[str]:
+    terms = list(tokens)
+    terms += ["".join(tokens[i:i + 2]) for i in range(len(tokens) - 1)]
+    terms += ["".join(tokens[i:i + 3]) for i in range(len(tokens) - 2)]
+    return terms
+
+
+def text_candidate(text: Any) -> Optional[Tuple[str, str]]:
+    """(value, specificity) that one text's name terms give, at most one (§3.3)."""
+    if not isinstance(text, str):
         return None
-    arch = meta.get("modelspec.architecture", "")
-    if arch in MODELSPEC_ARCH:
-        return MODELSPEC_ARCH[arch]
+    found = [NAME_TERMS[t] for t in name_terms(name_tokens(text)) if t in NAME_TERMS]
+    lineages = {v for v, s in found if s == "lineage"}
+    if lineages == {"Illustrious", "NoobAI"}:
+        return "NoobAI", "lineage"
+    if len(lineages) == 1:
+        return lineages.pop(), "lineage"
+    if lineages:
+        return None
+    families = {v for v, s in found if s == "family"}
+    return (families.pop(), "family") if len(families) == 1 else None
+
+
+def folder_candidate(name: str) -> Optional[Tuple[str, str]]:
+    whole = re.sub(r"[ _\-.]", "", name.lower())
+    return FOLDER_BASE.get(whole) or text_candidate(name)
+
+
+# -- §3.2 header values ---------------------------------------------------------------------------------
+
+def modelspec_arch_value(arch: Any) -> Optional[Tuple[str, str]]:
+    if not isinstance(arch, str):
+        return None
+    arch = arch.lower().split("/", 1)[0]
     if arch.startswith("stable-diffusion-3"):
-        return "SD 3.5"
-    version = meta.get("ss_base_model_version", "")
+        words = [w for w in re.split(r"[^a-z0-9]+", arch[len("stable-diffusion-3"):]) if w]
+        if words[:3] == ["5", "large", "turbo"]:
+            return "SD 3.5 Large Turbo", "lineage"
+        if words[:2] in (["5", "large"], ["5", "l"]):
+            return "SD 3.5 Large", "lineage"
+        if words[:2] in (["5", "medium"], ["5", "m"]):
+            return "SD 3.5 Medium", "lineage"
+        if words[:1] in (["m"], ["medium"]):
+            return "SD 3", "lineage"
+        return "SD 3.5", "family"
+    return MODELSPEC_ARCH.get(arch)
+
+
+def ss_version_value(version: Any) -> Optional[Tuple[str, str]]:
+    if not isinstance(version, str):
+        return None
+    version = version.lower()
     if version in SS_BASE_VERSION:
         return SS_BASE_VERSION[version]
-    if version.startswith("sdxl"):
-        return "SDXL 1.0"
-    if meta.get("ss_v2") == "True":
-        return "SD 2.1"
-    return None
+    return next(((v, s) for prefix, v, s in SS_BASE_PREFIX if version.startswith(prefix)), None)
 
 
-def tensor_keys_base(keys: List[str]) -> Optional[str]:
-    """§3.4."""
-    if any(s in k for k in keys for s in ("double_blocks", "single_blocks", "single_transformer_blocks")):
+# -- §3.4 tensor keys -------------------------------------------------------------------------------------
+
+def _consistent(layout: str) -> Callable[[str], bool]:
+    fam = {"Flux.1 D": "flux", "SD 3.5": "sd3", "SDXL 1.0": "sdxl", "SD 2.1": "sd2", "SD 1.5": "sd1"}
+    if layout == "Hunyuan Video" or layout == "Mochi":
+        return lambda v: v == layout
+    if layout == "Flux.1 D":
+        return lambda v: family_of(v) == "flux" or v in ("Chroma", "Hunyuan Video") or v.startswith("Flux.2")
+    if layout in ("Wan Video", "LTXV"):
+        return lambda v: v.startswith(layout)
+    if layout == "SDXL 1.0":
+        return lambda v: family_of(v) == "sdxl" or v == "Kolors"
+    if layout == "SD1 or SD2":
+        return lambda v: family_of(v) in ("sd1", "sd2")
+    return lambda v: family_of(v) == fam[layout]
+
+
+def tensor_layout(keys: List[str]) -> Optional[str]:
+    """§3.4: the first layout row any key matches; "SD1 or SD2" for a UNet-only SD LoRA (value SD 1.5)."""
+    if not keys:
+        return None
+    flat = [k.lower().replace(".", "_") for k in keys]
+    flux = any(re.search(r"(double|single)_blocks_\d+_", f) or "single_transformer_blocks" in f for f in flat)
+    if flux:
+        marks = ("img_mlp_fc1", "img_mlp_fc2", "txt_mlp_fc1", "txt_mlp_fc2", "img_mod_linear", "txt_mod_linear",
+                 "modulation_linear", "token_refiner")
+        singles = [int(n) for f in flat for n in re.findall(r"single_(?:transformer_)?blocks_(\d+)", f)]
+        doubles = [int(n) for f in flat for n in re.findall(r"double_blocks_(\d+)", f)]
+        doubles += [int(n) for f in flat for n in re.findall(r"(?<!single_)transformer_blocks_(\d+)", f)]
+        if (any(m in f for f in flat for m in marks)
+                or any(m in k for k in keys for m in (".img_attn_qkv", ".img_attn_proj", ".txt_attn_qkv",
+                                                       ".txt_attn_proj"))
+                or 19 in doubles or (any(n in (38, 39) for n in singles) and not any(n > 39 for n in singles))):
+            return "Hunyuan Video"
         return "Flux.1 D"
-    if any(s in k for k in keys for s in ("lora_te1_", "lora_te2_", "lora_unet_input_blocks_",
-                                          "lora_unet_output_blocks_")):
-        return "SDXL 1.0"
-    if any(s in k for k in keys for s in ("lora_te_text_model", "lora_unet_down_blocks_", "lora_unet_up_blocks_")):
-        return "SD 1.5"
-    if any("joint_blocks" in k for k in keys):
-        return "SD 3.5"
-    if any(_WAN_KEY.search(k) for k in keys):
+    if any(re.search(r"(^|_)blocks_\d+_(self_attn|cross_attn)_", f) for f in flat) or any(
+            re.search(r"(^|\.)blocks\.\d+\.(attn1|attn2|ffn)\.", k) for k in keys):
         return "Wan Video"
+    if any(m in k for k in keys for m in (".attn1.add_q_proj", ".attn1.add_k_proj", ".attn1.add_v_proj",
+                                           ".attn1.to_add_out")) or any(
+            re.search(r"blocks_\d+_.*_(qkv_x|qkv_y|proj_x|proj_y)", f) for f in flat):
+        return "Mochi"
+    unet = ("attentions", "down_blocks", "up_blocks", "mid_block")
+    if any(re.search(r"(^|\.)transformer_blocks\.\d+\.attn[12]\.", k) and not any(u in k for u in unet)
+           for k in keys) and not any(re.search(r"transformer_blocks\.\d+\.attn\.", k) for k in keys):
+        return "LTXV"
+    if any("joint_blocks" in f for f in flat):
+        return "SD 3.5"
+    if any(f.startswith(("lora_te1_", "lora_te2_", "text_encoder_2_")) or any(
+            s in f for s in ("input_blocks_", "output_blocks_", "middle_block_")) for f in flat) or any(
+            re.search(r"(down_blocks|up_blocks|mid_block)", f) and any(
+                int(n) >= 1 for n in re.findall(r"transformer_blocks_(\d+)_", f)) for f in flat):
+        return "SDXL 1.0"
+    sd = any(f.startswith(("lora_te_", "lora_unet_down_blocks_", "lora_unet_up_blocks_", "lora_unet_mid_block_",
+                           "unet_", "text_encoder_")) or re.search(r"(down|up)_blocks_\d+_attentions", f)
+             for f in flat)
+    if sd:
+        layers = [int(n) for f in flat for n in re.findall(r"text_model_encoder_layers_(\d+)", f)]
+        if not layers:
+            return "SD1 or SD2"
+        return "SD 2.1" if max(layers) >= 12 else "SD 1.5"
     return None
 
 
-def folder_base(folders: List[str]) -> Optional[str]:
-    """§3.5: the nearest enclosing folder (innermost first) whose normalised name is in the table."""
-    for name in reversed(folders):
-        key = re.sub(r"[ _\-.]", "", name.lower())
-        if key in FOLDER_BASE:
-            return FOLDER_BASE[key]
-    return None
+# -- §3.6 from candidates to the base model -----------------------------------------------------------
+
+def base_candidates(info: Optional[dict], lm: Optional[dict], lm_civ: Optional[dict], cm: Optional[dict],
+                    user: Optional[dict], meta: Optional[dict], keys: List[str], stem: str,
+                    folders: List[str]) -> Tuple[List[dict], Optional[str]]:
+    """Every candidate of §3.1, in trust order, and the tensor layout (None without one)."""
+    out: List[dict] = []
+
+    def add(source: str, field_name: str, found: Optional[Tuple[str, str]]) -> None:
+        if found:
+            out.append({"source": source, "value": found[0], "specificity": found[1], "field": field_name})
+
+    for field_name, value in ((".civitai.info baseModel", (info or {}).get("baseModel")),
+                              (".metadata.json civitai.baseModel", (lm_civ or {}).get("baseModel")),
+                              (".metadata.json base_model", (lm or {}).get("base_model")),
+                              (".cm-info.json BaseModel", (cm or {}).get("BaseModel"))):
+        base = normalise_base(value)
+        add("civitai", field_name, (base, "family" if base in CIVITAI_FAMILY_ONLY else "lineage") if base else None)
+    sd = (user or {}).get("sd version")
+    add("user_json", "sd version", (SD_VERSION[sd], "family") if isinstance(sd, str) and sd in SD_VERSION else None)
+    meta = meta or {}
+    add("header", "modelspec.architecture", modelspec_arch_value(meta.get("modelspec.architecture")))
+    add("header", "ss_base_model_version", ss_version_value(meta.get("ss_base_model_version")))
+    if meta.get("ss_v2") == "True":
+        add("header", "ss_v2", ("SD 2.1 768", "lineage") if meta.get("ss_v_parameterization") == "True"
+            else ("SD 2.1", "family"))
+    for field_name in HEADER_NAME_FIELDS:
+        add("header", field_name, text_candidate(meta.get(field_name)))
+    layout = tensor_layout(keys)
+    if layout:
+        add("tensor_keys", "tensor keys", ("SD 1.5" if layout == "SD1 or SD2" else layout, "family"))
+    add("name", "file name", text_candidate(stem))
+    for folder in reversed(folders):
+        add("folder", "folder", folder_candidate(folder))
+    return out, layout
 
 
-def tags_category(tags: List[str]) -> Optional[str]:
-    """§4.2. Choice: a tag matches when it *equals* the word (lower-cased); the generator asserts
-    that a substring reading would give the same answer, so either implementation passes."""
-    lowered = [t.lower() for t in tags if isinstance(t, str)]
-    exact = next((cat for cat, words in TAG_CATEGORY if any(t in words for t in lowered)), None)
-    loose = next((cat for cat, words in TAG_CATEGORY if any(w in t for t in lowered for w in words)), None)
-    assert exact == loose, f"ambiguous tags {tags}"
-    return exact
+def choose_base(cands: List[dict], layout: Optional[str]) -> Tuple[str, str, bool]:
+    """(base_model, base_model_source, base_model_conflict) by §3.6."""
+    recognised = [c for c in cands if group_of(c["value"]) is not None]
+    if not recognised:
+        return (cands[0]["value"], cands[0]["source"], False) if cands else ("Unknown", "none", False)
+    if layout:
+        fits = _consistent(layout)
+        first = next((c for c in recognised if fits(c["value"])), None)
+        group = group_of(first["value"] if first else ("SD 1.5" if layout == "SD1 or SD2" else layout))
+    else:
+        group = group_of(recognised[0]["value"])
+    members = [c for c in recognised if group_of(c["value"]) == group]
+    best = next((c for c in members if c["specificity"] == "lineage"), None) or members[0]
+    conflict = any(c["source"] in ("civitai", "user_json", "header") and (
+        group_of(c["value"]) != group or (c["specificity"] == "lineage" and c["value"] != best["value"]))
+        for c in recognised)
+    return best["value"], best["source"], conflict
 
 
-def name_category(stem: str) -> Optional[str]:
-    return next((cat for word, cat in NAME_CATEGORY if word in stem.lower()), None)
+# -- §4 category ------------------------------------------------------------------------------------------
+
+def words_of(text: str) -> List[str]:
+    """§4.4: lower-cased; `_` and every character that is not a letter or digit are spaces."""
+    return re.sub(r"[\W_]+", " ", text.lower()).split()
+
+
+def holds(words: List[str], phrase: str) -> bool:
+    """The phrase's words appear in `words` as consecutive whole words."""
+    return f" {phrase} " in f" {' '.join(words)} "
+
+
+# One pattern per category (whole words between spaces), so the 10k bulk stays quick to generate.
+_KEYWORD_RE = {cat: re.compile("(?<!\\S)(?:" + "|".join(re.escape(k) for k in kws if k != "background") + ")(?!\\S)")
+               for cat, kws in KEYWORDS.items()}
+
+
+def keyword_categories(words: List[str]) -> List[str]:
+    """§4.4: the categories whose keywords the words hold (`background` only as the whole text)."""
+    text = " ".join(words)
+    return [cat for cat in KEYWORDS if _KEYWORD_RE[cat].search(text) or (cat == "background" and text == "background")]
+
+
+def is_appearance(words: List[str]) -> bool:
+    return bool(words) and (words[-1] in ("hair", "eyes") or any(holds(words, a) for a in APPEARANCE))
+
+
+def folder_category(name: str) -> Optional[str]:
+    """§4.1. Choice: "letter or digit" is str.isalnum (so CJK folder names keep their letters)."""
+    text = "".join(c if c.isalnum() else " " for c in name.lower())
+    words = text.split()
+    while words and words[0].isdigit():
+        words.pop(0)
+    return FOLDER_CATEGORY.get(" ".join(words))
+
+
+def qualifier_category(trigger: str) -> Optional[str]:
+    """§4.3. Choice: the brackets around the whole are removed only when they hold a `:weight`."""
+    text = trigger.replace("\\", "")
+    weighted_ = re.fullmatch(r"\((.*):\s*[-+]?[0-9]*\.?[0-9]+\s*\)", text)
+    if weighted_:
+        text = weighted_.group(1)
+    found = re.fullmatch(r".+[_ ]\(([^()]+)\)", text)
+    if not found:
+        return None
+    qualifier = found.group(1).lower().replace("_", " ").strip()
+    if qualifier in ("artist", "style"):
+        return "style"
+    return None if qualifier == "cosplay" else "character"
+
+
+def tags_category(tags: Any) -> Optional[str]:
+    lowered = [t.lower().strip() for t in tags or [] if isinstance(t, str)]
+    return next((cat for cat, words in TAG_CATEGORY if any(t in words for t in lowered)), None)
+
+
+def category_of(folders: List[str], tags: Any, triggers: List[str], stem: str, alias: Optional[str],
+                training: List[str]) -> Tuple[str, str]:
+    """§4: (category, category_source) by votes."""
+    votes: Dict[str, List[Tuple[int, str]]] = {}
+
+    def vote(cat: str, signal: str) -> None:
+        votes.setdefault(cat, []).append((VOTE_WEIGHT[signal], "trigger" if signal == "qualifier" else signal))
+    folder_cat = next((c for c in (folder_category(f) for f in reversed(folders)) if c), None)
+    if folder_cat:
+        vote(folder_cat, "folder")
+    tag_cat = tags_category(tags)
+    if tag_cat:
+        vote(tag_cat, "tags")
+    for cat in dict.fromkeys(c for c in (qualifier_category(t) for t in triggers) if c):
+        vote(cat, "qualifier")
+    # Choice: the stem and the alias vote together, 2 per category that either of them holds.
+    name_cats = keyword_categories(" ".join(name_tokens(stem)).split())
+    if alias:
+        name_cats += keyword_categories(" ".join(name_tokens(alias)).split())
+    for cat in dict.fromkeys(name_cats):
+        vote(cat, "name")
+    counted: Dict[str, int] = {}
+    for trigger in triggers:
+        words = words_of(trigger)
+        cats = keyword_categories(words) + (["character"] if is_appearance(words) else [])
+        for cat in dict.fromkeys(cats):
+            if counted.get(cat, 0) < 3:
+                counted[cat] = counted.get(cat, 0) + 1
+                vote(cat, "trigger")
+    counted = {}
+    for tag in training[:5]:
+        for cat in keyword_categories(words_of(tag)):
+            if counted.get(cat, 0) < 2:
+                counted[cat] = counted.get(cat, 0) + 1
+                vote(cat, "training")
+    if not votes:
+        return "other", "none"
+
+    def rank(cat: str) -> tuple:
+        return (-sum(w for w, _ in votes[cat]), -max(w for w, _ in votes[cat]), CATEGORIES.index(cat))
+    winner = min(votes, key=rank)
+    strongest = max(w for w, _ in votes[winner])
+    source = min((s for w, s in votes[winner] if w == strongest), key=CATEGORY_SOURCES.index)
+    return winner, source
+
+
+# -- §5 triggers ------------------------------------------------------------------------------------------
+
+def split_trigger(text: str) -> List[str]:
+    """One alternative cut on commas outside (), [], {}, <> (`\\(` is text); unbalanced: every comma."""
+    opening, closing = "([{<", ")]}>"
+    parts, current, depth, balanced, i = [], "", 0, True, 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\" and i + 1 < len(text) and text[i + 1] in opening + closing:
+            current += text[i:i + 2]
+            i += 2
+            continue
+        if c in opening:
+            depth += 1
+        elif c in closing:
+            depth -= 1
+            balanced = balanced and depth >= 0
+        if c == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += c
+        i += 1
+    parts.append(current)
+    if depth != 0 or not balanced:  # Choice: a stray closing bracket counts as unbalanced too
+        parts = text.split(",")
+    return [p.strip() for p in parts if p.strip()]
+
+
+def dedupe(items: List[str]) -> List[str]:
+    seen, out = set(), []
+    for item in items:
+        if item.lower() not in seen:
+            seen.add(item.lower())
+            out.append(item)
+    return out
 
 
 def dataset_triggers(meta: dict) -> List[str]:
@@ -508,6 +843,8 @@ CHARACTERS = (  # name, series, look, outfit
     ("houshou marine", "hololive", "red hair, twintails, heterochromia", "pirate hat, red jacket"),
     ("gawr gura", "hololive", "white hair, blue streaked hair, shark tail", "hood, blue hoodie"),
     ("anya forger", "spy x family", "pink hair, green eyes, hair ornament", "eden academy school uniform"),
+    ("chun-li", "street fighter", "brown hair, double bun, brown eyes", "china dress, pelvic curtain"),
+    ("gotoh hitori", "bocchi the rock!", "pink hair, long hair, cube hair ornament", "pink track jacket"),
     ("初音ミク", "ボーカロイド", "アクアヘア, ツインテール", "ノースリーブ, ネクタイ"),
 )
 SUBJECTS = {
@@ -619,8 +956,35 @@ KEY_TEMPLATES: Dict[str, Tuple[Tuple[str, int, int], ...]] = {
     "lumina": (("lora_unet_layers_0_attention_qkv", 2304, 6912),),
     "sd1_diffusers": (("unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q", 320, 320),
                       ("text_encoder.text_model.encoder.layers.0.self_attn.q_proj", 768, 768)),
+    # SD2: SD1's UNet names; OpenCLIP has 23 text-encoder layers (SD1's CLIP 12), so a layer >= 12 says SD2
+    "sd2": (("lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q", 320, 320),
+            ("lora_unet_up_blocks_3_attentions_2_transformer_blocks_0_ff_net_2", 1280, 320),
+            ("lora_te_text_model_encoder_layers_22_self_attn_q_proj", 1024, 1024)),
+    # Flux.2: BFL's module names with 48 single blocks (Flux.1 has 38, Hunyuan Video 40)
+    "flux2": (("diffusion_model.double_blocks.0.img_attn.qkv", 3072, 9216),
+              ("diffusion_model.single_blocks.47.linear2", 3072, 3072)),
+    # Video LoRAs as their trainers write them (research: musubi-tuner networks/lora.py and lora_wan.py,
+    # diffusion-pipe and diffusers formats as ComfyUI's comfy/lora.py and diffusers' lora_conversion_utils map them)
+    "hunyuan_musubi": (("lora_unet_double_blocks_0_img_attn_qkv", 3072, 9216),      # musubi-tuner: kohya names
+                       ("lora_unet_double_blocks_0_img_mlp_fc1", 3072, 12288),
+                       ("lora_unet_single_blocks_0_linear1", 3072, 21504)),
+    "hunyuan_pipe": (("diffusion_model.double_blocks.0.img_attn_qkv", 3072, 9216),  # diffusion-pipe: Tencent's
+                     ("diffusion_model.single_blocks.39.linear2", 15360, 3072)),
+    "hunyuan_attn": (("transformer.transformer_blocks.0.attn.to_q", 3072, 3072),   # diffusers, attention only:
+                     ("transformer.single_transformer_blocks.0.attn.to_k", 3072, 3072)),  # no mark, reads as Flux
+    "ltxv": (("diffusion_model.transformer_blocks.0.attn1.to_q", 2048, 2048),
+             ("diffusion_model.transformer_blocks.0.attn2.to_k", 2048, 2048),
+             ("diffusion_model.transformer_blocks.27.ff.net.0.proj", 2048, 8192)),
+    "mochi": (("transformer.transformer_blocks.0.attn1.to_q", 3072, 3072),          # diffusers Mochi
+              ("transformer.transformer_blocks.0.attn1.add_q_proj", 1536, 3072)),
+    "mochi_genmo": (("blocks.0.attn.qkv_x", 3072, 9216), ("blocks.0.attn.proj_x", 3072, 3072)),  # genmo's trainer
+    "wan_musubi": (("lora_unet_blocks_0_self_attn_q", 5120, 5120), ("lora_unet_blocks_0_cross_attn_k", 5120, 5120)),
+    "wan_diffusers": (("transformer.blocks.0.attn1.to_q", 5120, 5120), ("transformer.blocks.0.ffn.net.0.proj", 5120,
+                                                                         13824)),
 }
-PEFT_TEMPLATES = ("flux_diffusers", "wan", "hunyuan", "auraflow", "sd1_diffusers")
+PEFT_TEMPLATES = ("flux_diffusers", "wan", "hunyuan", "auraflow", "sd1_diffusers", "flux2", "hunyuan_pipe",
+                  "hunyuan_attn", "ltxv", "mochi", "wan_diffusers")
+GENMO_TEMPLATES = ("mochi_genmo",)  # lora_A / lora_B parameters without ".weight"
 Shape = Callable[[int, int, int], Tuple[int, ...]]
 _LORA: Tuple[Tuple[str, Shape], ...] = (("lora_down.weight", lambda r, i, o: (r, i)),
                                         ("lora_up.weight", lambda r, i, o: (o, r)), ("alpha", lambda r, i, o: ()))
@@ -633,6 +997,7 @@ NETWORK_PARAMS: Dict[str, Tuple[Tuple[str, Shape], ...]] = {
     "lokr": (("lokr_w1", lambda r, i, o: (4, 4)), ("lokr_w2_a", lambda r, i, o: (o // 4, r)),
              ("lokr_w2_b", lambda r, i, o: (r, i // 4)), ("alpha", lambda r, i, o: ())),
     "peft": (("lora_A.weight", lambda r, i, o: (r, i)), ("lora_B.weight", lambda r, i, o: (o, r))),
+    "genmo": (("lora_A", lambda r, i, o: (r, i)), ("lora_B", lambda r, i, o: (o, r))),
 }
 NETWORK_MODULE = {"lora": ("networks.lora", None), "dora": ("lycoris.kohya", '{"algo": "lora", "dora_wd": "True"}'),
                   "locon": ("lycoris.kohya", '{"conv_dim": "4", "conv_alpha": "1", "algo": "locon"}'),
@@ -642,20 +1007,21 @@ NETWORK_MODULE = {"lora": ("networks.lora", None), "dora": ("lycoris.kohya", '{"
 
 
 def default_keys(base: str) -> str:
-    """The key template of a base model. SD2 shares SD1's names; Chroma, Flux.2 and Hunyuan Video have
-    double/single blocks, so by their keys alone they look like Flux.1 (their sidecar or header says more)."""
+    """The key template of a base model. Chroma and Flux.2 have Flux's double/single blocks, so by their
+    keys alone they look like Flux.1 (their sidecar or header says more)."""
     if base.startswith("Wan Video"):
         return "wan"
-    return {"sd1": "sd1", "sd2": "sd1", "sdxl": "sdxl", "flux": "flux", "sd3": "sd3"}.get(family_of(base)) or {
+    return {"sd1": "sd1", "sd2": "sd2", "sdxl": "sdxl", "flux": "flux", "sd3": "sd3"}.get(family_of(base)) or {
         "Hunyuan Video": "hunyuan", "Chroma": "flux", "Lumina": "lumina", "Pony V7": "auraflow",
-        "Flux.2 D": "hunyuan"}.get(base, "sdxl")
+        "Flux.2 D": "flux2", "LTXV": "ltxv", "Mochi": "mochi"}.get(base, "sdxl")
 
 
 def build_tensors(template: str, network: str, rank: int, dtype: str, data_seed: str,
                   scale: int, all_modules: bool) -> Tuple[dict, bytes]:
     """Header entries (contiguous data_offsets) and the tensor bytes; a pure function of its inputs."""
     rng = random.Random(data_seed)
-    params = NETWORK_PARAMS["peft" if template in PEFT_TEMPLATES else network]
+    params = NETWORK_PARAMS["peft" if template in PEFT_TEMPLATES else "genmo" if template in GENMO_TEMPLATES
+                            else network]
     modules = KEY_TEMPLATES[template] if all_modules else KEY_TEMPLATES[template][:2]
     entries, chunks, offset, item = {}, [], 0, DTYPE_SIZE[dtype]
     for module, fin, fout in modules:
@@ -727,6 +1093,33 @@ def tag_frequency(m: Model) -> Tuple[str, str]:
     return json.dumps(m.dataset, ensure_ascii=False), json.dumps(dirs, ensure_ascii=False)
 
 
+# The checkpoint a LoRA was trained on, as kohya records it (`ss_sd_model_name`): the file name or the
+# path given to the trainer. Lineage models are named by their checkpoint most of the time; the rest were
+# trained on a merge or a renamed file whose name says nothing.
+CHECKPOINTS = {
+    "SD 1.5": ("v1-5-pruned-emaonly.safetensors", "runwayml/stable-diffusion-v1-5", "animefull-final-pruned.ckpt"),
+    "SD 2.1": ("v2-1_512-ema-pruned.safetensors",), "SD 2.1 768": ("v2-1_768-ema-pruned.safetensors",),
+    "SDXL 1.0": ("sd_xl_base_1.0.safetensors", "/workspace/models/sd_xl_base_1.0_0.9vae.safetensors"),
+    "Pony": ("ponyDiffusionV6XL_v6StartWithThisOne.safetensors",
+             "D:\\stable-diffusion-webui\\models\\Stable-diffusion\\ponyDiffusionV6XL.safetensors",
+             "autismmixSDXL_autismmixPony.safetensors"),
+    "Illustrious": ("Illustrious-XL-v0.1.safetensors", "/content/pretrained_model/illustriousXL_v01.safetensors",
+                    "waiNSFWIllustrious_v110.safetensors"),
+    "NoobAI": ("noobaiXLNAIXL_epsilonPred11Version.safetensors", "NoobAI-XL-Vpred-v1.0.safetensors"),
+    "Flux.1 D": ("flux1-dev.safetensors", "/root/models/flux1-dev-fp8.safetensors"),
+    "Flux.1 S": ("flux1-schnell.safetensors",), "SD 3.5": ("sd3.5_large.safetensors",),
+    "Chroma": ("chroma-unlocked-v37.safetensors",), "Lumina": ("lumina_2.safetensors",),
+}
+NEUTRAL_CHECKPOINTS = ("model.safetensors", "/workspace/train/base.safetensors", "merged_v3.safetensors")
+
+
+def checkpoint_name(base: str, rng: random.Random) -> str:
+    names = CHECKPOINTS.get(base) or CHECKPOINTS.get({"sd1": "SD 1.5", "sdxl": "SDXL 1.0"}.get(family_of(base), ""))
+    if not names or (base in ("Pony", "Illustrious", "NoobAI") and rng.random() < 0.3):
+        return rng.choice(NEUTRAL_CHECKPOINTS)
+    return rng.choice(names)
+
+
 def kohya_meta(h: HeaderInput) -> dict:
     m, rng = h.spec.model, h.rng
     module, args = NETWORK_MODULE[h.spec.network]
@@ -740,11 +1133,11 @@ def kohya_meta(h: HeaderInput) -> dict:
             "ss_num_epochs": "10", "ss_epoch": "10", "ss_steps": str(images * 5), "ss_max_train_steps": str(images * 5),
             "ss_network_module": module, "ss_network_dim": str(h.rank), "ss_network_alpha": f"{h.rank / 2}",
             "ss_v2": "True" if fam == "sd2" else "False",
+            "ss_v_parameterization": "True" if m.base == "SD 2.1 768" else "False",
             "ss_base_model_version": "sd_v2_v" if m.base == "SD 2.1 768"
             else SS_VERSION_OF_FAMILY.get(fam, "sdxl_base_v1-0"),
             "ss_resolution": "(512, 512)" if fam == "sd1" else "(1024, 1024)", "ss_training_comment": "None",
-            "ss_sd_model_name": {"sd1": "v1-5-pruned-emaonly.safetensors", "flux": "flux1-dev.safetensors"}.get(
-                fam, "sd_xl_base_1.0.safetensors"),
+            "ss_sd_model_name": checkpoint_name(m.base, rng),
             "ss_sd_model_hash": "e6bb9ea8", "ss_new_sd_model_hash": hashlib.sha256(m.base.encode()).hexdigest(),
             "ss_tag_frequency": freq, "ss_dataset_dirs": dirs, "ss_total_batch_size": "2",
             "ss_bucket_info": json.dumps({"buckets": {"0": {"resolution": [832, 1216], "count": images}},
@@ -833,6 +1226,21 @@ def huge_meta(h: HeaderInput) -> dict:
     return meta
 
 
+def musubi_meta(h: HeaderInput) -> dict:
+    """musubi-tuner (video): kohya's network keys and its own modelspec architecture names, which the
+    contract's table does not list (the tensor keys tell the architecture)."""
+    m, rng = h.spec.model, h.rng
+    started = rng.randint(1_735_000_000, 1_760_000_000)
+    arch, impl = ("wan2.1/lora", "https://github.com/Wan-Video/Wan2.1") if m.base.startswith("Wan") else (
+        "hunyuan-video/lora", "https://github.com/Tencent/HunyuanVideo")
+    return {"ss_network_module": "networks.lora_wan" if m.base.startswith("Wan") else "networks.lora",
+            "ss_network_dim": str(h.rank), "ss_network_alpha": str(h.rank), "ss_num_train_items": "48",
+            "ss_training_started_at": str(started), "ss_output_name": m.output_name or h.stem,
+            "ss_seed": "42", "modelspec.sai_model_spec": "1.0.0", "modelspec.architecture": arch,
+            "modelspec.implementation": impl, "modelspec.title": f"LoRA@{started}", "modelspec.resolution": "1280x720",
+            "modelspec.date": "2025-03-04T12:00:00"}
+
+
 def comment_meta(h: HeaderInput) -> dict:
     return {**kohya_meta(h), "ss_training_comment": "トリガー: frieren 🌸 — 学習データ 120枚, trained on 画像"}
 
@@ -841,7 +1249,7 @@ HEADERS: Dict[str, Callable[[HeaderInput], Optional[dict]]] = {
     "kohya": kohya_meta, "kohya_old": kohya_old_meta, "minimal": minimal_meta, "onetrainer": onetrainer_meta,
     "aitoolkit": aitoolkit_meta, "none": lambda h: None, "ssmd": ssmd_meta, "merged": merged_meta,
     "swarm": swarm_meta, "bad_tags": bad_tags_meta, "list_tags": list_tags_meta, "huge": huge_meta,
-    "comment": comment_meta,
+    "comment": comment_meta, "musubi": musubi_meta,
 }
 FILE_DEFECTS = ("truncated", "bad_offsets", "bad_len", "over_cap", "zero", "bad_json", "not_object", "pickle", "zip")
 
@@ -1113,6 +1521,13 @@ class Extra:
     data: bytes
 
 
+# A model whose training output name (ss_output_name, modelspec.title) holds no lineage token: the file was
+# renamed after training, so its name alone says what it is.
+NO_TOKEN = {"output_name": "lora"}
+# A header whose checkpoint name says nothing (trained on a merge): no lineage from ss_sd_model_name.
+NEUTRAL = {"ss_sd_model_name": "merged_v3.safetensors"}
+
+
 def special_cases(mk: Callable[..., Spec], huge: bool) -> Tuple[List[Spec], List[Extra]]:
     """The hand-listed cases. `mk(rel, base, category, subject, m={model fields}, like=rel, **spec)`."""
     sha_of = hashlib.sha256
@@ -1293,6 +1708,97 @@ def special_cases(mk: Callable[..., Spec], huge: bool) -> Tuple[List[Spec], List
            m={"output_name": "DoubleExposure"}),                     # same alias as the next, case aside
         mk("SDXL/double_exposure_xl.safetensors", "SDXL 1.0", "concept", "double exposure",
            m={"output_name": "doubleexposure"}),
+        # --- A's cases: video LoRAs by their tensor keys alone (no header, no sidecar)
+        mk("_Other/video/hunyuan_musubi_dance.safetensors", "Hunyuan Video", "pose", "jumping", header="musubi",
+           keys="hunyuan_musubi"),                                   # kohya names + img_mlp_fc1
+        mk("_Other/video/hunyuan_pipe_walk.safetensors", "Hunyuan Video", "pose", "jumping", header="none",
+           keys="hunyuan_pipe"),                                     # .img_attn_qkv as one module
+        mk("_Other/video/hunyuan_attn_only.safetensors", "Hunyuan Video", "concept", "melting", header="none",
+           keys="hunyuan_attn"),                                     # no mark: reads as Flux (the contract's limit)
+        mk("_Other/video/hunyuan_attn_only_civitai.safetensors", "Hunyuan Video", "concept", "melting",
+           header="none", keys="hunyuan_attn", info="new"),          # the same keys, Civitai says Hunyuan Video
+        mk("_Other/video/ltxv_camera_orbit.safetensors", "LTXV", "concept", "motion blur", header="none", keys="ltxv"),
+        mk("_Other/video/mochi_diffusers_pan.safetensors", "Mochi", "concept", "motion blur", header="none",
+           keys="mochi"),
+        mk("_Other/video/mochi_genmo_smoke.safetensors", "Mochi", "concept", "motion blur", header="none",
+           keys="mochi_genmo"),
+        mk("_Other/video/wan_musubi_i2v.safetensors", "Wan Video 14B i2v 480p", "concept", "jumping",
+           header="musubi", keys="wan_musubi", info="new"),          # Civitai's full Wan name is kept
+        mk("_Other/video/wan_diffusers_t2v.safetensors", "Wan Video 1.3B t2v", "concept", "jumping", header="none",
+           keys="wan_diffusers"),
+        mk("Pony/video_lora_in_pony.safetensors", "Pony", "concept", "jumping", header="none", keys="wan_musubi",
+           info="new"),                                               # Civitai says Pony, the keys say Wan: Wan
+        # --- lineage in one place only (the checkpoint named in the header, a title, the name, a folder)
+        mk("_unsorted/chun-li_v3.safetensors", "Pony", "character", "chun-li", m=NO_TOKEN,
+           edits={"ss_sd_model_name": "ponyDiffusionV6XL_v6StartWithThisOne.safetensors"}),
+        mk("_unsorted/chun-li_v4.safetensors", "Illustrious", "character", "chun-li", m=NO_TOKEN,
+           edits={"ss_sd_model_name": "/content/pretrained_model/illustriousXL_v01.safetensors"}),
+        mk("_unsorted/chun-li_v5.safetensors", "NoobAI", "character", "chun-li", m=NO_TOKEN,
+           edits={"ss_sd_model_name": "noobaiXLNAIXL_vPred10Version.safetensors"}),
+        mk("_unsorted/chun-li_v6.safetensors", "Pony", "character", "chun-li", header="onetrainer",
+           edits={"modelspec.title": "Chun-Li (Street Fighter) | PDXL"}),
+        mk("_unsorted/chun-li_v7.safetensors", "Illustrious", "character", "chun-li", header="onetrainer",
+           edits={"modelspec.title": "chunli", "modelspec.description": "Trained on Illustrious-XL v0.1, 40 images."}),
+        mk("_unsorted/chunli_renamed.safetensors", "NoobAI", "character", "chun-li",
+           m={"output_name": "chunli_noob_v1"}, edits=NEUTRAL),       # only ss_output_name (and the title) say it
+        mk("_unsorted/[PDXL] Chun-Li (Street Fighter) v3.safetensors", "Pony", "character", "chun-li", m=NO_TOKEN,
+           edits=NEUTRAL),
+        mk("_unsorted/qipao_dress_ponyXL-000012.safetensors", "Pony", "clothing", "qipao", m=NO_TOKEN, edits=NEUTRAL,
+           previews=("preview.png",)),
+        mk("_unsorted/hu_tao_pony_v6.safetensors", "Pony", "character", "hu tao", m=NO_TOKEN, edits=NEUTRAL),
+        mk("_unsorted/frieren_IL_v2.safetensors", "Illustrious", "character", "frieren", m=NO_TOKEN, edits=NEUTRAL),
+        mk("_unsorted/makima_ILXL.safetensors", "Illustrious", "character", "makima", m=NO_TOKEN, edits=NEUTRAL),
+        mk("_unsorted/Furina_IllustriousXL.safetensors", "Illustrious", "character", "hu tao", m=NO_TOKEN,
+           edits=NEUTRAL),
+        mk("_unsorted/Hitori_Gotoh_NAI-XL.safetensors", "NoobAI", "character", "gotoh hitori", m=NO_TOKEN,
+           edits=NEUTRAL),
+        mk("_unsorted/marin_noob_eps.safetensors", "NoobAI", "character", "marin kitagawa", m=NO_TOKEN,
+           edits=NEUTRAL),
+        mk("_unsorted/ILLUMINATION_lighting_xl.safetensors", "SDXL 1.0", "concept", "rim lighting", m=NO_TOKEN,
+           edits=NEUTRAL),                                            # no IL in ILLUMINATION: plain SDXL
+        mk("_unsorted/ponytail_slider_xl.safetensors", "SDXL 1.0", "slider", "ponytail slider", m=NO_TOKEN,
+           edits=NEUTRAL),                                            # ponytail is not pony
+        mk("_unsorted/frieren_nai.safetensors", "SD 1.5", "character", "frieren", m=NO_TOKEN),  # nai alone: SD1
+        mk("Illustrious/chara/fern_ilxl_test.safetensors", "Illustrious", "character", "fern", m=NO_TOKEN,
+           edits=NEUTRAL, user="forge+sd=SDXL"),                      # coarse user json refined by the name
+        mk("Illustrious/chara/hu_tao.safetensors", "Illustrious", "character", "hu tao", m=NO_TOKEN, edits=NEUTRAL,
+           user="forge+sd=SDXL"),                                     # coarse user json refined by the folder
+        mk("_Pony/Outfits/bunny_suit.safetensors", "Pony", "clothing", "bunny suit", m=NO_TOKEN, edits=NEUTRAL),
+        mk("SDXL - Illustrious/2. Poses/looking_back.safetensors", "Illustrious", "pose", "looking back",
+           m=NO_TOKEN, edits=NEUTRAL),                                # folder tokens; numbered folder
+        mk("_unsorted/makima_header_title.safetensors", "Illustrious", "character", "makima", header="onetrainer",
+           user="forge+sd=SDXL", edits={"modelspec.title": "makima | Illustrious"}),  # user json SDXL refined
+        mk("_unsorted/conflict_pony_vs_naixl.safetensors", "Pony", "character", "makima", info="new",
+           edits={"modelspec.title": "makima NAI-XL v1"}),          # Civitai Pony vs title NoobAI: Pony, warned
+        mk("_unsorted/conflict_sd15_civitai.safetensors", "SD 1.5", "character", "makima", keys="sdxl",
+           header="none", info="new"),                                 # Civitai SD 1.5 on SDXL tensors: SDXL
+        mk("_unsorted/sd21_768_kohya.safetensors", "SD 2.1 768", "style", "oil painting", header="kohya_old"),
+        mk("_unsorted/flux_schnell_anime_aitk.safetensors", "Flux.1 S", "style", "flat cel shading",
+           header="aitoolkit", keys="flux_diffusers"),               # only the name says schnell
+        mk("_unsorted/flux_dev_kohya.safetensors", "Flux.1 D", "style", "flat cel shading"),
+        # --- categories: folders at any depth and their synonyms, training tags, triggers, names
+        mk("SD15/Artists/ciloranko.safetensors", "SD 1.5", "style", "ciloranko", m=NO_TOKEN, header="minimal"),
+        mk("Effects/GodRays_XL.safetensors", "SDXL 1.0", "concept", "god rays", header="minimal"),
+        mk("FX/glitch_v1.safetensors", "SDXL 1.0", "concept", "glitch", header="minimal"),
+        mk("Hands & Gestures/heart_hands_sd15.safetensors", "SD 1.5", "pose", "heart hands", header="minimal"),
+        mk("BG/ruins_background_ponyXL.safetensors", "Pony", "background", "ruins", header="minimal"),
+        mk("Costumes/witch_hat_il.safetensors", "Illustrious", "clothing", "witch hat", header="minimal"),
+        mk("Tools/better_hands_v2.safetensors", "SDXL 1.0", "detailer", "hands fix", header="minimal"),
+        mk("Enhancers/skin_texture_xl.safetensors", "SDXL 1.0", "detailer", "skin texture", header="minimal"),
+        mk("Misc/thing_v2.safetensors", "SDXL 1.0", "concept", "melting", header="minimal"),
+        mk("01 - Characters/frieren_sd15.safetensors", "SD 1.5", "character", "frieren", header="minimal"),
+        mk("_unsorted/lora_4419.safetensors", "Illustrious", "clothing", "qipao", m=NO_TOKEN, edits=NEUTRAL),
+        mk("_unsorted/lora_4420.safetensors", "Illustrious", "pose", "hand on hip, looking back", m=NO_TOKEN,
+           edits=NEUTRAL),                                            # training tags vote
+        mk("_unsorted/bocchi_v1.safetensors", "Illustrious", "character", "gotoh hitori", user="forge",
+           m={"trained_words": ["(gotoh_hitori_(bocchi_the_rock):1.2), solo, pink hair"]}),
+        mk("_unsorted/pose_pack_v2.safetensors", "SD 1.5", "pose", "hand on hip, looking back", user="forge",
+           m={"trained_words": ["hand on hip, looking back", "sitting, crossed legs"]}),
+        mk("_unsorted/lens_flare_sd15.safetensors", "SD 1.5", "concept", "lens flare", info="new",
+           m={"tags": ["anime"], "trained_words": ["lens flare, god rays"]}),
+        mk("_unsorted/library_bg_xl.safetensors", "SDXL 1.0", "background", "library", header="minimal"),
+        mk("_unsorted/hatsune miku (vocaloid) pdxl.safetensors", "Pony", "character", "hatsune miku",
+           user="forge", m={"trained_words": ["hatsune miku \\(vocaloid\\), twintails, aqua hair"]}),
         # --- .hidden/, linked/ (through the symlink)
         mk(".hidden/secret_outfit.safetensors", "Pony", "clothing", "techwear jacket", info="new"),
         mk("linked/Art Style/ink wash (墨絵).safetensors", "SD 1.5", "style", "ink wash painting", cm="cm",
@@ -1678,39 +2184,40 @@ def expected_lora(w: Writer, b: Bundle, listing: str = "") -> dict:
     lm_civ = civitai_block((lm or {}).get("civitai"))
     cm = obj.get("cm") if isinstance(obj.get("cm"), dict) else None
     user = obj.get("user") if isinstance(obj.get("user"), dict) else None
-    if user is not None and not any(k in user for k in USER_JSON_KEYS):
+    if user is not None and (not any(k in user for k in USER_JSON_KEYS) or any(k in user for k in CIVITAI_KEYS)):
         user = None  # some other JSON (a raw Civitai object)
     folders = folder.split("/") if folder else []
 
     # §3 base model
-    sources = [("civitai", lambda: normalise_base((info or {}).get("baseModel"))
-                or normalise_base((lm_civ or {}).get("baseModel")) or normalise_base((lm or {}).get("base_model"))
-                or normalise_base((cm or {}).get("BaseModel"))),
-               ("user_json", lambda: SD_VERSION.get((user or {}).get("sd version"))),
-               ("header", lambda: header_base(meta)), ("tensor_keys", lambda: tensor_keys_base(keys)),
-               ("folder", lambda: folder_base(folders))]
-    base, base_source = next(((v, src) for src, get in sources for v in [get()] if v), ("Unknown", "none"))
+    alias = meta.get("ss_output_name") if meta else None
+    candidates, layout = base_candidates(info, lm, lm_civ, cm, user, meta, keys, spec.stem, folders)
+    base, base_source, conflict = choose_base(candidates, layout)
     if is_excluded(base):
         warnings.add("excluded_architecture")
+    if conflict:
+        warnings.add("base_model_conflict")
 
-    # §4 category
-    tags = next((t for t in ((info or {}).get("model", {}).get("tags"), (lm or {}).get("tags"),
-                             (cm or {}).get("Tags")) if t), [])
-    folder_cat = next((FOLDER_CATEGORY[n.lower()] for n in folders if n.lower() in FOLDER_CATEGORY), None)
-    category, category_source = next(((c, s) for s, c in (("folder", folder_cat), ("tags", tags_category(tags)),
-                                                          ("name", name_category(spec.stem))) if c), ("other", "none"))
-
-    # §5 triggers, weight, negative text
+    # §5 triggers (before §4: the category reads them)
     def alternatives(words: Any) -> List[str]:
         return [s for s in (x.strip() for x in words or [] if isinstance(x, str)) if s]
+    activation = (user or {}).get("activation text")
     trigger_sources = [
-        ("user_json", lambda: [p.strip() for p in (user or {}).get("activation text", "").split("||") if p.strip()]),
+        ("user_json", lambda: alternatives(activation.split("||") if isinstance(activation, str) else [])),
         ("civitai", lambda: alternatives((info or {}).get("trainedWords")) or alternatives(
             (lm_civ or {}).get("trainedWords")) or alternatives((cm or {}).get("TrainedWords"))),
         ("modelspec", lambda: alternatives([(meta or {}).get("modelspec.trigger_phrase")])),
         ("dataset", lambda: dataset_triggers(meta or {})),
     ]
-    triggers, trigger_source = next(((v, s) for s, get in trigger_sources for v in [get()] if v), ([], None))
+    phrases, trigger_source = next(((v, s) for s, get in trigger_sources for v in [get()] if v), ([], None))
+    activation_text = dedupe(phrases)
+    triggers = dedupe([t for phrase in phrases for t in split_trigger(phrase)])
+    suggested = suggested_tags(meta)
+
+    # §4 category
+    tags = next((t for t in ((info or {}).get("model", {}).get("tags"), (lm or {}).get("tags"),
+                             (cm or {}).get("Tags")) if t), [])
+    category, category_source = category_of(folders, tags, triggers, spec.stem, alias, suggested)
+
     tips = _json_dict((lm or {}).get("usage_tips"))
     weight_sources = [("user_json", (user or {}).get("preferred weight")), ("usage_tips", tips.get("strength")),
                       ("modelspec", (meta or {}).get("modelspec.lora_default_weight"))]
@@ -1731,10 +2238,11 @@ def expected_lora(w: Writer, b: Bundle, listing: str = "") -> dict:
         warnings.add("broken_preview")
     return {
         "path": rel, "real_path": spec.rel, "name": spec.stem, "is_lora": True,
-        "alias": meta.get("ss_output_name") if meta else None,
-        "base_model": base, "base_model_source": base_source, "family": family_of(base),
+        "alias": alias, "base_model": base, "base_model_source": base_source, "base_model_candidates": candidates,
+        "family": family_of(base),
         "category": category, "category_source": category_source,
-        "trigger_words": triggers, "trigger_source": trigger_source, "suggested_tags": suggested_tags(meta),
+        "trigger_words": triggers, "activation_text": activation_text, "trigger_source": trigger_source,
+        "suggested_tags": suggested,
         "preferred_weight": weight, "weight_source": weight_source, "negative_text": negative,
         "sha256": sha256, "true_sha256": f.sha256, "tensor_hash": tensor_hash,
         "true_tensor_hash": f.true_tensor_hash, "duplicate_group": None, "preview": preview, "size": f.size,
@@ -1819,8 +2327,9 @@ def expected_other(rel: str, data: Optional[bytes], code: str = "") -> dict:
         code = "partial_download" if listed_kind(filename) == "partial" else "not_safetensors"
     name = filename if data is None else entry_name(filename)
     return {"path": rel, "real_path": rel, "name": name, "is_lora": False, "alias": None, "base_model": "Unknown",
-            "base_model_source": "none", "family": "unknown", "category": "other", "category_source": "none",
-            "trigger_words": [], "trigger_source": None, "suggested_tags": [], "preferred_weight": None,
+            "base_model_source": "none", "base_model_candidates": [], "family": "unknown", "category": "other",
+            "category_source": "none", "trigger_words": [], "activation_text": [], "trigger_source": None,
+            "suggested_tags": [], "preferred_weight": None,
             "weight_source": None, "negative_text": "", "sha256": None,
             "true_sha256": None if data is None else hashlib.sha256(data).hexdigest(),
             "tensor_hash": None, "true_tensor_hash": None, "duplicate_group": None, "preview": None,
@@ -1857,6 +2366,8 @@ def generate(root: "str | Path", size: "str | int" = "tiny", seed: int = 0) -> d
     def mk(rel: str, base: str, category: str, subject: str, m: Optional[dict] = None, like: str = "",
            **kw: Any) -> Spec:
         """A special case; `like` reuses another case's model (and its training output name)."""
+        if (m or {}).get("output_name") == NO_TOKEN["output_name"]:  # kohya's default name, made unique
+            m = {**(m or {}), "output_name": f"last-{zlib.crc32(rel.encode()):08x}"}
         if like:
             model = w.models[like]
             model = replace(model, output_name=model.output_name or str(lora_stem(like.rsplit("/", 1)[-1])))

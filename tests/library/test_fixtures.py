@@ -19,19 +19,25 @@ CONTRACT = (REPO / "docs" / "lora-library.md").read_text(encoding="utf-8")
 
 # Written out here (not imported) so that the generator is checked against the contract's words.
 WARNING_CODES = {"partial_download", "not_safetensors", "corrupt_sidecar", "corrupt_header", "excluded_architecture",
-                 "broken_preview", "stale_sidecar", "stem_collision", "alias_collision", "duplicate", "symlink_loop"}
-BASE_SOURCES = {"civitai", "user_json", "header", "tensor_keys", "folder", "none"}
+                 "broken_preview", "stale_sidecar", "stem_collision", "alias_collision", "duplicate", "symlink_loop",
+                 "base_model_conflict"}
+BASE_SOURCES = {"civitai", "user_json", "header", "tensor_keys", "name", "folder", "none"}
+TRUST = ["civitai", "user_json", "header", "tensor_keys", "name", "folder"]
+CANDIDATE_FIELDS = {".civitai.info baseModel", ".metadata.json civitai.baseModel", ".metadata.json base_model",
+                    ".cm-info.json BaseModel", "sd version", "modelspec.architecture", "ss_base_model_version", "ss_v2",
+                    "ss_sd_model_name", "modelspec.title", "modelspec.description", "ss_output_name", "tensor keys",
+                    "file name", "folder"}
 CATEGORIES = {"style", "character", "concept", "clothing", "pose", "background", "detailer", "slider", "other"}
-CATEGORY_SOURCES = {"folder", "tags", "name", "none"}
+CATEGORY_SOURCES = {"folder", "tags", "trigger", "name", "training", "none"}
 TRIGGER_SOURCES = {"user_json", "civitai", "modelspec", "dataset", None}
 WEIGHT_SOURCES = {"user_json", "usage_tips", "modelspec", None}
 FAMILIES = {"sd1", "sd2", "sdxl", "flux", "sd3", "video", "unknown"}
-BASES = {"SD 1.5", "Pony", "Illustrious", "SDXL 1.0", "NoobAI", "Flux.1 D", "Flux.1 S", "SD 2.1", "SD 3.5",
-         "SDXL Lightning", "Wan Video", "Hunyuan Video", "Chroma"}
+BASES = {"SD 1.5", "Pony", "Illustrious", "SDXL 1.0", "NoobAI", "Flux.1 D", "Flux.1 S", "SD 2.1", "SD 2.1 768",
+         "SD 3.5", "SD 3.5 Large", "SDXL Lightning", "Wan Video", "Hunyuan Video", "LTXV", "Mochi", "Chroma", "Flux.2 D"}
 FIELDS = {"path", "name", "is_lora", "alias", "base_model", "base_model_source", "family", "category",
           "category_source", "trigger_words", "trigger_source", "preferred_weight", "weight_source", "negative_text",
           "sha256", "true_sha256", "tensor_hash", "true_tensor_hash", "duplicate_group", "preview", "warnings",
-          "excluded", "real_path"}
+          "excluded", "real_path", "base_model_candidates", "activation_text"}
 LORA_EXTS = (".safetensors", ".pt", ".ckpt")
 LISTED_EXTS = LORA_EXTS + (".part", ".tmp", ".crdownload", ".download", ".gguf", ".zip", ".bin", ".pth", ".onnx")
 # Header readable, tensor data not (data_offsets past the end, or backwards): corrupt_header and excluded.
@@ -305,10 +311,11 @@ def test_pillow_decodes_every_preview_and_none_of_the_undecodable_ones(tiny):
 @pytest.mark.parametrize("path, expected", [
     ("character/anime/sousou no frieren/Frieren IL v2.safetensors",
      {"base_model": "Illustrious", "base_model_source": "civitai", "alias": "frieren_illustrious_v2"}),
-    ("character/game/2B (NieR) __ v3.safetensors", {"base_model": "SDXL 1.0", "base_model_source": "user_json"}),
+    # a coarse user json (sd version: SDXL) refined by the checkpoint kohya names in the header
+    ("character/game/2B (NieR) __ v3.safetensors", {"base_model": "Pony", "base_model_source": "header"}),
     ("character/original/oc_aria.safetensors", {"base_model": "SDXL 1.0", "base_model_source": "header"}),
-    ("Illustrious/NoobAI/broken_header_noob.safetensors",
-     {"base_model": "NoobAI", "base_model_source": "folder", "warnings": ["corrupt_header"]}),
+    ("Illustrious/NoobAI/broken_header_noob.safetensors",  # the name (noob) is more trusted than the folders
+     {"base_model": "NoobAI", "base_model_source": "name", "warnings": ["corrupt_header"]}),
     ("_Other/wan_motion_lora.safetensors",
      {"base_model": "Wan Video", "base_model_source": "tensor_keys", "family": "video", "excluded": True}),
     ("_unsorted/truncated_download.safetensors",
@@ -326,13 +333,135 @@ def test_pillow_decodes_every_preview_and_none_of_the_undecodable_ones(tiny):
     ("SD15/zip_renamed.safetensors", {"is_lora": True, "warnings": ["not_safetensors"]}),
     ("slider/age_slider_v2.safetensors", {"preferred_weight": -2.0, "weight_source": "user_json"}),
     ("character/anime/sousou no frieren/fern_v1.safetensors",
-     {"trigger_words": ["fern, purple hair, long hair", "fern, black robe", "(fern:1.2)"],
+     {"trigger_words": ["fern", "purple hair", "long hair", "black robe", "(fern:1.2)"],
+      "activation_text": ["fern, purple hair, long hair", "fern, black robe", "(fern:1.2)"],
       "trigger_source": "user_json", "preferred_weight": 0.7, "weight_source": "usage_tips"}),
     ("Pony/add_detail.safetensors", {"warnings": ["stem_collision"], "duplicate_group": None}),
 ])
 def test_contract_cases(tiny, path, expected):
     entry = by_path(tiny[1])[path]
     assert {k: entry[k] for k in expected} == expected
+
+
+def lineage(path: str, base: str, source: str, **more) -> tuple:
+    return path, {"base_model": base, "base_model_source": source, **more}
+
+
+# Worked out by hand from docs/lora-library.md §3-§5 (the generator computes them by its own code).
+@pytest.mark.parametrize("path, expected", [
+    # lineage in one place only
+    lineage("_unsorted/chun-li_v3.safetensors", "Pony", "header"),            # ss_sd_model_name ponyDiffusionV6XL…
+    lineage("_unsorted/chun-li_v4.safetensors", "Illustrious", "header"),     # …/illustriousXL_v01.safetensors
+    lineage("_unsorted/chun-li_v5.safetensors", "NoobAI", "header"),          # noobaiXLNAIXL_vPred10Version
+    lineage("_unsorted/chun-li_v6.safetensors", "Pony", "header"),            # modelspec.title … | PDXL
+    lineage("_unsorted/chun-li_v7.safetensors", "Illustrious", "header"),     # modelspec.description
+    lineage("_unsorted/chunli_renamed.safetensors", "NoobAI", "header"),      # ss_output_name chunli_noob_v1
+    lineage("_unsorted/[PDXL] Chun-Li (Street Fighter) v3.safetensors", "Pony", "name"),
+    lineage("_unsorted/qipao_dress_ponyXL-000012.safetensors", "Pony", "name", category="clothing"),
+    lineage("_unsorted/hu_tao_pony_v6.safetensors", "Pony", "name"),
+    lineage("_unsorted/frieren_IL_v2.safetensors", "Illustrious", "name"),
+    lineage("_unsorted/makima_ILXL.safetensors", "Illustrious", "name"),
+    lineage("_unsorted/Furina_IllustriousXL.safetensors", "Illustrious", "name"),
+    lineage("_unsorted/Hitori_Gotoh_NAI-XL.safetensors", "NoobAI", "name"),
+    lineage("_unsorted/marin_noob_eps.safetensors", "NoobAI", "name"),
+    lineage("_unsorted/ILLUMINATION_lighting_xl.safetensors", "SDXL 1.0", "header"),  # no IL in ILLUMINATION
+    lineage("_unsorted/ponytail_slider_xl.safetensors", "SDXL 1.0", "header", category="slider"),
+    lineage("_unsorted/frieren_nai.safetensors", "SD 1.5", "header"),         # nai alone is NovelAI's SD1
+    lineage("Illustrious/chara/fern_ilxl_test.safetensors", "Illustrious", "name", category="character",
+            category_source="folder"),                                     # user json SDXL refined
+    lineage("Illustrious/chara/hu_tao.safetensors", "Illustrious", "folder", category="character"),
+    lineage("_Pony/Outfits/bunny_suit.safetensors", "Pony", "folder", category="clothing", category_source="folder"),
+    lineage("SDXL - Illustrious/2. Poses/looking_back.safetensors", "Illustrious", "folder", category="pose"),
+    lineage("_unsorted/makima_header_title.safetensors", "Illustrious", "header", warnings=[]),
+    # conflicts between specific sources keep the higher one, and say so
+    lineage("_unsorted/conflict_pony_vs_naixl.safetensors", "Pony", "civitai", warnings=["base_model_conflict"]),
+    lineage("_unsorted/conflict_sd15_civitai.safetensors", "SDXL 1.0", "tensor_keys",
+            warnings=["base_model_conflict"]),
+    # SD2 768-v, Flux S vs D
+    lineage("_unsorted/sd21_768_kohya.safetensors", "SD 2.1 768", "header", family="sd2"),
+    lineage("_unsorted/sd2_old_kohya.safetensors", "SD 2.1", "header", family="sd2"),
+    lineage("_unsorted/flux_schnell_anime_aitk.safetensors", "Flux.1 S", "name", family="flux"),
+    lineage("Flux/schnell/fast_sketch_schnell.safetensors", "Flux.1 S", "header", family="flux"),
+    lineage("_unsorted/flux_dev_kohya.safetensors", "Flux.1 D", "header", family="flux"),
+    # video LoRAs by their tensor keys
+    lineage("_Other/video/hunyuan_musubi_dance.safetensors", "Hunyuan Video", "tensor_keys", excluded=True),
+    lineage("_Other/video/hunyuan_pipe_walk.safetensors", "Hunyuan Video", "tensor_keys", excluded=True),
+    lineage("_Other/video/hunyuan_attn_only.safetensors", "Flux.1 D", "tensor_keys", excluded=False),
+    lineage("_Other/video/hunyuan_attn_only_civitai.safetensors", "Hunyuan Video", "civitai", excluded=True),
+    lineage("_Other/video/ltxv_camera_orbit.safetensors", "LTXV", "tensor_keys", family="video", excluded=True),
+    lineage("_Other/video/mochi_diffusers_pan.safetensors", "Mochi", "tensor_keys", excluded=True),
+    lineage("_Other/video/mochi_genmo_smoke.safetensors", "Mochi", "tensor_keys", excluded=True),
+    lineage("_Other/video/wan_musubi_i2v.safetensors", "Wan Video 14B i2v 480p", "civitai", family="video"),
+    lineage("_Other/video/wan_diffusers_t2v.safetensors", "Wan Video", "tensor_keys", excluded=True),
+    lineage("Pony/video_lora_in_pony.safetensors", "Wan Video", "tensor_keys",
+            warnings=["base_model_conflict", "excluded_architecture"]),
+    lineage("Flux/flux2_klein_test.safetensors", "Flux.2 D", "civitai", excluded=True),
+])
+def test_base_model_cases(tiny, path, expected):
+    entry = by_path(tiny[1])[path]
+    assert {k: entry[k] for k in expected} == expected
+
+
+@pytest.mark.parametrize("path, category, source", [
+    ("SD15/Artists/ciloranko.safetensors", "style", "folder"),
+    ("Effects/GodRays_XL.safetensors", "concept", "folder"),
+    ("FX/glitch_v1.safetensors", "concept", "folder"),
+    ("Hands & Gestures/heart_hands_sd15.safetensors", "pose", "folder"),
+    ("BG/ruins_background_ponyXL.safetensors", "background", "folder"),
+    ("Costumes/witch_hat_il.safetensors", "clothing", "folder"),
+    ("Tools/better_hands_v2.safetensors", "detailer", "folder"),
+    ("Enhancers/skin_texture_xl.safetensors", "detailer", "folder"),
+    ("Misc/thing_v2.safetensors", "other", "folder"),
+    ("01 - Characters/frieren_sd15.safetensors", "character", "folder"),
+    ("_unsorted/bocchi_v1.safetensors", "character", "trigger"),               # a booru name_(series) trigger
+    ("_unsorted/hatsune miku (vocaloid) pdxl.safetensors", "character", "trigger"),  # escaped \( \)
+    ("_unsorted/pose_pack_v2.safetensors", "pose", "name"),                    # pose (name) + 2 pose triggers
+    ("_unsorted/lens_flare_sd15.safetensors", "concept", "name"),
+    ("_unsorted/library_bg_xl.safetensors", "background", "name"),
+    ("_unsorted/lora_4420.safetensors", "pose", "trigger"),                   # dataset triggers hold pose words
+    ("_unsorted/[PDXL] Chun-Li (Street Fighter) v3.safetensors", "background", "name"),  # "street": a guess
+])
+def test_category_cases(tiny, path, category, source):
+    entry = by_path(tiny[1])[path]
+    assert (entry["category"], entry["category_source"]) == (category, source)
+
+
+@pytest.mark.parametrize("path, triggers, activation", [
+    ("_unsorted/bocchi_v1.safetensors", ["(gotoh_hitori_(bocchi_the_rock):1.2)", "solo", "pink hair"],
+     ["(gotoh_hitori_(bocchi_the_rock):1.2), solo, pink hair"]),
+    ("_unsorted/pose_pack_v2.safetensors", ["hand on hip", "looking back"], ["hand on hip, looking back"]),
+    ("_unsorted/lens_flare_sd15.safetensors", ["lens flare", "god rays"], ["lens flare, god rays"]),
+    ("_unsorted/hatsune miku (vocaloid) pdxl.safetensors", ["hatsune miku \\(vocaloid\\)", "twintails", "aqua hair"],
+     ["hatsune miku \\(vocaloid\\), twintails, aqua hair"]),
+    ("Flux/flux_trigger_phrase.safetensors", ["holographic foil", "iridescent"], ["holographic foil, iridescent"]),
+])
+def test_trigger_cases(tiny, path, triggers, activation):
+    entry = by_path(tiny[1])[path]
+    assert (entry["trigger_words"], entry["activation_text"]) == (triggers, activation)
+
+
+def test_base_model_candidates_are_in_trust_order_and_name_their_field(tiny):
+    for e in loras(tiny[1]):
+        cands = e["base_model_candidates"]
+        assert [TRUST.index(c["source"]) for c in cands] == sorted(TRUST.index(c["source"]) for c in cands), e["path"]
+        for c in cands:
+            assert set(c) == {"source", "value", "specificity", "field"}, e["path"]
+            assert c["field"] in CANDIDATE_FIELDS and c["specificity"] in ("family", "lineage"), e["path"]
+        if e["base_model_source"] != "none":
+            assert any(c["source"] == e["base_model_source"] and c["value"] == e["base_model"] for c in cands)
+        else:
+            assert not cands and e["base_model"] == "Unknown"
+    chun = by_path(tiny[1])["_unsorted/chun-li_v3.safetensors"]["base_model_candidates"]
+    assert {"source": "header", "value": "Pony", "specificity": "lineage", "field": "ss_sd_model_name"} in chun
+    assert {"source": "header", "value": "SDXL 1.0", "specificity": "family", "field": "ss_base_model_version"} in chun
+
+
+def test_activation_text_splits_into_the_trigger_words(tiny):
+    for e in loras(tiny[1]):
+        assert bool(e["activation_text"]) == bool(e["trigger_words"]), e["path"]
+        joined = ", ".join(e["activation_text"]).lower()
+        assert all(t.lower() in joined for t in e["trigger_words"]), e["path"]
+        assert len({t.lower() for t in e["trigger_words"]}) == len(e["trigger_words"]), e["path"]
 
 
 def test_partial_downloads_other_model_files_appledouble_and_loops_are_not_loras(tiny):
