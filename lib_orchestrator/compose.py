@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .selection import LoraIndex, Rules, pick_loras
 from .selection.pick import Pick
-from .selection.text import normalise_tag, prompt_tags
+from .selection.text import normalise_tag, prompt_tags, unsaid
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,8 @@ def apply_picks(prompt: str, negative: str, picks: Sequence[Pick]) -> Tuple[str,
         activation = pick.activation
         if activation and already_said(out, activation):
             activation = None
+        if activation:  # less what the prompt or another pick already added (a character's two versions)
+            activation = unsaid(activation, out)
         if activation:
             out = _insert_after(out, pick.phrase, activation)
         kept.append(replace(pick, activation=activation))

@@ -175,8 +175,8 @@ def classify(folders: Tuple[str, ...] = (), tags: Iterable[str] = (), triggers: 
             per_trigger[category] += 1
     for category in qualified:
         votes[category].append((QUALIFIER_WEIGHT, "trigger"))
-    for category, n in per_trigger.items():
-        votes[category].append((min(n, TRIGGER_CAP) * TRIGGER_WEIGHT, "trigger"))
+    for category, n in per_trigger.items():  # each trigger is a vote of its own
+        votes[category].extend([(TRIGGER_WEIGHT, "trigger")] * min(n, TRIGGER_CAP))
 
     named = set()
     for name in names:
@@ -190,7 +190,7 @@ def classify(folders: Tuple[str, ...] = (), tags: Iterable[str] = (), triggers: 
         for category in keywords_in(_words(training_tag)):
             per_tag[category] += 1
     for category, n in per_tag.items():
-        votes[category].append((min(n, TRAINING_CAP) * TRAINING_WEIGHT, "training"))
+        votes[category].extend([(TRAINING_WEIGHT, "training")] * min(n, TRAINING_CAP))
 
     if not votes:
         return "other", "none"

@@ -15,7 +15,7 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 from ..library import LoraRecord
 from .index import LoraIndex, Match
 from .rules import Rules
-from .text import user_loras
+from .text import unsaid, user_loras
 
 REASONS = ("user", "pinned", "trigger", "match", "fallback", "detailer")
 
@@ -43,7 +43,7 @@ class Selection:
 def pick_loras(index: LoraIndex, prompt: str, seed: int, rules: Rules, family: str, base_model: str) -> Selection:
     rng = random.Random((seed & 0xFFFFFFFFFFFFFFFF) ^ 0x4C4F5241)  # "LORA": apart from the wildcard stream
     compat = index.compatible(family, base_model)
-    state = _State(index, rules, compat, {n.lower() for n in rules.blocked}, family, base_model)
+    state = _State(index, rules, compat, {n.lower() for n in rules.blocked}, family, base_model, prompt)
     warnings: List[str] = []
 
     for name, weight_text in user_loras(prompt):
@@ -122,8 +122,9 @@ def pick_loras(index: LoraIndex, prompt: str, seed: int, rules: Rules, family: s
 
 class _State:
     def __init__(self, index: LoraIndex, rules: Rules, compat: Sequence[float], blocked: Set[str],
-                 family: str, base_model: str) -> None:
+                 family: str, base_model: str, prompt: str = "") -> None:
         self.index, self.rules, self.compat, self.blocked = index, rules, compat, blocked
+        self.prompt = prompt
         self.family, self.base_model = family, base_model
         self.picks: List[Pick] = []
         self.taken: Set[int] = set()
@@ -203,16 +204,17 @@ class _State:
         return Pick(record.name, round(weight, 2), record.category, reason,
                     score=round(match.score * self.compat[i], 3) if match else 0.0,
                     matched=match.terms if match else (), phrase=match.phrase if match else None,
-                    activation=_activation(record, rng), negative=record.negative_text, record=record)
+                    activation=_activation(record, rng, self.prompt), negative=record.negative_text, record=record)
 
 
-def _activation(record: LoraRecord, rng: random.Random) -> Optional[str]:
-    """One activation alternative, verbatim (`hand on hip, looking back`), drawn; the composer drops it
-    if the prompt already says it."""
+def _activation(record: LoraRecord, rng: random.Random, prompt: str) -> Optional[str]:
+    """One activation alternative, drawn, as written (`hand on hip, looking back`) less the triggers the
+    prompt already holds (a prompt naming `looking back` gets `hand on hip`); the composer drops it if
+    the prompt, with the other picks' text, already says it."""
     alternatives = record.activations
     if not alternatives:
         return None
-    return alternatives[int(rng.random() * len(alternatives))]
+    return unsaid(alternatives[int(rng.random() * len(alternatives))], prompt)
 
 
 def _weighted(pool: List[int], matches: Dict[int, Match], compat: Sequence[float], temperature: float,

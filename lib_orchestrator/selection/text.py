@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import re
-from typing import List, Tuple
+from typing import List, Optional, Tuple
+
+from ..library.resolve import split_triggers
 
 LORA_TAG = re.compile(r"<(lora|lyco):([^:>]+)(?::([^:>]*))?[^>]*>", re.I)
 _WEIGHT = re.compile(r":\s*-?\d+(\.\d+)?\s*(?=[)\]])")  # `(frieren:1.2)` -> `(frieren)`
@@ -36,3 +38,16 @@ def words(text: str) -> List[str]:
 def user_loras(prompt: str) -> List[Tuple[str, str]]:
     """`<lora:name:w>` tags the user wrote: (name, weight text)."""
     return [(m.group(2).strip(), (m.group(3) or "").strip()) for m in LORA_TAG.finditer(prompt)]
+
+
+def unsaid(activation: str, prompt: str) -> Optional[str]:
+    """The activation text to add to a prompt: verbatim, less the triggers the prompt already holds as
+    tags (`hand on hip, looking back` to `1girl, looking back` adds `hand on hip`). None when it holds
+    them all, or the first: a prompt naming `frieren` has chosen its own words for her, and gets no
+    `elf, white hair` from `frieren, elf, white hair`."""
+    said = set(prompt_tags(prompt))
+    parts = split_triggers([activation])
+    kept = [p for p in parts if normalise_tag(p) not in said]
+    if not kept or normalise_tag(parts[0]) in said:
+        return None
+    return activation.strip() if len(kept) == len(parts) else ", ".join(kept)

@@ -11,6 +11,7 @@ from ..errors import Location, OrchestratorError
 from ..library.base_models import compatibility, family_of
 from ..library.record import LoraRecord
 from ..selection.pick import Pick
+from ..selection.text import unsaid
 
 MAX_WEIGHTS = 12  # columns; past this the grid's labels are unreadable at any cell size
 
@@ -106,7 +107,7 @@ def with_lora(prompt: str, negative: str, record: LoraRecord, weight: float) -> 
     activation = None
     alternatives = record.activations
     if alternatives and not any(already_said(prompt, a) for a in alternatives):
-        activation = alternatives[0]
+        activation = unsaid(alternatives[0], prompt)
     pick = Pick(record.name, weight, record.category, "swatch", activation=activation,
                 negative=record.negative_text, record=record)
     text, negative_text, _ = apply_picks(prompt, negative, [pick])
