@@ -325,9 +325,11 @@ _FLUX_BLOCKS = re.compile(r"(?:double|single)_blocks_\d+_|single_transformer_blo
 _HUNYUAN_MARKS = ("img_mlp_fc1", "img_mlp_fc2", "txt_mlp_fc1", "txt_mlp_fc2", "img_mod_linear", "txt_mod_linear",
                   "modulation_linear", "token_refiner")
 _HUNYUAN_ONE_MODULE = re.compile(r"\.(?:img|txt)_attn_(?:qkv|proj)")
-_DOUBLE_INDEX = re.compile(r"(?<!single_)(?:double_blocks|transformer_blocks)_(\d+)_")
-_SINGLE_INDEX = re.compile(r"single_(?:transformer_)?blocks_(\d+)_")
-_WAN_FLAT = re.compile(r"(?:^|_)blocks_\d+_(?:self_attn|cross_attn)_", re.M)
+_DIFFUSERS_DOUBLE_19 = re.compile(r"transformer_blocks_19_")  # but not single_transformer_blocks_19_
+_SINGLE_38_39 = re.compile(r"single_(?:transformer_)?blocks_(3[89])_")
+_SINGLE_PAST_39 = re.compile(r"single_(?:transformer_)?blocks_(?:[4-9]\d|\d{3,})_")
+# Written to start with a literal, which the regex engine finds fast; what comes before is checked apart.
+_WAN_FLAT = re.compile(r"blocks_\d+_(?:self_attn|cross_attn)_")
 _WAN_DIFFUSERS = re.compile(r"(?:^|\.)blocks\.\d+\.(?:attn1|attn2|ffn)\.", re.M)
 _MOCHI_DIFFUSERS = (".attn1.add_q_proj", ".attn1.add_k_proj", ".attn1.add_v_proj", ".attn1.to_add_out")
 _MOCHI_GENMO = re.compile(r"blocks_\d+_[a-z0-9_]*?(?:qkv|proj)_[xy](?:_|$)", re.M)
@@ -335,10 +337,10 @@ _LTX = re.compile(r"^(?!.*(?:attentions|down_blocks|up_blocks|mid_block))(?:.*\.
                   re.M)
 _MMDIT_ATTN = re.compile(r"transformer_blocks\.\d+\.attn\.")
 _SDXL_START = re.compile(r"^(?:lora_te1_|lora_te2_|text_encoder_2_)", re.M)
-_SDXL_DEEP = re.compile(r"(?:down_blocks|up_blocks|mid_block)_[a-z0-9_]*?transformer_blocks_([1-9]\d*)_", re.M)
-_SD_START = re.compile(r"^(?:lora_te_|lora_unet_down_blocks_|lora_unet_up_blocks_|lora_unet_mid_block_|unet_|"
-                       r"text_encoder_)|(?:down|up)_blocks_\d+_attentions", re.M)
-_TE_LAYER = re.compile(r"text_model_encoder_layers_(\d+)_")
+_SDXL_DEEP = re.compile(r"transformer_blocks_[1-9]\d*_")  # within an SD UNet: SD1/2 have only block 0
+_SD_START = re.compile(r"^(?:lora_te_|lora_te1_|lora_te2_|lora_unet_down_blocks_|lora_unet_up_blocks_|"
+                       r"lora_unet_mid_block_|unet_|text_encoder_)|(?:down|up)_blocks_\d+_attentions", re.M)
+_TE_LAYER_PAST_SD1 = re.compile(r"text_model_encoder_layers_(?:1[2-9]|[2-9]\d|\d{3,})_")  # 12 or more
 
 
 def layout_of(keys: Iterable[str]) -> Optional[Layout]:
@@ -346,43 +348,83 @@ def layout_of(keys: Iterable[str]) -> Optional[Layout]:
 
     Keys are searched as one joined text, as written and flattened (lower-case, `.` as `_`), so kohya,
     diffusers/PEFT and original module names read alike, and a LoRA of thousands of tensors costs a
-    few regular-expression passes rather than a Python loop per key."""
+    few scans in C rather than a Python loop per key. Each regular expression runs only after a plain
+    substring says it may match: most LoRAs are SD1 or SDXL, and must not pay for the video tests."""
     text = "\n".join(keys)
     if not text:
         return None
     flat = text.lower().replace(".", "_")
-    flux = _FLUX_BLOCKS.search(flat)
-    if flux:
-        mark = _hunyuan_mark(text, flat)
-        if mark:
-            return Layout("hunyuan_video", "Hunyuan Video", mark)
-        return Layout("flux", "Flux.1 D", _line_at(flat, flux.start()))
-    for name, value, found in (
-            ("wan", "Wan Video", _WAN_FLAT.search(flat) or _WAN_DIFFUSERS.search(text)),
-            ("mochi", "Mochi", _first_in(text, _MOCHI_DIFFUSERS) or _MOCHI_GENMO.search(flat))):
-        if found is not None:
-            return Layout(name, value, _line_at(text if isinstance(found, int) else flat,
-                                                found if isinstance(found, int) else found.start()))
-    ltx = _LTX.search(text)
-    if ltx and not _MMDIT_ATTN.search(text):
-        return Layout("ltx", "LTXV", _line_at(text, ltx.start()))
+    # First what only the SD UNets have, and no DiT: most LoRAs are SD1 or SDXL, and stop here after a
+    # scan or two that ends at the first hit, never paying for the video and Flux tests.
+    at = _first_found(flat, ("input_blocks_", "output_blocks_", "middle_block_"))  # SDXL's own UNet names
+    if at >= 0:
+        return Layout("sdxl", "SDXL 1.0", _line_at(flat, at))
+    at = _first_found(flat, ("lora_unet_down_blocks_", "lora_unet_up_blocks_", "lora_unet_mid_block_", "lora_te_"))
+    if at >= 0:  # kohya's names for an SD1, SD2 or SDXL LoRA (Flux's and SD3's text encoders are lora_te1_…)
+        return _sd_layout(flat, at)
+    if "double_blocks" in flat or "single_blocks" in flat or "single_transformer_blocks" in flat:
+        flux = _FLUX_BLOCKS.search(flat)
+        if flux:
+            mark = _hunyuan_mark(text, flat)
+            if mark:
+                return Layout("hunyuan_video", "Hunyuan Video", mark)
+            return Layout("flux", "Flux.1 D", _line_at(flat, flux.start()))
+    bare_blocks = ".blocks." in text or "\nblocks." in text or text.startswith("blocks.")  # not `down_blocks.`
+    if "self_attn" in flat or "cross_attn" in flat or bare_blocks:
+        wan = (_wan_flat(flat) if "self_attn" in flat or "cross_attn" in flat else None) or \
+            (_WAN_DIFFUSERS.search(text) if bare_blocks else None)
+        if wan:
+            return Layout("wan", "Wan Video", _line_at(text if wan.re is _WAN_DIFFUSERS else flat, wan.start()))
+    at = _first_in(text, _MOCHI_DIFFUSERS) if ".attn1." in text else None
+    if at is not None:
+        return Layout("mochi", "Mochi", _line_at(text, at))
+    if "qkv_x" in flat or "qkv_y" in flat or "proj_x" in flat or "proj_y" in flat:
+        genmo = _MOCHI_GENMO.search(flat)
+        if genmo:
+            return Layout("mochi", "Mochi", _line_at(flat, genmo.start()))
+    if "transformer_blocks." in text and ("attn1." in text or "attn2." in text):
+        ltx = _LTX.search(text)
+        if ltx and not _MMDIT_ATTN.search(text):
+            return Layout("ltx", "LTXV", _line_at(text, ltx.start()))
     at = flat.find("joint_blocks")
     if at >= 0:
         return Layout("sd3", "SD 3.5", _line_at(flat, at))
-    sdxl = _SDXL_START.search(flat) or _SDXL_DEEP.search(flat)
-    at = sdxl.start() if sdxl else min((i for i in (flat.find(m) for m in ("input_blocks_", "output_blocks_",
-                                                                             "middle_block_")) if i >= 0),
-                                       default=-1)
-    if at >= 0:
-        return Layout("sdxl", "SDXL 1.0", _line_at(flat, at))
     sd = _SD_START.search(flat)
-    if sd:
-        layers = [int(n) for n in _TE_LAYER.findall(flat)]
-        if layers and max(layers) >= 12:  # SD1's CLIP has 12 layers, SD2's OpenCLIP 23
-            return Layout("sd2", "SD 2.1", f"text encoder layer {max(layers)}")
-        if layers:
-            return Layout("sd1", "SD 1.5", _line_at(flat, sd.start()))
-        return Layout("sd1_or_sd2", "SD 1.5", _line_at(flat, sd.start()))
+    return _sd_layout(flat, sd.start()) if sd else None
+
+
+def _sd_layout(flat: str, at: int) -> Layout:
+    """SD1, SD2 or SDXL, for keys named like an SD UNet and CLIP text encoders."""
+    sdxl = -1
+    if "lora_te1_" in flat or "lora_te2_" in flat or "text_encoder_2_" in flat:
+        found = _SDXL_START.search(flat)
+        sdxl = found.start() if found else -1
+    if sdxl < 0 and "transformer_blocks_" in flat:
+        found = _SDXL_DEEP.search(flat)  # a second transformer block in an attention: SD1/2 have one
+        sdxl = found.start() if found else -1
+    if sdxl >= 0:
+        return Layout("sdxl", "SDXL 1.0", _line_at(flat, sdxl))
+    if "text_model_encoder_layers_" in flat:
+        deep = _TE_LAYER_PAST_SD1.search(flat)  # SD1's CLIP has 12 layers, SD2's OpenCLIP 23
+        if deep:
+            return Layout("sd2", "SD 2.1", _line_at(flat, deep.start()))
+        return Layout("sd1", "SD 1.5", _line_at(flat, at))
+    return Layout("sd1_or_sd2", "SD 1.5", _line_at(flat, at))
+
+
+def _first_found(text: str, needles: Sequence[str]) -> int:
+    hits = [i for i in (text.find(n) for n in needles) if i >= 0]
+    return min(hits) if hits else -1
+
+
+def _wan_flat(flat: str) -> Optional["re.Match[str]"]:
+    """`blocks_N_self_attn_` as a whole name part: at a line's start or after `_` (`lora_unet_blocks_0_…`,
+    `diffusion_model_blocks_0_…`), but not inside another name such as `double_blocks_`."""
+    for found in _WAN_FLAT.finditer(flat):
+        at = found.start()
+        if at == 0 or flat[at - 1] == "\n" or (flat[at - 1] == "_" and not flat.endswith(
+                ("double_", "single_", "transformer_", "joint_", "input_", "output_", "down_", "up_"), 0, at)):
+            return found
     return None
 
 
@@ -395,12 +437,12 @@ def _hunyuan_mark(text: str, flat: str) -> str:
     found = _HUNYUAN_ONE_MODULE.search(text)
     if found:
         return found.group(0)[1:]
-    doubles = {int(n) for n in _DOUBLE_INDEX.findall(flat)}
-    if 19 in doubles:
+    if "double_blocks_19_" in flat or any(not flat.endswith("single_", 0, m.start())
+                                          for m in _DIFFUSERS_DOUBLE_19.finditer(flat)):
         return "double block 19"
-    singles = {int(n) for n in _SINGLE_INDEX.findall(flat)}
-    if singles and 38 <= max(singles) <= 39:
-        return f"single block {max(singles)}"
+    single = _SINGLE_38_39.search(flat)
+    if single and not _SINGLE_PAST_39.search(flat):
+        return f"single block {single.group(1)}"
     return ""
 
 
