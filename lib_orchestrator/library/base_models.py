@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from .header import Header
@@ -305,20 +306,22 @@ class Layout:
 
     def allows(self, value: str) -> bool:
         """Whether a source's value is an architecture these tensors can belong to."""
-        family = family_of(value)
-        return {
-            "hunyuan_video": value == "Hunyuan Video",
-            # Chroma is Flux-shaped; a Hunyuan Video LoRA without its marks looks like Flux too
-            "flux": family == "flux" or value in ("Chroma", "Hunyuan Video") or value.startswith("Flux.2"),
-            "wan": value.startswith("Wan Video"),
-            "mochi": value == "Mochi",
-            "ltx": value.startswith("LTXV"),
-            "sd3": family == "sd3",
-            "sdxl": family == "sdxl" or value == "Kolors",
-            "sd2": family == "sd2",
-            "sd1": family == "sd1",
-            "sd1_or_sd2": family in ("sd1", "sd2"),
-        }[self.name]
+        return _ALLOWS[self.name](value)
+
+
+_ALLOWS = {
+    "hunyuan_video": lambda v: v == "Hunyuan Video",
+    # Chroma is Flux-shaped; a Hunyuan Video LoRA without its marks looks like Flux too
+    "flux": lambda v: family_of(v) == "flux" or v in ("Chroma", "Hunyuan Video") or v.startswith("Flux.2"),
+    "wan": lambda v: v.startswith("Wan Video"),
+    "mochi": lambda v: v == "Mochi",
+    "ltx": lambda v: v.startswith("LTXV"),
+    "sd3": lambda v: family_of(v) == "sd3",
+    "sdxl": lambda v: family_of(v) == "sdxl" or v == "Kolors",
+    "sd2": lambda v: family_of(v) == "sd2",
+    "sd1": lambda v: family_of(v) == "sd1",
+    "sd1_or_sd2": lambda v: family_of(v) in ("sd1", "sd2"),
+}
 
 
 _FLUX_BLOCKS = re.compile(r"(?:double|single)_blocks_\d+_|single_transformer_blocks")
@@ -471,6 +474,7 @@ def from_tensor_keys(keys: Iterable[str]) -> Optional[str]:
 
 
 # -- from candidates to one base model ---------------------------------------------------------------
+@lru_cache(maxsize=1024)  # a library has a few dozen distinct values, asked about thousands of times
 def group_of(value: str) -> Optional[str]:
     """The architecture a value belongs to: its family, or for video and excluded models the model
     itself (`Wan Video …`, `LTXV …`, `Flux.2 …` by prefix); None when we do not know the value."""

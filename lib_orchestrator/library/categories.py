@@ -90,10 +90,15 @@ def _words(text: str) -> List[str]:
     return [w for w in _NON_WORD.split(text.lower()) if w]
 
 
+_FIRST_WORDS = frozenset(k.split()[0] for k in _KEYWORDS)
+
+
 def keywords_in(words: Sequence[str]) -> Dict[str, str]:
     """category -> the first keyword found, as consecutive whole words."""
     found: Dict[str, str] = {}
     for i in range(len(words)):
+        if words[i] not in _FIRST_WORDS:  # most words begin no keyword: skip building phrases from them
+            continue
         for n in range(1, _KEYWORD_LENGTH + 1):
             if i + n > len(words):
                 break
