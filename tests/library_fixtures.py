@@ -221,10 +221,11 @@ def group_of(base: str) -> Optional[str]:
 # -- §3.3 name tokens ------------------------------------------------------------------------------------
 
 def name_tokens(text: str) -> List[str]:
-    """Split at lower->Upper, before a capital that starts a capitalised word (`XLIllustrious`,
-    `v6Start`), and at every character that is not an ASCII letter or digit; lower-cased."""
+    """Split at lower->Upper, before the last capital of a run of capitals followed by a lower-case
+    letter (`XLIllustrious`), and at every character that is not an ASCII letter or digit; lower-cased.
+    Digits never split (`V6XL`, `v6Start` stay whole)."""
     text = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", text)
-    text = re.sub(r"(?<=[A-Za-z0-9])(?=[A-Z][a-z])", " ", text)
+    text = re.sub(r"(?<=[A-Z])(?=[A-Z][a-z])", " ", text)
     return [t.lower() for t in re.split(r"[^A-Za-z0-9]+", text) if t]
 
 
@@ -302,13 +303,30 @@ def _consistent(layout: str) -> Callable[[str], bool]:
     return lambda v: family_of(v) == fam[layout]
 
 
+_WAN_FLAT = re.compile(r"(?:^|(?<=_))(?<!double_)(?<!single_)(?<!transformer_)(?<!joint_)(?<!input_)(?<!output_)"
+                       r"(?<!down_)(?<!up_)blocks_\d+_(?:self|cross)_attn_")
+
+
 def tensor_layout(keys: List[str]) -> Optional[str]:
-    """§3.4: the first layout row any key matches; "SD1 or SD2" for a UNet-only SD LoRA (value SD 1.5)."""
+    """§3.4: the first step any key matches; "SD1 or SD2" for a UNet-only SD LoRA (value SD 1.5)."""
     if not keys:
         return None
     flat = [k.lower().replace(".", "_") for k in keys]
-    flux = any(re.search(r"(double|single)_blocks_\d+_", f) or "single_transformer_blocks" in f for f in flat)
-    if flux:
+
+    def sd_decision() -> str:
+        if any(f.startswith(("lora_te1_", "lora_te2_", "text_encoder_2_")) for f in flat) or any(
+                int(n) >= 1 for f in flat for n in re.findall(r"transformer_blocks_(\d+)_", f)):
+            return "SDXL 1.0"
+        layers = [int(n) for f in flat for n in re.findall(r"text_model_encoder_layers_(\d+)_", f)]
+        if layers:
+            return "SD 2.1" if max(layers) >= 12 else "SD 1.5"
+        return "SD1 or SD2"
+    if any(s in f for f in flat for s in ("input_blocks_", "output_blocks_", "middle_block_")):      # 1
+        return "SDXL 1.0"
+    if any(s in f for f in flat for s in ("lora_unet_down_blocks_", "lora_unet_up_blocks_", "lora_unet_mid_block_",
+                                          "lora_te_")):                                              # 2
+        return sd_decision()
+    if any(re.search(r"(double|single)_blocks_\d+_", f) or "single_transformer_blocks" in f for f in flat):
         marks = ("img_mlp_fc1", "img_mlp_fc2", "txt_mlp_fc1", "txt_mlp_fc2", "img_mod_linear", "txt_mod_linear",
                  "modulation_linear", "token_refiner")
         singles = [int(n) for f in flat for n in re.findall(r"single_(?:transformer_)?blocks_(\d+)", f)]
@@ -318,34 +336,25 @@ def tensor_layout(keys: List[str]) -> Optional[str]:
                 or any(m in k for k in keys for m in (".img_attn_qkv", ".img_attn_proj", ".txt_attn_qkv",
                                                        ".txt_attn_proj"))
                 or 19 in doubles or (any(n in (38, 39) for n in singles) and not any(n > 39 for n in singles))):
-            return "Hunyuan Video"
-        return "Flux.1 D"
-    if any(re.search(r"(^|_)blocks_\d+_(self_attn|cross_attn)_", f) for f in flat) or any(
-            re.search(r"(^|\.)blocks\.\d+\.(attn1|attn2|ffn)\.", k) for k in keys):
+            return "Hunyuan Video"                                                                    # 3
+        return "Flux.1 D"                                                                             # 4
+    if any(_WAN_FLAT.search(f) for f in flat) or any(
+            re.search(r"(^|\.)blocks\.\d+\.(attn1|attn2|ffn)\.", k) for k in keys):                # 5
         return "Wan Video"
     if any(m in k for k in keys for m in (".attn1.add_q_proj", ".attn1.add_k_proj", ".attn1.add_v_proj",
                                            ".attn1.to_add_out")) or any(
-            re.search(r"blocks_\d+_.*_(qkv_x|qkv_y|proj_x|proj_y)", f) for f in flat):
+            re.search(r"blocks_\d+_.*_(qkv_x|qkv_y|proj_x|proj_y)", f) for f in flat):                 # 6
         return "Mochi"
     unet = ("attentions", "down_blocks", "up_blocks", "mid_block")
     if any(re.search(r"(^|\.)transformer_blocks\.\d+\.attn[12]\.", k) and not any(u in k for u in unet)
-           for k in keys) and not any(re.search(r"transformer_blocks\.\d+\.attn\.", k) for k in keys):
+           for k in keys) and not any(re.search(r"transformer_blocks\.\d+\.attn\.", k) for k in keys):  # 7
         return "LTXV"
-    if any("joint_blocks" in f for f in flat):
+    if any("joint_blocks" in f for f in flat):                                                        # 8
         return "SD 3.5"
-    if any(f.startswith(("lora_te1_", "lora_te2_", "text_encoder_2_")) or any(
-            s in f for s in ("input_blocks_", "output_blocks_", "middle_block_")) for f in flat) or any(
-            re.search(r"(down_blocks|up_blocks|mid_block)", f) and any(
-                int(n) >= 1 for n in re.findall(r"transformer_blocks_(\d+)_", f)) for f in flat):
-        return "SDXL 1.0"
-    sd = any(f.startswith(("lora_te_", "lora_unet_down_blocks_", "lora_unet_up_blocks_", "lora_unet_mid_block_",
-                           "unet_", "text_encoder_")) or re.search(r"(down|up)_blocks_\d+_attentions", f)
-             for f in flat)
-    if sd:
-        layers = [int(n) for f in flat for n in re.findall(r"text_model_encoder_layers_(\d+)", f)]
-        if not layers:
-            return "SD1 or SD2"
-        return "SD 2.1" if max(layers) >= 12 else "SD 1.5"
+    if any(f.startswith(("lora_te_", "lora_te1_", "lora_te2_", "lora_unet_down_blocks_", "lora_unet_up_blocks_",
+                         "lora_unet_mid_block_", "unet_", "text_encoder_"))
+           or re.search(r"(down|up)_blocks_\d+_attentions", f) for f in flat):                        # 9
+        return sd_decision()
     return None
 
 
@@ -2283,7 +2292,7 @@ def _known_sha256(info: Optional[dict], lm: Optional[dict], size: int,
 
 
 def cross_file(entries: List[dict]) -> None:
-    """§6 warnings that compare LoRAs: stem_collision, alias_collision, duplicate. They compare *files*:
+    """§6 warnings that compare LoRAs: stem_collision, alias_collision, duplicate. They compare real *files*:
     two listings of one real file (a folder reached through a symlink inside the library) are never
     collisions or duplicates of each other, so names and hashes are counted once per real file."""
     loras = [e for e in entries if e["is_lora"]]
@@ -2291,16 +2300,30 @@ def cross_file(entries: List[dict]) -> None:
     for e in loras:
         files.setdefault(e["real_path"], e)
     stems: Dict[str, int] = {}
-    names: Dict[str, int] = {}  # lower-cased stems and aliases -> how many files use the name
     for e in files.values():
         stems[e["name"]] = stems.get(e["name"], 0) + 1
-        for n in {e["name"].lower(), (e["alias"] or e["name"]).lower()}:
-            names[n] = names.get(n, 0) + 1
+    by_alias: Dict[str, List[dict]] = {}
+    by_stem: Dict[str, List[dict]] = {}
+    for e in files.values():
+        if e["alias"]:
+            by_alias.setdefault(e["alias"].strip().lower(), []).append(e)
+        by_stem.setdefault(e["name"].lower(), []).append(e)
+    clashing = set()  # real paths
+    for group in by_alias.values():
+        for f in group:
+            for g in group:
+                # two files of one stem whose aliases are exactly that stem clash only as stems
+                same_stem_only = f["name"] == g["name"] and f["alias"].strip() == f["name"] == g["alias"].strip()
+                if f is not g and not same_stem_only:
+                    clashing.add(f["real_path"])
+    for f in files.values():  # an alias that is not its own stem, but another file's
+        if f["alias"] and f["alias"].strip() != f["name"] and any(
+                g is not f for g in by_stem.get(f["alias"].strip().lower(), [])):
+            clashing.add(f["real_path"])
     for e in loras:
         if stems[e["name"]] > 1:
             e["warnings"].add("stem_collision")
-        alias = e["alias"]
-        if alias and alias != e["name"] and names[alias.lower()] > 1:
+        if e["real_path"] in clashing:
             e["warnings"].add("alias_collision")
     group_of: Dict[str, str] = {}  # real path -> duplicate group
     for key in ("tensor_hash", "sha256"):

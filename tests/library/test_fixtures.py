@@ -336,7 +336,10 @@ def test_pillow_decodes_every_preview_and_none_of_the_undecodable_ones(tiny):
      {"trigger_words": ["fern", "purple hair", "long hair", "black robe", "(fern:1.2)"],
       "activation_text": ["fern, purple hair, long hair", "fern, black robe", "(fern:1.2)"],
       "trigger_source": "user_json", "preferred_weight": 0.7, "weight_source": "usage_tips"}),
-    ("Pony/add_detail.safetensors", {"warnings": ["stem_collision"], "duplicate_group": None}),
+    ("Pony/add_detail.safetensors", {"warnings": ["stem_collision"], "duplicate_group": None}),  # same stem=alias
+    # an alias that is exactly its own stem still clashes with another file's same alias (a renamed copy)
+    ("_unsorted/frieren_illustrious_v2.safetensors", {"alias": "frieren_illustrious_v2",
+                                                      "warnings": ["alias_collision", "duplicate"]}),
 ])
 def test_contract_cases(tiny, path, expected):
     entry = by_path(tiny[1])[path]
