@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import struct
 from dataclasses import dataclass, field
+from operator import itemgetter, sub
 from typing import Dict, Optional, Tuple
 
 from ..bounded_json import JsonLimitError, may_hold_lone_surrogates, parse_bounded, replace_lone_surrogates
@@ -27,6 +28,9 @@ class Header:
     keys: Tuple[str, ...] = ()  # tensor names, for telling the architecture
     data_offset: int = 0  # where the tensor bytes start: 8 + N
     notes: Tuple[str, ...] = ()  # what was wrong but read anyway (the scan reports it as corrupt_header)
+    # Why the tensor data cannot all be loaded (offsets past the end of the file: an unfinished download),
+    # or None. Known only when the file's size was; the metadata is still good.
+    data_problem: Optional[str] = None
 
 
 def read_header(path: str, size: Optional[int] = None) -> Header:
@@ -59,10 +63,12 @@ def _read(fh, head: bytes, size: Optional[int]) -> Header:  # type: ignore[no-un
         raise HeaderError(f"header length {length:,} is over the {MAX_HEADER_BYTES:,}-byte cap")
     if 8 + length > size:
         raise HeaderError(f"header length {length:,} runs past the end of the {size:,}-byte file")
-    return parse_header(fh.read(length))
+    return parse_header(fh.read(length), size - 8 - length)
 
 
-def parse_header(raw: bytes) -> Header:
+def parse_header(raw: bytes, data_size: Optional[int] = None) -> Header:
+    """The header's JSON. With `data_size` (the bytes after the header), every tensor's `data_offsets`
+    is checked against it as well."""
     try:
         data = parse_bounded(raw, MAX_HEADER_BYTES)
     except JsonLimitError as exc:
@@ -82,7 +88,47 @@ def parse_header(raw: bytes) -> Header:
     meta = data.pop("__metadata__", None)
     metadata = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()} \
         if isinstance(meta, dict) else {}
-    return Header(metadata, tuple(data), 8 + len(raw), notes)
+    problem = tensor_data_problem(data, data_size) if data_size is not None and data else None
+    return Header(metadata, tuple(data), 8 + len(raw), notes, problem)
+
+
+_OFFSETS, _FIRST, _SECOND = itemgetter("data_offsets"), itemgetter(0), itemgetter(1)
+
+
+def tensor_data_problem(tensors: Dict[str, object], data_size: int) -> Optional[str]:
+    """Why safetensors would refuse the tensor data, or None: every tensor needs `data_offsets` of two
+    ints 0 <= begin <= end, and the last end must fit in the `data_size` bytes after the header.
+
+    A LoRA holds hundreds to thousands of tensors and a scan reads thousands of headers, so each check is
+    one pass in C (map, min, max) over the offsets, not a Python loop per tensor."""
+    try:
+        pairs = list(map(_OFFSETS, tensors.values()))  # type: ignore[arg-type]
+        if set(map(len, pairs)) != {2}:  # a number or null has no len; two chars or keys fail below
+            raise TypeError
+        begins, ends = list(map(_FIRST, pairs)), list(map(_SECOND, pairs))
+        if set(map(type, begins)) | set(map(type, ends)) != {int}:  # bool, float and str are not offsets
+            raise TypeError
+        if min(begins) < 0 or min(map(sub, ends, begins)) < 0:
+            raise TypeError
+    except (TypeError, KeyError, AttributeError):
+        name, offsets = _first_bad_offsets(tensors)
+        return (f"tensor {name!r} has data_offsets {json.dumps(offsets)[:80]}, not two whole numbers "
+                "0 <= begin <= end; safetensors (and Forge) cannot load this file")
+    end = max(ends)
+    if end > data_size:
+        return (f"the tensor data is truncated: the header needs {end:,} bytes of tensor data, the file holds "
+                f"{data_size:,} (an unfinished download?); Forge cannot load it, download it again")
+    return None
+
+
+def _first_bad_offsets(tensors: Dict[str, object]) -> Tuple[str, object]:
+    """The first tensor whose offsets fail the check above: only to name it in the message."""
+    for name, info in tensors.items():
+        offsets = info.get("data_offsets") if isinstance(info, dict) else None
+        if not (type(offsets) is list and len(offsets) == 2 and all(type(x) is int for x in offsets)
+                and 0 <= offsets[0] <= offsets[1]):
+            return name, offsets
+    return "?", None
 
 
 def json_value(metadata: Dict[str, str], key: str) -> object:

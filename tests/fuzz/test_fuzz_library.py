@@ -79,9 +79,19 @@ def header_readable(data: bytes) -> bool:
     if n > HEADER_CAP or 8 + n > len(data):
         return False
     try:
-        return isinstance(json.loads(data[8:8 + n]), dict)
+        header = json.loads(data[8:8 + n])
     except (ValueError, RecursionError):
         return False
+    if not isinstance(header, dict):
+        return False
+    # §2: every tensor's data_offsets are two ints 0 <= begin <= end, ending within the file.
+    for key, info in header.items():
+        offsets = info.get("data_offsets") if key != "__metadata__" and isinstance(info, dict) else None
+        if key != "__metadata__" and not (isinstance(offsets, list) and len(offsets) == 2
+                                          and all(type(x) is int for x in offsets)
+                                          and 0 <= offsets[0] <= offsets[1] <= len(data) - 8 - n):
+            return False
+    return True
 
 
 def write(path: bytes, data: bytes) -> None:

@@ -69,7 +69,15 @@ def test_a_valid_header_whose_length_starts_with_0x80_is_not_mistaken_for_a_pick
 def test_truncated_tensor_data_still_has_a_readable_header(tmp_path):
     path = write(tmp_path / "t.safetensors", {"__metadata__": {"a": "b"}, "k": {"dtype": "F16", "shape": [100],
                                                                                "data_offsets": [0, 200]}}, data=b"")
-    assert read_header(path).metadata == {"a": "b"}
+    header = read_header(path)
+    assert header.metadata == {"a": "b"}
+    assert "truncated" in header.data_problem and "200" in header.data_problem  # the scan excludes it
+
+
+def test_tensor_data_that_fits_is_no_problem_and_a_header_without_tensors_needs_none(tmp_path):
+    tensor = {"dtype": "F16", "shape": [4], "data_offsets": [0, 8]}
+    assert read_header(write(tmp_path / "a.safetensors", {"k": tensor})).data_problem is None
+    assert read_header(write(tmp_path / "b.safetensors", {"__metadata__": {"a": "b"}}, data=b"")).data_problem is None
 
 
 def test_preview_lookup_follows_forges_order_then_ignores_case():
