@@ -1,7 +1,7 @@
 """Which image Forge shows for a LoRA, and whether it is an image at all."""
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import BinaryIO, Dict, Iterable, List, Optional, Tuple
 
 PREVIEW_EXTENSIONS = ("png", "jpg", "jpeg", "webp", "gif")
 
@@ -50,21 +50,62 @@ class PreviewIndex:
         return min(exact or candidates)[2]
 
 
-_MAGIC: Tuple[Tuple[bytes, int], ...] = ((b"\x89PNG\r\n\x1a\n", 0), (b"\xff\xd8\xff", 0), (b"GIF8", 0),
-                                         (b"WEBP", 8))
+# (format, magic bytes, offset): what the first bytes of each image Forge shows must be.
+_MAGIC: Tuple[Tuple[str, bytes, int], ...] = (("PNG", b"\x89PNG\r\n\x1a\n", 0), ("JPEG", b"\xff\xd8\xff", 0),
+                                              ("GIF", b"GIF8", 0), ("WEBP", b"WEBP", 8))
+_pillow: Optional[Tuple[object, frozenset]] = None  # (PIL.Image, the formats it can open), once looked for
+_pillow_looked = False
 
 
 def image_problem(path: str) -> Optional[str]:
-    """Why the file is not a usable image, or None. Only the magic bytes are checked."""
+    """Why the file is not a usable image, or None. The magic bytes name the format; then Pillow, where
+    it is installed (Forge ships it), opens the file and runs `verify()`: the headers, and for a PNG every
+    chunk and its checksum, without decoding the pixels. Without Pillow the magic bytes alone decide."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(16)
+            if not head:
+                return "empty file (0 bytes)"
+            fmt = next((name for name, magic, at in _MAGIC if head[at:at + len(magic)] == magic
+                        and (name != "WEBP" or head.startswith(b"RIFF"))), None)
+            if fmt is None:
+                return "not a PNG, JPEG, WEBP or GIF image"
+            pillow = _load_pillow()
+            if pillow is None or fmt not in pillow[1]:
+                return None
+            fh.seek(0)
+            return _undecodable(pillow[0], fh, fmt)  # the open file again: one open per preview
     except OSError as exc:
         return f"cannot read: {exc.strerror}"
-    if not head:
-        return "empty file (0 bytes)"
-    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
-        return None
-    if any(head[offset:offset + len(magic)] == magic for magic, offset in _MAGIC if offset == 0):
-        return None
-    return "not a PNG, JPEG, WEBP or GIF image"
+
+
+def _undecodable(image_module: object, fh: BinaryIO, fmt: str) -> Optional[str]:
+    try:
+        with image_module.open(fh, formats=(fmt,)) as image:  # type: ignore[attr-defined]
+            image.verify()
+    except Exception as exc:  # noqa: BLE001 - whatever Pillow raises on these bytes, they are not an image
+        # Pillow's "cannot identify image file <...>" names the file, which a cached message must not.
+        unidentified = isinstance(exc, getattr(image_module, "UnidentifiedImageError", ()))
+        reason = "Pillow cannot read its header" if unidentified or not str(exc) \
+            else str(exc).splitlines()[0][:120]
+        return f"{fmt} bytes that do not decode ({reason}): a broken or unfinished download?"
+    return None
+
+
+def _load_pillow() -> Optional[Tuple[object, frozenset]]:
+    """PIL.Image and the formats this Pillow can open (a build without libwebp cannot open WEBP: the
+    magic bytes decide for those), or None without Pillow. Imported on the first preview, not before."""
+    global _pillow, _pillow_looked
+    if not _pillow_looked:
+        try:
+            import inspect
+
+            from PIL import Image
+            Image.init()
+            formats = frozenset(f for f in ("PNG", "JPEG", "GIF", "WEBP") if f in Image.OPEN)
+            # open(..., formats=) is Pillow 7.1+: an older one would fail every preview, so it is not used.
+            _pillow = (Image, formats) if "formats" in inspect.signature(Image.open).parameters else None
+        except Exception:  # noqa: BLE001 - no Pillow, or a broken one: the magic bytes still work
+            _pillow = None
+        _pillow_looked = True
+    return _pillow
