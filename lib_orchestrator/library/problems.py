@@ -20,9 +20,13 @@ UNREADABLE = "unreadable"
 # The name cannot be written in a prompt or an infotext (not UTF-8, or a control character such as a
 # newline): the LoRA is indexed but never picked.
 BAD_NAME = "bad_name"
+# A folder entry that leads back to a folder it is inside (`loop -> ..`): Forge's os.walk(followlinks=True)
+# walks it again and again until the path is too long; the scan reports it once and does not walk it.
+SYMLINK_LOOP = "symlink_loop"
 
 CODES = (CORRUPT_HEADER, CORRUPT_SIDECAR, STALE_SIDECAR, STEM_COLLISION, ALIAS_COLLISION, DUPLICATE,
-         EXCLUDED_ARCHITECTURE, NOT_SAFETENSORS, PARTIAL_DOWNLOAD, BROKEN_PREVIEW, UNREADABLE, BAD_NAME)
+         EXCLUDED_ARCHITECTURE, NOT_SAFETENSORS, PARTIAL_DOWNLOAD, BROKEN_PREVIEW, UNREADABLE, BAD_NAME,
+         SYMLINK_LOOP)
 
 # Trusted sources (Civitai, the user json, the header) disagree on the base model, or contradict the
 # tensors: the more trusted one is kept (docs/lora-library.md §3.6) and the user should know.

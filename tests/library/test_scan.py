@@ -12,7 +12,7 @@ from ..library_fixtures import generate
 
 FIELDS = ["name", "is_lora", "alias", "base_model", "base_model_source", "family", "category", "category_source",
           "trigger_words", "trigger_source", "preferred_weight", "weight_source", "negative_text", "sha256",
-          "tensor_hash", "duplicate_group", "preview", "warnings"]
+          "tensor_hash", "duplicate_group", "preview", "excluded", "warnings"]
 
 
 @pytest.fixture(scope="module")
