@@ -10,7 +10,10 @@
       Lora/                    the library that is scanned
         style/ character/ concept/ clothing/ pose/ background/ detailer/ slider/    category-first
         Pony/ Illustrious/ SDXL/ SD15/ Flux/ _SDXL_1_0/ _Other/                   base-model-first
-        _unsorted/             a flat dump with Civitai's default file names
+        Illustrious/chara/ _Pony/Outfits/ SD15/Artists/ "SDXL - Illustrious/2. Poses/"   both, nested
+        Effects/ FX/ "Hands & Gestures"/ BG/ Costumes/ Tools/ Enhancers/ Misc/ "01 - Characters"/  synonyms
+        _Other/video/          video LoRAs as musubi-tuner, diffusion-pipe, diffusers and genmo write them
+        _unsorted/             a flat dump with Civitai's default file names, lineage only in one place
         empty/                 an empty folder
         .hidden/               a dot folder (listed: Forge's default)
         linked -> ../elsewhere/loras             a symlinked folder (listed once)
@@ -20,7 +23,10 @@
 Beside them: AppleDouble `._x.safetensors` files (never LoRAs), previews that have an image's magic bytes
 but do not decode (listed in the manifest's `undecodable_previews`), LoRAs whose tensor data is cut short
 or whose `data_offsets` run backwards. Each entry's `real_path` names the file it lists (the path it was
-written under), so the two listings of one file can be told apart from two files.
+written under), so the two listings of one file can be told apart from two files. The manifest assumes
+Pillow is installed (Forge ships it): without it the `undecodable_previews` pass on their magic bytes.
+`base_model_candidates` holds each candidate's `source`, `value`, `specificity` and `field` (the contract's
+part; a record's `evidence` is for people and is not predicted).
 
 Every LoRA is a *bundle*: the model file (``.safetensors`` written by hand, or a ``.pt``/``.ckpt``)
 plus, by stem, the sidecars real tools write (``.civitai.info``, ``.json``, ``.metadata.json``,
@@ -38,6 +44,9 @@ The expected values are computed here by the rules of ``docs/lora-library.md`` f
 were written (the metadata dicts, the tensor names, how each sidecar was encoded), never by parsing
 the files back or calling the scanner. Where the contract leaves a choice open the generator either
 avoids the case or follows the interpretation written next to the rule below (search "Choice:").
+
+For the accuracy on a library kept the way real users keep it (truth decided by the LoRAs' authors, not
+by these rules), see tests/library_realistic.py.
 
 The code runs top to bottom in this order:
   1. the contract's tables and rules (what the manifest is computed by);
