@@ -153,7 +153,7 @@ for _cat, _names in (
                        "environment|environments|location|locations|place|places"),
         ("detailer", "detailer|detailers|tool|tools|enhancer|enhancers|enhancement|enhancements|utility|utilities|"
                      "fix|fixes"),
-        ("slider", "slider|sliders"), ("other", "misc|miscellaneous|other|others")):
+        ("slider", "slider|sliders")):
     FOLDER_CATEGORY.update((n, _cat) for n in _names.split("|"))
 TAG_CATEGORY = (("slider", ("slider",)), ("detailer", ("tool", "tools", "detail", "detailer", "enhancer")),
                 ("character", ("character", "characters", "celebrity")),

@@ -40,7 +40,6 @@ _FOLDERS = _table({
     "detailer": "detailer, detailers, tool, tools, enhancer, enhancers, enhancement, enhancements, utility, utilities, "
                 "fix, fixes",
     "slider": "slider, sliders",
-    "other": "misc, miscellaneous, other, others",
 })
 
 # Civitai tags, most telling first: a slider is tagged "concept" too, a detailer "tool".

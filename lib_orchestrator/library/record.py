@@ -13,7 +13,7 @@ from .problems import Problem
 # is then read again instead of served stale.
 # 2: base-model candidates and refinement, scored categories, split triggers; 3: tensor data checked against
 # the file size, previews decoded, AppleDouble files
-RULES_VERSION = 3
+RULES_VERSION = 4
 
 
 @dataclass(frozen=True)

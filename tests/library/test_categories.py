@@ -19,13 +19,19 @@ from lib_orchestrator.library.sidecars import CivitaiFacts, Sidecars, UserFacts
     (("Effects",), "concept"), (("FX",), "concept"),
     (("Hands & Gestures",), "pose"), (("Poses",), "pose"), (("2. Poses",), "pose"),
     (("Tools",), "detailer"), (("Enhancers",), "detailer"),
-    (("Misc",), "other"),
     (("01 - Characters", "anime", "sousou no frieren"), "character"),
     (("character", "outfits"), "clothing"),  # the nearest category folder
     (("Sliders",), "slider"),
 ])
 def test_folder_names_users_really_use(folders, category):
     assert classify(folders=folders) == (category, "folder")
+
+
+@pytest.mark.parametrize("folders", [("Misc",), ("misc", "new"), ("Other",), ("_Other",)])
+def test_a_misc_folder_says_nothing(folders):
+    assert classify(folders=folders) == ("other", "none")
+    assert classify(folders=("Characters",) + folders) == ("character", "folder")
+    assert classify(folders=folders, names=["glitch_effect"]) == ("concept", "name")
 
 
 @pytest.mark.parametrize("folders", [("Illustrious",), ("_Pony",), ("SDXL", "anime"), ("style sheet",), ()])
@@ -115,9 +121,14 @@ def test_trigger_votes_are_capped_at_three():
 
 def test_the_resolver_scores_every_signal():
     side = Sidecars(civitai=CivitaiFacts(base_model="Illustrious", trained_words=("gotoh_hitori_(bocchi_the_rock)",)))
-    r = resolve("misc/bocchi.safetensors", "bocchi", 10, Header({}, ()), side, ("misc",), None, [])
-    # folder `misc` votes other (6); the qualifier votes character (4): the folder wins
-    assert (r.category, r.category_source) == ("other", "folder")
+    r = resolve("chars/bocchi.safetensors", "bocchi", 10, Header({}, ()), side, ("chars",), None, [])
+    assert (r.category, r.category_source) == ("character", "folder")
+    r = resolve("Styles/bocchi.safetensors", "bocchi", 10, Header({}, ()), side, ("Styles",), None, [])
+    # folder 6 against the qualifier's 4: the user's folder wins
+    assert (r.category, r.category_source) == ("style", "folder")
+    # `Misc` is where users drop what fits none of their folders: it says nothing, the trigger decides
+    r = resolve("Misc/bocchi.safetensors", "bocchi", 10, Header({}, ()), side, ("Misc",), None, [])
+    assert (r.category, r.category_source) == ("character", "trigger")
     r = resolve("x/bocchi.safetensors", "bocchi", 10, Header({}, ()), side, ("x",), None, [])
     assert (r.category, r.category_source) == ("character", "trigger")
     user = Sidecars(user=UserFacts(activation_text="hand on hip, looking back"))

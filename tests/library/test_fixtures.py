@@ -414,7 +414,7 @@ def test_base_model_cases(tiny, path, expected):
     ("Costumes/witch_hat_il.safetensors", "clothing", "folder"),
     ("Tools/better_hands_v2.safetensors", "detailer", "folder"),
     ("Enhancers/skin_texture_xl.safetensors", "detailer", "folder"),
-    ("Misc/thing_v2.safetensors", "other", "folder"),
+    ("Misc/thing_v2.safetensors", "other", "none"),  # Misc says nothing; no other signal
     ("01 - Characters/frieren_sd15.safetensors", "character", "folder"),
     ("_unsorted/bocchi_v1.safetensors", "character", "trigger"),               # a booru name_(series) trigger
     ("_unsorted/hatsune miku (vocaloid) pdxl.safetensors", "character", "trigger"),  # escaped \( \)
