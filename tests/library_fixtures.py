@@ -129,13 +129,8 @@ for _terms, _value, _spec in (
         (("sd21", "sd2"), "SD 2.1", "family"), (("flux", "flux1"), "Flux.1 D", "family"),
         (("sd3", "sd35"), "SD 3.5", "family")):
     NAME_TERMS.update((t, (_value, _spec)) for t in _terms)
-# §3.5 folder names as a whole (lower-cased; spaces, _, -, . removed)
-FOLDER_BASE = {"pony": ("Pony", "lineage"), "illustrious": ("Illustrious", "lineage"),
-               "il": ("Illustrious", "lineage"), "noobai": ("NoobAI", "lineage"), "noob": ("NoobAI", "lineage"),
-               "sdxl": ("SDXL 1.0", "family"), "sdxl10": ("SDXL 1.0", "family"), "xl": ("SDXL 1.0", "family"),
-               "sd15": ("SD 1.5", "family"), "sd1": ("SD 1.5", "family"), "15": ("SD 1.5", "family"),
-               "sd21": ("SD 2.1", "family"), "sd2": ("SD 2.1", "family"), "flux": ("Flux.1 D", "family"),
-               "flux1": ("Flux.1 D", "family"), "flux1d": ("Flux.1 D", "lineage"), "flux1s": ("Flux.1 S", "lineage")}
+# §3.5 folder names as a whole (lower-cased; spaces, _, -, . removed): any term of §3.3, and `15`
+FOLDER_BASE = {**NAME_TERMS, "15": ("SD 1.5", "family")}
 HEADER_NAME_FIELDS = ("ss_sd_model_name", "modelspec.title", "modelspec.description", "ss_output_name")
 BASE_SOURCES = ("civitai", "user_json", "header", "tensor_keys", "name", "folder", "none")
 
@@ -239,6 +234,13 @@ def name_tokens(text: str) -> List[str]:
 
 
 def name_terms(tokens: List[str]) -> List[str]:
+    merged: List[str] = []
+    for t in tokens:  # §3.3: pony then tail(s) is the word ponytail (`PonyTail`)
+        if merged and merged[-1] == "pony" and t in ("tail", "tails"):
+            merged[-1] += t
+        else:
+            merged.append(t)
+    tokens = merged
     terms = list(tokens)
     terms += ["".join(tokens[i:i + 2]) for i in range(len(tokens) - 1)]
     terms += ["".join(tokens[i:i + 3]) for i in range(len(tokens) - 2)]

@@ -174,14 +174,11 @@ NAME_FIELDS = ("ss_sd_model_name", "modelspec.title", "modelspec.description", "
 
 def header_candidates(meta: Mapping[str, str]) -> List[Candidate]:
     found: List[Candidate] = []
-    arch = meta.get("modelspec.architecture", "")
-    hit = _architecture(arch) if arch else None
-    if hit:
-        found.append(Candidate("header", hit[0], hit[1], "modelspec.architecture", arch))
-    version = meta.get("ss_base_model_version", "")
-    hit = _kohya_version(version) if version else None
-    if hit:
-        found.append(Candidate("header", hit[0], hit[1], "ss_base_model_version", version))
+    for field, read in (("modelspec.architecture", _architecture), ("ss_base_model_version", _kohya_version)):
+        said = meta.get(field, "")
+        hit = read(said) if said else None
+        if hit:
+            found.append(Candidate("header", hit[0], hit[1], field, said))
     if meta.get("ss_v2", "").strip() == "True":
         v_pred = meta.get("ss_v_parameterization", "").strip() == "True"
         found.append(Candidate("header", "SD 2.1 768" if v_pred else "SD 2.1",
@@ -206,8 +203,13 @@ def name_tokens(text: str) -> List[str]:
     return [t for t in _NOT_ALNUM.split(_CAMEL.sub(" ", text).lower()) if t]
 
 
+# Words that start with a lineage term but are something else: `PonyTail` splits into pony + tail.
+_NOT_LINEAGE = frozenset({"ponytail", "ponytails"})
+
+
 def _terms(tokens: Sequence[str]) -> Iterable[str]:
     """Each token, and two or three adjacent ones joined (`NAI-XL` -> naixl, `sd3.5-large` -> sd35large)."""
+    tokens = _joined_words(tokens)
     for i in range(len(tokens)):
         yield tokens[i]
         if i + 1 < len(tokens):
@@ -219,6 +221,19 @@ def _terms(tokens: Sequence[str]) -> Iterable[str]:
 # One table for LoRAs and checkpoints (lib_orchestrator/checkpoint.py reads it too). Only names whose
 # lineage is certain: `nai` alone is also NovelAI's SD1 leak, `wai` and `hassaku` made Pony and
 # Illustrious models both.
+def _joined_words(tokens: Sequence[str]) -> Sequence[str]:
+    """Tokens with a camel-case split word made whole again (pony, tail -> ponytail)."""
+    if not any(t == "pony" for t in tokens):
+        return tokens
+    out: List[str] = []
+    for token in tokens:
+        if out and out[-1] + token in _NOT_LINEAGE:
+            out[-1] += token
+        else:
+            out.append(token)
+    return out
+
+
 _LINEAGE_TERMS = {
     **dict.fromkeys(("pony", "pdxl", "ponyxl", "ponyv6", "ponydiffusion", "autismmix"), "Pony"),
     **dict.fromkeys(("illustrious", "illustriousxl", "ilxl", "il"), "Illustrious"),
@@ -271,15 +286,14 @@ def name_candidate(stem: str) -> Optional[Candidate]:
     return Candidate("name", hit[0], hit[1], "file name", hit[2]) if hit else None
 
 
-_FOLDER = {
-    "pony": ("Pony", LINEAGE_LEVEL), "illustrious": ("Illustrious", LINEAGE_LEVEL),
-    "il": ("Illustrious", LINEAGE_LEVEL), "noobai": ("NoobAI", LINEAGE_LEVEL), "noob": ("NoobAI", LINEAGE_LEVEL),
-    "sdxl": ("SDXL 1.0", FAMILY_LEVEL), "sdxl10": ("SDXL 1.0", FAMILY_LEVEL), "xl": ("SDXL 1.0", FAMILY_LEVEL),
-    "sd15": ("SD 1.5", FAMILY_LEVEL), "sd1": ("SD 1.5", FAMILY_LEVEL), "15": ("SD 1.5", FAMILY_LEVEL),
-    "sd21": ("SD 2.1", FAMILY_LEVEL), "sd2": ("SD 2.1", FAMILY_LEVEL),
-    "flux": ("Flux.1 D", FAMILY_LEVEL), "flux1": ("Flux.1 D", FAMILY_LEVEL),
-    "flux1d": ("Flux.1 D", LINEAGE_LEVEL), "flux1s": ("Flux.1 S", LINEAGE_LEVEL),
-}
+def _whole_folder(folder: str) -> Optional[Tuple[str, str]]:
+    """A folder whose whole name, without spaces, `_`, `-` and `.`, is a term (`_SDXL_1_0/` -> sdxl10)."""
+    key = re.sub(r"[\s_.\-]", "", folder).lower()
+    if key in _LINEAGE_TERMS:
+        return _LINEAGE_TERMS[key], LINEAGE_LEVEL
+    if key in _FAMILY_TERMS or key == "15":  # civbrowser's `1.5/`
+        return _FAMILY_TERMS.get(key, "SD 1.5"), FAMILY_LEVEL
+    return None
 
 
 def folder_candidates(folders: Tuple[str, ...]) -> List[Candidate]:
@@ -287,7 +301,7 @@ def folder_candidates(folders: Tuple[str, ...]) -> List[Candidate]:
     name (`_SDXL_1_0/` -> sdxl10), else by its name's tokens (`IL styles/`)."""
     found = []
     for folder in reversed(folders):
-        whole = _FOLDER.get(re.sub(r"[\s_.\-]", "", folder).lower())
+        whole = _whole_folder(folder)
         if whole:
             found.append(Candidate("folder", whole[0], whole[1], "folder", folder))
             continue
@@ -335,7 +349,8 @@ _SINGLE_PAST_39 = re.compile(r"single_(?:transformer_)?blocks_(?:[4-9]\d|\d{3,})
 _WAN_FLAT = re.compile(r"blocks_\d+_(?:self_attn|cross_attn)_")
 _WAN_DIFFUSERS = re.compile(r"(?:^|\.)blocks\.\d+\.(?:attn1|attn2|ffn)\.", re.M)
 _MOCHI_DIFFUSERS = (".attn1.add_q_proj", ".attn1.add_k_proj", ".attn1.add_v_proj", ".attn1.to_add_out")
-_MOCHI_GENMO = re.compile(r"blocks_\d+_[a-z0-9_]*?(?:qkv|proj)_[xy](?:_|$)", re.M)
+# The run between is bounded: unbounded, a crafted 144 KB key of `blocks_1_` repeats took 7.6 s.
+_MOCHI_GENMO = re.compile(r"blocks_\d+_[a-z0-9_]{0,48}?(?:qkv|proj)_[xy](?:_|$)", re.M)
 _LTX = re.compile(r"^(?!.*(?:attentions|down_blocks|up_blocks|mid_block))(?:.*\.)?transformer_blocks\.\d+\.attn[12]\.",
                   re.M)
 _MMDIT_ATTN = re.compile(r"transformer_blocks\.\d+\.attn\.")
@@ -378,8 +393,8 @@ def layout_of(keys: Iterable[str]) -> Optional[Layout]:
             (_WAN_DIFFUSERS.search(text) if bare_blocks else None)
         if wan:
             return Layout("wan", "Wan Video", _line_at(text if wan.re is _WAN_DIFFUSERS else flat, wan.start()))
-    at = _first_in(text, _MOCHI_DIFFUSERS) if ".attn1." in text else None
-    if at is not None:
+    at = _first_found(text, _MOCHI_DIFFUSERS) if ".attn1." in text else -1
+    if at >= 0:
         return Layout("mochi", "Mochi", _line_at(text, at))
     if "qkv_x" in flat or "qkv_y" in flat or "proj_x" in flat or "proj_y" in flat:
         genmo = _MOCHI_GENMO.search(flat)
@@ -449,11 +464,6 @@ def _hunyuan_mark(text: str, flat: str) -> str:
     return ""
 
 
-def _first_in(text: str, needles: Sequence[str]) -> Optional[int]:
-    hits = [i for i in (text.find(n) for n in needles) if i >= 0]
-    return min(hits) if hits else None
-
-
 def _line_at(text: str, at: int) -> str:
     start = text.rfind("\n", 0, at) + 1
     end = text.find("\n", at)
@@ -465,12 +475,6 @@ def tensor_candidate(keys: Iterable[str]) -> Tuple[Optional[Candidate], Optional
     if layout is None:
         return None, None
     return Candidate("tensor_keys", layout.value, FAMILY_LEVEL, "tensor keys", layout.evidence), layout
-
-
-def from_tensor_keys(keys: Iterable[str]) -> Optional[str]:
-    """What the tensor names alone say (the layout's value)."""
-    layout = layout_of(keys)
-    return layout.value if layout else None
 
 
 # -- from candidates to one base model ---------------------------------------------------------------
@@ -513,8 +517,7 @@ def resolve_base_model(candidates: Sequence[Candidate], layout: Optional[Layout]
     elif known:
         group = group_of(known[0].value)
     else:
-        first = next(iter(candidates), None)
-        return Resolution(first.value, first.source) if first else Resolution(UNKNOWN, "none")
+        return Resolution(candidates[0].value, candidates[0].source) if candidates else Resolution(UNKNOWN, "none")
     consistent = [c for c in known if group_of(c.value) == group and (layout is None or layout.allows(c.value))]
     chosen = next((c for c in consistent if c.specificity == LINEAGE_LEVEL), None) or \
         next(iter(consistent), None)

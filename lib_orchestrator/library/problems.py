@@ -24,14 +24,13 @@ BAD_NAME = "bad_name"
 # walks it again and again until the path is too long; the scan reports it once and does not walk it.
 SYMLINK_LOOP = "symlink_loop"
 
-CODES = (CORRUPT_HEADER, CORRUPT_SIDECAR, STALE_SIDECAR, STEM_COLLISION, ALIAS_COLLISION, DUPLICATE,
-         EXCLUDED_ARCHITECTURE, NOT_SAFETENSORS, PARTIAL_DOWNLOAD, BROKEN_PREVIEW, UNREADABLE, BAD_NAME,
-         SYMLINK_LOOP)
-
 # Trusted sources (Civitai, the user json, the header) disagree on the base model, or contradict the
 # tensors: the more trusted one is kept (docs/lora-library.md §3.6) and the user should know.
 BASE_MODEL_CONFLICT = "base_model_conflict"
-CODES += (BASE_MODEL_CONFLICT,)
+
+CODES = (CORRUPT_HEADER, CORRUPT_SIDECAR, STALE_SIDECAR, STEM_COLLISION, ALIAS_COLLISION, DUPLICATE,
+         EXCLUDED_ARCHITECTURE, NOT_SAFETENSORS, PARTIAL_DOWNLOAD, BROKEN_PREVIEW, UNREADABLE, BAD_NAME,
+         SYMLINK_LOOP, BASE_MODEL_CONFLICT)
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,9 @@ from .problems import Problem
 # Bumped whenever the rules that turn files into records change: a cached record made by older rules
 # is then read again instead of served stale.
 # 2: base-model candidates and refinement, scored categories, split triggers; 3: tensor data checked against
-# the file size, previews decoded, AppleDouble files
-RULES_VERSION = 4
+# the file size, previews decoded, AppleDouble files; 4: Misc folders vote nothing; 5: PonyTail is not Pony,
+# any name term is a whole base-model folder
+RULES_VERSION = 5
 
 
 @dataclass(frozen=True)

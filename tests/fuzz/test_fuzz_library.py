@@ -25,16 +25,18 @@ import threading
 import time
 from contextlib import closing
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lib_orchestrator.errors import OrchestratorError
 from lib_orchestrator.library import scan_library
+from lib_orchestrator.library.base_models import layout_of
 from lib_orchestrator.library.cache import CacheError
 from lib_orchestrator.library.overrides import Override, OverrideStore
 from lib_orchestrator.library.service import LibraryService
 
-from .conftest import budget, record
+from .conftest import Timer, budget, record
 
 BUDGET = 20.0  # seconds per case: far above the normal tens of milliseconds, so only a hang trips it
 SETTINGS = settings(deadline=None, derandomize=True, database=None,
@@ -531,6 +533,18 @@ def test_memory_stays_bounded_on_files_built_to_exhaust_it(tmp_path):
     assert out["peak_kib"] < MEMORY_LIMIT // 1024
     record(f"library: memory-hostile files (peak {out['peak_kib'] // 1024} MiB of a {MEMORY_LIMIT >> 20} MiB cap)",
            5, time.perf_counter() - started)
+
+
+@pytest.mark.parametrize("key", [
+    "blocks_1_" * 32000 + "\nqkv_x",  # a lazy unbounded run before qkv_x was quadratic: 7.6 s at half this size
+    "double_blocks_0_" * 16000 + "\nimg_attn",
+    "transformer_blocks.0.attn1." * 8000,
+    "blocks.0.self_attn." * 8000,
+])
+def test_tensor_names_built_to_backtrack_are_read_in_linear_time(key):
+    with Timer() as t:
+        budget(BUDGET, layout_of, key.split("\n"))
+    record("library: tensor names built to backtrack", 1, t.seconds)
 
 
 def test_a_scan_that_cannot_finish_in_its_budget_fails_the_harness():

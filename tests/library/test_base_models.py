@@ -120,6 +120,9 @@ def test_header_candidates(meta, said):
     ("nai_style", None),  # NovelAI's leak was SD1: `nai` alone is no lineage
     ("wai_style", None),
     ("ponytail", None),
+    ("PonyTail_hairstyle_xl", ("SDXL 1.0", "family")),  # the camel-case split word is made whole again
+    ("pony_tails_sdxl", ("SDXL 1.0", "family")),
+    ("pony_tail_ponyXL", ("Pony", "lineage")),
     ("", None),
 ])
 def test_lineage_and_family_from_a_name(text, said):
@@ -139,6 +142,9 @@ def test_folder_candidates_nearest_first_whole_names_then_tokens():
         ("Illustrious", "lineage", "IL styles"), ("Pony", "lineage", "Pony"), ("SDXL 1.0", "family", "_SDXL_1_0")]
     assert base_models.folder_candidates(("style", "anime")) == []
     assert [c.value for c in base_models.folder_candidates(("Flux1S",))] == ["Flux.1 S"]
+    # any name term is also a whole folder name: four tokens would not join by tokens
+    assert [c.value for c in base_models.folder_candidates(("SD_3_5_Large",))] == ["SD 3.5 Large"]
+    assert [c.value for c in base_models.folder_candidates(("1.5",))] == ["SD 1.5"]
 
 
 # -- tensor keys ------------------------------------------------------------------------------------
