@@ -19,7 +19,6 @@ import argparse
 import hashlib
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile

@@ -12,7 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Dict, Iterable, Optional, Tuple
 
-from .library.base_models import family_of as _family_of_base, lineage_in_text, name_tokens
+from .library.base_models import family_of as _family_of_base
+from .library.base_models import lineage_in_text, name_tokens
 from .library.header import Header, HeaderError, read_header
 from .selection.index import checkpoint_base
 
@@ -72,14 +73,9 @@ def _family_from_metadata(metadata: Dict[str, str]) -> Optional[str]:
     return None
 
 
-def _words(name: str) -> Tuple[str, ...]:
-    """`ponyDiffusionV6XL_v6` -> (pony, diffusion, v6xl, v6): the LoRA library's name tokens."""
-    return tuple(name_tokens(name))
-
-
 def family_from_name(name: str) -> Optional[str]:
     """The family a checkpoint's name claims (`juggernautXL_v9`, `flux1-dev-fp8`, `v1-5-pruned`)."""
-    words = _words(name)
+    words = name_tokens(name)  # the LoRA library's: `ponyDiffusionV6XL_v6` -> pony, diffusion, v6xl, v6
     pairs = set(zip(words, words[1:]))
     if any(w.startswith("flux") or w == "chroma" for w in words):
         return "flux"

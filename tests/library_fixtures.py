@@ -140,7 +140,8 @@ CATEGORY_SOURCES = ("folder", "tags", "trigger", "name", "training")  # the tie 
 FOLDER_CATEGORY: Dict[str, str] = {}
 for _cat, _names in (
         ("style", "style|styles|art style|art styles|artstyle|artstyles|artist|artists|art|aesthetic|aesthetics"),
-        ("character", "character|characters|chara|charas|char|chars|person|persons|people|celebrity|celebrities|oc|ocs"),
+        ("character", "character|characters|chara|charas|char|chars|person|persons|people|celebrity|celebrities|"
+                      "oc|ocs"),
         ("concept", "concept|concepts|effect|effects|fx|vfx|lighting"),
         ("clothing", "clothing|clothes|outfit|outfits|costume|costumes|fashion|attire|wear|uniforms"),
         ("pose", "pose|poses|posing|gesture|gestures|hands gestures|hands and gestures|action|actions"),
@@ -1850,7 +1851,8 @@ def special_cases(mk: Callable[..., Spec], huge: bool) -> Tuple[List[Spec], List
         Extra("style/anime/._mksks style.safetensors", appledouble_bytes("mksks style.safetensors")),
         Extra("style/anime/._mksks style.civitai.info", appledouble_bytes("mksks style.civitai.info")),
         Extra("style/anime/._mksks style.preview.png", appledouble_bytes("mksks style.preview.png")),
-        Extra("_unsorted/._frieren_illustrious_v2.safetensors", appledouble_bytes("frieren_illustrious_v2.safetensors")),
+        Extra("_unsorted/._frieren_illustrious_v2.safetensors",
+              appledouble_bytes("frieren_illustrious_v2.safetensors")),
         Extra("Pony/._add_detail.safetensors", safetensors_bytes(
             {"ss_output_name": "add_detail", "ss_base_model_version": "sdxl_base_v1-0"}, {}, b"", True)[0]),
     ]

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from tests.library_fixtures import (KOHYA_STATIC, build_tensors, encode_json, png_bytes, safetensors_bytes)
+from tests.library_fixtures import KOHYA_STATIC, build_tensors, encode_json, png_bytes, safetensors_bytes
 
 # ---------------------------------------------------------------------------------------------------------
 # What LoRAs are of
@@ -78,7 +78,8 @@ CHARACTERS = (
     ("Gawr Gura", "gawr_gura", "Hololive", ("white hair", "shark tail"), ("blue hoodie",)),
     ("Houshou Marine", "houshou_marine", "Hololive", ("red hair", "heterochromia"), ("pirate hat",)),
     ("Lucy", "lucy_(cyberpunk)", "Cyberpunk Edgerunners", ("grey hair", "red eyeliner"), ("bodysuit",)),
-    ("Zero Two", "zero_two_(darling_in_the_franxx)", "Darling in the Franxx", ("pink hair", "horns"), ("red bodysuit",)),
+    ("Zero Two", "zero_two_(darling_in_the_franxx)", "Darling in the Franxx", ("pink hair", "horns"),
+     ("red bodysuit",)),
     ("Mikasa Ackerman", "mikasa_ackerman", "Attack on Titan", ("black hair", "short hair"), ("red scarf",)),
     ("Nami", "nami_(one_piece)", "One Piece", ("orange hair", "long hair"), ("bikini top",)),
     ("Megumin", "megumin", "Konosuba", ("brown hair", "red eyes"), ("witch hat",)),
@@ -434,7 +435,8 @@ def _civitai_base(rng: random.Random, base: str) -> str:
 LINEAGE_WORDS = {"pony": "Pony", "pdxl": "Pony", "ponyxl": "Pony", "ponyv6": "Pony", "ponydiffusionv6xl": "Pony",
                  "il": "Illustrious", "ilxl": "Illustrious", "illustrious": "Illustrious",
                  "illustriousxl": "Illustrious", "naixl": "NoobAI", "noob": "NoobAI", "noobai": "NoobAI",
-                 "noobaixlnaixl": "NoobAI", "schnell": "Flux.1 S", "fluxschnell": "Flux.1 S", "flux1schnell": "Flux.1 S",
+                 "noobaixlnaixl": "NoobAI", "schnell": "Flux.1 S", "fluxschnell": "Flux.1 S",
+                 "flux1schnell": "Flux.1 S",
                  "v21768": "SD 2.1 768", "sd21768": "SD 2.1 768", "sd35l": "SD 3.5 Large", "sd35large": "SD 3.5 Large"}
 
 

@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from .header import Header
-
 UNKNOWN = "Unknown"
 FAMILIES = ("sd1", "sd2", "sdxl", "flux", "sd3", "video", "unknown")
 

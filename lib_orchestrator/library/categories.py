@@ -58,7 +58,8 @@ _KEYWORDS = _table({
     "style": "style, art style, artstyle, artist, watercolor, oil painting, painting, sketch, lineart, pixel art, "
              "flat color, cel shading, impasto, ink wash, ukiyo e, chibi",
     "character": "character, chara, oc",
-    "concept": "concept, lens flare, god rays, light rays, sunbeam, glitch, chromatic aberration, bokeh, bloom, glowing, "
+    "concept": "concept, lens flare, god rays, light rays, sunbeam, glitch, chromatic aberration, bokeh, bloom, "
+               "glowing, "
                "magic circle, runes, particles, motion blur, double exposure, silhouette, backlighting, rim light, "
                "lighting, effect, effects, fx, hologram",
     "clothing": "outfit, outfits, clothing, clothes, costume, dress, qipao, cheongsam, china dress, armor, armour, "
@@ -70,7 +71,8 @@ _KEYWORDS = _table({
             "leaning forward, spread arms, peace sign, heart hands, stretching, running, walking, all fours, "
             "crossed arms, crossed legs, wariza, seiza, contrapposto",
     # `background` alone is special-cased: `simple background` is a training tag of nearly any LoRA
-    "background": "backgrounds, bg, scenery, landscape, library, street, city, cityscape, shrine, temple, ruins, forest, "
+    "background": "backgrounds, bg, scenery, landscape, library, street, city, cityscape, shrine, temple, ruins, "
+                  "forest, "
                   "beach, classroom, bedroom, cafe, castle, alley, rooftop, mountain, garden, train station, interior, "
                   "architecture",
     "detailer": "detail, details, detailer, enhancer, tweaker",

@@ -33,7 +33,8 @@ TRIGGER_SOURCES = {"user_json", "civitai", "modelspec", "dataset", None}
 WEIGHT_SOURCES = {"user_json", "usage_tips", "modelspec", None}
 FAMILIES = {"sd1", "sd2", "sdxl", "flux", "sd3", "video", "unknown"}
 BASES = {"SD 1.5", "Pony", "Illustrious", "SDXL 1.0", "NoobAI", "Flux.1 D", "Flux.1 S", "SD 2.1", "SD 2.1 768",
-         "SD 3.5", "SD 3.5 Large", "SDXL Lightning", "Wan Video", "Hunyuan Video", "LTXV", "Mochi", "Chroma", "Flux.2 D"}
+         "SD 3.5", "SD 3.5 Large", "SDXL Lightning", "Wan Video", "Hunyuan Video", "LTXV", "Mochi", "Chroma",
+         "Flux.2 D"}
 FIELDS = {"path", "name", "is_lora", "alias", "base_model", "base_model_source", "family", "category",
           "category_source", "trigger_words", "trigger_source", "preferred_weight", "weight_source", "negative_text",
           "sha256", "true_sha256", "tensor_hash", "true_tensor_hash", "duplicate_group", "preview", "warnings",
@@ -164,7 +165,8 @@ def test_symlinked_folder_is_listed_once_and_the_loop_is_one_record(tiny):
     assert not any("/loop/" in p for p in paths)
     assert not any("not_in_library" in p for p in paths)
     loop = by_path(manifest)["concept/lighting/loop"]
-    assert (loop["name"], loop["is_lora"], loop["warnings"], loop["excluded"]) == ("loop", False, ["symlink_loop"], False)
+    assert (loop["name"], loop["is_lora"], loop["warnings"], loop["excluded"]) == \
+        ("loop", False, ["symlink_loop"], False)
 
 
 def test_a_folder_linked_inside_the_library_is_listed_under_both_paths_and_is_not_its_own_twin(tiny):
@@ -325,7 +327,8 @@ def test_pillow_decodes_every_preview_and_none_of_the_undecodable_ones(tiny):
     ("style/anime/._mksks style.safetensors",
      {"is_lora": False, "name": "._mksks style", "warnings": ["not_safetensors"], "excluded": False}),
     ("Pony/._add_detail.safetensors", {"is_lora": False, "warnings": ["not_safetensors"], "alias": None}),
-    ("concept/composition/double_exposure_v1.safetensors", {"alias": "DoubleExposure", "warnings": ["alias_collision"]}),
+    ("concept/composition/double_exposure_v1.safetensors",
+     {"alias": "DoubleExposure", "warnings": ["alias_collision"]}),
     ("SDXL/double_exposure_xl.safetensors", {"alias": "doubleexposure", "warnings": ["alias_collision"]}),
     ("style/anime/lineart_a.safetensors", {"alias": "lineart", "warnings": ["alias_collision"]}),
     ("Illustrious/style/lineart_b.safetensors", {"alias": "lineart", "warnings": ["alias_collision"]}),

@@ -25,7 +25,8 @@ def test_split_triggers(alternatives, triggers):
     assert split_triggers(alternatives) == triggers
 
 
-def _resolve(side=Sidecars(), meta=None):
+def _resolve(side=None, meta=None):
+    side = side if side is not None else Sidecars()
     return resolve("x.safetensors", "x", 10, Header(dict(meta or {}), ()), side, (), None, [])
 
 
