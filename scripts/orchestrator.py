@@ -20,6 +20,7 @@ if _HERE not in sys.path:  # Forge loads script files by path, not as a package
 import orchestrator_compat as compat  # noqa: E402
 import orchestrator_state as state  # noqa: E402
 
+from lib_orchestrator import __version__  # noqa: E402
 from lib_orchestrator.enhance import PRESETS, TEMPLATE_NAMES, Enhanced  # noqa: E402
 from lib_orchestrator.errors import OrchestratorError  # noqa: E402
 from lib_orchestrator.job import (  # noqa: E402
@@ -31,7 +32,7 @@ from lib_orchestrator.job import (  # noqa: E402
     plan_job,
 )
 
-SECTION = ("orchestrator", "Orchestrator")
+SECTION = ("orchestrator", f"Orchestrator {__version__}")  # the id keys the settings; the label shows the version
 DEFAULTS = JobSettings()
 LIBRARY = state.LIBRARY
 OVERRIDES = state.OVERRIDES
