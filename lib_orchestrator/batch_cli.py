@@ -7,11 +7,9 @@ from typing import TextIO
 
 from .batches import RunState, load_batch, plan_batch, save_batch
 from .errors import Location, OrchestratorError
-from .library import family_of
-from .library.base_models import normalise
+from .family_cli import checkpoint_of
 from .library_cli import scan_folder
 from .selection import LoraIndex, Rules, load_rules
-from .selection.index import checkpoint_base
 
 
 def run_batch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -19,7 +17,7 @@ def run_batch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         batch = load_batch(args.file)
         state = RunState(args.file)
         done = state.done()
-        out.write(f"{batch.name}: {len(batch.images)} images, seed {batch.seed}; {state.summary(batch)}\n")
+        out.write(f"{batch.name}: {len(batch.images):,} images, seed {batch.seed}; {state.summary(batch)}\n")
         if batch.template:
             out.write(f"template: {batch.template}\n")
         for image in batch.images:
@@ -32,17 +30,15 @@ def run_batch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     template, _source = _template(args)
     index = None
-    base = normalise(args.base_model) if args.base_model else checkpoint_base(args.family, None)
-    if family_of(base) != args.family:
-        raise OrchestratorError(f"base model {base!r} is not of the {args.family} family")
+    family, base = checkpoint_of(args)
     if args.loras:
         if not os.path.isdir(args.loras):
             raise OrchestratorError("LoRA folder does not exist", Location(args.loras, 0, 0), "check --loras")
         index = LoraIndex(scan_folder(args, args.loras, err).records)
     rules = load_rules(args.rules) if args.rules else Rules()
     name = os.path.splitext(os.path.basename(args.out))[0]
-    batch = plan_batch(name, template, args.count, args.seed, _engine(args), index, rules, args.family, base,
+    batch = plan_batch(name, template, args.count, args.seed, _engine(args), index, rules, family, base,
                        negative=args.negative, loras=index is not None)
     save_batch(batch, args.out)
-    out.write(f"wrote {len(batch.images)} images to {args.out}\n")
+    out.write(f"wrote {len(batch.images):,} images to {args.out}\n")
     return 0

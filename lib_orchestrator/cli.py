@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import shlex
+import shutil
 import signal
 import sys
 import threading
@@ -14,10 +17,23 @@ from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Iterator, List, Optional, Sequence, TextIO
 
 from . import BUNDLED_WILDCARDS, SAMPLE_LORAS
-from .enhance_cli import FAMILIES, add_enhance_args
+from .enhance_cli import add_enhance_args
 from .errors import Location, OrchestratorError
+from .family_cli import TEMPLATE_HELP, add_checkpoint_args
 
 EXIT_OK, EXIT_LINT_ERRORS, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130  # 130: the shell's Ctrl-C
+DESCRIPTION = ("Orchestrator on the command line, one subcommand each: wildcard prompts, the LoRA\n"
+               "library, LoRA picks, LLM enhancement, stories and batches.")
+EXIT_CODES = f"""exit status:
+  {EXIT_OK}    done; also when `enhance` falls back to the original prompt (stderr says
+       why) and when the reader of a pipe, such as `head`, stops early
+  {EXIT_LINT_ERRORS}    `lint` found errors; an unexpected crash also exits 1, with a traceback
+  {EXIT_BAD_INPUT}    bad input: an unknown option or value, or a template, file or folder
+       that cannot be used; one line on stderr says where and what to do
+  {EXIT_INTERRUPTED}  interrupted with Ctrl-C; every line already printed is whole"""
+# Combinatorial mode without --count lists every combination up to this many, as dynamicprompts does
+# (its MAX_IMAGES); a larger space says so on stderr. --count N lists up to N.
+COMBINATORIAL_DEFAULT_MAX = 1000
 
 
 class _Parser(argparse.ArgumentParser):
@@ -26,28 +42,33 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m lib_orchestrator", description=__doc__.splitlines()[0])
+    parser = _Parser(prog=command_name(plain=True), description=DESCRIPTION, epilog=EXIT_CODES,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     from . import __version__
 
     parser.add_argument("--version", action="version", version=f"orchestrator {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("prompts", help="make prompts from a wildcard template")
-    p.add_argument("template", nargs="?", help="the template text")
-    p.add_argument("--template-file", metavar="F", help="read the template from a file")
+    _template_args(p)
     _wildcard_args(p)
-    p.add_argument("--mode", choices=("random", "combinatorial", "cyclical"), default="random")
-    p.add_argument("--count", type=_non_negative, default=1, metavar="N",
-                   help="prompts to make (the maximum in combinatorial mode)")
+    p.add_argument("--mode", choices=("random", "combinatorial", "cyclical"), default="random",
+                   help="random: each prompt drawn from its image's seed; combinatorial: every combination, in "
+                        "order; cyclical: each choice takes its options in turn, from the seed (default: random)")
+    p.add_argument("--count", type=_non_negative, metavar="N",
+                   help="how many prompts (default: 1; in combinatorial mode every combination, at most "
+                        f"{COMBINATORIAL_DEFAULT_MAX:,}, and N is the maximum)")
     p.add_argument("--seed", type=int, metavar="S",
                    help="seed of the first image; prompt k is the prompt of seed S+k "
                         "(default: random in random mode, 0 otherwise)")
-    p.add_argument("--format", choices=("text", "jsonl"), default="text")
+    p.add_argument("--format", choices=("text", "jsonl"), default="text",
+                   help='text: one prompt a line; jsonl: {"prompt", "seed", "index"} a line (default: text)')
 
     c = sub.add_parser("count", help="how many prompts combinatorial mode makes, without listing them")
-    c.add_argument("template", nargs="?")
-    c.add_argument("--template-file", metavar="F")
+    _template_args(c)
     _wildcard_args(c)
+    c.add_argument("--format", choices=("text", "jsonl"), default="text",
+                   help='text: the number with thousands separators; jsonl: {"combinations": N} (default: text)')
 
     lint = sub.add_parser("lint", help="check wildcard folders and templates")
     lint.add_argument("templates", nargs="*", metavar="TEMPLATE|FILE|DIR",
@@ -58,77 +79,87 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("demo", help="prompts from the bundled wildcards and genre templates")
 
     comp = sub.add_parser("compose", help="prompts with LoRAs picked from a library for a checkpoint")
-    comp.add_argument("template", nargs="?", help="the template text")
-    comp.add_argument("--template-file", metavar="F")
+    _template_args(comp)
     _wildcard_args(comp)
-    comp.add_argument("--loras", required=True, metavar="DIR", help="the LoRA folder")
-    comp.add_argument("--family", required=True, choices=("sd1", "sd2", "sdxl", "flux", "sd3"),
-                      help="the checkpoint's architecture")
-    comp.add_argument("--base-model", metavar="NAME", help="the checkpoint's base model, e.g. Illustrious or Pony")
-    comp.add_argument("--rules", metavar="FILE", help="a YAML rules file (defaults need none)")
-    comp.add_argument("--negative", default="", metavar="TEXT", help="the negative prompt to start from")
+    comp.add_argument("--loras", required=True, metavar="DIR", help="the LoRA folder (required)")
+    add_checkpoint_args(comp, default=None)
+    _composition_args(comp)
     _cache_args(comp)
-    comp.add_argument("--count", type=_non_negative, default=1, metavar="N")
-    comp.add_argument("--seed", type=int, metavar="S", help="seed of the first image (default: random)")
-    comp.add_argument("--format", choices=("text", "jsonl"), default="text")
+    comp.add_argument("--count", type=_non_negative, default=1, metavar="N",
+                      help="how many images' prompts (default: 1)")
+    comp.add_argument("--seed", type=int, metavar="S",
+                      help="seed of the first image; prompt k is that of seed S+k (default: random)")
+    comp.add_argument("--format", choices=("text", "jsonl"), default="text",
+                      help="text: one prompt a line; jsonl: the whole record a line, with each LoRA's weight, "
+                           "score and reason (default: text)")
 
     comp.add_argument("--enhance-url", metavar="URL",
-                      help="enhance each prompt with the LLM at URL (or lmstudio, ollama, llamacpp) before LoRA picks")
+                      help="enhance each prompt with the LLM at URL (or lmstudio, ollama, llamacpp) before LoRA "
+                           "picks (default: no enhancement)")
     add_enhance_args(comp, "enhance-")
 
     enh = sub.add_parser("enhance", help="one prompt through a local LLM (LM Studio, Ollama, llama.cpp's server)")
     enh.add_argument("prompt", help="the prompt (wildcards already expanded)")
     enh.add_argument("--url", default="lmstudio", metavar="URL",
                      help="the server's OpenAI-compatible address, or lmstudio, ollama, llamacpp "
-                          "(default: LM Studio's http://localhost:1234/v1)")
-    enh.add_argument("--family", choices=FAMILIES, default="sdxl",
-                     help="the checkpoint the prompt is for: decides the template (default sdxl)")
-    enh.add_argument("--seed", type=int, default=0, metavar="S", help="the image's seed; the LLM's derives from it")
-    enh.add_argument("--temperature", type=float, metavar="T", help="default: the template's (0.7)")
-    enh.add_argument("--format", choices=("text", "jsonl"), default="text")
+                          "(default: lmstudio, LM Studio's http://localhost:1234/v1)")
+    add_checkpoint_args(enh, extra_help=TEMPLATE_HELP)
+    enh.add_argument("--seed", type=int, default=0, metavar="S",
+                     help="the image's seed; the LLM's derives from it (default: 0)")
+    enh.add_argument("--temperature", type=float, metavar="T", help="the LLM's temperature (default: the template's)")
+    enh.add_argument("--format", choices=("text", "jsonl"), default="text",
+                     help='text: the prompt; jsonl: {"prompt", "original", "status", "reason"} (default: text)')
     add_enhance_args(enh)
 
     story = sub.add_parser("story", help="a story bible into scene prompts in order (and a batch file)")
     story.add_argument("bible", metavar="BIBLE", help="the story bible (YAML or JSON)")
     story.add_argument("--scenes", type=_scene_count, default=6, metavar="N",
-                       help="how many scenes, 1 to 100 (default 6)")
-    story.add_argument("--url", metavar="URL", help="the LLM that plans the beats (default: none, the outline does)")
-    story.add_argument("--family", choices=FAMILIES, default="sdxl", help="the checkpoint the prompts are for")
-    story.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the first scene; scene k has S+k")
-    story.add_argument("--negative", default="", metavar="TEXT", help="the negative prompt of the batch")
-    story.add_argument("--out", metavar="FILE", help="also save the scenes as a batch (.json, .txt or .csv)")
-    story.add_argument("--format", choices=("text", "jsonl"), default="text")
+                       help="how many scenes, 1 to 100 (default: 6)")
+    story.add_argument("--url", metavar="URL", help="the LLM that plans the beats, or lmstudio, ollama, llamacpp "
+                                                    "(default: none, the outline does)")
+    add_checkpoint_args(story, extra_help=TEMPLATE_HELP)
+    story.add_argument("--seed", type=int, default=0, metavar="S",
+                       help="seed of the first scene; scene k has S+k (default: 0)")
+    story.add_argument("--negative", default="", metavar="TEXT",
+                       help="the negative prompt of the batch (default: none)")
+    story.add_argument("--out", metavar="FILE",
+                       help="also save the scenes as a batch, .json, .txt or .csv (default: none, print only)")
+    story.add_argument("--format", choices=("text", "jsonl"), default="text",
+                       help="text: one prompt a line; jsonl: each scene's prompt, seed, shot, characters, action "
+                            "and LoRAs (default: text)")
     add_enhance_args(story)
 
     batch = sub.add_parser("batch", help="plan a batch of composed images to a file; show one and its run state")
     batch_sub = batch.add_subparsers(dest="batch_command", required=True, parser_class=_Parser)
     bplan = batch_sub.add_parser("plan", help="compose every image of a batch and write it (.json, .txt or .csv)")
-    bplan.add_argument("template", nargs="?")
-    bplan.add_argument("--template-file", metavar="F")
+    _template_args(bplan)
     _wildcard_args(bplan)
-    bplan.add_argument("--count", type=_non_negative, required=True, metavar="N")
-    bplan.add_argument("--seed", type=int, default=0, metavar="S")
-    bplan.add_argument("--loras", metavar="DIR", help="pick LoRAs from this folder (else prompts only)")
-    bplan.add_argument("--family", choices=("sd1", "sd2", "sdxl", "flux", "sd3"), default="sdxl")
-    bplan.add_argument("--base-model", metavar="NAME")
-    bplan.add_argument("--rules", metavar="FILE")
-    bplan.add_argument("--negative", default="", metavar="TEXT")
+    bplan.add_argument("--count", type=_non_negative, required=True, metavar="N",
+                       help="how many images, up to 100,000 (required)")
+    bplan.add_argument("--seed", type=int, default=0, metavar="S",
+                       help="seed of the first image; image k has S+k (default: 0)")
+    bplan.add_argument("--loras", metavar="DIR", help="pick LoRAs from this folder (default: none, prompts only)")
+    add_checkpoint_args(bplan)
+    _composition_args(bplan)
     _cache_args(bplan)
-    bplan.add_argument("--out", required=True, metavar="FILE", help="FILE.json (complete), .txt or .csv")
+    bplan.add_argument("--out", required=True, metavar="FILE",
+                       help="where to write it: FILE.json (complete), .txt or .csv (required)")
     bshow = batch_sub.add_parser("show", help="a batch file and its run state")
-    bshow.add_argument("file", metavar="FILE")
+    bshow.add_argument("file", metavar="FILE", help="the batch file (.json, .txt or .csv)")
 
     library = sub.add_parser("library", help="the LoRA library: scan a folder, show one LoRA")
     lib_sub = library.add_subparsers(dest="library_command", required=True, parser_class=_Parser)
     scan = lib_sub.add_parser("scan", help="every LoRA in a folder with what is known and what is wrong")
-    scan.add_argument("dir", metavar="DIR")
+    scan.add_argument("dir", metavar="DIR", help="the LoRA folder")
     _library_args(scan)
-    scan.add_argument("--format", choices=("jsonl", "table"), default="table")
+    scan.add_argument("--format", choices=("jsonl", "table"), default="table",
+                      help="table: one line a LoRA, for reading; jsonl: every field of each LoRA as JSON, one a "
+                           "line (default: table)")
     scan.add_argument("--summary", action="store_true", help="counts by family, category and warning")
     scan.add_argument("--hash", action="store_true", help="compute missing full-file SHA-256s (slow)")
     show = lib_sub.add_parser("show", help="one LoRA in full (by name, alias or relative path)")
-    show.add_argument("name", metavar="NAME")
-    show.add_argument("--dir", required=True, metavar="DIR", help="the LoRA folder")
+    show.add_argument("name", metavar="NAME", help="the LoRA's stem, alias or path relative to DIR")
+    show.add_argument("--dir", required=True, metavar="DIR", help="the LoRA folder (required)")
     _library_args(show)
     return parser
 
@@ -143,8 +174,8 @@ def _cache_args(p: argparse.ArgumentParser) -> None:
     the files: by default one file per folder in the user's cache folder (library_cli.cache_for)."""
     group = p.add_mutually_exclusive_group()
     group.add_argument("--cache", metavar="FILE",
-                       help="the library cache file (SQLite) to use instead of the default one, which lives in "
-                            "$XDG_CACHE_HOME/orchestrator/ (else ~/.cache/orchestrator/; on Windows "
+                       help="the library cache file (SQLite) to use (default: one for each LoRA folder in "
+                            "$XDG_CACHE_HOME/orchestrator/, else ~/.cache/orchestrator/; on Windows "
                             "%%LOCALAPPDATA%%\\orchestrator\\cache)")
     group.add_argument("--no-cache", action="store_true", help="read every file again and write no cache")
 
@@ -153,7 +184,19 @@ def _wildcard_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wildcards", action="append", metavar="DIR",
                    help="a wildcard folder; repeat for more, searched in order (default: the bundled one)")
     p.add_argument("--on-missing", choices=("error", "keep"), default="error",
-                   help="a wildcard that does not exist: stop with an error, or keep __name__ as text")
+                   help="a wildcard that does not exist: stop with an error, or keep __name__ as text "
+                        "(default: error)")
+
+
+def _template_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("template", nargs="?", help="the template text, e.g. 'a {red|blue} __animal__'")
+    p.add_argument("--template-file", metavar="F", help="read the template from file F instead")
+
+
+def _composition_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rules", metavar="FILE", help="a YAML rules file (default: the built-in rules)")
+    p.add_argument("--negative", default="", metavar="TEXT",
+                   help="the negative prompt to start from (default: none)")
 
 
 def _whole_number(text: str) -> int:
@@ -301,11 +344,17 @@ def _prompts(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     seed = args.seed
     if seed is None:
         seed = int.from_bytes(os.urandom(4), "little") if args.mode == "random" else 0
-    texts = engine.texts(template, args.mode, seed, args.count, source)
+    every_combination = args.mode == "combinatorial" and args.count is None
+    count = COMBINATORIAL_DEFAULT_MAX if every_combination else 1 if args.count is None else args.count
+    texts = engine.texts(template, args.mode, seed, count, source)
     if args.format == "jsonl":  # formatted by hand: json.dumps per line would cost more than the prompt
         texts = (f'{{"prompt": {encode_basestring(text)}, "seed": {seed + k}, "index": {k}}}'
                  for k, text in enumerate(texts))
     _write_lines(texts, out)
+    if every_combination:
+        total = engine.count(template, source)
+        if total > count:
+            err.write(f"note: listed the first {count:,} of {total:,} combinations; give --count N for more\n")
     for note in engine.warnings:
         err.write(note + "\n")
     return EXIT_OK
@@ -330,7 +379,8 @@ def _one_line(text: str) -> str:
 
 def _count(args: argparse.Namespace, out: TextIO) -> int:
     template, source = _template(args)
-    out.write(f"{_engine(args).count(template, source)}\n")
+    total = _engine(args).count(template, source)
+    out.write(f'{{"combinations": {total}}}\n' if args.format == "jsonl" else f"{total:,}\n")
     return EXIT_OK
 
 
@@ -359,7 +409,7 @@ def _lint(args: argparse.Namespace, out: TextIO) -> int:
         out.write(str(f) + "\n")
     errors = sum(1 for f in findings if f.severity == "error")
     warnings = len(findings) - errors
-    out.write(f"{errors} error(s), {warnings} warning(s)\n")
+    out.write(f"{errors:,} error(s), {warnings:,} warning(s)\n")
     return EXIT_LINT_ERRORS if errors else EXIT_OK
 
 
@@ -378,7 +428,7 @@ def _demo(out: TextIO) -> int:
     engine = PromptEngine([BUNDLED_WILDCARDS])
     index = LoraIndex(scan_library(SAMPLE_LORAS).records)
     names = [n for n in engine.store.names() if n.startswith("templates/")]
-    out.write(f"Orchestrator demo: bundled wildcards ({BUNDLED_WILDCARDS}) and {len(index.records)} sample LoRAs\n"
+    out.write(f"Orchestrator demo: bundled wildcards ({BUNDLED_WILDCARDS}) and {len(index.records):,} sample LoRAs\n"
               f"({SAMPLE_LORAS}), composed for an SDXL checkpoint.\n")
     for name in names:
         template = f"__{name}__"
@@ -389,6 +439,46 @@ def _demo(out: TextIO) -> int:
             for pick in composed.loras:
                 why = f"; matched {', '.join(pick.matched[:3])}" if pick.matched else ""
                 out.write(f"      {pick.name} @ {pick.weight:g}  [{pick.category}; {pick.reason}{why}]\n")
-    out.write("\nTry: python -m lib_orchestrator compose '__templates/noir__' --loras samples/loras --family sdxl "
-              "--count 3 --format jsonl\n")
+    out.write(f"\nTry: {command_name()} compose '__templates/noir__' --loras {_shell_word(_shown_path(SAMPLE_LORAS))} "
+              "--family sdxl --count 3 --format jsonl\n")
     return EXIT_OK
+
+
+CONSOLE_SCRIPT = "orchestrator"
+
+
+def command_name(plain: bool = False) -> str:
+    """The command that runs this CLI, as the user can paste it: `orchestrator` when run as the installed console
+    script, else `python -m lib_orchestrator` with the interpreter in use (`python` or `python3` when that name
+    on PATH is this interpreter, its full path otherwise: a venv's python is not the one a new shell finds).
+    `plain` keeps `python` for the usage line, which should read the same everywhere."""
+    script = re.split(r"[\\/]", sys.argv[0] if sys.argv and sys.argv[0] else "")[-1].lower()  # a Windows path too
+    if script in (CONSOLE_SCRIPT, CONSOLE_SCRIPT + ".exe", CONSOLE_SCRIPT + "-script.py"):
+        return CONSOLE_SCRIPT
+    if plain:
+        return "python -m lib_orchestrator"
+    return f"{_python_command()} -m lib_orchestrator"
+
+
+def _python_command() -> str:
+    here = os.path.normcase(os.path.abspath(sys.executable)) if sys.executable else ""
+    for name in ("python", "python3"):
+        found = shutil.which(name)
+        if found and here and os.path.normcase(os.path.abspath(found)) == here:
+            return name
+    return _shell_word(sys.executable) if sys.executable else "python"
+
+
+def _shown_path(path: str) -> str:
+    """A path relative to the current folder when it lies inside it, else absolute."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # on another drive (Windows)
+        return path
+    return path if relative == os.pardir or relative.startswith(os.pardir + os.sep) else relative
+
+
+def _shell_word(text: str) -> str:
+    if os.name == "nt":
+        return f'"{text}"' if any(c in text for c in ' \t&()^') else text
+    return shlex.quote(text)

@@ -10,11 +10,9 @@ from typing import TextIO
 from .compose import compose
 from .enhance_cli import make_enhancer
 from .errors import Location, OrchestratorError
-from .library import family_of
-from .library.base_models import normalise
+from .family_cli import checkpoint_of
 from .library_cli import scan_folder
 from .selection import LoraIndex, Rules, load_rules
-from .selection.index import checkpoint_base
 
 
 def run_compose(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -23,22 +21,19 @@ def run_compose(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     template, source = _template(args)
     if not os.path.isdir(args.loras):
         raise OrchestratorError("LoRA folder does not exist", Location(args.loras, 0, 0), "check --loras")
-    base = normalise(args.base_model) if args.base_model else checkpoint_base(args.family, None)
-    if family_of(base) != args.family:
-        raise OrchestratorError(f"base model {base!r} is not of the {args.family} family",
-                                hint="give a --base-model of that family, or leave it out")
+    family, base = checkpoint_of(args)
     rules = load_rules(args.rules) if args.rules else Rules()
     engine = _engine(args)
     index = LoraIndex(scan_folder(args, args.loras, err).records)
     enhancer = make_enhancer(args.enhance_url, args, "enhance_") if args.enhance_url else None
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
     for k, base_prompt in enumerate(engine.texts(template, "random", seed, args.count, source)):
-        enhanced = enhancer(base_prompt, seed + k, args.family, base) if enhancer else None
+        enhanced = enhancer(base_prompt, seed + k, family, base) if enhancer else None
         if enhanced is not None:  # before the picks: they match what the LLM wrote
             base_prompt = enhanced.prompt
             if enhanced.status != "enhanced":
                 err.write(f"seed {seed + k}: LLM {enhanced.status}: {enhanced.reason}\n")
-        composed = compose(template, base_prompt, seed + k, index, rules, args.family, base, args.negative)
+        composed = compose(template, base_prompt, seed + k, index, rules, family, base, args.negative)
         if args.format == "jsonl":
             record = composed.to_dict()
             if enhanced is not None:

@@ -10,13 +10,11 @@ import json
 import os
 from typing import TYPE_CHECKING, Optional, TextIO
 
+from .family_cli import checkpoint_of
+
 if TYPE_CHECKING:  # the client imports requests: only commands that enhance pay for it
     from .enhance.enhancer import Enhancer
 
-# One template per family: enhance.templates.TEMPLATE_NAMES, spelled out because every command builds the
-# parser, and importing the enhance package for it (yaml and all) cost `library scan` 20 ms.
-FAMILIES = ("sd1", "sdxl", "flux", "pony", "illustrious")
-FAMILY_CHECKPOINT = {"pony": ("sdxl", "Pony"), "illustrious": ("sdxl", "Illustrious")}  # (family, base model)
 
 
 def add_enhance_args(p: argparse.ArgumentParser, prefix: str = "") -> None:
@@ -25,13 +23,15 @@ def add_enhance_args(p: argparse.ArgumentParser, prefix: str = "") -> None:
     p.add_argument(f"--{prefix}model", dest=f"{dest}model", default="", metavar="M",
                    help="the model (default: the first the server lists)")
     p.add_argument(f"--{prefix}genre", dest=f"{dest}genre", default="", metavar="G",
-                   help="a genre card's name (noir, cyberpunk, cozy, …) or your own card text")
+                   help="a genre card's name (noir, cyberpunk, cozy, …) or your own card text (default: none)")
     p.add_argument(f"--{prefix}templates", dest=f"{dest}templates", default="", metavar="DIR",
-                   help="your templates folder: its files replace the shipped ones of the same name")
+                   help="your templates folder: its files replace the shipped ones of the same name "
+                        "(default: the shipped templates only)")
     p.add_argument(f"--{prefix}timeout", dest=f"{dest}timeout", type=float, default=60.0, metavar="SECONDS",
-                   help="how long to wait for the answer (default 60; a cold model load can take that)")
+                   help="how long to wait for the answer (default: 60; a cold model load can take that)")
     p.add_argument(f"--{prefix}cache", dest=f"{dest}cache", metavar="FILE",
-                   help="keep answers in this file: the same request is never sent twice")
+                   help="keep answers in this file: the same request is never sent twice (default: none, every "
+                        "request is sent)")
 
 
 def make_enhancer(url: str, args: argparse.Namespace, prefix: str = "",
@@ -54,7 +54,7 @@ def make_enhancer(url: str, args: argparse.Namespace, prefix: str = "",
 
 def run_enhance(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     enhancer = make_enhancer(args.url, args, temperature=args.temperature)
-    family, base = FAMILY_CHECKPOINT.get(args.family, (args.family, None))
+    family, base = checkpoint_of(args)
     result = enhancer(args.prompt, args.seed, family, base)
     if args.format == "jsonl":
         out.write(json.dumps({"prompt": result.prompt, "original": result.original, "status": result.status,

@@ -107,9 +107,9 @@ def _encodable(text: str) -> bool:
 
 def _summary(records: List[LoraRecord] | tuple, out: TextIO) -> None:
     loras = [r for r in records if r.is_lora]
-    out.write(f"\n{len(loras)} LoRAs, {len(records) - len(loras)} other files reported\n")
+    out.write(f"\n{len(loras):,} LoRAs, {len(records) - len(loras):,} other files reported\n")
     for title, counts in (("family", Counter(r.family for r in loras)),
                           ("category", Counter(r.category for r in loras)),
                           ("warning", Counter(code for r in records for code in r.warnings))):
-        parts = ", ".join(f"{key} {n}" for key, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+        parts = ", ".join(f"{key} {n:,}" for key, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
         out.write(f"by {title}: {parts or 'none'}\n")

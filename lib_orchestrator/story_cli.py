@@ -7,8 +7,9 @@ import json
 import os
 from typing import TextIO
 
-from .enhance_cli import FAMILY_CHECKPOINT, make_enhancer
+from .enhance_cli import make_enhancer
 from .errors import Location, OrchestratorError
+from .family_cli import checkpoint_of
 
 
 def run_story(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -25,8 +26,7 @@ def run_story(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except UnicodeDecodeError as exc:
         raise OrchestratorError(f"not UTF-8 text (byte {exc.start})", Location(args.bible, 0, 0),
                                 "save the file as UTF-8") from None
-    template = load_template(template_for(*FAMILY_CHECKPOINT.get(args.family, (args.family, None))),
-                             args.templates or None)
+    template = load_template(template_for(*checkpoint_of(args)), args.templates or None)
     card = genre_card(bible.genre, args.templates or None)
     ask = None
     if args.url:
@@ -48,5 +48,5 @@ def run_story(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.out:
         name = os.path.splitext(os.path.basename(args.out))[0]
         save_batch(story_batch(name, bible, scenes, args.seed, negative=args.negative), args.out)
-        err.write(f"saved {len(scenes)} scenes to {args.out}\n")
+        err.write(f"saved {len(scenes):,} scenes to {args.out}\n")
     return 0

@@ -50,7 +50,7 @@ def test_bad_input_exits_2_with_file_line_and_hint(tmp_path):
     assert code == 2 and out == ""
     assert "sdxl.yaml:3:" in err and "indentation" in err
     with pytest.raises(SystemExit) as info:
-        cli("enhance", "a fox", "--family", "sd3")
+        cli("enhance", "a fox", "--family", "sd4")
     assert info.value.code == 2
 
 
