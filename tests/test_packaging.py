@@ -62,8 +62,10 @@ def _source_copy(dest: Path) -> Path:
     try:
         listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
                                 capture_output=True, check=True).stdout.decode("utf-8").split("\0")
-    except (OSError, subprocess.CalledProcessError):  # not a git checkout (an unpacked archive): copy it all
-        shutil.copytree(REPO, dest, ignore=shutil.ignore_patterns(
+    except (OSError, subprocess.CalledProcessError):
+        listed = []
+    if "pyproject.toml" not in listed:  # not a git checkout (an unpacked archive, maybe inside an ignored folder)
+        shutil.copytree(REPO, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns(
             ".git", ".venv*", "__pycache__", "build", "dist", "*.egg-info", "cache", "data", "test-artifacts"))
         return dest
     for rel in filter(None, listed):
