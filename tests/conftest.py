@@ -75,7 +75,7 @@ def pytest_report_header(config: pytest.Config) -> str:
 _SKIPPED: Dict[str, int] = {}
 # Skips that mean a test did not run although this machine should run it: its data is in ../shared, or its
 # package is in requirements-dev.txt (the golden-data and compatibility tests).
-_MUST_RUN = ("../shared", "could not import", "real-forge-traces")
+_MUST_RUN = ("../shared", "could not import", "real-forge-traces", "package index unreachable")
 
 
 def _skip_reason(report: pytest.TestReport) -> str:
