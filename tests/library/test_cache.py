@@ -225,9 +225,21 @@ def test_new_rules_are_not_served_from_rows_of_the_older_ones(tmp_path, monkeypa
     assert scan_library(str(root), cache).read == 4
 
 
-def _set_snapshot(cache, blob):
+def _snapshot_row(cache):
     with closing(sqlite3.connect(cache)) as db:
-        db.execute("UPDATE snapshot SET records = ?", (blob,))
+        return db.execute("SELECT digest, records, mac FROM snapshot").fetchone()
+
+
+def _set_snapshot(cache, blob, signed=False):
+    """Put `blob` in the cache's snapshot; `signed`: with a valid signature under the cache folder's key, as
+    a process of this user could write it (so that what stops it is the unpickler or the check after it)."""
+    from lib_orchestrator.library import cache as cache_module
+
+    digest = _snapshot_row(cache)[0]
+    key = cache_module.snapshot_key(os.path.dirname(os.path.abspath(cache)))
+    mac = cache_module._mac(key, digest, blob) if signed else b"\0" * 32
+    with closing(sqlite3.connect(cache)) as db:
+        db.execute("UPDATE snapshot SET records = ?, mac = ?", (blob, mac))
         db.commit()
 
 
@@ -241,20 +253,24 @@ class _RunsCode:
         return (os.system, (f"touch {self.marker}",))
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "runs_code", "wrong_type"])
-def test_a_damaged_or_crafted_snapshot_is_built_again_and_runs_nothing(tmp_path, damage):
+@pytest.mark.parametrize("signed", [False, True], ids=["unsigned", "signed"])
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "runs_code", "wrong_type", "another_class_of_ours"])
+def test_a_damaged_or_crafted_snapshot_is_built_again_and_runs_nothing(tmp_path, damage, signed):
     import pickle
+
+    from lib_orchestrator.library.sidecars import Sidecars
 
     root, cache = library(tmp_path, n=6), str(tmp_path / "cache.sqlite")
     cold = scan_library(str(root), cache)
-    with closing(sqlite3.connect(cache)) as db:
-        good = db.execute("SELECT records FROM snapshot").fetchone()[0]
+    good = _snapshot_row(cache)[1]
     marker = tmp_path / "ran"
     blob = {"garbage": b"\x80\x04not a pickle at all",
             "truncated": good[: len(good) // 2],
             "runs_code": pickle.dumps((_RunsCode(marker),), protocol=4),
-            "wrong_type": pickle.dumps(("a", "tuple", "of", "text"), protocol=4)}[damage]
-    _set_snapshot(cache, blob)
+            "wrong_type": pickle.dumps(("a", "tuple", "of", "text"), protocol=4),
+            # a frozen dataclass of the library, but no record: only LoraRecord, Problem and Candidate load
+            "another_class_of_ours": pickle.dumps((Sidecars(),), protocol=4)}[damage]
+    _set_snapshot(cache, blob, signed)
     again = scan_library(str(root), cache)
     assert not marker.exists()
     assert (again.snapshot, again.read) == (False, 0)  # from the rows, which are fine
@@ -377,3 +393,401 @@ def test_the_pool_makes_equal_values_one_object_and_changes_nothing_else():
     for item in (one, true, real):
         share(item)
     assert [type(n.values[0]) for n in (one, true, real)] == [int, bool, float]
+
+
+# -- the snapshot is read only when this user's key signed it, and served only when well formed --------------
+
+
+def _record_pickle(**change):
+    """A pickled one-record snapshot chunk, the record changed past its constructor as a crafted pickle could
+    (`NEWOBJ` then `BUILD` with this state): a value per field name, `None` to leave the field out."""
+    import pickle
+
+    from lib_orchestrator.library.record import LoraRecord
+
+    record = LoraRecord("character/lora0.safetensors", "lora0")
+    for name, value in change.items():
+        if value is None:
+            del vars(record)[name]
+        else:
+            vars(record)[name] = value
+    return pickle.dumps((record,), protocol=4)
+
+
+def _crafted(kind):
+    import pickle
+
+    from lib_orchestrator.library.base_models import Candidate
+    from lib_orchestrator.library.problems import Problem
+    from lib_orchestrator.library.record import LoraRecord
+
+    shared = ("shared",)  # one tuple in two fields: text is fine for triggers, not for problems
+    return {
+        # NEWOBJ, no BUILD: a record without a single field (every use of it raised AttributeError)
+        "no_state": pickle.dumps((LoraRecord.__new__(LoraRecord),), protocol=4),
+        "name_not_text": _record_pickle(name=12345),
+        "path_not_text": _record_pickle(path=b"character/lora0.safetensors"),
+        "a_field_missing": _record_pickle(category=None),
+        "a_field_too_many": _record_pickle(extra="x"),
+        "size_not_a_number": _record_pickle(size="12"),
+        "triggers_a_list": _record_pickle(trigger_words=["a"]),
+        "a_trigger_not_text": _record_pickle(trigger_words=("a", 1)),
+        "problems_not_problems": _record_pickle(problems=("stem_collision",)),
+        "one_tuple_in_two_fields": _record_pickle(trigger_words=shared, problems=shared),
+        "a_problem_not_text": _record_pickle(problems=(Problem("duplicate", "a", None),)),
+        "a_problem_without_state": _record_pickle(problems=(Problem.__new__(Problem),)),
+        "candidates_not_candidates": _record_pickle(base_model_candidates=(Problem("a", "b", "c"),)),
+        "a_candidate_not_text": _record_pickle(base_model_candidates=(Candidate("header", "Pony", "lineage", 3),)),
+        "a_problem_for_a_record": pickle.dumps((Problem("duplicate", "a", "b"),), protocol=4),
+        "a_list_of_records": pickle.dumps([LoraRecord("a.safetensors", "a")], protocol=4),
+        # 9 bytes: LONG_BINPUT of an empty tuple at memo index 2**28, which makes the C unpickler allocate
+        # a memo of some 2 GB first
+        "memo_bomb": b"\x80\x04)r\x00\x00\x00\x10.",
+    }[kind]
+
+
+def test_well_formed_tells_a_record_as_a_scan_makes_it_from_one_parsed_from_an_edited_row(tmp_path):
+    """For the rows too (JSON, parsed by scan.py): a number where the name should be is caught."""
+    from lib_orchestrator.library.cache import well_formed
+    from lib_orchestrator.library.record import LoraRecord
+
+    records = scan_library(str(library(tmp_path, n=4))).records
+    assert well_formed(records) and well_formed([LoraRecord.from_json(r.to_json()) for r in records])
+    edited = records[0].to_dict()
+    edited["name"] = 12345
+    assert not well_formed(list(records) + [LoraRecord.from_dict(edited)])
+    edited["name"], edited["problems"] = "x", [{"code": "duplicate", "file": "a", "message": 7}]
+    assert not well_formed([LoraRecord.from_dict(edited)])
+    assert well_formed([])
+
+
+def test_the_crafted_pickles_are_what_they_say():
+    """The constructions above, checked by disassembly: no BUILD after the NEWOBJ; the memo index."""
+    import pickletools
+
+    ops = [op.name for op, _, _ in pickletools.genops(_crafted("no_state"))]
+    assert "NEWOBJ" in ops and "BUILD" not in ops
+    ops = [op.name for op, _, _ in pickletools.genops(_crafted("name_not_text"))]
+    assert ops.index("NEWOBJ") < ops.index("BUILD")
+    (put,) = [arg for op, arg, _ in pickletools.genops(_crafted("memo_bomb")) if op.name == "LONG_BINPUT"]
+    assert put == 2 ** 28
+
+
+def test_the_unpickler_builds_records_problems_and_candidates_and_nothing_else():
+    import io
+    import pickle
+
+    from lib_orchestrator.library.base_models import Candidate
+    from lib_orchestrator.library.cache import _RecordUnpickler
+    from lib_orchestrator.library.problems import Problem
+    from lib_orchestrator.library.record import LoraRecord
+    from lib_orchestrator.library.scan import ScanResult
+    from lib_orchestrator.library.sidecars import Sidecars
+
+    def load(obj):
+        return _RecordUnpickler(io.BytesIO(pickle.dumps(obj, protocol=4))).load()
+
+    for obj in (LoraRecord("a.safetensors", "a"), Problem("duplicate", "a", "b"),
+                Candidate("header", "Pony", "lineage", "x")):
+        assert load(obj) == obj
+    for obj in (Sidecars(), ScanResult("/lib", (), 0, 0, 0.0), _RunsCode("/tmp/x"), set, os.system):
+        with pytest.raises(pickle.UnpicklingError):
+            load(obj)
+
+
+_MALFORMED = ["no_state", "name_not_text", "path_not_text", "a_field_missing", "a_field_too_many",
+              "size_not_a_number", "triggers_a_list", "a_trigger_not_text", "problems_not_problems",
+              "one_tuple_in_two_fields", "a_problem_not_text", "a_problem_without_state",
+              "candidates_not_candidates", "a_candidate_not_text", "a_problem_for_a_record", "a_list_of_records"]
+
+
+@pytest.mark.parametrize("signed", [False, True], ids=["unsigned", "signed"])
+@pytest.mark.parametrize("kind", _MALFORMED)
+def test_a_snapshot_of_malformed_records_is_never_served(tmp_path, kind, signed):
+    """Unsigned, the key keeps it out; signed (as only this user's processes could), the check after loading
+    does: the scan answers from the rows, as it would without a snapshot, and writes a good one."""
+    root, cache = library(tmp_path, n=6), str(tmp_path / "cache.sqlite")
+    cold = scan_library(str(root), cache)
+    _set_snapshot(cache, _crafted(kind), signed)
+    again = scan_library(str(root), cache)
+    assert (again.snapshot, again.read) == (False, 0)
+    assert again.records == cold.records
+    assert [r.name for r in again.records] == [r.name for r in cold.records]
+    rebuilt = scan_library(str(root), cache)
+    assert rebuilt.snapshot and rebuilt.records == cold.records
+
+
+def test_a_good_snapshot_signed_again_is_served(tmp_path):
+    """The control for the test above: what `_set_snapshot(signed=True)` writes is a valid signature, so
+    there the check, not the key, refused the records."""
+    root, cache = library(tmp_path, n=6), str(tmp_path / "cache.sqlite")
+    cold = scan_library(str(root), cache)
+    _set_snapshot(cache, _snapshot_row(cache)[1], signed=True)
+    warm = scan_library(str(root), cache)
+    assert warm.snapshot and warm.records == cold.records
+
+
+def test_a_realistic_library_is_served_from_its_snapshot(tmp_path):
+    """Everything a real scan puts in a record (candidates, problems, weights, Civitai ids, links, loops)
+    passes the check: else every warm scan would silently build the list again."""
+    from tests.library_fixtures import generate
+
+    generate(tmp_path / "gen", "tiny")
+    root, cache = tmp_path / "gen" / "Lora", str(tmp_path / "cache.sqlite")
+    cold = scan_library(str(root), cache)
+    assert any(r.base_model_candidates for r in cold.records) and any(r.problems for r in cold.records)
+    warm = scan_library(str(root), cache)
+    assert warm.snapshot and warm.records == cold.records
+
+
+_MEMO_BOMB_CHILD = """
+    import json, sys
+    from lib_orchestrator.library import cache as cache_module, scan_library
+
+    loads = []
+    real_load = cache_module._RecordUnpickler.load
+    cache_module._RecordUnpickler.load = lambda self: loads.append(1) or real_load(self)
+    result = scan_library(sys.argv[1], sys.argv[2])
+    with open("/proc/self/status") as fh:  # this process's own high-water mark
+        peak = next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
+    print(json.dumps({"snapshot": result.snapshot, "read": result.read, "records": len(result.records),
+                      "loads": len(loads), "peak_kib": peak}))
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs RLIMIT_AS and /proc (Linux)")
+@pytest.mark.parametrize("signed", [False, True], ids=["unsigned", "signed"])
+def test_the_memo_bomb_snapshot_is_built_again_in_a_capped_process(tmp_path, signed):
+    """Nine bytes that make the C unpickler allocate some 2 GB, in a child whose address space is capped at
+    1 GiB. Unsigned (all that someone without the key can write) it is never unpickled: the peak stays
+    small. Signed, it is unpickled and fails with MemoryError under the cap, which means "build it again"."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from tests.wildcards.hostile import isolated
+
+    root, cache = library(tmp_path, n=6), str(tmp_path / "cache.sqlite")
+    scan_library(str(root), cache)
+    _set_snapshot(cache, _crafted("memo_bomb"), signed)
+    code = textwrap.dedent(_MEMO_BOMB_CHILD).replace("sys.argv[1], sys.argv[2]", f"{str(root)!r}, {cache!r}")
+    try:
+        child = isolated(code, timeout=60, memory_mb=1024)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the child ran past 60 s")
+    assert child.returncode == 0, child.stderr[-2000:]
+    result = json.loads(child.stdout)
+    assert (result["snapshot"], result["read"], result["records"]) == (False, 0, 6)
+    assert result["loads"] == (1 if signed else 0)
+    assert result["peak_kib"] < 300 * 1024
+    assert sys.executable  # the child ran this interpreter (isolated uses sys.executable)
+    assert scan_library(str(root), cache).snapshot  # written again, good
+
+
+def test_a_snapshot_from_another_cache_file_is_built_again(tmp_path):
+    """A cache file copied from another folder (another machine, another user: another key) keeps its rows,
+    which are only facts about files, but its snapshot is not read until this key has signed one."""
+    import shutil
+
+    root = library(tmp_path, n=6)
+    here, there = tmp_path / "here", tmp_path / "there"
+    mine = scan_library(str(root), str(here / "cache.sqlite"))
+    scan_library(str(root), str(there / "cache.sqlite"))
+    assert (here / "orchestrator-snapshot.key").read_bytes() != (there / "orchestrator-snapshot.key").read_bytes()
+    shutil.copy(there / "cache.sqlite", here / "cache.sqlite")
+    copied = scan_library(str(root), str(here / "cache.sqlite"))
+    assert (copied.snapshot, copied.read) == (False, 0) and copied.records == mine.records
+    assert scan_library(str(root), str(here / "cache.sqlite")).snapshot
+
+
+def test_a_snapshot_moved_to_another_listing_is_built_again(tmp_path):
+    """The signature covers the listing digest too: last scan's (signed) records under this scan's digest
+    would leave out the file just added."""
+    root, cache = library(tmp_path, n=4), str(tmp_path / "cache.sqlite")
+    scan_library(str(root), cache)
+    _, old_records, old_mac = _snapshot_row(cache)
+    safetensors(root / "extra" / "new.safetensors", {"ss_base_model_version": "sdxl_base_v1-0"})
+    scan_library(str(root), cache)
+    with closing(sqlite3.connect(cache)) as db:
+        db.execute("UPDATE snapshot SET records = ?, mac = ?", (old_records, old_mac))
+        db.commit()
+    again = scan_library(str(root), cache)
+    assert not again.snapshot and len(again.records) == 5
+    assert again.records == scan_library(str(root)).records
+
+
+def test_the_key_is_made_once_for_its_owner_only(tmp_path):
+    import stat as stat_module
+
+    root, cache = library(tmp_path, n=2), str(tmp_path / "cache.sqlite")
+    scan_library(str(root), cache)
+    key = tmp_path / "orchestrator-snapshot.key"
+    first = key.read_bytes()
+    assert len(first) == 32
+    if os.name != "nt":
+        assert stat_module.S_IMODE(key.stat().st_mode) == 0o600
+    assert scan_library(str(root), cache).snapshot and key.read_bytes() == first
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")) == []
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX permissions")
+def test_a_key_others_could_read_is_replaced_and_its_snapshot_built_again(tmp_path):
+    root, cache = library(tmp_path, n=3), str(tmp_path / "cache.sqlite")
+    cold = scan_library(str(root), cache)
+    key = tmp_path / "orchestrator-snapshot.key"
+    old = key.read_bytes()
+    key.chmod(0o644)
+    again = scan_library(str(root), cache)
+    assert (again.snapshot, again.read) == (False, 0) and again.records == cold.records
+    assert key.read_bytes() != old and key.stat().st_mode & 0o777 == 0o600
+    assert scan_library(str(root), cache).snapshot
+
+
+def _rows_only(root, cache):
+    """Scans that work from the rows (nothing read twice) but never write or serve a snapshot."""
+    cold = scan_library(str(root), cache)
+    warm = scan_library(str(root), cache)
+    assert (warm.snapshot, warm.read) == (False, 0) and warm.records == cold.records
+    with closing(sqlite3.connect(cache)) as db:
+        assert db.execute("SELECT count(*) FROM snapshot").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("blocker", ["folder", "dangling_link", "link_to_a_key", "another_users"])
+def test_a_key_that_cannot_be_read_or_made_means_rows_only(tmp_path, monkeypatch, blocker):
+    root, cache = library(tmp_path / "lib", n=3), str(tmp_path / "cache.sqlite")
+    key = tmp_path / "orchestrator-snapshot.key"
+    if blocker == "folder":
+        key.mkdir()
+    elif blocker == "dangling_link":
+        key.symlink_to(tmp_path / "nowhere")
+    elif blocker == "link_to_a_key":  # someone else's key, perhaps: a link is not followed
+        (tmp_path / "elsewhere").write_bytes(b"k" * 32)
+        (tmp_path / "elsewhere").chmod(0o600)
+        key.symlink_to(tmp_path / "elsewhere")
+    else:
+        if os.name == "nt":
+            pytest.skip("POSIX owners")
+        key.write_bytes(b"k" * 32)
+        key.chmod(0o600)
+        monkeypatch.setattr(os, "geteuid", lambda: os.stat(key).st_uid + 1)
+    _rows_only(root, cache)
+    assert key.is_dir() if blocker == "folder" else key.is_symlink() or key.read_bytes() == b"k" * 32
+
+
+def test_a_key_that_cannot_be_written_means_rows_only(tmp_path, monkeypatch):
+    """A read-only cache folder as root sees it: writing the key fails (root's writes would not)."""
+    from lib_orchestrator.library import cache as cache_module
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(cache_module.os, "open", refuse)  # the key is the one file cache.py opens itself
+    _rows_only(library(tmp_path / "lib", n=3), str(tmp_path / "cache.sqlite"))
+    assert not (tmp_path / "orchestrator-snapshot.key").exists()
+
+
+@pytest.mark.skipif(os.name == "nt" or os.geteuid() == 0, reason="POSIX permissions, which root ignores")
+def test_a_cache_folder_where_no_key_can_be_made_means_rows_only(tmp_path):
+    root, folder = library(tmp_path / "lib", n=3), tmp_path / "cache"
+    folder.mkdir()
+    cache = folder / "cache.sqlite"
+    scan_library(str(root), str(cache))  # makes the cache and its key
+    (folder / "orchestrator-snapshot.key").unlink()
+    folder.chmod(0o500)  # the cache file stays writable, the folder takes no new file
+    try:
+        warm = scan_library(str(root), str(cache))
+        assert (warm.snapshot, warm.read) == (False, 0)
+    finally:
+        folder.chmod(0o700)
+
+
+# -- what else a record depends on: the preview checker; a listing told apart whatever its names hold --------
+
+
+def _library_with_a_broken_preview(tmp_path):
+    root = library(tmp_path, n=4)
+    # PNG magic, then bytes no PNG decoder accepts: the magic bytes say image, Pillow says broken
+    (root / "character" / "lora0.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"not a png chunk" * 8)
+    return root
+
+
+def test_the_preview_checker_is_part_of_the_stamp(tmp_path, monkeypatch):
+    """Installing or removing Pillow changes what a preview is judged by, so the LoRAs with a preview (and
+    only those) are read again."""
+    from lib_orchestrator.library import scan
+
+    root, cache = _library_with_a_broken_preview(tmp_path), str(tmp_path / "cache.sqlite")
+    monkeypatch.setattr(scan, "preview_checker", lambda: "magic")
+    scan_library(str(root), cache)
+    assert scan_library(str(root), cache).snapshot
+    monkeypatch.setattr(scan, "preview_checker", lambda: "pillow-10.4.0")
+    installed = scan_library(str(root), cache)
+    assert (installed.snapshot, installed.read) == (False, 1)
+    assert scan_library(str(root), cache).snapshot
+    monkeypatch.setattr(scan, "preview_checker", lambda: "magic")
+    assert scan_library(str(root), cache).read == 1
+
+
+def test_a_broken_preview_is_found_once_pillow_is_installed(tmp_path, monkeypatch):
+    """The whole story, Pillow's absence simulated: without it the magic bytes pass the preview; with it the
+    cached scan says broken_preview, as an uncached one does."""
+    pytest.importorskip("PIL.Image")
+    from lib_orchestrator.library import previews, scan
+
+    root, cache = _library_with_a_broken_preview(tmp_path), str(tmp_path / "cache.sqlite")
+    monkeypatch.setattr(previews, "_pillow", None)
+    monkeypatch.setattr(previews, "_pillow_looked", True)
+    monkeypatch.setattr(scan, "preview_checker", lambda: "magic")
+    without = {r.name: r for r in scan_library(str(root), cache).records}
+    assert without["lora0"].warnings == () and without["lora0"].preview == "character/lora0.png"
+    monkeypatch.setattr(previews, "_pillow_looked", False)  # Pillow found on the next preview
+    monkeypatch.undo()
+    with_pillow = {r.name: r for r in scan_library(str(root), cache).records}
+    assert with_pillow["lora0"].warnings == ("broken_preview",) and with_pillow["lora0"].preview is None
+    assert list(with_pillow.values()) == list(scan_library(str(root)).records)
+
+
+def test_the_preview_checker_names_the_installed_pillow():
+    from lib_orchestrator.library.scan import preview_checker
+
+    try:
+        import PIL
+    except ImportError:
+        assert preview_checker() == "magic"
+    else:
+        assert preview_checker() == f"pillow-{PIL.__version__}"
+
+
+def test_listings_that_differ_give_different_digests_whatever_the_names_hold():
+    """Every listing of up to two entries of two short fields, the fields made of the characters the old
+    digest used as separators: equal digests exactly for equal listings (in any order)."""
+    import itertools
+
+    from lib_orchestrator.library.cache import listing_digest
+
+    texts = ["", "a", "\x00", "\x01", "a\x01", "\x01a", "a\x00\x01", "'", "\\", "\udcff"]
+    entries = list(itertools.product(texts, repeat=2))
+    listings = [()] + [(e,) for e in entries] + list(itertools.combinations(entries, 2))
+    digests = {}
+    for listing in listings:
+        digests.setdefault(listing_digest("/lib", listing), set()).add(tuple(sorted(listing)))
+    assert all(len(same) == 1 for same in digests.values())
+    assert len(digests) == len(listings)
+    # the case the reviewer found: one name with \x01 against two entries joined by the old separators
+    assert listing_digest("/lib", [("a", "1"), ("b", "2")]) != listing_digest("/lib", [("a", "1\x00b\x012")])
+    assert listing_digest("/lib", [("a\x01b", "c")]) != listing_digest("/lib", [("a", "b\x01c")])
+    assert listing_digest("/lib", [("b", "2"), ("a", "1")]) == listing_digest("/lib", [("a", "1"), ("b", "2")])
+
+
+def test_the_digest_covers_the_shape_of_every_class_in_a_snapshot():
+    """A field added to a record, a problem or a base-model candidate makes old snapshots unusable."""
+    import dataclasses
+
+    from lib_orchestrator.library.base_models import Candidate
+    from lib_orchestrator.library.cache import _RECORD_SHAPE
+    from lib_orchestrator.library.problems import Problem
+    from lib_orchestrator.library.record import LoraRecord
+
+    named = {name: [field for field, _ in fields] for name, fields in _RECORD_SHAPE}
+    for cls in (LoraRecord, Problem, Candidate):
+        assert named[cls.__name__] == [f.name for f in dataclasses.fields(cls)]
