@@ -1,6 +1,7 @@
 """Scanning a LoRA folder: list like Forge, read what changed, resolve, then the problems between files."""
 from __future__ import annotations
 
+import functools
 import os
 import re
 import stat
@@ -9,7 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from .cache import RecordCache, listing_digest, records_from_snapshot
+from .cache import RecordCache, listing_digest, records_from_snapshot, well_formed
 from .hashing import file_sha256
 from .header import HeaderError, read_header
 from .pool import value_pool
@@ -64,7 +65,9 @@ class _Found:
     rel: str
     path: str
     stem: str
-    kind: str  # "lora", "partial", "other", "unreadable" (named like a LoRA, but not a file that opens)
+    # "lora", "partial", "other", "unreadable" (named like a LoRA, but not a file that opens), "loop" (a folder
+    # entry leading back up), "appledouble" (a macOS ._ file)
+    kind: str
     folders: Tuple[str, ...]
     sidecars: Dict[str, str]  # suffix -> path
     preview: Optional[str]  # path
@@ -114,6 +117,7 @@ def scan_library(root: str, cache_path: Optional[str] = None, include_hidden: bo
         records: List[LoraRecord] = []
         changed = []
         read = 0
+        from_rows: List[int] = []
         for item in found:
             hit = known.pop(item.rel, None)  # its row's JSON is freed at once; what is left at the end is gone
             record = _from_cache(hit[1]) if hit is not None and hit[0] == item.stamp else None
@@ -121,6 +125,8 @@ def scan_library(root: str, cache_path: Optional[str] = None, include_hidden: bo
                 record = _read_safely(item)
                 read += 1
                 changed.append((item.rel, item.stamp, record))
+            else:
+                from_rows.append(len(records))
             if compute_hashes and _unhashed(record):
                 try:
                     record = replace(record, sha256=file_sha256(item.path))
@@ -128,6 +134,15 @@ def scan_library(root: str, cache_path: Optional[str] = None, include_hidden: bo
                 except OSError:
                     pass  # gone or unreadable since it was listed: it is simply not hashed
             records.append(share(record))
+        # A row edited by hand can parse into a record of the wrong types (`"name": 12345`), which would
+        # stop the checks between files: such a file is read again. One check of all rows costs ~15 ms for
+        # 10,000; record by record only when that finds something.
+        if from_rows and not well_formed([records[i] for i in from_rows]):
+            for i in from_rows:
+                if not well_formed([records[i]]):
+                    records[i] = share(_read_safely(found[i]))
+                    read += 1
+                    changed.append((found[i].rel, found[i].stamp, records[i]))
         made = {id(r) for r in records}  # the records _between_files replaces have new problems to share
         records = [r if id(r) in made else share(r) for r in _between_files(records, [f.identity for f in found])]
         if cache:
@@ -211,7 +226,7 @@ def _is_link(entry: os.DirEntry) -> bool:
 
 
 def _in_folder(root: str, parts: Tuple[str, ...], files: Dict[str, os.DirEntry],
-               real: str = "") -> Iterator[_Found]:
+               real: str) -> Iterator[_Found]:
     previews = PreviewIndex(files)
     prefix = "/".join(parts) + "/" if parts else ""
     for name, entry in files.items():
@@ -244,7 +259,7 @@ def _in_folder(root: str, parts: Tuple[str, ...], files: Dict[str, os.DirEntry],
             preview_name = previews.find(stem) if previews else None
             if preview_name is not None:
                 preview = files[preview_name].path
-                stamp.append(preview_name + _stat_stamp(files[preview_name]))
+                stamp.append(preview_name + _stat_stamp(files[preview_name]) + "@" + preview_checker())
             if _BY_INODE:
                 identity = (st.st_dev, st.st_ino) if st is not None else None
             else:
@@ -255,6 +270,19 @@ def _in_folder(root: str, parts: Tuple[str, ...], files: Dict[str, os.DirEntry],
 def _strip_model_ext(stem: str) -> str:
     base, ext = os.path.splitext(stem)
     return base if ext.lower() in LORA_EXTENSIONS + OTHER_MODEL_EXTENSIONS else stem
+
+
+@functools.cache
+def preview_checker() -> str:
+    """What judges a preview (previews.image_problem), as part of its stamp: "pillow-<version>" where Pillow
+    is installed, else "magic" (the first bytes alone). Installing, upgrading or removing Pillow then reads
+    every LoRA with a preview again. Once per process, and only `import PIL` (1 ms), not PIL.Image (18 ms)."""
+    try:
+        import PIL
+
+        return "pillow-" + str(PIL.__version__)
+    except Exception:  # noqa: BLE001 - no Pillow, or a broken one: previews.py then uses the magic bytes
+        return "magic"
 
 
 def _stat_stamp(entry: os.DirEntry) -> str:

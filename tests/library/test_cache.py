@@ -461,6 +461,21 @@ def test_well_formed_tells_a_record_as_a_scan_makes_it_from_one_parsed_from_an_e
     assert well_formed([])
 
 
+def test_a_row_edited_into_wrong_types_is_read_again_not_a_crash(tmp_path):
+    root, cache = library(tmp_path, n=4), str(tmp_path / "cache.sqlite")
+    cold = scan_library(str(root), cache)
+    with closing(sqlite3.connect(cache)) as db:
+        path, text = db.execute("SELECT path, record FROM records ORDER BY path LIMIT 1").fetchone()
+        row = json.loads(text)
+        row["name"] = 12345
+        db.execute("UPDATE records SET record = ? WHERE path = ?", (json.dumps(row), path))
+        db.execute("DELETE FROM snapshot")
+        db.commit()
+    again = scan_library(str(root), cache)
+    assert (again.read, again.records) == (1, cold.records)
+    assert scan_library(str(root), cache).snapshot
+
+
 def test_the_crafted_pickles_are_what_they_say():
     """The constructions above, checked by disassembly: no BUILD after the NEWOBJ; the memo index."""
     import pickletools

@@ -137,11 +137,11 @@ def cache_home(tmp_path, monkeypatch):
 
 
 def cache_files(home):
-    """The files under the cache home, relative, without SQLite's passing -wal/-shm companions."""
+    """The cache files under the cache home, relative: without SQLite's passing -wal/-shm companions and the snapshot key."""
     if not home.exists():
         return []
     return sorted(p.relative_to(home).as_posix() for p in home.rglob("*")
-                  if p.is_file() and not p.name.endswith(("-wal", "-shm", "-journal")))
+                  if p.is_file() and not p.name.endswith(("-wal", "-shm", "-journal", ".key")))
 
 
 def test_scan_and_show_keep_one_cache_per_folder_under_xdg_cache_home(tmp_path, cache_home):
