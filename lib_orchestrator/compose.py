@@ -2,13 +2,12 @@
 with everything needed to explain and reproduce them."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .selection import LoraIndex, Rules, pick_loras
 from .selection.pick import Pick
-from .selection.text import normalise_tag, prompt_tags, unsaid
+from .selection.text import normalise_tag, unsaid
 
 
 @dataclass(frozen=True)
@@ -48,11 +47,8 @@ def apply_picks(prompt: str, negative: str, picks: Sequence[Pick]) -> Tuple[str,
         if pick.reason == "user":
             kept.append(pick)
             continue
-        activation = pick.activation
-        if activation and already_said(out, activation):
-            activation = None
-        if activation:  # less what the prompt or another pick already added (a character's two versions)
-            activation = unsaid(activation, out)
+        # Less what the prompt or another pick already says (a character's two versions): the one rule.
+        activation = unsaid(pick.activation, out) if pick.activation else None
         if activation:
             out = _insert_after(out, pick.phrase, activation)
         kept.append(replace(pick, activation=activation))
@@ -65,15 +61,6 @@ def apply_picks(prompt: str, negative: str, picks: Sequence[Pick]) -> Tuple[str,
         if text and normalise_tag(text) not in {normalise_tag(n) for n in negatives}:
             negatives.append(text)
     return out, ", ".join(negatives), tuple(kept)
-
-
-def already_said(prompt: str, alternative: str) -> bool:
-    """The prompt already holds this trigger alternative, or its first tag, as whole words."""
-    text = " , ".join(prompt_tags(prompt))
-    for phrase in (" , ".join(prompt_tags(alternative)), normalise_tag(alternative.split(",")[0])):
-        if phrase and re.search(rf"(?<![\w]){re.escape(phrase)}(?![\w])", text):
-            return True
-    return False
 
 
 def _insert_after(prompt: str, phrase: Optional[str], text: str) -> str:

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Protocol, Tuple
 
 from ..library import LoraRecord, compatibility, family_of
-from .text import normalise_tag, prompt_tags, words
+from .text import naming_phrases, prompt_tags, words
 
 # How much a term counts by where the LoRA has it.
 FIELD_WEIGHTS = {"trigger": 3.0, "tag": 2.0, "name": 2.0, "training": 1.0, "description": 0.3}
 PHRASE_WEIGHT = 8.0
 MAX_PHRASE_OWNERS = 5  # a trigger phrase shared by more LoRAs than this…
-PHRASE_SHARE = 0.01  # …and by more than this share of the library names none of them (`score_9`, `1girl`)
+PHRASE_SHARE = 0.01  # …and by more than this share of the library names none of them (`masterpiece`)
 COMMON_TERM_SHARE = 0.02  # terms in more than this share of the library are not indexed…
 MIN_COMMON_TERM = 50  # …unless they are in this few LoRAs or fewer
 
@@ -38,17 +38,21 @@ class Scorer(Protocol):
 
 
 class LoraIndex:
-    """The LoRAs that can be picked (one per duplicate group), and a keyword scorer over them."""
+    """The LoRAs that can be picked (one per name and per duplicate group), and a keyword scorer over them."""
 
     def __init__(self, records: Iterable[LoraRecord]) -> None:
         self.records: List[LoraRecord] = []
-        seen_groups = set()
+        seen_groups, seen_names = set(), set()
         for r in records:
             if not r.is_lora or r.excluded or r.family == "unknown":
                 continue
+            # One per name, the first listed: `<lora:NAME>` loads one file whatever the folder, a folder
+            # linked inside the library lists its LoRAs twice (§1), and two files of one stem are one tag.
+            # So a name is neither picked twice nor twice as likely to be drawn. One per duplicate group.
+            if r.name.lower() in seen_names or (r.duplicate_group and r.duplicate_group in seen_groups):
+                continue
+            seen_names.add(r.name.lower())
             if r.duplicate_group:
-                if r.duplicate_group in seen_groups:
-                    continue  # at most one of a duplicate group, the first in library order
                 seen_groups.add(r.duplicate_group)
             self.records.append(r)
         self.by_name: Dict[str, int] = {}
@@ -76,19 +80,18 @@ class LoraIndex:
                 for term in terms:
                     if postings[term].get(i, 0.0) < weight:
                         postings[term][i] = weight
-            # Every trigger on its own is a phrase: `looking back` names the LoRA whose activation text
-            # is `hand on hip, looking back`. Records made without split triggers (by hand, another
-            # tool) still give each alternative's tags.
-            for phrase in r.trigger_words:
-                for tag in prompt_tags(phrase) or [normalise_tag(phrase)]:
-                    if tag and i not in phrases[tag]:
-                        phrases[tag].append(i)
+            # A naming trigger is a phrase on its own: `looking back` names the LoRA whose activation text
+            # is `hand on hip, looking back`, while `white hair` names no character (§5). A trigger is one
+            # phrase as the scan split it: `(red, blue:1.2)` is not `red` and `blue` (no one prompt tag
+            # equals it, so only its words count).
+            for tag in naming_phrases(r.activations, r.category == "character"):
+                phrases[tag].append(i)
         n = max(len(self.records), 1)
         # A term most LoRAs have (`1girl`, `solo`, `recommended`) tells none apart, and would make every
         # prompt match thousands of LoRAs: such terms are left out. The rest count by damped idf.
         common = max(MIN_COMMON_TERM, int(n * COMMON_TERM_SHARE))
         self._postings = {t: (math.log(1 + n / len(p)), p) for t, p in postings.items() if len(p) <= common}
-        # A phrase many LoRAs share (`score_9`) names none of them; a few (`looking back` of the pose LoRAs)
+        # A phrase many LoRAs share (`masterpiece`) names none of them; a few (`looking back` of the pose LoRAs)
         # each name them all, and the picker takes the best one.
         most = max(MAX_PHRASE_OWNERS, int(n * PHRASE_SHARE))
         self._phrases = {t: owners for t, owners in phrases.items() if len(owners) <= most}

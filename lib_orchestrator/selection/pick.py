@@ -15,7 +15,7 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 from ..library import LoraRecord
 from .index import LoraIndex, Match
 from .rules import Rules
-from .text import unsaid, user_loras
+from .text import user_loras
 
 REASONS = ("user", "pinned", "trigger", "match", "fallback", "detailer")
 
@@ -29,7 +29,7 @@ class Pick:
     score: float = 0.0
     matched: Tuple[str, ...] = ()
     phrase: Optional[str] = None  # the prompt tag that named it, where its activation text goes
-    activation: Optional[str] = None  # the one activation alternative to add, if the prompt lacks it
+    activation: Optional[str] = None  # the activation alternative drawn; the composer adds what is unsaid
     negative: str = ""
     record: Optional[LoraRecord] = None  # None for a user's tag naming no known LoRA
 
@@ -43,7 +43,7 @@ class Selection:
 def pick_loras(index: LoraIndex, prompt: str, seed: int, rules: Rules, family: str, base_model: str) -> Selection:
     rng = random.Random((seed & 0xFFFFFFFFFFFFFFFF) ^ 0x4C4F5241)  # "LORA": apart from the wildcard stream
     compat = index.compatible(family, base_model)
-    state = _State(index, rules, compat, {n.lower() for n in rules.blocked}, family, base_model, prompt)
+    state = _State(index, rules, compat, {n.lower() for n in rules.blocked}, family, base_model)
     warnings: List[str] = []
 
     for name, weight_text in user_loras(prompt):
@@ -67,8 +67,8 @@ def pick_loras(index: LoraIndex, prompt: str, seed: int, rules: Rules, family: s
     matches = {i: m for i, m in scored.items() if m.score * compat[i] >= floor}
 
     # One LoRA per phrase: the best (a character's Pony and IL versions). A LoRA picked for one of its
-    # triggers names all of them that the prompt holds, so the other version cannot come in by another
-    # of its triggers (`twintails` after `hu tao`).
+    # triggers names all of them that the prompt holds, so another cannot come in by another of its
+    # triggers (a second pose LoRA by `looking back` after `hand on hip, looking back`).
     named: Set[str] = set()
     for i, m in sorted(((i, m) for i, m in matches.items() if m.phrases),
                        key=lambda im: (-im[1].score * compat[im[0]], im[0])):
@@ -122,9 +122,8 @@ def pick_loras(index: LoraIndex, prompt: str, seed: int, rules: Rules, family: s
 
 class _State:
     def __init__(self, index: LoraIndex, rules: Rules, compat: Sequence[float], blocked: Set[str],
-                 family: str, base_model: str, prompt: str = "") -> None:
+                 family: str, base_model: str) -> None:
         self.index, self.rules, self.compat, self.blocked = index, rules, compat, blocked
-        self.prompt = prompt
         self.family, self.base_model = family, base_model
         self.picks: List[Pick] = []
         self.taken: Set[int] = set()
@@ -204,17 +203,16 @@ class _State:
         return Pick(record.name, round(weight, 2), record.category, reason,
                     score=round(match.score * self.compat[i], 3) if match else 0.0,
                     matched=match.terms if match else (), phrase=match.phrase if match else None,
-                    activation=_activation(record, rng, self.prompt), negative=record.negative_text, record=record)
+                    activation=_activation(record, rng), negative=record.negative_text, record=record)
 
 
-def _activation(record: LoraRecord, rng: random.Random, prompt: str) -> Optional[str]:
-    """One activation alternative, drawn, as written (`hand on hip, looking back`) less the triggers the
-    prompt already holds (a prompt naming `looking back` gets `hand on hip`); the composer drops it if
-    the prompt, with the other picks' text, already says it."""
+def _activation(record: LoraRecord, rng: random.Random) -> Optional[str]:
+    """One activation alternative, drawn, as written (`hand on hip, looking back`). What of it the prompt
+    already says is left to the composer, which sees the prompt with the other picks' text too."""
     alternatives = record.activations
     if not alternatives:
         return None
-    return unsaid(alternatives[int(rng.random() * len(alternatives))], prompt)
+    return alternatives[int(rng.random() * len(alternatives))].strip()
 
 
 def _weighted(pool: List[int], matches: Dict[int, Match], compat: Sequence[float], temperature: float,

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
-from ..compose import already_said, apply_picks
+from ..compose import apply_picks
 from ..errors import Location, OrchestratorError
 from ..library.base_models import compatibility, family_of
 from ..library.record import LoraRecord
@@ -104,10 +104,8 @@ def with_lora(prompt: str, negative: str, record: LoraRecord, weight: float) -> 
     """The prompt with the LoRA's tag at `weight`, its first activation text (unless the prompt already
     says one of its alternatives: fixed, not drawn, so every weight shows the same words), and the
     negative prompt with its negative text."""
-    activation = None
     alternatives = record.activations
-    if alternatives and not any(already_said(prompt, a) for a in alternatives):
-        activation = unsaid(alternatives[0], prompt)
+    activation = alternatives[0] if alternatives and all(unsaid(a, prompt) for a in alternatives) else None
     pick = Pick(record.name, weight, record.category, "swatch", activation=activation,
                 negative=record.negative_text, record=record)
     text, negative_text, _ = apply_picks(prompt, negative, [pick])

@@ -150,12 +150,16 @@ def test_pinned_and_blocked(index):
     assert any("does not load" in w for w in far.warnings)
 
 
-def test_already_said_reads_tags_the_way_prompts_are_written():
-    from lib_orchestrator.compose import already_said
+def test_what_is_already_said_is_read_the_way_prompts_are_written():
+    from lib_orchestrator.selection.text import unsaid
 
-    assert already_said("a cat, Bokeh,  depth_of_field, (sharp:1.1)", "bokeh, depth of field")
-    assert already_said("frieren, smiling", "frieren, elf, pointy ears")
-    assert not already_said("shelf, books", "elf")
+    assert unsaid("bokeh, depth of field", "a cat, Bokeh,  depth_of_field, (sharp:1.1)") is None
+    assert unsaid("frieren, elf, pointy ears", "frieren, smiling") is None
+    assert unsaid("frieren, elf, pointy ears", "1girl, frieren elf mage") is None  # named in its own words
+    assert unsaid("elf", "shelf, books") == "elf"
+    # A trigger after the first is left out only when the prompt holds it as a tag.
+    assert unsaid("hand on hip, looking back", "1girl, Looking_Back") == "hand on hip"
+    assert unsaid("hand on hip, looking back", "looking back at viewer") == "hand on hip, looking back"
 
 
 def test_negative_text_of_picked_loras_goes_to_the_negative_prompt_once():
