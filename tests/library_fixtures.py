@@ -462,12 +462,15 @@ def folder_category(name: str) -> Optional[str]:
     return FOLDER_CATEGORY.get(" ".join(words))
 
 
-def qualifier_category(trigger: str) -> Optional[str]:
+def unwrapped(trigger: str) -> str:
     """§4.3. Choice: the brackets around the whole are removed only when they hold a `:weight`."""
     text = trigger.replace("\\", "")
     weighted_ = re.fullmatch(r"\((.*):\s*[-+]?[0-9]*\.?[0-9]+\s*\)", text)
-    if weighted_:
-        text = weighted_.group(1)
+    return weighted_.group(1) if weighted_ else text
+
+
+def qualifier_category(trigger: str) -> Optional[str]:
+    text = unwrapped(trigger)
     found = re.fullmatch(r".+[_ ]\(([^()]+)\)", text)
     if not found:
         return None
@@ -505,7 +508,7 @@ def category_of(folders: List[str], tags: Any, triggers: List[str], stem: str, a
         vote(cat, "name")
     counted: Dict[str, int] = {}
     for trigger in triggers:
-        words = words_of(trigger)
+        words = words_of(unwrapped(trigger))  # §4.4: a trigger is unwrapped as in §4.3 first
         cats = keyword_categories(words) + (["character"] if is_appearance(words) else [])
         for cat in dict.fromkeys(cats):
             if counted.get(cat, 0) < 3:

@@ -119,13 +119,21 @@ def _is_appearance(words: Sequence[str]) -> bool:
     return any(f" {a} " in text for a in _APPEARANCE)
 
 
-def qualifier(trigger: str) -> Optional[str]:
-    """The booru qualifier of `gotoh_hitori_(bocchi_the_rock)`, `(name_(series):1.2)` or `name \\(series\\)`."""
+def is_appearance(trigger: str) -> bool:
+    """Whether a trigger describes how a person looks (§4.5): `white hair`, `(twintails:1.2)`."""
+    return _is_appearance(_words(_unwrapped(trigger)))
+
+
+def _unwrapped(trigger: str) -> str:
+    """The trigger without backslashes and without brackets around the whole that carry a weight."""
     text = trigger.replace("\\", "").strip()
     unweighted = _UNWEIGHT.match(text)
-    if unweighted:
-        text = unweighted.group(1).strip()
-    found = _QUALIFIED.match(text)
+    return unweighted.group(1).strip() if unweighted else text
+
+
+def qualifier(trigger: str) -> Optional[str]:
+    """The booru qualifier of `gotoh_hitori_(bocchi_the_rock)`, `(name_(series):1.2)` or `name \\(series\\)`."""
+    found = _QUALIFIED.match(_unwrapped(trigger))
     return " ".join(_words(found.group(1))) if found else None
 
 
@@ -173,7 +181,7 @@ def classify(folders: Tuple[str, ...] = (), tags: Iterable[str] = (), triggers: 
             category = _QUALIFIER_CATEGORY.get(q, "character")
             if category:
                 qualified.add(category)
-        words = _words(trigger)
+        words = _words(_unwrapped(trigger))  # `(white hair:1.2)`: the weight's digits are no words of it
         hits = set(keywords_in(words))
         if _is_appearance(words):
             hits.add("character")

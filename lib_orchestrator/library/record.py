@@ -13,8 +13,8 @@ from .problems import Problem
 # is then read again instead of served stale.
 # 2: base-model candidates and refinement, scored categories, split triggers; 3: tensor data checked against
 # the file size, previews decoded, AppleDouble files; 4: Misc folders vote nothing; 5: PonyTail is not Pony,
-# any name term is a whole base-model folder
-RULES_VERSION = 5
+# any name term is a whole base-model folder; 6: weighted triggers unwrapped before keywords
+RULES_VERSION = 6
 
 
 @dataclass(frozen=True)

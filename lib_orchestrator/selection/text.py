@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from typing import List, Optional, Sequence, Tuple
 
-from ..library.categories import _is_appearance, _words, qualifier  # §4.5's table, one for both
+from ..library.categories import is_appearance, qualifier  # §4.5's table, one for both
 from ..library.resolve import split_triggers
 
 LORA_TAG = re.compile(r"<(lora|lyco):([^:>]+)(?::([^:>]*))?[^>]*>", re.I)
@@ -55,7 +55,7 @@ def naming_phrases(alternatives: Sequence[str], character: bool) -> List[str]:
     groups = [[(t, normalise_tag(t)) for t in _triggers(a)] for a in alternatives]
     if not character:  # a pose's `looking back`, a slider's `ponytail slider`: each names it
         return list(dict.fromkeys(tag for group in groups for _, tag in group if not _generic(tag)))
-    names = [[(t, tag) for t, tag in group if not _generic(tag) and not _is_appearance(_words(tag))]
+    names = [[(t, tag) for t, tag in group if not _generic(tag) and not is_appearance(tag)]
              for group in groups]
     found = [tag for kept in names for _, tag in kept][:1]  # `score_9, hu tao`: her name comes first
     found += [kept[0][1] for group, kept in zip(groups, names) if len(group) > 1 and kept]

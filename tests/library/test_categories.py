@@ -135,3 +135,8 @@ def test_the_resolver_scores_every_signal():
     r = resolve("pose_v1.safetensors", "pose_v1", 10, Header({"ss_output_name": "hip pose"}, ()), user, (), None, [])
     # name 2 and triggers 1 + 1 for pose: each trigger is a vote of its own, the name's is the strongest
     assert (r.category, r.category_source) == ("pose", "name")
+
+
+def test_a_weighted_trigger_is_read_without_its_weight():
+    assert classify(triggers=["(white hair:1.2)", "(blue eyes:0.8)"]) == ("character", "trigger")
+    assert classify(triggers=["(qipao:1.1)"]) == ("clothing", "trigger")
