@@ -302,11 +302,27 @@ def test_subprocess_bad_input_has_no_traceback(colors):
 def test_ctrl_c_exits_130_quietly_keeping_every_line_already_written():
     import signal
 
+    # A user's terminal delivers Ctrl-C; a test run started in the background (`cmd &` in a script) inherits
+    # SIGINT ignored, and Python then never raises KeyboardInterrupt: the child starts with the default.
     proc = subprocess.Popen([sys.executable, "-m", "lib_orchestrator", "prompts", "__templates/noir__", "--count",
-                             "100000000", "--seed", "1"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             "100000000", "--seed", "1"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     first = proc.stdout.readline()  # it is writing prompts now
     proc.send_signal(signal.SIGINT)
-    rest = proc.stdout.read()  # (not communicate(): it would skip what readline() buffered)
+    # (not communicate(): it would skip what readline() buffered.) Read at most 64 MB: a child that went on
+    # writing its 100,000,000 prompts once filled this process with 24 GB.
+    chunks, size = [], 0
+    while size < 64 << 20:
+        chunk = proc.stdout.read1(1 << 20)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    else:
+        proc.kill()
+        proc.wait()
+        pytest.fail("the CLI went on writing after SIGINT")
+    rest = b"".join(chunks)
     err = proc.stderr.read()
     assert proc.wait(timeout=120) == 130 and err == b""
     text = (first + rest).decode("utf-8")

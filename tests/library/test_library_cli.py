@@ -137,7 +137,7 @@ def cache_home(tmp_path, monkeypatch):
 
 
 def cache_files(home):
-    """The cache files under the cache home, relative: without SQLite's passing -wal/-shm companions and the snapshot key."""
+    """The cache files under the cache home, relative: not SQLite's passing -wal/-shm companions nor the key."""
     if not home.exists():
         return []
     return sorted(p.relative_to(home).as_posix() for p in home.rglob("*")
