@@ -169,9 +169,10 @@ def _find(root: str, include_hidden: bool) -> Iterator[_Found]:
     loop until the path grows too long, an entry that leads back to a folder on the path walked to it is
     reported once (`symlink_loop`) and not walked."""
     root_real = os.path.realpath(root)
-    # Each folder travels with its real path and those of the folders from the root down to it: a loop is
-    # a folder whose real path is among them. A folder reached twice by separate paths is no loop.
-    stack: List[Tuple[str, Tuple[str, ...], str, Tuple[str, ...]]] = [(root, (), root_real, (root_real,))]
+    # Each folder travels with its real path and the identities of the folders from the root down to it: a
+    # loop is a folder whose identity is among them. A folder reached twice by separate paths is no loop.
+    stack: List[Tuple[str, Tuple[str, ...], str, Tuple[object, ...]]] = [
+        (root, (), root_real, (_folder_identity(root, root_real),))]
     while stack:
         folder, parts, real, ancestors = stack.pop()
         try:
@@ -188,10 +189,11 @@ def _find(root: str, include_hidden: bool) -> Iterator[_Found]:
                         # Only a link moves elsewhere: below a plain folder the real path grows by the name,
                         # without a system call.
                         sub = os.path.realpath(entry.path) if _is_link(entry) else os.path.join(real, entry.name)
-                        if sub in ancestors:
-                            loops.append((entry, ancestors.index(sub)))
+                        identity = _folder_identity(entry.path, sub)
+                        if identity in ancestors:
+                            loops.append((entry, ancestors.index(identity)))
                         else:
-                            stack.append((entry.path, parts + (entry.name,), sub, ancestors + (sub,)))
+                            stack.append((entry.path, parts + (entry.name,), sub, ancestors + (identity,)))
                 elif entry.is_file():
                     files[entry.name] = entry
                 else:
@@ -212,6 +214,17 @@ def _find(root: str, include_hidden: bool) -> Iterator[_Found]:
                 kind = "appledouble" if entry.name.startswith("._") else "unreadable"
                 yield _Found(prefix + entry.name, entry.path, os.path.splitext(entry.name)[0], kind,
                              parts, {}, None, "unreadable")
+
+
+def _folder_identity(path: str, real: str) -> object:
+    """Which folder this is: (device, inode), so that `loop -> ../LIB` on a case-insensitive volume (macOS),
+    whose real path is spelled differently, is still the folder it leads back to. Where the system gives no
+    inode (some Windows file systems), the real path."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return real
+    return (st.st_dev, st.st_ino) if st.st_ino else real
 
 
 def _is_link(entry: os.DirEntry) -> bool:

@@ -111,6 +111,21 @@ def test_a_loop_is_reported_once_and_not_walked(tmp_path):
     assert "library folder itself" in got["self"].problems[0].message
 
 
+def test_a_loop_is_caught_where_the_real_path_is_spelled_otherwise(tmp_path, monkeypatch):
+    """On a case-insensitive volume (macOS) `loop -> ../LIB` resolves to a path spelled unlike the folder it
+    is: the folder is known by its device and inode, so the loop is still caught at once."""
+    root = tmp_path / "Lora"
+    lora(root / "concept" / "rim.safetensors")
+    os.symlink("..", root / "concept" / "loop", target_is_directory=True)
+    realpath = os.path.realpath
+    monkeypatch.setattr(os.path, "realpath",
+                        lambda p, *a, **k: realpath(p, *a, **k).upper() if str(p).endswith("loop") else
+                        realpath(p, *a, **k))
+    got = scan_library(str(root))
+    assert [r.path for r in got.records] == ["concept/loop", "concept/rim.safetensors"]
+    assert got.records[0].warnings == ("symlink_loop",)
+
+
 def test_a_folder_reached_twice_is_no_loop_but_a_way_back_through_it_is(tmp_path):
     # fav -> Pony/chara; Pony/chara/up -> .. (Pony). Under Pony/chara, `up` leads back to Pony: a loop.
     # Under fav, `up` is Pony, not a folder on that path, so it is walked (os.walk does too); its `chara` is
