@@ -139,6 +139,12 @@ def test_interrupted_at_image_7_and_resumed_makes_exactly_20_images(tmp_path):
     assert RunState(path).summary(batch) == "20/20 images done, finished"
 
 
+def test_a_big_batchs_progress_reads_with_thousands_separators(tmp_path):
+    images = tuple(BatchImage(k, k, f"p{k}") for k in range(1500))
+    batch = Batch("big", "", 0, Settings(), images)
+    assert RunState(str(tmp_path / "big.json")).summary(batch) == "0/1,500 images done"
+
+
 def test_a_crash_mid_image_loses_nothing_and_duplicates_nothing(tmp_path):
     batch = planned(count=5)
     path = str(tmp_path / "b.json")

@@ -26,7 +26,7 @@ class Progress:
             return f"{self.done}/{self.total} images done"
         loras = ", ".join(f"{n}:{w:g}" for n, w, _ in self.image.loras) or "no LoRAs"
         eta = f" · ETA {self.eta_seconds:.0f} s" if self.eta_seconds is not None else ""
-        return f"image {self.done + 1}/{self.total} · seed {self.image.seed} · LoRAs {loras}{eta}"
+        return f"image {self.done + 1:,}/{self.total:,} · seed {self.image.seed} · LoRAs {loras}{eta}"
 
 
 def run_batch(batch: Batch, state: RunState, generate: Callable[[BatchImage], Optional[str]],

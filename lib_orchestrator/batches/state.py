@@ -51,5 +51,5 @@ class RunState:
             os.fsync(fh.fileno())
 
     def summary(self, batch: Batch) -> str:
-        finished = len(self.done())
-        return f"{finished}/{len(batch.images)} images done" + (", finished" if finished >= len(batch.images) else "")
+        finished, total = len(self.done()), len(batch.images)
+        return f"{finished:,}/{total:,} images done" + (", finished" if finished >= total else "")

@@ -86,9 +86,9 @@ def usable_loras(records: Sequence[LoraRecord], base_model: str) -> Tuple[List[L
     notes: List[str] = []
     seen = set()
     for record in records:
-        if record.name in seen:
+        if record.name.lower() in seen:  # `<lora:NAME>` names one file, whatever the case: one row for it
             continue
-        seen.add(record.name)
+        seen.add(record.name.lower())
         if family_of(record.base_model) == "unknown":  # picked by hand: trying it is the point of a swatch
             notes.append(f"{record.name}: its base model is unknown; tried anyway")
             rows.append(record)

@@ -33,6 +33,13 @@ def test_a_baseline_then_every_lora_at_every_weight_with_the_same_prompt_and_see
                             "mystery: its base model is unknown; tried anyway")
 
 
+def test_one_row_per_lora_name_whatever_its_case():
+    """`<lora:Ink>` and `<lora:ink>` load one file in Forge: a folder linked twice, or two spellings, are one row."""
+    shouted = LoraRecord("Linked/INK.safetensors", "INK", base_model="Pony", family="sdxl", category="style")
+    swatch = plan_swatch("a lighthouse", 1, [INK, shouted, INK], parse_weights("1"), "SDXL 1.0")
+    assert swatch.row_labels() == ("no LoRA", "ink")
+
+
 def test_activation_text_the_prompt_already_says_is_not_repeated():
     swatch = plan_swatch("wcstyle, a cat", 1, [WATERCOLOR], (1.0,), "SDXL 1.0")
     assert swatch.cells[1].prompt == "wcstyle, a cat <lora:watercolor:1>"
