@@ -29,9 +29,11 @@ def add_enhance_args(p: argparse.ArgumentParser, prefix: str = "") -> None:
                         "(default: the shipped templates only)")
     p.add_argument(f"--{prefix}timeout", dest=f"{dest}timeout", type=float, default=60.0, metavar="SECONDS",
                    help="how long to wait for the answer (default: 60; a cold model load can take that)")
-    p.add_argument(f"--{prefix}cache", dest=f"{dest}cache", metavar="FILE",
-                   help="keep answers in this file: the same request is never sent twice (default: none, every "
-                        "request is sent)")
+    # `--cache` is the LoRA library's cache everywhere else: the answers file is `--llm-cache` (compose's
+    # `--enhance-cache`).
+    p.add_argument(f"--{prefix}cache" if prefix else "--llm-cache", dest=f"{dest}cache", metavar="FILE",
+                   help="keep the LLM's answers in this file: the same request is never sent twice (default: none, "
+                        "every request is sent)")
 
 
 def make_enhancer(url: str, args: argparse.Namespace, prefix: str = "",

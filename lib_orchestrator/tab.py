@@ -133,7 +133,7 @@ class TabModel:
         batch = story_batch(name, bible, found, int(seed), negative=negative)
         path = os.path.join(self.batches_dir, f"{name}.json")
         error = _save_unless_under_way(batch, path, self.running)
-        return (error or f"saved {len(found)} scenes to {path}"), story_table(found)
+        return (error or f"saved {len(found):,} scenes to {path}"), story_table(found)
 
     def _story(self, bible_text: str, scenes: int, seed: int, use_llm: bool) -> Any:
         from .enhance.templates import genre_card, load_template, template_for
@@ -194,7 +194,7 @@ class TabModel:
         error = _save_unless_under_way(batch, path, self.running)
         if error:
             return error, ""
-        return f"saved {len(batch.images)} images to {path}", batch_table(batch, {})
+        return f"saved {len(batch.images):,} images to {path}", batch_table(batch, {})
 
     def generation_settings(self, settings: Dict[str, Any]) -> Any:
         """The form's generation settings made whole for the checkpoint they run on: (settings, family,
@@ -430,7 +430,7 @@ class TabModel:
         error = _save_unless_under_way(batch, path, self.running)
         if error:
             return error, ""
-        lines = [f"saved {len(batch.images)} images ({len(batch.images) // max(1, int(count))} LoRAs × "
+        lines = [f"saved {len(batch.images):,} images ({len(batch.images) // max(1, int(count))} LoRAs × "
                  f"{int(count)} prompts) to {path}"]
         return "\n".join(lines + [f"- {note}" for note in notes]), batch_table(batch, {})
 

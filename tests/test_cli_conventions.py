@@ -358,3 +358,17 @@ def test_the_hint_can_be_pasted_and_runs():
     assert pasted.returncode == 0, pasted.stderr
     records = [json.loads(line) for line in pasted.stdout.splitlines()]
     assert len(records) == 3 and all(record["prompt"] for record in records)
+
+
+def test_cache_means_the_library_cache_in_every_command_and_the_llm_answers_have_their_own_option():
+    for command in (["enhance", "x"], ["story", "x.yaml"]):
+        parser = build_parser()
+        args = parser.parse_args(command + ["--llm-cache", "a.jsonl"])
+        assert args.cache == "a.jsonl"
+    tree = dict(parsers(build_parser()))
+    for command in ("enhance", "story"):
+        text = tree[command].format_help()
+        assert "--llm-cache" in text and "--cache " not in text
+    for command in ("compose", "batch plan", "library scan"):
+        assert "library cache" in help_text(tree[command], next(a for a in options(tree[command])
+                                                                if "--cache" in a.option_strings))

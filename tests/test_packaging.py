@@ -111,7 +111,8 @@ def _orchestrator(scripts: Path, cwd: Path, *args: str) -> subprocess.CompletedP
 def test_wheel_holds_the_package_and_its_bundled_data_only(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     tops = {name.split("/", 1)[0] for name in names}
-    assert tops == {"lib_orchestrator", f"orchestrator-{__version__}.dist-info"}  # no scripts/, tests/, benchmarks/
+    # no scripts/, tests/, benchmarks/
+    assert tops == {"lib_orchestrator", f"forge_orchestrator-{__version__}.dist-info"}
     modules = {p.relative_to(REPO).as_posix() for p in (REPO / "lib_orchestrator").rglob("*.py")
                if "__pycache__" not in p.parts}
     assert modules <= set(names), modules - set(names)
@@ -120,13 +121,13 @@ def test_wheel_holds_the_package_and_its_bundled_data_only(wheel: Path) -> None:
     templates = {p.relative_to(REPO).as_posix() for p in (REPO / "lib_orchestrator/enhance/templates").glob("*.yaml")}
     assert data | templates <= set(names), (data | templates) - set(names)
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
-    assert f"orchestrator-{__version__}.dist-info/licenses/LICENSE" in names
+    assert f"forge_orchestrator-{__version__}.dist-info/licenses/LICENSE" in names
 
 
 def test_wheel_declares_the_runtime_requirements_and_the_command(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as whl:
-        metadata = whl.read(f"orchestrator-{__version__}.dist-info/METADATA").decode("utf-8")
-        entry_points = whl.read(f"orchestrator-{__version__}.dist-info/entry_points.txt").decode("utf-8")
+        metadata = whl.read(f"forge_orchestrator-{__version__}.dist-info/METADATA").decode("utf-8")
+        entry_points = whl.read(f"forge_orchestrator-{__version__}.dist-info/entry_points.txt").decode("utf-8")
     required = [line for line in (REPO / "requirements.txt").read_text(encoding="utf-8").splitlines()
                 if line.strip() and not line.startswith("#")]
     assert re.findall(r"^Requires-Dist: (.*)$", metadata, re.M) == required

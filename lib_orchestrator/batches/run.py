@@ -23,7 +23,7 @@ class Progress:
 
     def text(self) -> str:
         if self.image is None:
-            return f"{self.done}/{self.total} images done"
+            return f"{self.done:,}/{self.total:,} images done"
         loras = ", ".join(f"{n}:{w:g}" for n, w, _ in self.image.loras) or "no LoRAs"
         eta = f" · ETA {self.eta_seconds:.0f} s" if self.eta_seconds is not None else ""
         return f"image {self.done + 1:,}/{self.total:,} · seed {self.image.seed} · LoRAs {loras}{eta}"
