@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 
 import pytest
 
+import lib_orchestrator
 from lib_orchestrator import SAMPLE_LORAS
 from lib_orchestrator.job import KEY_LORAS, KEY_SETTINGS, KEY_TEMPLATE, parse_loras_value
+from tests.conftest import REPO
 
 from . import fake_gradio
 
@@ -171,6 +174,10 @@ def test_settings_are_registered_in_their_own_section(orchestrator):
                 "orchestrator_split_batches"):
         assert key in shared.opts.data_labels
         assert shared.opts.data_labels[key].section[0] == "orchestrator"
+    # The section's label is what the user reads in Settings: it carries the version (pyproject's, too)
+    label = shared.opts.data_labels["orchestrator_cache_path"].section[1]
+    version = re.search(r'^__version__ = "([^"]+)"', (REPO / "lib_orchestrator" / "__init__.py").read_text(), re.M)
+    assert label == f"Orchestrator {version.group(1)}" == f"Orchestrator {lib_orchestrator.__version__}"
 
 
 @pytest.mark.parametrize("variant", ["classic", "neo"])
