@@ -329,6 +329,16 @@ def test_ctrl_c_exits_130_quietly_keeping_every_line_already_written():
     assert text.endswith("\n") and len(text.splitlines()) > 1  # whole lines only, all flushed
 
 
+def test_a_reader_that_stops_early_is_no_error():
+    """`orchestrator prompts … | head -1`: the pipe closes under the writer; --help promises exit 0, no noise."""
+    proc = subprocess.Popen([sys.executable, "-m", "lib_orchestrator", "prompts", "{a|b} {c|d}", "--count",
+                             "1000000", "--seed", "1"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0 and err == b"" and first.strip() in (b"a c", b"a d", b"b c", b"b d")
+
+
 @pytest.mark.parametrize("argv, message", [
     (("prompts", "a", "--count", "abc"), "argument --count: 'abc' is not a whole number"),
     (("prompts", "a", "--count", "-3"), "argument --count: -3 is below 0"),
