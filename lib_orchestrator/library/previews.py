@@ -1,6 +1,7 @@
 """Which image Forge shows for a LoRA, and whether it is an image at all."""
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import BinaryIO, Dict, Iterable, List, Optional, Tuple
 
 PREVIEW_EXTENSIONS = ("png", "jpg", "jpeg", "webp", "gif")
@@ -90,6 +91,19 @@ def _undecodable(image_module: object, fh: BinaryIO, fmt: str) -> Optional[str]:
             else str(exc).splitlines()[0][:120]
         return f"{fmt} bytes that do not decode ({reason}): a broken or unfinished download?"
     return None
+
+
+@lru_cache(maxsize=1)
+def checker() -> str:
+    """What judges a preview (image_problem), as part of its stamp: "pillow-<version>" where Pillow is
+    installed, else "magic" (the first bytes alone). Installing, upgrading or removing Pillow then reads
+    every LoRA with a preview again. Once per process, and only `import PIL` (1 ms), not PIL.Image (18 ms)."""
+    try:
+        import PIL
+
+        return "pillow-" + str(PIL.__version__)
+    except Exception:  # noqa: BLE001 - no Pillow, or a broken one: the magic bytes decide
+        return "magic"
 
 
 def _load_pillow() -> Optional[Tuple[object, frozenset]]:

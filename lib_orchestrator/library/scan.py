@@ -15,6 +15,7 @@ from .hashing import file_sha256
 from .header import HeaderError, read_header
 from .pool import value_pool
 from .previews import PreviewIndex, image_problem
+from .previews import checker as preview_checker
 from .problems import (
     ALIAS_COLLISION,
     BAD_NAME,
@@ -286,18 +287,6 @@ def _strip_model_ext(stem: str) -> str:
 
 
 @functools.cache
-def preview_checker() -> str:
-    """What judges a preview (previews.image_problem), as part of its stamp: "pillow-<version>" where Pillow
-    is installed, else "magic" (the first bytes alone). Installing, upgrading or removing Pillow then reads
-    every LoRA with a preview again. Once per process, and only `import PIL` (1 ms), not PIL.Image (18 ms)."""
-    try:
-        import PIL
-
-        return "pillow-" + str(PIL.__version__)
-    except Exception:  # noqa: BLE001 - no Pillow, or a broken one: previews.py then uses the magic bytes
-        return "magic"
-
-
 def _stat_stamp(entry: os.DirEntry) -> str:
     try:
         st = entry.stat()
