@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 from collections import Counter
@@ -11,6 +10,7 @@ from typing import Iterable, List, Optional, TextIO
 from .errors import Location, OrchestratorError
 from .library import LoraRecord, ScanResult, scan_library
 from .library.cache import CacheError, default_cache_path
+from .library.record import json_text
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -50,8 +50,7 @@ def run_library(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             raise OrchestratorError(f"no LoRA named {args.name!r} in {folder}",
                                     hint="give the stem, the alias or the relative path; `library scan` lists them")
         for record in matches:
-            text = json.dumps(record.to_dict(), ensure_ascii=False, indent=2)
-            out.write((text if _encodable(text) else json.dumps(record.to_dict(), indent=2)) + "\n")
+            out.write(json_text(record.to_dict(), indent=2) + "\n")
         return 0
     if args.format == "jsonl":
         _write_lines((record.to_json() for record in result.records), out)

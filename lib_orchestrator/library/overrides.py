@@ -2,7 +2,6 @@
 extension's data folder, never in the user's sidecar files, and applied before selection."""
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Dict, Iterable, List, Optional
@@ -11,7 +10,7 @@ from ..atomic import write_text_atomic
 from ..bounded_json import parse_bounded
 from ..errors import Location, OrchestratorError
 from .categories import CATEGORIES
-from .record import LoraRecord
+from .record import LoraRecord, json_text
 
 MAX_OVERRIDES_BYTES = 64 * 1024 * 1024  # 10,000 overrides with notes are about 2 MiB
 
@@ -89,12 +88,7 @@ class OverrideStore:
             os.replace(self.path, self.path + ".unreadable")  # the user's broken file, kept for them to fix
             self.error = None
         data = {k: asdict(v) for k, v in sorted(self._data.items())}
-        text = json.dumps(data, indent=2, ensure_ascii=False)
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:  # a path that was not UTF-8 on disk (surrogate escapes): keep it, escaped
-            text = json.dumps(data, indent=2)
-        write_text_atomic(self.path, text)
+        write_text_atomic(self.path, json_text(data, indent=2))  # a path not UTF-8 on disk is kept, escaped
 
     def apply(self, records: Iterable[LoraRecord]) -> List[LoraRecord]:
         out = []

@@ -70,15 +70,8 @@ class LoraRecord:
         return out
 
     def to_json(self) -> str:
-        """One line of JSON, UTF-8-writable: a name that was not UTF-8 on disk (kept with surrogate
-        escapes) is written as `\\udcff` escapes, which read back to the same name."""
-        data = self.to_dict()
-        text = json.dumps(data, ensure_ascii=False)
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            return json.dumps(data)
-        return text
+        """One line of JSON, UTF-8-writable (json_text)."""
+        return json_text(self.to_dict())
 
     @classmethod
     def from_json(cls, text: str) -> "LoraRecord":
@@ -94,6 +87,18 @@ class LoraRecord:
         values["tags"] = tuple(values.get("tags", ()))
         values["problems"] = tuple(Problem.from_dict(p) for p in values.get("problems", ()))
         return cls(**values)
+
+
+def json_text(data: Any, indent: Optional[int] = None) -> str:
+    """JSON that can be written as UTF-8: readable text, except when it holds a name that was not UTF-8 on
+    disk (kept with surrogate escapes); then all of it is ASCII-escaped (`\\udcff`), which reads back to the
+    same name."""
+    text = json.dumps(data, ensure_ascii=False, indent=indent)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(data, indent=indent)
+    return text
 
 
 _FIELDS = frozenset(f.name for f in dataclasses.fields(LoraRecord))
