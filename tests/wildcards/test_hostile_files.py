@@ -56,17 +56,22 @@ def test_a_recursive_alias_is_refused_where_it_is_used(read):
     assert err.hint
 
 
-def test_the_recursive_alias_file_finishes_at_once_in_a_fresh_process(tmp_path):
-    # Before the fix this looped for ever (2**64 paths); the child is killed after 20 s.
-    (tmp_path / "r.yaml").write_text(RECURSIVE_ALIAS)
-    done = isolated(f"""
+def read_in_a_child(path, name: str, **caps):
+    """read_file in a fresh, capped interpreter (hostile.isolated); its stdout is the error's one line."""
+    return isolated(f"""
         from lib_orchestrator.errors import WildcardFileError
         from lib_orchestrator.wildcards.files import read_file
         try:
-            read_file({str(tmp_path / 'r.yaml')!r}, "r.yaml")
+            read_file({str(path)!r}, {name!r})
         except WildcardFileError as exc:
             print(exc.one_line())
-    """, timeout=20)
+    """, **caps)
+
+
+def test_the_recursive_alias_file_finishes_at_once_in_a_fresh_process(tmp_path):
+    # Before the fix this looped for ever (2**64 paths); the child is killed after 20 s.
+    (tmp_path / "r.yaml").write_text(RECURSIVE_ALIAS)
+    done = read_in_a_child(tmp_path / "r.yaml", "r.yaml", timeout=20)
     assert "recursive alias" in done.stdout, done.stderr
 
 
@@ -74,14 +79,7 @@ def test_billion_laughs_is_refused_within_a_small_memory_cap(tmp_path):
     text = billion_laughs()  # 9**9 = 387 million "lol"s once expanded
     assert len(text) < 600
     (tmp_path / "laughs.yaml").write_text(text)
-    done = isolated(f"""
-        from lib_orchestrator.errors import WildcardFileError
-        from lib_orchestrator.wildcards.files import read_file
-        try:
-            read_file({str(tmp_path / 'laughs.yaml')!r}, "laughs.yaml")
-        except WildcardFileError as exc:
-            print(exc.one_line())
-    """, timeout=20, memory_mb=512)
+    done = read_in_a_child(tmp_path / "laughs.yaml", "laughs.yaml", timeout=20, memory_mb=512)
     assert "aliases expand to over 100,000 values" in done.stdout, done.stderr
     assert done.stdout.startswith("laughs.yaml:")
 
