@@ -26,6 +26,7 @@ import orchestrator_compat as compat  # noqa: E402
 import orchestrator_runner as runner  # noqa: E402
 import orchestrator_state as state  # noqa: E402
 
+from lib_orchestrator import SAMPLE_STORIES  # noqa: E402
 from lib_orchestrator.checkpoint import identify_file  # noqa: E402
 from lib_orchestrator.library.categories import CATEGORIES  # noqa: E402
 from lib_orchestrator.tab import BATCH_FORMATS, TabModel  # noqa: E402
@@ -54,7 +55,7 @@ MODEL = TabModel(
     enhancer=state.enhancer, embeddings=lambda: compat.embedding_names(shared), checkpoints=_find_checkpoint,
     upscalers=lambda: compat.upscaler_names(shared), overrides_changed=state.LIBRARY.refresh, running=state.RUNNING,
     library_status=state.LIBRARY.status)
-_SAMPLE_STORY = os.path.join(state.EXT_DIR, "samples", "stories", "lighthouse.yaml")
+_SAMPLE_STORY = os.path.join(SAMPLE_STORIES, "lighthouse.yaml")
 _SIZE_HELP = "0: the checkpoint's own"
 
 
