@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .selection import LoraIndex, Rules, pick_loras
-from .selection.pick import Pick
+from .selection.pick import Chooser, Pick
 from .selection.text import normalise_tag, unsaid
 
 
@@ -26,14 +26,15 @@ class ComposedPrompt:
             "negative_prompt": self.negative_prompt,
             "loras": [{"name": p.name, "path": p.record.path if p.record else None, "weight": p.weight,
                        "category": p.category, "score": p.score, "matched": list(p.matched), "reason": p.reason,
+                       "similarity": p.similarity, "why": p.why,
                        "activation": p.activation if p.reason != "user" else None} for p in self.loras],
             "warnings": list(self.warnings),
         }
 
 
 def compose(template: str, base_prompt: str, seed: int, index: LoraIndex, rules: Rules, family: str,
-            base_model: str, negative: str = "") -> ComposedPrompt:
-    selection = pick_loras(index, base_prompt, seed, rules, family, base_model)
+            base_model: str, negative: str = "", chooser: Optional[Chooser] = None) -> ComposedPrompt:
+    selection = pick_loras(index, base_prompt, seed, rules, family, base_model, chooser)
     prompt, negative_prompt, picks = apply_picks(base_prompt, negative, selection.picks)
     return ComposedPrompt(template, seed, base_prompt, prompt, negative_prompt, picks, selection.warnings)
 

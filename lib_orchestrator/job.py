@@ -16,7 +16,8 @@ from typing import Any, Callable, Collection, Dict, List, Mapping, Optional, Seq
 from .compose import ComposedPrompt, apply_picks
 from .enhance.enhance import Enhanced
 from .selection import LoraIndex, Rules, pick_loras
-from .selection.pick import Pick, Selection
+from .selection.pick import Chooser, Pick, Selection
+from .selection.rules import MATCH_MODES
 from .selection.text import LORA_TAG
 
 # Infotext keys: letters, digits, spaces only (Forge's parser reads `\w[\w \-/]+`).
@@ -41,6 +42,7 @@ class JobSettings:
     template: str = ""  # a template to use instead of the prompt box, e.g. `__templates/noir__`
     enhance: bool = False  # through the LLM after wildcards, before LoRA picks
     genre: str = ""  # the enhancement's genre card: a name, or the card's text
+    match: str = ""  # how LoRAs are matched: keyword, semantic, hybrid or llm; "" = the rules' (default hybrid)
 
     @classmethod
     def from_args(cls, args: Any) -> "JobSettings":
@@ -56,7 +58,8 @@ class JobSettings:
 
     def rules(self, base: Rules) -> Rules:
         lo, hi = sorted((max(0, self.min_loras), max(0, self.max_loras)))
-        return replace(base, min_total=lo, max_total=hi, detailer_probability=min(max(self.detailer, 0.0), 1.0))
+        rules = replace(base, min_total=lo, max_total=hi, detailer_probability=min(max(self.detailer, 0.0), 1.0))
+        return replace(rules, match=self.match) if self.match else rules
 
     def to_infotext(self) -> str:
         values: Dict[str, Any] = {"loras": self.loras, "count": [self.min_loras, self.max_loras],
@@ -64,6 +67,8 @@ class JobSettings:
                                   "template": self.template}
         if self.enhance:  # only then: infotexts from before enhancement existed stay byte for byte
             values.update(enhance=True, genre=self.genre)
+        if self.match:  # likewise
+            values.update(match=self.match)
         return json.dumps(values, separators=(",", ":"))
 
     @classmethod
@@ -79,7 +84,8 @@ class JobSettings:
         count = data.get("count")
         lo, hi = count if isinstance(count, list) and len(count) == 2 else (None, None)
         return cls.from_args([True, data.get("loras"), lo, hi, data.get("detailer"), data.get("rules"),
-                              data.get("fixed"), data.get("template"), data.get("enhance"), data.get("genre")])
+                              data.get("fixed"), data.get("template"), data.get("enhance"), data.get("genre"),
+                              data.get("match")])
 
 
 MAX_LORAS = 20  # the most a rules file's count.max may be
@@ -105,6 +111,9 @@ def _valid(name: str, value: Any, default: Any) -> Any:
         lo, hi = _RANGES[name]
         clamped = min(max(number, lo), hi)
         return int(clamped) if isinstance(default, int) else float(clamped)
+    if name == "match":  # one of the modes, any case; anything else is the rules' own
+        text = value.strip().lower() if isinstance(value, str) else ""
+        return text if text in MATCH_MODES else default
     return value if isinstance(value, str) else default
 
 
@@ -173,14 +182,15 @@ def plan_job(templates: Sequence[str], negatives: Sequence[str], seeds: Sequence
              known_loras: Optional[Collection[str]], batch_size: int = 1,
              hr_templates: Optional[Sequence[str]] = None,
              enhance: Optional[Callable[[str, int], Enhanced]] = None,
-             no_library: str = "LoRA library still indexing: wildcards only") -> JobPlan:
+             no_library: str = "LoRA library still indexing: wildcards only",
+             chooser: Optional[Chooser] = None) -> JobPlan:
     """Compose every image of a job.
 
     `expand(template, seed) -> str` expands wildcards; `known_loras` holds the names Forge can load
     (None: not checked). `enhance(prompt, seed)` runs between wildcards and LoRA picks, so picks match
     what the LLM wrote; it never raises (a failure is the original prompt and a reason). With
     `batch_size > 1`, Forge applies only the first prompt's LoRAs to the whole batch, so each batch gets
-    the LoRAs of its first image and the infotext says so.
+    the LoRAs of its first image and the infotext says so. `chooser` is the LLM's LoRA choice (match `llm`).
     """
     plan = JobPlan(hr_prompts=[] if hr_templates is not None else None,
                    hr_negative_prompts=[] if hr_templates is not None else None)
@@ -209,7 +219,7 @@ def plan_job(templates: Sequence[str], negatives: Sequence[str], seeds: Sequence
                 selection = batch_picks  # Forge loads only the batch's first prompt's LoRAs
                 note = f"LoRAs of the batch's first image (batch size {batch_size})"
             else:
-                selection = _checked(pick_loras(index, base, seed, rules, family, base_model), known_loras)
+                selection = _checked(pick_loras(index, base, seed, rules, family, base_model, chooser), known_loras)
                 batch_picks = selection
         else:
             selection = Selection((), ())

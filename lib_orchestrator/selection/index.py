@@ -2,18 +2,24 @@
 
 Scoring is BM25-flavoured keyword matching: each matched term adds its inverse document frequency
 times the weight of the field it came from. A trigger phrase that appears whole as a prompt tag is a
-`phrase` match and counts most. The scorer is an interface (`Scorer`), so an embedding scorer can
-replace it later.
+`phrase` match and counts most.
+
+The meaning of LoRAs (their vectors) is attached afterwards (`with_semantic`): embedding a library takes
+longer than indexing it, so keywords serve while it runs.
 """
 from __future__ import annotations
 
+import copy
 import math
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional, Protocol, Tuple
+from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Protocol, Tuple
 
 from ..library import LoraRecord, compatibility, family_of
 from .text import naming_phrases, prompt_tags, words
+
+if TYPE_CHECKING:
+    from .semantic import SemanticIndex
 
 # How much a term counts by where the LoRA has it.
 FIELD_WEIGHTS = {"trigger": 3.0, "tag": 2.0, "name": 2.0, "training": 1.0, "description": 0.3}
@@ -63,6 +69,14 @@ class LoraIndex:
         self._build_terms()
         self._compat: Dict[Tuple[str, str], List[float]] = {}
         self._pools: Dict[Tuple[str, str], Dict[str, List[int]]] = {}
+        self.semantic: Optional["SemanticIndex"] = None  # the LoRAs' vectors, once embedded
+        self.semantic_note: Optional[str] = None  # why there are none: embedding, not installed, failed
+
+    def with_semantic(self, semantic: Optional["SemanticIndex"], note: Optional[str] = None) -> "LoraIndex":
+        """This index with vectors (or, with None, the reason there are none); the keyword part is shared."""
+        other = copy.copy(self)
+        other.semantic, other.semantic_note = semantic, note
+        return other
 
     def _build_terms(self) -> None:
         postings: Dict[str, Dict[int, float]] = defaultdict(dict)

@@ -1,23 +1,31 @@
 """Picking LoRAs for one image: seeded, within the rules, each pick with its reason.
 
 Order of business: LoRAs the user wrote, pinned ones, LoRAs whose trigger the prompt names, category
-minimums, then matches by weighted chance (temperature), a fallback when nothing matched, and a
-detailer by chance. Every draw comes from one `random.Random` seeded by the image seed, and only its
-`random()` is used, whose sequence Python keeps stable across versions.
+minimums, then matches (by keywords, meaning or both: match.py; or the LLM's choice among them) by
+weighted chance (temperature), a fallback when nothing matched (subject-neutral categories only, unless
+the rules allow more), and a detailer by chance. Every draw comes from one `random.Random` seeded by the
+image seed, and only its `random()` is used, whose sequence Python keeps stable across versions.
 """
 from __future__ import annotations
 
 import random
 from collections import Counter
-from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Set, Tuple
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from ..library import LoraRecord
-from .index import LoraIndex, Match
+from .index import LoraIndex
+from .match import Candidate, find
 from .rules import Rules
 from .text import user_loras
 
-REASONS = ("user", "pinned", "trigger", "match", "fallback", "detailer")
+if TYPE_CHECKING:
+    from .llm_choice import CandidateCard, ChoiceResult
+
+# (prompt, image seed, the candidates' cards) -> the LLM's choice: llm_choice.LlmChooser
+Chooser = Callable[[str, int, Sequence["CandidateCard"]], "ChoiceResult"]
+
+REASONS = ("user", "pinned", "trigger", "match", "semantic", "llm", "fallback", "detailer")
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,8 @@ class Pick:
     activation: Optional[str] = None  # the activation alternative drawn; the composer adds what is unsaid
     negative: str = ""
     record: Optional[LoraRecord] = None  # None for a user's tag naming no known LoRA
+    similarity: Optional[float] = None  # cosine of its vector to the prompt's, where vectors exist
+    why: str = ""  # the LLM's reason, for an `llm` pick
 
 
 @dataclass(frozen=True)
@@ -40,7 +50,9 @@ class Selection:
     warnings: Tuple[str, ...]
 
 
-def pick_loras(index: LoraIndex, prompt: str, seed: int, rules: Rules, family: str, base_model: str) -> Selection:
+def pick_loras(index: LoraIndex, prompt: str, seed: int, rules: Rules, family: str, base_model: str,
+               chooser: Optional[Chooser] = None) -> Selection:
+    """`chooser` (llm_choice.LlmChooser) is asked when the rules' match is `llm`."""
     rng = random.Random((seed & 0xFFFFFFFFFFFFFFFF) ^ 0x4C4F5241)  # "LORA": apart from the wildcard stream
     compat = index.compatible(family, base_model)
     state = _State(index, rules, compat, {n.lower() for n in rules.blocked}, family, base_model)
@@ -61,28 +73,35 @@ def pick_loras(index: LoraIndex, prompt: str, seed: int, rules: Rules, family: s
             state.add(i, state.pick(i, "pinned", None, rng))
 
     total = rules.min_total + int(rng.random() * (rules.max_total - rules.min_total + 1))
-    scored = {i: m for i, m in index.score(prompt).items() if compat[i] > 0}
-    best = max((m.score * compat[i] for i, m in scored.items()), default=0.0)
-    floor = max(rules.min_score, rules.min_relative_score * best)
-    matches = {i: m for i, m in scored.items() if m.score * compat[i] >= floor}
+    found = find(index, prompt, rules, compat, "hybrid" if rules.match == "llm" else rules.match)
+    if found.note:
+        warnings.append(found.note)
+    matches = found.candidates
 
     # One LoRA per phrase: the best (a character's Pony and IL versions). A LoRA picked for one of its
     # triggers names all of them that the prompt holds, so another cannot come in by another of its
     # triggers (a second pose LoRA by `looking back` after `hand on hip, looking back`).
     named: Set[str] = set()
-    for i, m in sorted(((i, m) for i, m in matches.items() if m.phrases),
-                       key=lambda im: (-im[1].score * compat[im[0]], im[0])):
-        if named.isdisjoint(m.phrases) and state.allowed(i):
-            named.update(m.phrases)
-            state.add(i, state.pick(i, "trigger", m, rng))
-    matches = {i: m for i, m in matches.items() if i in state.taken or named.isdisjoint(m.phrases)}
+    for i, c in sorted(((i, c) for i, c in matches.items() if c.match is not None and c.match.phrases),
+                       key=lambda ic: (-ic[1].score, ic[0])):
+        assert c.match is not None
+        if named.isdisjoint(c.match.phrases) and state.allowed(i):
+            named.update(c.match.phrases)
+            state.add(i, state.pick(i, "trigger", c, rng))
+    matches = {i: c for i, c in matches.items()
+               if i in state.taken or c.match is None or named.isdisjoint(c.match.phrases)}
+
+    if rules.match == "llm":
+        matches, note = _llm_choice(index, prompt, seed, rules, matches, state, chooser)
+        if note:
+            warnings.append(note)
 
     for category, rule in rules.categories.items():
         while state.per_category[category] < rule.min and len(state.picks) < rules.max_total:
             pool = [i for i in matches if index.records[i].category == category and state.allowed(i)]
             if pool:
-                i = _weighted(pool, matches, compat, rules.temperature, rng)
-                state.add(i, state.pick(i, "match", matches[i], rng))
+                i = _weighted(pool, matches, rules.temperature, rng)
+                state.add(i, state.pick(i, matches[i].reason, matches[i], rng))
                 continue
             i = state.draw(state.pool(category), rng)
             if i is None:
@@ -93,8 +112,8 @@ def pick_loras(index: LoraIndex, prompt: str, seed: int, rules: Rules, family: s
         pool = [i for i in matches if state.allowed(i)]
         if not pool:
             break
-        i = _weighted(pool, matches, compat, rules.temperature, rng)
-        state.add(i, state.pick(i, "match", matches[i], rng))
+        i = _weighted(pool, matches, rules.temperature, rng)
+        state.add(i, state.pick(i, matches[i].reason, matches[i], rng))
 
     # Nothing matched: fill from the pool. Something matched: only make up the minimum.
     if rules.fallback:
@@ -108,7 +127,7 @@ def pick_loras(index: LoraIndex, prompt: str, seed: int, rules: Rules, family: s
             and len(state.picks) < rules.max_total:
         pool = [i for i in matches if index.records[i].category == "detailer" and state.allowed(i)]
         if pool:
-            i = _weighted(pool, matches, compat, rules.temperature, rng)
+            i = _weighted(pool, matches, rules.temperature, rng)
         else:
             i = state.draw(state.pool("detailer"), rng)
         if i is not None:
@@ -118,6 +137,35 @@ def pick_loras(index: LoraIndex, prompt: str, seed: int, rules: Rules, family: s
         if p.record is not None and any(w.code == "stem_collision" for w in p.record.problems):
             warnings.append(f"<lora:{p.name}> is ambiguous: several files are named '{p.name}'")
     return Selection(tuple(state.picks), tuple(warnings))
+
+
+def _llm_choice(index: LoraIndex, prompt: str, seed: int, rules: Rules, matches: Dict[int, Candidate],
+                state: "_State", chooser: Optional[Chooser]) -> Tuple[Dict[int, Candidate], Optional[str]]:
+    """The LLM's choice among the best hybrid candidates, as the matches (in its order, reason `llm`), or
+    the hybrid matches with why not. The picker's rules still apply to what it chose."""
+    from .llm_choice import card_for
+
+    if chooser is None:
+        return matches, "LLM LoRA choice is not set up here: hybrid picks"
+    offered = [c for c in ranked_candidates(matches) if state.allowed(c.index)][:rules.llm_candidates]
+    if not offered:
+        return matches, None
+    result = chooser(prompt, seed, [card_for(index.records[c.index]) for c in offered])
+    if result.error is not None:
+        return matches, f"LLM LoRA choice fell back to hybrid picks: {result.error}"
+    by_name = {c.name: c for c in offered}
+    chosen: Dict[int, Candidate] = {}
+    for k, choice in enumerate(result.chosen):
+        c = by_name.get(choice.id)
+        if c is not None and c.index not in chosen:
+            # its order is the LLM's: the first it names is drawn as the best (temperature still applies)
+            chosen[c.index] = replace(c, reason="llm", rank=1.0 / (1 + k))
+            state.why[c.index] = choice.reason
+    return chosen, None
+
+
+def ranked_candidates(matches: Dict[int, Candidate]) -> List[Candidate]:
+    return sorted(matches.values(), key=lambda c: (-c.rank, c.index))
 
 
 class _State:
@@ -132,6 +180,7 @@ class _State:
         self.category_max = {name: rule.max for name, rule in rules.categories.items()}
         self.other_max = rules.category("other").max
         self.groups: Dict[str, List[int]] = {}  # a category or a lower-cased LoRA name -> its conflict groups
+        self.why: Dict[int, str] = {}  # the LLM's reason for each LoRA it chose
         for g, group in enumerate(rules.conflicts):
             for member in group:
                 self.groups.setdefault(member.lower(), []).append(g)
@@ -177,9 +226,10 @@ class _State:
         return allowed[int(rng.random() * len(allowed))] if allowed else None
 
     def fallback(self, rng: random.Random) -> Optional[int]:
-        """A compatible LoRA from a category drawn by the categories' weights."""
+        """A compatible LoRA from a fallback category drawn by the categories' weights."""
         choices = [(rule.weight, category) for category, rule in self.rules.categories.items()
-                   if rule.weight > 0 and self.pool(category) and self.per_category[category] < rule.max]
+                   if rule.weight > 0 and category in self.rules.fallback_categories and self.pool(category)
+                   and self.per_category[category] < rule.max]
         while choices:
             k = _by_weight([w for w, _ in choices], rng)
             i = self.draw(self.pool(choices[k][1]), rng)
@@ -188,7 +238,7 @@ class _State:
             del choices[k]  # nothing allowed there (a conflict group): try the other categories
         return None
 
-    def pick(self, i: int, reason: str, match: Optional[Match], rng: random.Random) -> Pick:
+    def pick(self, i: int, reason: str, found: Optional[Candidate], rng: random.Random) -> Pick:
         record = self.index.records[i]
         rule = self.rules.category(record.category)
         if record.preferred_weight:
@@ -200,10 +250,12 @@ class _State:
             weight = rule.lora_weight
         if self.rules.jitter:
             weight += (rng.random() * 2 - 1) * self.rules.jitter
+        match = found.match if found else None
         return Pick(record.name, round(weight, 2), record.category, reason,
-                    score=round(match.score * self.compat[i], 3) if match else 0.0,
-                    matched=match.terms if match else (), phrase=match.phrase if match else None,
-                    activation=_activation(record, rng), negative=record.negative_text, record=record)
+                    score=round(found.score, 3) if found else 0.0, matched=found.terms if found else (),
+                    phrase=match.phrase if match else None, activation=_activation(record, rng),
+                    negative=record.negative_text, record=record,
+                    similarity=found.similarity if found else None, why=self.why.get(i, ""))
 
 
 def _activation(record: LoraRecord, rng: random.Random) -> Optional[str]:
@@ -215,12 +267,11 @@ def _activation(record: LoraRecord, rng: random.Random) -> Optional[str]:
     return alternatives[int(rng.random() * len(alternatives))].strip()
 
 
-def _weighted(pool: List[int], matches: Dict[int, Match], compat: Sequence[float], temperature: float,
-              rng: random.Random) -> int:
-    """Temperature 0: the best; higher: flatter. Weights are (score / best) ** (1 / temperature)."""
-    scores = [matches[i].score * compat[i] for i in pool]
+def _weighted(pool: List[int], matches: Dict[int, Candidate], temperature: float, rng: random.Random) -> int:
+    """Temperature 0: the best; higher: flatter. Weights are (rank / best) ** (1 / temperature)."""
+    scores = [matches[i].rank for i in pool]
     best = max(scores)
-    if temperature <= 0:
+    if temperature <= 0 or best <= 0:
         return pool[scores.index(best)]
     return pool[_by_weight([(s / best) ** (1.0 / temperature) for s in scores], rng)]
 

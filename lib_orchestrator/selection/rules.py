@@ -34,6 +34,11 @@ DEFAULT_CATEGORIES: Dict[str, CategoryRule] = {
     "other": CategoryRule(max=2, weight=1.0, lora_weight=0.8),
 }
 
+MATCH_MODES = ("keyword", "semantic", "hybrid", "llm")
+# With nothing matched, a fallback may only add what leaves the prompt's subject alone: a look, a detailer, an
+# idea. A character, an outfit or a pose drawn at random changes who or what the image is of.
+NEUTRAL_CATEGORIES = ("style", "concept", "detailer")
+
 
 @dataclass(frozen=True)
 class Rules:
@@ -43,12 +48,20 @@ class Rules:
     min_score: float = 2.0  # a match below this is no match
     min_relative_score: float = 0.25  # nor is one below this share of the best match
     fallback: bool = True  # nothing matched: pick from the compatible pool by category weights
+    fallback_categories: Tuple[str, ...] = NEUTRAL_CATEGORIES  # the only categories a fallback draws from
     detailer_probability: float = 0.3
     jitter: float = 0.0  # each weight moves by up to ± this
     categories: Dict[str, CategoryRule] = field(default_factory=lambda: dict(DEFAULT_CATEGORIES))
     conflicts: Tuple[Tuple[str, ...], ...] = (("style",),)  # at most one LoRA from each group
     pinned: Tuple[str, ...] = ()
     blocked: Tuple[str, ...] = ()
+    match: str = "hybrid"  # keyword | semantic | hybrid | llm (hybrid and llm use keywords alone without vectors)
+    semantic_min: float = 0.2  # a prompt whose best similarity is this little above the library's median matches
+    semantic_relative: float = 0.75  # none semantically; else those within this share of the best from the median
+    semantic_candidates: int = 10  # at most this many LoRAs come in by similarity alone
+    llm_candidates: int = 12  # how many ranked candidates the LLM chooses from
+    embed: str = ""  # builtin, or an embeddings server's address ("": the host's setting, else builtin)
+    embed_model: str = ""  # the server's embedding model ("": the first it lists with "embed" in its name)
 
     def category(self, name: str) -> CategoryRule:
         return self.categories.get(name, self.categories.get("other", CategoryRule()))
@@ -56,7 +69,7 @@ class Rules:
 
 # -- loading ----------------------------------------------------------------------------------------
 _TOP = {"count", "temperature", "min_score", "min_relative_score", "fallback", "detailer", "jitter", "categories",
-        "conflicts", "pinned", "blocked"}
+        "conflicts", "pinned", "blocked", "match", "semantic", "llm", "embed"}
 _CATEGORY_KEYS = {"min", "max", "weight", "lora_weight", "weight_range"}
 
 
@@ -161,9 +174,19 @@ class _Reader:
             rules = replace(rules, min_relative_score=self.number(top["min_relative_score"], "min_relative_score",
                                                                   0, 1))
         if "fallback" in top:
-            if top["fallback"].value not in ("true", "false", "True", "False", "yes", "no"):
-                raise self.fail(top["fallback"], "fallback must be true or false")
-            rules = replace(rules, fallback=top["fallback"].value in ("true", "True", "yes"))
+            node = top["fallback"]
+            if isinstance(node, yaml.SequenceNode):  # the categories a fallback may draw from
+                names = self.names(node, "fallback")
+                unknown = [n for n in names if n not in CATEGORIES]
+                if unknown:
+                    raise self.fail(node, f"unknown category {unknown[0]!r} in fallback",
+                                    f"known categories: {', '.join(CATEGORIES)}")
+                rules = replace(rules, fallback=bool(names), fallback_categories=names)
+            elif node.value not in ("true", "false", "True", "False", "yes", "no"):
+                raise self.fail(node, "fallback must be true, false or a list of categories",
+                                f"e.g. [{', '.join(NEUTRAL_CATEGORIES)}, character]")
+            else:
+                rules = replace(rules, fallback=node.value in ("true", "True", "yes"))
         if "detailer" in top:
             detailer = self.mapping(top["detailer"], {"probability"}, "detailer")
             if "probability" in detailer:
@@ -184,7 +207,42 @@ class _Reader:
         for key in ("pinned", "blocked"):
             if key in top:
                 rules = replace(rules, **{key: self.names(top[key], key)})
+        if "match" in top:
+            rules = replace(rules, match=self.choice(top["match"], "match", MATCH_MODES))
+        if "semantic" in top:
+            semantic = self.mapping(top["semantic"], {"min", "relative", "candidates"}, "semantic")
+            if "min" in semantic:
+                rules = replace(rules, semantic_min=self.number(semantic["min"], "semantic.min", 0, 2))
+            if "relative" in semantic:
+                rules = replace(rules, semantic_relative=self.number(semantic["relative"], "semantic.relative", 0, 1))
+            if "candidates" in semantic:
+                rules = replace(rules, semantic_candidates=self.integer(semantic["candidates"], "semantic.candidates",
+                                                                        0, 100))
+        if "llm" in top:
+            llm = self.mapping(top["llm"], {"candidates"}, "llm")
+            if "candidates" in llm:
+                rules = replace(rules, llm_candidates=self.integer(llm["candidates"], "llm.candidates", 1, 50))
+        if "embed" in top:
+            embed = self.mapping(top["embed"], {"server", "model"}, "embed")
+            if "server" in embed:
+                rules = replace(rules, embed=self.text(embed["server"], "embed.server"))
+            if "model" in embed:
+                rules = replace(rules, embed_model=self.text(embed["model"], "embed.model"))
         return rules
+
+    def choice(self, node: Any, what: str, allowed: Tuple[str, ...]) -> str:
+        import yaml
+
+        if not isinstance(node, yaml.ScalarNode) or node.value not in allowed:
+            raise self.fail(node, f"{what} must be one of {', '.join(allowed)}")
+        return str(node.value)
+
+    def text(self, node: Any, what: str) -> str:
+        import yaml
+
+        if not isinstance(node, yaml.ScalarNode):
+            raise self.fail(node, f"{what} must be a single value")
+        return str(node.value).strip()
 
     def category(self, node: Any, name: str, base: CategoryRule) -> CategoryRule:
         import yaml

@@ -1,6 +1,8 @@
 """Matching every trigger as a phrase, injecting the activation text verbatim."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from lib_orchestrator.compose import compose
 from lib_orchestrator.library.record import LoraRecord
 from lib_orchestrator.selection import LoraIndex, Rules
@@ -36,7 +38,8 @@ def test_the_picked_lora_adds_its_activation_text_less_what_the_prompt_says():
 
 def test_a_lora_drawn_without_its_trigger_in_the_prompt_adds_the_whole_activation_text():
     index = LoraIndex([HIP])
-    c = compose("t", "a cat", 3, index, RULES, "sdxl", "SDXL 1.0")
+    poses_allowed = replace(RULES, fallback_categories=("pose",))  # a pose is never a fallback by default
+    c = compose("t", "a cat", 3, index, poses_allowed, "sdxl", "SDXL 1.0")
     pick = c.loras[0]
     assert (pick.reason, pick.activation) == ("fallback", "hand on hip, looking back")
     assert c.prompt == f"a cat, hand on hip, looking back <lora:hip_pose:{pick.weight:g}>"
