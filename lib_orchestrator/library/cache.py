@@ -17,6 +17,12 @@ at once from corrupting it.
 
 Paths and stamps are stored as BLOBs (UTF-8, surrogates passed through) and records as ASCII JSON, so a
 file name that is not UTF-8 (Python keeps it with surrogate escapes) round-trips exactly.
+
+The same file keeps the library's embeddings (`VectorCache`, table `embeddings`): one vector per (embedder
+kind, model, hash of the text). The table has its own check, by its exact CREATE statement, so adding it
+changed neither SCHEMA_VERSION nor anything a RecordCache keeps, and an older Orchestrator opening the file
+sees a cache of its own schema and leaves the table alone. `_open_cache` lays out the whole file, for
+either class, whichever opens it first.
 """
 from __future__ import annotations
 
@@ -33,9 +39,11 @@ import pickle
 import secrets
 import sqlite3
 import stat
+import threading
+import time
 import typing
 import urllib.parse
-from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
 
 from ..errors import Location, OrchestratorError
 from . import record as record_module
@@ -43,8 +51,13 @@ from .base_models import Candidate
 from .problems import Problem
 from .record import LoraRecord
 
+if TYPE_CHECKING:  # numpy is imported where vectors are handled: a scan without embeddings never loads it
+    import numpy
+
 # 2: records carry Civitai tags; 3: BLOB keys, ASCII records, the application_id marker; 4: each row says
-# which rules made it, and the snapshot of the finished list; 5: the snapshot is signed (its `mac`)
+# which rules made it, and the snapshot of the finished list; 5: the snapshot is signed (its `mac`).
+# Of the records layer only: the embeddings table is checked apart (`_EMBEDDINGS_TABLE`), so adding it did not
+# raise this, which would have thrown away every user's rows and snapshot for a table they do not touch.
 SCHEMA_VERSION = 5
 APPLICATION_ID = 0x4F524C43  # "ORLC": what `PRAGMA application_id` reads in a cache of ours
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -62,57 +75,10 @@ class RecordCache:
     def __init__(self, path: str) -> None:
         """Raises CacheError when `path` is an existing file that is not our cache."""
         self.path = path
-        self.db: Optional[sqlite3.Connection] = None
         self.key: Optional[bytes] = None  # signs the snapshot; without one, rows only
-        refuse_foreign(path)
-        try:
-            self.db = self._open()
-        except sqlite3.OperationalError:
-            self.db = None  # locked too long, a read-only folder, a file in the way: scan without a cache
-        except sqlite3.DatabaseError:  # ours, but damaged: start again
-            self._discard()
-            try:
-                self.db = self._open()
-            except (sqlite3.Error, OSError):
-                self.db = None
-        except OSError:
-            self.db = None
+        self.db: Optional[sqlite3.Connection] = _connect_or_rebuild(path, timeout=30)
         if self.db is not None:
             self.key = snapshot_key(os.path.dirname(os.path.abspath(path)))
-
-    def _open(self) -> sqlite3.Connection:
-        folder = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(folder, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=30)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("BEGIN IMMEDIATE")  # one process decides the schema; a second waits, then sees it
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            marker = db.execute("PRAGMA application_id").fetchone()[0]
-            if version != SCHEMA_VERSION or marker != APPLICATION_ID:
-                db.execute("DROP TABLE IF EXISTS records")
-                db.execute("DROP TABLE IF EXISTS snapshot")
-                db.execute("CREATE TABLE records (path BLOB PRIMARY KEY, stamp BLOB NOT NULL, rules INTEGER NOT NULL, "
-                           "record TEXT NOT NULL)")
-                # One row at most: the digest of the listing it was made from, the records, pickled, and the
-                # HMAC of both under this user's key (`_mac`).
-                db.execute("CREATE TABLE snapshot (one INTEGER PRIMARY KEY CHECK (one = 0), digest BLOB NOT NULL, "
-                           "records BLOB NOT NULL, mac BLOB NOT NULL)")
-                db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            db.commit()
-            db.execute("SELECT count(*) FROM records").fetchone()  # fails now if the file is damaged
-        except BaseException:
-            db.close()
-            raise
-        return db
-
-    def _discard(self) -> None:
-        for suffix in ("", "-wal", "-shm"):
-            try:
-                os.remove(self.path + suffix)
-            except OSError:
-                pass
 
     def snapshot(self, digest: bytes) -> Optional[bytes]:
         """The snapshot of a scan whose listing had this digest, or None (none kept, another listing, no
@@ -171,6 +137,229 @@ class RecordCache:
         if self.db is not None:
             self.db.close()
             self.db = None
+
+
+# -- one file, two tables' worth of layers: opened and laid out in one place ------------------------------------
+
+# Checked by its exact text (SQLite keeps the statement as written, less IF NOT EXISTS): a table of any other
+# layout is dropped and made again, costing only a re-embedding. A future layout should take a new table name,
+# so that two versions sharing a file do not drop each other's vectors in turn.
+_EMBEDDINGS_TABLE = ("CREATE TABLE embeddings (kind TEXT NOT NULL, model TEXT NOT NULL, text_hash BLOB NOT NULL, "
+                     "dim INTEGER NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (kind, model, text_hash))")
+
+
+def _connect_or_rebuild(path: str, timeout: float, same_thread: bool = True) -> Optional[sqlite3.Connection]:
+    """A connection to the cache at `path`, laid out for both layers, or None where there can be none (locked
+    longer than `timeout` seconds, a read-only folder, a file in the way): then the caller works without a
+    cache. A cache of ours too damaged to open is deleted and made again. Raises CacheError, before opening
+    anything for writing, when `path` is an existing file that is not ours."""
+    refuse_foreign(path, timeout)
+    try:
+        return _open_cache(path, timeout, same_thread)
+    except sqlite3.OperationalError:  # locked, read-only, no folder (before DatabaseError: it is one of those)
+        return None
+    except sqlite3.DatabaseError:  # ours, but damaged: start again
+        _discard(path)
+        try:
+            return _open_cache(path, timeout, same_thread)
+        except (sqlite3.Error, OSError):
+            return None
+    except OSError:
+        return None
+
+
+def _open_cache(path: str, timeout: float, same_thread: bool) -> sqlite3.Connection:
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    db = sqlite3.connect(path, timeout=timeout, check_same_thread=same_thread)
+    try:
+        _write_ahead(db, timeout)
+        # Read first, without the write lock: a cache already laid out opens while another connection writes
+        # (a scan saving its rows as the embeddings load). Only a layout to change takes the lock.
+        if not _laid_out(db):
+            db.execute("BEGIN IMMEDIATE")  # one process decides the schema; a second waits, then sees it
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            marker = db.execute("PRAGMA application_id").fetchone()[0]
+            if version != SCHEMA_VERSION or marker != APPLICATION_ID:
+                db.execute("DROP TABLE IF EXISTS records")
+                db.execute("DROP TABLE IF EXISTS snapshot")
+                db.execute("CREATE TABLE records (path BLOB PRIMARY KEY, stamp BLOB NOT NULL, rules INTEGER NOT NULL, "
+                           "record TEXT NOT NULL)")
+                # One row at most: the digest of the listing it was made from, the records, pickled, and the
+                # HMAC of both under this user's key (`_mac`).
+                db.execute("CREATE TABLE snapshot (one INTEGER PRIMARY KEY CHECK (one = 0), digest BLOB NOT NULL, "
+                           "records BLOB NOT NULL, mac BLOB NOT NULL)")
+                db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            if _table_sql(db, "embeddings") != _EMBEDDINGS_TABLE:
+                db.execute("DROP TABLE IF EXISTS embeddings")
+                db.execute(_EMBEDDINGS_TABLE)
+            db.commit()
+        db.execute("SELECT count(*) FROM records").fetchone()  # fails now if the file is damaged
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _write_ahead(db: sqlite3.Connection, timeout: float) -> None:
+    """WAL mode, waiting up to `timeout` seconds for it. SQLite answers "locked" at once, without its busy
+    wait, when another process is switching a new file to WAL at the same moment: two processes opening a
+    new cache together lost it about once in 400 tries (one then worked without a cache)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
+def _laid_out(db: sqlite3.Connection) -> bool:
+    return (db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+            and db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+            and _table_sql(db, "embeddings") == _EMBEDDINGS_TABLE)
+
+
+def _table_sql(db: sqlite3.Connection, name: str) -> Optional[str]:
+    row = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone()
+    return row[0] if row else None
+
+
+def _discard(path: str) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            os.remove(path + suffix)
+        except OSError:
+            pass
+
+
+# -- the embeddings ---------------------------------------------------------------------------------------------
+#
+# float32, little-endian, as the embedder returned it: a vector read back is bit for bit the one computed, so a
+# warm start ranks and scores exactly as a cold one (float16 would halve the file, 5 MB for 10,000 256-d
+# vectors, and shift every similarity by up to about 1e-3), and loading is a frombuffer with no conversion.
+_VECTOR_DTYPE = "<f4"
+_MAX_DIM = 65536  # far above any embedding model; a larger `dim` is a damaged row, not a vector to allocate
+_IN_CHUNK = 500  # host parameters per lookup: under the 999 of SQLite before 3.32
+
+
+class VectorCache:
+    """Embedding vectors kept in the library cache file, keyed by (embedder kind, model, text hash).
+
+    Never fatal after the constructor: a cache that is locked or read-only answers nothing and keeps nothing,
+    and a row that does not hold a whole finite vector of its `dim` is a miss (its text is embedded again and
+    the row replaced). A file found damaged is made again, as RecordCache does when it opens one: else a
+    table SQLite cannot read (nor drop) would cost a whole re-embedding at every start. One connection,
+    meant for one thread at a time; it may be made in one thread and used in another (Forge's background
+    embedding), and a lock keeps overlapping calls apart."""
+
+    def __init__(self, path: str, timeout: float = 30) -> None:
+        """Raises CacheError when `path` is an existing file that is not our cache, as RecordCache does.
+        `timeout`: seconds to wait for another process's write lock before working without the cache."""
+        self.path = path
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._made_again = False
+        self.db: Optional[sqlite3.Connection] = _connect_or_rebuild(path, timeout, same_thread=False)
+
+    def get(self, kind: str, model: str, hashes: Sequence[bytes]) -> Dict[bytes, "numpy.ndarray"]:
+        """hash -> vector (float32, 1-D, read-only) for those of `hashes` that are cached and sound."""
+        import numpy
+
+        wanted = list(dict.fromkeys(hashes))
+        if self.db is None or not wanted:
+            return {}
+        rows: List[Tuple[bytes, int, bytes]] = []
+        with self._lock:
+            try:
+                for i in range(0, len(wanted), _IN_CHUNK):
+                    part = wanted[i:i + _IN_CHUNK]
+                    rows.extend(self.db.execute(
+                        "SELECT text_hash, dim, vector FROM embeddings WHERE kind = ? AND model = ? AND text_hash IN "
+                        f"({','.join('?' * len(part))})", [kind, model] + part))
+            except sqlite3.Error as exc:  # locked past the timeout, or damaged
+                self._failed(exc)
+                return {}
+            except ValueError:  # a kind or model name that is not text SQLite can take (lone surrogates)
+                return {}
+        found: Dict[bytes, numpy.ndarray] = {}
+        by_dim: Dict[int, List[Tuple[bytes, bytes]]] = {}
+        for text_hash, dim, vector in rows:
+            if (type(dim) is int and 0 < dim <= _MAX_DIM and type(vector) is bytes and len(vector) == 4 * dim
+                    and type(text_hash) is bytes):
+                by_dim.setdefault(dim, []).append((text_hash, vector))
+        for dim, group in by_dim.items():
+            # All of one dim as one matrix: the finiteness check and the split into rows run in numpy.
+            matrix = numpy.frombuffer(b"".join(v for _, v in group), dtype=_VECTOR_DTYPE).reshape(len(group), dim)
+            sound = numpy.isfinite(matrix).all(axis=1)
+            found.update((h, row) for (h, _), row, ok in zip(group, matrix.astype(numpy.float32, copy=False), sound)
+                         if ok)
+        return found
+
+    def put(self, kind: str, model: str, items: Sequence[Tuple[bytes, "numpy.ndarray"]]) -> None:
+        """Keep these vectors (replacing any of the same key), in one transaction. A vector that is empty or
+        not finite is not kept: its text is embedded again next time."""
+        import numpy
+
+        rows = []
+        for text_hash, vector in items:
+            flat = numpy.asarray(vector, dtype=_VECTOR_DTYPE).reshape(-1)
+            if 0 < flat.size <= _MAX_DIM and numpy.isfinite(flat).all():
+                rows.append((kind, model, bytes(text_hash), flat.size, flat.tobytes()))
+        if self.db is None or not rows:
+            return
+        with self._lock:
+            try:
+                with self.db:
+                    self.db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?, ?)", rows)
+            except sqlite3.Error as exc:  # locked too long, read-only, full: computed again next time
+                self._failed(exc)
+            except ValueError:
+                pass
+
+    def keep(self, kind: str, model: str, hashes: Iterable[bytes]) -> int:
+        """Delete the vectors of (kind, model) whose hash is not among `hashes` (the texts of the whole
+        library), so LoRAs removed or edited do not grow the file for ever; the pages freed are reused by
+        later vectors. Other embedders' and models' vectors are left. Returns how many were deleted."""
+        keep = set(hashes)
+        if self.db is None:
+            return 0
+        with self._lock:
+            try:
+                with self.db:
+                    held = self.db.execute("SELECT text_hash FROM embeddings WHERE kind = ? AND model = ?",
+                                           (kind, model)).fetchall()
+                    gone = [(kind, model, h) for (h,) in held if h not in keep]
+                    self.db.executemany("DELETE FROM embeddings WHERE kind = ? AND model = ? AND text_hash = ?", gone)
+            except sqlite3.Error as exc:
+                self._failed(exc)
+                return 0
+            except ValueError:
+                return 0
+        return len(gone)
+
+    def _failed(self, exc: sqlite3.Error) -> None:
+        """After a call failed: a file SQLite calls damaged (a plain DatabaseError: SQLITE_CORRUPT or NOTADB;
+        locked, read-only and full are OperationalErrors) is deleted and made again, once per VectorCache.
+        The next scan then reads every LoRA again, as after any damaged cache."""
+        if type(exc) is not sqlite3.DatabaseError or self._made_again or self.db is None:
+            return
+        self._made_again = True
+        self.db.close()
+        _discard(self.path)  # held open elsewhere on Windows, it stays: then this process does without vectors
+        try:
+            self.db = _connect_or_rebuild(self.path, self.timeout, same_thread=False)
+        except CacheError:
+            self.db = None
+
+    def close(self) -> None:
+        with self._lock:
+            if self.db is not None:
+                self.db.close()
+                self.db = None
 
 
 def listing_digest(root: str, listing: Iterable[Tuple[str, ...]]) -> bytes:
@@ -434,9 +623,10 @@ def records_from_snapshot(blob: bytes) -> Optional[Tuple[LoraRecord, ...]]:
     return tuple(records)
 
 
-def refuse_foreign(path: str) -> None:
+def refuse_foreign(path: str, timeout: float = 30) -> None:
     """Raise CacheError unless `path` is missing, empty, or a cache of ours (damaged or old ones too).
-    Only reads: the file is opened read-only, so a refused file stays byte for byte as it was."""
+    Only reads: the file is opened read-only, so a refused file stays byte for byte as it was. One locked
+    longer than `timeout` seconds is judged by its header."""
     try:
         st = os.stat(path)
     except OSError:
@@ -453,7 +643,7 @@ def refuse_foreign(path: str) -> None:
     if not head.startswith(_SQLITE_MAGIC):
         _refuse(path, "not an SQLite database")
     try:
-        db = sqlite3.connect(_readonly_uri(path), uri=True, timeout=30)
+        db = sqlite3.connect(_readonly_uri(path), uri=True, timeout=timeout)
         try:
             marker = db.execute("PRAGMA application_id").fetchone()[0]
             names = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")}

@@ -806,3 +806,306 @@ def test_the_digest_covers_the_shape_of_every_class_in_a_snapshot():
     named = {name: [field for field, _ in fields] for name, fields in _RECORD_SHAPE}
     for cls in (LoraRecord, Problem, Candidate):
         assert named[cls.__name__] == [f.name for f in dataclasses.fields(cls)]
+
+
+# -- the embeddings table: vectors in the same file, beside the records, neither disturbing the other ----------
+
+
+def _vectors(n, dim=4, seed=0):
+    """n (hash, vector) pairs: hashes of the texts "text 0".., float32 unit vectors."""
+    import hashlib
+
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        vector = rng.standard_normal(dim).astype(np.float32)
+        out.append((hashlib.sha256(f"text {i}".encode()).digest(), vector / np.linalg.norm(vector)))
+    return out
+
+
+def _vector_count(cache):
+    with closing(sqlite3.connect(cache)) as db:
+        return db.execute("SELECT count(*) FROM embeddings").fetchone()[0]
+
+
+def test_vectors_come_back_bit_for_bit_by_kind_model_and_hash(tmp_path):
+    np = pytest.importorskip("numpy")
+    from lib_orchestrator.library.cache import VectorCache
+
+    path = str(tmp_path / "cache.sqlite")
+    small, large = _vectors(5, dim=4), _vectors(3, dim=1024, seed=1)
+    with closing(VectorCache(path)) as cache:
+        cache.put("builtin", "m", small)
+        cache.put("url", "nomic-embed-text", [(h, v.astype(np.float64)) for h, v in large])  # kept as float32
+    with closing(VectorCache(path)) as cache:
+        got = cache.get("builtin", "m", [h for h, _ in small] + [b"\0" * 32, small[0][0]])
+        assert set(got) == {h for h, _ in small}  # the unknown hash is missing; a hash asked twice is one key
+        for h, v in small:
+            assert got[h].dtype == np.float32 and got[h].tobytes() == v.tobytes()
+        other = cache.get("url", "nomic-embed-text", [h for h, _ in large])
+        assert all(other[h].shape == (1024,) and other[h].tobytes() == v.tobytes() for h, v in large)
+        assert cache.get("builtin", "other-model", [h for h, _ in small]) == {}
+        assert cache.get("url", "m", [h for h, _ in small]) == {}
+        assert cache.get("builtin", "m", []) == {}
+
+
+@pytest.mark.parametrize("damage", ["short", "long", "dim_zero", "dim_negative", "dim_huge", "dim_text", "nan", "inf",
+                                    "vector_text"])
+def test_a_vector_row_that_is_not_a_whole_finite_vector_is_a_miss(tmp_path, damage):
+    import math
+
+    pytest.importorskip("numpy")
+    from lib_orchestrator.library.cache import VectorCache
+
+    path = str(tmp_path / "cache.sqlite")
+    items = _vectors(3)
+    with closing(VectorCache(path)) as cache:
+        cache.put("builtin", "m", items)
+    column, value = {"short": ("vector", b"\0" * 12), "long": ("vector", b"\0" * 20), "dim_zero": ("dim", 0),
+                     "dim_negative": ("dim", -4), "dim_huge": ("dim", 2 ** 40), "dim_text": ("dim", "four"),
+                     "nan": ("vector", struct.pack("<4f", 0.5, math.nan, 0.5, 0.5)),
+                     "inf": ("vector", struct.pack("<4f", 0.5, math.inf, 0.5, 0.5)),
+                     "vector_text": ("vector", "abcdefghijklmnop")}[damage]
+    with closing(sqlite3.connect(path)) as db:
+        db.execute(f"UPDATE embeddings SET {column} = ? WHERE text_hash = ?", (value, items[1][0]))
+        db.commit()
+    with closing(VectorCache(path)) as cache:
+        assert set(cache.get("builtin", "m", [h for h, _ in items])) == {items[0][0], items[2][0]}
+        cache.put("builtin", "m", [items[1]])  # embedded again: the row is replaced
+        assert len(cache.get("builtin", "m", [h for h, _ in items])) == 3
+
+
+def test_vectors_that_are_empty_or_not_finite_are_not_kept(tmp_path):
+    np = pytest.importorskip("numpy")
+    from lib_orchestrator.library.cache import VectorCache
+
+    (a, good), (b, _), (c, _) = _vectors(3)
+    with closing(VectorCache(str(tmp_path / "cache.sqlite"))) as cache:
+        cache.put("builtin", "m", [(a, good), (b, np.array([0.1, np.nan, 0.2, 0.3])), (c, np.zeros(0))])
+        assert set(cache.get("builtin", "m", [a, b, c])) == {a}
+
+
+def test_keep_forgets_other_texts_of_that_model_and_the_file_stops_growing(tmp_path):
+    pytest.importorskip("numpy")
+    from lib_orchestrator.library.cache import VectorCache
+
+    path = str(tmp_path / "cache.sqlite")
+    first, second = _vectors(1000, dim=256), _vectors(2000, dim=256, seed=2)[1000:]  # other hashes
+    with closing(VectorCache(path)) as cache:
+        cache.put("builtin", "m", first)
+        cache.put("builtin", "other", first[:10])
+        assert cache.keep("builtin", "m", [h for h, _ in first[:100]]) == 900
+        assert len(cache.get("builtin", "m", [h for h, _ in first])) == 100
+        assert len(cache.get("builtin", "other", [h for h, _ in first])) == 10  # another model's are left
+        cache.put("builtin", "m", second)
+        cache.keep("builtin", "m", [h for h, _ in second])
+    sizes = []
+    with closing(VectorCache(path)) as cache:  # the library changes entirely, again and again
+        for round in range(6):
+            batch = _vectors(1000, dim=256, seed=10 + round)
+            cache.put("builtin", "m", batch)
+            cache.keep("builtin", "m", [h for h, _ in batch])
+            with closing(sqlite3.connect(path)) as db:
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            sizes.append(os.path.getsize(path))
+    assert sizes[-1] <= sizes[1] * 1.05  # the pages freed are used again: no growth round after round
+
+
+@pytest.mark.parametrize("kind", ["text", "sqlite", "records_lookalike", "folder"])
+def test_the_vector_cache_refuses_what_the_record_cache_refuses(tmp_path, kind):
+    from lib_orchestrator.library.cache import VectorCache
+
+    path = tmp_path / "notes.db"
+    if kind == "text":
+        path.write_text("my notes\n" * 50, encoding="utf-8")
+    elif kind == "sqlite":
+        _foreign_sqlite(path)
+    elif kind == "records_lookalike":
+        with closing(sqlite3.connect(path)) as db:
+            db.execute("CREATE TABLE records (id INTEGER, amount REAL)")
+    else:
+        path.mkdir()
+    before = None if kind == "folder" else path.read_bytes()
+    with pytest.raises(CacheError) as caught:
+        VectorCache(str(path))
+    assert before is None or path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.db"]
+    assert caught.value.one_line().startswith(f"{path}: error: not a LoRA library cache")
+
+
+@pytest.mark.parametrize("first", ["scan", "vectors"])
+def test_records_and_vectors_share_one_file_whichever_comes_first(tmp_path, first):
+    pytest.importorskip("numpy")
+    from lib_orchestrator.library.cache import VectorCache
+
+    root, cache = library(tmp_path), str(tmp_path / "cache.sqlite")
+    items = _vectors(50)
+    if first == "scan":
+        cold = scan_library(str(root), cache)
+    with closing(VectorCache(cache)) as vectors:
+        vectors.put("builtin", "m", items)
+    if first == "vectors":
+        cold = scan_library(str(root), cache)
+    assert cold.read == 20
+    warm = scan_library(str(root), cache)
+    assert (warm.snapshot, warm.read) == (True, 0) and warm.records == cold.records  # nothing rebuilt
+    with closing(VectorCache(cache)) as vectors:
+        assert len(vectors.get("builtin", "m", [h for h, _ in items])) == 50
+
+
+def test_a_cache_written_before_the_embeddings_table_keeps_its_rows_and_snapshot(tmp_path):
+    """What the previous release left: schema 5, the marker, records and snapshot, no embeddings table."""
+    pytest.importorskip("numpy")
+    from lib_orchestrator.library.cache import VectorCache
+
+    root, cache = library(tmp_path), str(tmp_path / "cache.sqlite")
+    cold = scan_library(str(root), cache)
+    with closing(sqlite3.connect(cache)) as db:
+        db.execute("DROP TABLE embeddings")
+        db.commit()
+    assert scan_library(str(root), cache).snapshot  # a scan adds the table and keeps the snapshot
+    with closing(sqlite3.connect(cache)) as db:
+        db.execute("DROP TABLE embeddings")
+        db.commit()
+    with closing(VectorCache(cache)) as vectors:  # and so do the vectors, when they come first
+        vectors.put("builtin", "m", _vectors(3))
+    warm = scan_library(str(root), cache)
+    assert (warm.snapshot, warm.read) == (True, 0) and warm.records == cold.records
+    assert _vector_count(cache) == 3
+
+
+def test_what_an_older_release_does_to_the_file_leaves_the_vectors_alone(tmp_path):
+    """Schema 5 opened by the previous release's RecordCache: version and marker are its own, so it changes
+    nothing (its `_open` creates tables only when they differ). Mimicked here by its exact checks."""
+    pytest.importorskip("numpy")
+    from lib_orchestrator.library.cache import APPLICATION_ID, VectorCache
+
+    root, cache = library(tmp_path, n=3), str(tmp_path / "cache.sqlite")
+    scan_library(str(root), cache)
+    with closing(VectorCache(cache)) as vectors:
+        vectors.put("builtin", "m", _vectors(3))
+    with closing(sqlite3.connect(cache)) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 5  # what the previous release expects
+        assert db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    assert _vector_count(cache) == 3
+
+
+def test_a_records_schema_change_rebuilds_the_records_and_keeps_the_vectors(tmp_path):
+    pytest.importorskip("numpy")
+    from lib_orchestrator.library.cache import VectorCache
+
+    root, cache = library(tmp_path), str(tmp_path / "cache.sqlite")
+    scan_library(str(root), cache)
+    with closing(VectorCache(cache)) as vectors:
+        vectors.put("builtin", "m", _vectors(7))
+    with closing(sqlite3.connect(cache)) as db:
+        db.execute("PRAGMA user_version = 99")
+    assert scan_library(str(root), cache).read == 20
+    assert _vector_count(cache) == 7
+
+
+def test_an_embeddings_table_of_another_layout_is_made_again_and_the_records_kept(tmp_path):
+    pytest.importorskip("numpy")
+    from lib_orchestrator.library.cache import VectorCache
+
+    root, cache = library(tmp_path), str(tmp_path / "cache.sqlite")
+    scan_library(str(root), cache)
+    with closing(sqlite3.connect(cache)) as db:
+        db.execute("DROP TABLE embeddings")
+        db.execute("CREATE TABLE embeddings (model TEXT, text_hash BLOB, vector BLOB)")  # a future layout, say
+        db.execute("INSERT INTO embeddings VALUES ('m', x'00', x'00')")
+        db.commit()
+    items = _vectors(4)
+    with closing(VectorCache(cache)) as vectors:
+        assert vectors.get("builtin", "m", [h for h, _ in items]) == {}
+        vectors.put("builtin", "m", items)
+        assert len(vectors.get("builtin", "m", [h for h, _ in items])) == 4
+    assert scan_library(str(root), cache).snapshot
+
+
+def test_a_damaged_cache_is_made_again_by_the_vector_cache_too(tmp_path):
+    pytest.importorskip("numpy")
+    from lib_orchestrator.library.cache import VectorCache
+
+    root, cache = library(tmp_path), tmp_path / "cache.sqlite"
+    scan_library(str(root), str(cache))
+    with closing(VectorCache(str(cache))) as vectors:
+        vectors.put("builtin", "m", _vectors(20, dim=256))
+    with closing(sqlite3.connect(cache)) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = bytearray(cache.read_bytes())
+    data[100:] = b"\xff" * (len(data) - 100)
+    cache.write_bytes(bytes(data))
+    items = _vectors(2)
+    with closing(VectorCache(str(cache))) as vectors:
+        assert vectors.get("builtin", "m", [h for h, _ in items]) == {}
+        vectors.put("builtin", "m", items)
+        assert len(vectors.get("builtin", "m", [h for h, _ in items])) == 2
+    assert scan_library(str(root), str(cache)).read == 20
+
+
+def test_damaged_vector_pages_make_the_file_again_rather_than_cost_every_start(tmp_path):
+    """The records' pages fine (the cache opens), the vectors' pages trashed: SQLite can neither read nor drop
+    the table, so the file is made again once, and the vectors kept from then on."""
+    pytest.importorskip("numpy")
+    from lib_orchestrator.library.cache import VectorCache
+
+    root, cache = library(tmp_path), tmp_path / "cache.sqlite"
+    scan_library(str(root), str(cache))
+    items = _vectors(300, dim=256)
+    with closing(VectorCache(str(cache))) as vectors:
+        vectors.put("builtin", "m", items)
+    with closing(sqlite3.connect(cache)) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = bytearray(cache.read_bytes())
+    half = len(data) // 2  # the vectors were written last: the second half of the file is theirs
+    data[half:] = b"\xff" * (len(data) - half)
+    cache.write_bytes(bytes(data))
+    with closing(VectorCache(str(cache))) as vectors:
+        assert vectors.get("builtin", "m", [h for h, _ in items]) == {}
+        vectors.put("builtin", "m", items)
+    with closing(VectorCache(str(cache))) as vectors:
+        assert len(vectors.get("builtin", "m", [h for h, _ in items])) == 300
+    assert scan_library(str(root), str(cache)).read == 20  # the records went with the file
+    assert scan_library(str(root), str(cache)).snapshot
+
+
+def test_a_cache_from_before_the_marker_is_ours_to_the_vector_cache(tmp_path):
+    pytest.importorskip("numpy")
+    from lib_orchestrator.library.cache import VectorCache
+
+    root, cache = library(tmp_path, n=4), tmp_path / "cache.sqlite"
+    with closing(sqlite3.connect(cache)) as db:
+        db.execute("CREATE TABLE records (path TEXT PRIMARY KEY, stamp TEXT NOT NULL, record TEXT NOT NULL)")
+        db.execute("PRAGMA user_version = 2")
+        db.commit()
+    with closing(VectorCache(str(cache))) as vectors:
+        vectors.put("builtin", "m", _vectors(2))
+    assert scan_library(str(root), str(cache)).read == 4
+    assert _vector_count(cache) == 2
+
+
+def _put_vectors(args):
+    from lib_orchestrator.library.cache import VectorCache
+
+    cache, n = args
+    with closing(VectorCache(cache)) as vectors:
+        for i in range(0, n, 500):
+            vectors.put("builtin", "m", _vectors(n, dim=256)[i:i + 500])
+    return n
+
+
+def test_a_scan_and_vectors_written_by_two_processes_at_once(tmp_path):
+    pytest.importorskip("numpy")
+    from lib_orchestrator.library.cache import VectorCache
+
+    root, cache = library(tmp_path, n=60), str(tmp_path / "cache.sqlite")
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        scanned = pool.apply_async(_scan, ((str(root), cache),))
+        put = pool.apply_async(_put_vectors, ((cache, 3000),))
+        assert len(scanned.get(120)) == 60 and put.get(120) == 3000
+    assert scan_library(str(root), cache).read == 0
+    with closing(VectorCache(cache)) as vectors:
+        assert len(vectors.get("builtin", "m", [h for h, _ in _vectors(3000, dim=256)])) == 3000
