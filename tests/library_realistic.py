@@ -208,14 +208,15 @@ class Truth:
     category: str
     triggers: Tuple[str, ...]
     video: bool = False
+    subject: str = ""  # what it is of: a CHARACTERS display name or a SUBJECTS row's first item
     knowable: Dict[str, bool] = field(default_factory=dict)
     why: Dict[str, str] = field(default_factory=dict)         # field -> why it is not knowable
     evidence: Dict[str, List[str]] = field(default_factory=dict)  # field -> what the files say (for people)
 
     def to_dict(self) -> dict:
         return {"path": self.path, "base_model": self.base_model, "category": self.category,
-                "triggers": list(self.triggers), "video": self.video, "knowable": self.knowable, "why": self.why,
-                "evidence": self.evidence}
+                "triggers": list(self.triggers), "video": self.video, "subject": self.subject,
+                "knowable": self.knowable, "why": self.why, "evidence": self.evidence}
 
 
 @dataclass
@@ -332,7 +333,8 @@ def plan_lora(rng: random.Random, taken: set) -> Plan:
             triggers = (f"in the style of {subject}",)
         training = [own_tag, "1girl", "solo", "looking at viewer", "simple background", "smile"]
         subject = name_words if rng.random() < 0.5 else subject
-    truth = Truth(path="", base_model=base, category=category, triggers=tuple(triggers), video=video)
+    truth = Truth(path="", base_model=base, category=category, triggers=tuple(triggers), video=video,
+                  subject=display)
     family = "video" if video else FAMILY_OF[base]
     lineage = base in LINEAGES
     # -- the name ------------------------------------------------------------------------------------
