@@ -156,8 +156,15 @@ def _named_trigger_cases(truth: dict, count: int = 10) -> List[Tuple[str, str, s
     return cases
 
 
-def test_a_named_trigger_ranks_its_owner_first_and_is_picked(library, embedded):
+@pytest.fixture(scope="module")
+def plain(library) -> LoraIndex:
+    return LoraIndex(library[1])
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "keyword"])
+def test_a_named_trigger_ranks_its_owner_first_and_is_picked(library, mode, request):
     truth, _ = library
+    index = request.getfixturevalue("embedded" if mode == "hybrid" else "plain")  # keyword needs no vectors
     cases = _named_trigger_cases(truth)
     assert len(cases) >= 8 and len({c[2] for c in cases}) >= 4, cases
     wrong = []
@@ -165,11 +172,10 @@ def test_a_named_trigger_ranks_its_owner_first_and_is_picked(library, embedded):
         family = FAMILY_OF[base]
         # The trigger as one tag among a description that means something else (sunbeams over a city).
         prompt = f"masterpiece, 1girl, {trigger}, sunbeams piercing through clouds over a city at dusk"
-        for mode in ("hybrid", "keyword"):
-            first = rank_candidates(embedded, prompt, mode, family, base)[:1]
-            if not first or first[0].reason != "trigger" or embedded.records[first[0].index].path not in owners:
-                wrong.append(f"{mode} {trigger!r} on {base}: first {[(c.name, c.reason) for c in first]}")
-        picks = pick_loras(embedded, prompt, 7, Rules(), family, base).picks
+        first = rank_candidates(index, prompt, mode, family, base)[:1]
+        if not first or first[0].reason != "trigger" or index.records[first[0].index].path not in owners:
+            wrong.append(f"{trigger!r} on {base}: ranked first {[(c.name, c.reason) for c in first]}")
+        picks = pick_loras(index, prompt, 7, Rules(match=mode), family, base).picks
         if not any(p.reason == "trigger" and p.record is not None and p.record.path in owners for p in picks):
-            wrong.append(f"pick {trigger!r} ({category}) on {base}: {[(p.name, p.reason) for p in picks]}")
+            wrong.append(f"{trigger!r} ({category}) on {base}: picked {[(p.name, p.reason) for p in picks]}")
     assert not wrong, "\n".join(wrong)
