@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 from urllib.parse import urlsplit
 
 import requests
@@ -15,8 +15,12 @@ from .errors import LlmError
 
 API_KEY_ENV = "ORCH_LLM_API_KEY"  # the key lives in the environment: not in Forge's settings, not on a command line
 
-__all__ = ["API_KEY_ENV", "PRESETS", "LlmError", "Server", "chat", "chat_models", "list_models", "readiness",
-           "server_url"]
+__all__ = ["API_KEY_ENV", "PRESETS", "LlmError", "Server", "chat", "chat_models", "list_models", "post_json",
+           "readiness", "server_url"]
+
+# What a caller adds to the reasons for an HTTP error: (status, what the server said, already cut short and
+# cleaned of the key and address) -> its own reason, or None for the common ones.
+Explain = Callable[[int, str], Optional[str]]
 
 PRESETS = {
     "lmstudio": "http://localhost:1234/v1",
@@ -97,8 +101,15 @@ def chat(server: Server, model: str, messages: Sequence[Dict[str, str]], seed: i
     return content if isinstance(content, str) else ""
 
 
+def post_json(server: Server, path: str, body: Dict[str, Any], session: Optional[requests.Session] = None,
+              explain: Optional[Explain] = None) -> Any:
+    """POST `body` and return the JSON answer, with this client's connection handling, timeouts and reasons
+    (the embeddings client, lib_orchestrator/embeddings/remote.py, shares them); LlmError on any failure."""
+    return _request(server, "POST", path, body, session, explain)
+
+
 def _request(server: Server, method: str, path: str, body: Optional[Dict[str, Any]],
-             session: Optional[requests.Session]) -> Any:
+             session: Optional[requests.Session], explain: Optional[Explain] = None) -> Any:
     http = session or requests
     try:
         response = http.request(method, server.url(path), json=body, headers=server.headers(),
@@ -119,14 +130,14 @@ def _request(server: Server, method: str, path: str, body: Optional[Dict[str, An
     except (requests.RequestException, ValueError) as exc:
         raise LlmError(f"the request failed ({type(exc).__name__})") from None
     if response.status_code >= 400:
-        raise LlmError(_http_error(server, response))
+        raise LlmError(_http_error(server, response, explain))
     try:
         return response.json()
     except (ValueError, RecursionError):
         raise LlmError("the server answered with something that is not JSON") from None
 
 
-def _http_error(server: Server, response: requests.Response) -> str:
+def _http_error(server: Server, response: requests.Response, explain: Optional[Explain] = None) -> str:
     try:
         data = response.json()
     except (ValueError, RecursionError):
@@ -135,6 +146,9 @@ def _http_error(server: Server, response: requests.Response) -> str:
     if isinstance(detail, dict):
         detail = detail.get("message", "")
     detail = " ".join(str(detail).split())
+    said = explain(response.status_code, _excerpt(detail, server)) if explain is not None else None
+    if said:
+        return said
     if "No models loaded" in detail:
         return "LM Studio has no model loaded: load one, or turn on JIT loading"
     if "try pulling it first" in detail:
