@@ -5,22 +5,27 @@
 - semantic: cosine similarity of the prompt's vector to each LoRA's. Static embeddings put every text
   somewhat near every other, so a similarity counts by how far it stands above the library's median
   for this prompt: a prompt whose best LoRA is barely above the median matches nothing (`semantic_min`),
-  and otherwise only LoRAs within `semantic_relative` of the best come in, at most `semantic_candidates`.
+  and otherwise only LoRAs within `semantic_relative` of the best come in, at most `semantic_candidates`;
+  never a character, who is picked by name.
 - hybrid (the default): both. A LoRA whose trigger the prompt names is decisive in every mode (the picker
-  takes it first); keyword matches stay candidates, similarity adds those no word found, and the rank of
-  each is its similarity share plus half its keyword share, so a LoRA with both comes first and a weak
-  one-word overlap does not outrank a clear meaning.
+  takes it first); keyword matches stay candidates and similarity adds those no word found. Each is
+  ranked by its similarity share, raised by up to half for keyword evidence, so a LoRA with both comes
+  first and a one-word overlap with a LoRA the prompt is not about (`girl` in its tags) is not drawn.
+  When no LoRA stands out by meaning, words alone rank, as in keyword mode.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .index import LoraIndex, Match, checkpoint_base
 from .rules import Rules
 
-KEYWORD_SHARE = 0.5  # in hybrid ranks, a keyword match's share counts half as much as similarity's
-MODES = ("keyword", "semantic", "hybrid", "llm")
+KEYWORD_SHARE = 0.5  # in hybrid ranks, keyword evidence raises a LoRA's similarity share by up to half
+STRONG_KEYWORD = 8.0  # keyword evidence this strong counts fully (index.PHRASE_WEIGHT: one trigger phrase)
+# A character is picked by her name (a trigger, a keyword), never for resembling the prompt: "a girl with white
+# hair" is a description, and bringing in Frieren for it changes who the image is of.
+NAMED_ONLY = frozenset({"character"})
 
 
 @dataclass(frozen=True)
@@ -86,34 +91,37 @@ def _combined(index: LoraIndex, keyword: Dict[int, Candidate], sims, rules: Rule
               mode: str) -> Dict[int, Candidate]:
     import numpy as np
 
-    weights = np.asarray(compat, dtype=np.float32)
-    usable = weights > 0
+    usable = np.asarray(compat, dtype=np.float32) > 0
     if not usable.any():
         return {}
     shown = sims[usable]
     median, best = float(np.median(shown)), float(shown.max())
     spread = best - median
-    admitted: List[int] = []
-    if spread >= rules.semantic_min and rules.semantic_candidates > 0:
+    kept = keyword if mode != "semantic" else _triggers_only(keyword)
+    if spread < rules.semantic_min:  # no LoRA stands out by meaning: words alone decide, as in keyword mode
+        return {i: replace(c, similarity=round(float(sims[i]), 4)) for i, c in kept.items()}
+
+    def share(i: int) -> float:  # how far above the median, as a share of the best's lead
+        return max(0.0, (float(sims[i]) - median) / spread)
+
+    out: Dict[int, Candidate] = {}
+    for i, c in kept.items():
+        # Words strengthen what the meaning says; a word in common with a LoRA the prompt is not about
+        # (`girl` in its tags) is no reason to draw it.
+        rank = share(i) * (1 + KEYWORD_SHARE * min(1.0, c.score / STRONG_KEYWORD)) * compat[i]
+        out[i] = replace(c, rank=rank, similarity=round(float(sims[i]), 4))
+    if rules.semantic_candidates > 0:
         cut = median + rules.semantic_relative * spread
         over = np.flatnonzero(usable & (sims >= cut))
-        over = over[np.argsort(-sims[over], kind="stable")][:rules.semantic_candidates]
-        admitted = [int(i) for i in over]
-
-    def share(i: int) -> float:  # how far above the median, as a share of the best's lead (0 when no lead)
-        return max(0.0, (float(sims[i]) - median) / spread) if spread >= rules.semantic_min else 0.0
-
-    best_keyword = max((c.score for c in keyword.values()), default=0.0)
-    out: Dict[int, Candidate] = {}
-    kept = keyword if mode != "semantic" else _triggers_only(keyword)
-    for i, c in kept.items():
-        rank = share(i) + KEYWORD_SHARE * c.score / best_keyword
-        out[i] = Candidate(i, c.name, c.reason, c.score, rank * compat[i], c.terms, round(float(sims[i]), 4), c.match)
-    for i in admitted:
-        if i not in out:
+        taken = 0
+        for i in (int(i) for i in over[np.argsort(-sims[over], kind="stable")]):
+            if taken >= rules.semantic_candidates:
+                break
+            if i in out or index.records[i].category in NAMED_ONLY:
+                continue
             similarity = round(float(sims[i]), 4)
-            out[i] = Candidate(i, index.records[i].name, "semantic", similarity, share(i) * compat[i], (),
-                               similarity)
+            out[i] = Candidate(i, index.records[i].name, "semantic", similarity, share(i) * compat[i], (), similarity)
+            taken += 1
     return out
 
 

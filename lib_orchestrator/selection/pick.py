@@ -255,7 +255,8 @@ class _State:
                     score=round(found.score, 3) if found else 0.0, matched=found.terms if found else (),
                     phrase=match.phrase if match else None, activation=_activation(record, rng),
                     negative=record.negative_text, record=record,
-                    similarity=found.similarity if found else None, why=self.why.get(i, ""))
+                    similarity=round(found.similarity, 3) if found and found.similarity is not None else None,
+                    why=self.why.get(i, ""))
 
 
 def _activation(record: LoraRecord, rng: random.Random) -> Optional[str]:

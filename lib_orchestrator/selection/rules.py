@@ -76,9 +76,10 @@ _CATEGORY_KEYS = {"min", "max", "weight", "lora_weight", "weight_range"}
 MAX_BYTES = 2**20  # a rules file is a few lines: anything near this is not one
 
 
-def load_rules(path: str) -> Rules:
-    """Rules from a YAML file; anything wrong raises RulesError with file, line and column (never another
-    error: the file is the user's, or anyone's, and Forge's processing must not fail on it)."""
+def load_rules(path: str, base: Optional[Rules] = None) -> Rules:
+    """Rules from a YAML file, over `base` (default: the built-in rules; Forge's Settings give their match
+    mode there); anything wrong raises RulesError with file, line and column (never another error: the
+    file is the user's, or anyone's, and Forge's processing must not fail on it)."""
     import yaml
 
     try:
@@ -103,8 +104,8 @@ def load_rules(path: str) -> Rules:
         raise RulesError("the rules file is nested too deeply", Location(path, 1, 1),
                          "a rules file is a few keys, each a value, list or mapping") from None
     if node is None:
-        return Rules()
-    return _Reader(path).rules(node)
+        return base or Rules()
+    return _Reader(path).rules(node, base or Rules())
 
 
 class _Reader:
@@ -154,11 +155,11 @@ class _Reader:
             raise self.fail(node, f"{what} must be a list of names")
         return tuple(str(n.value) for n in node.value)
 
-    def rules(self, node: Any) -> Rules:
+    def rules(self, node: Any, base: Rules) -> Rules:
         import yaml
 
         top = self.mapping(node, _TOP, "the rules")
-        rules = Rules()
+        rules = base
         if "count" in top:
             count = self.mapping(top["count"], {"min", "max"}, "count")
             lo = self.integer(count["min"], "count.min") if "min" in count else rules.min_total
