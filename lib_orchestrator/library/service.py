@@ -3,19 +3,26 @@ never making a caller wait. A caller takes whatever index is ready, or None whil
 
 Inside Forge nobody reads an exception from a background thread, so `status()` says what the scan did
 and what went wrong, for the tab and the script to show.
+
+With an embedder, each scan is followed by embedding the LoRAs' texts (only those not in the cache's
+vectors); the keyword index is published first, so picks never wait for vectors, and the index with
+vectors replaces it when they are ready.
 """
 from __future__ import annotations
 
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, List, Optional, Sequence, Tuple
 
 from ..errors import OrchestratorError
 from ..selection import LoraIndex
 from .cache import CacheError
 from .record import LoraRecord
 from .scan import scan_library
+
+if TYPE_CHECKING:
+    from ..embeddings.base import Embedder
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,8 @@ class LibraryStatus:
     - `last_error`: one line, never a traceback: why the last scan failed, or (with `failed` false) what
       it had to do without, such as a cache it refused. None when all went well.
     - `seconds`: how long the last finished scan took (0.0 before the first).
+    - `semantic`: what semantic matching has to work with, in words (`412 LoRAs embedded by builtin …`,
+      `embedding 412 LoRAs…`, `keywords only: …`); None without an embedder.
     """
 
     ready: bool = False
@@ -44,6 +53,7 @@ class LibraryStatus:
     failed: bool = False
     last_error: Optional[str] = None
     seconds: float = 0.0
+    semantic: Optional[str] = None
 
     def text(self) -> str:
         """One short line for the UI, e.g. `412 LoRAs · 3 files skipped (see Problems) · scanned in 0.4 s`."""
@@ -63,6 +73,8 @@ class LibraryStatus:
         parts.append(f"scanned in {self.seconds:.1f} s")
         if self.last_error:
             parts.append(self.last_error)
+        if self.semantic:
+            parts.append(self.semantic)
         if self.scanning:
             parts.append("rescanning…")
         return " · ".join(parts)
@@ -82,9 +94,20 @@ def one_line(exc: BaseException) -> str:
     return first if len(first) <= 300 else first[:299] + "…"
 
 
+def _reason(exc: BaseException) -> str:
+    """Why vectors are missing, in one line: ours say it plainly, others with their type."""
+    if isinstance(exc, OrchestratorError):
+        return exc.message[:300]
+    return one_line(exc)
+
+
 class LibraryService:
     def __init__(self, roots: Callable[[], Sequence[str]], cache_path: Callable[[], Optional[str]],
-                 transform: Optional[Callable[[List[LoraRecord]], List[LoraRecord]]] = None) -> None:
+                 transform: Optional[Callable[[List[LoraRecord]], List[LoraRecord]]] = None,
+                 embedder: Optional[Callable[[], "Optional[Embedder]"]] = None,
+                 notes: Callable[[LoraRecord], str] = lambda record: "") -> None:
+        """`embedder()` is asked at each scan for the embedder to use (None: keywords only; it may raise
+        EmbedError, which is said in the status); `notes(record)` is the user's own text on a LoRA."""
         self._roots = roots  # read at each refresh: the folders may change in the settings
         self._cache_path = cache_path
         self._transform = transform  # e.g. the user's overrides, applied before indexing
@@ -100,6 +123,9 @@ class LibraryService:
         self.last_error: Optional[BaseException] = None  # why the last scan failed (the object, for tests)
         self._note: Optional[str] = None  # what the last good scan did without (a refused cache)
         self.last_seconds: float = 0.0
+        self._embedder = embedder
+        self._notes = notes
+        self._semantic: Optional[str] = None  # the status's `semantic` line
 
     def current(self) -> Optional[LoraIndex]:
         return self._index
@@ -134,6 +160,7 @@ class LibraryService:
                 failed=error is not None,
                 last_error=one_line(error) if error is not None else self._note,
                 seconds=self.last_seconds,
+                semantic=self._semantic,
             )
 
     def _run(self) -> None:
@@ -144,17 +171,63 @@ class LibraryService:
             try:
                 records, note = self._scan()
                 index = LoraIndex(records)
+                embedder = self._embedder_now()
+                if embedder is not None:  # keywords serve at once; vectors follow
+                    index = index.with_semantic(None, f"embedding {len(index.records):,} LoRAs")
                 with self._changed:
                     self.records, self._index, self.last_error, self._note = records, index, None, note
+                    self.last_seconds = time.perf_counter() - start
+                if embedder is not None:
+                    self._embed(index, embedder)
             except Exception as exc:  # a broken folder must not kill the host; the old index stays
                 with self._changed:
                     self.last_error = exc
             with self._changed:
-                self.last_seconds = time.perf_counter() - start
+                if self.last_error is not None:
+                    self.last_seconds = time.perf_counter() - start
                 if self._requested == serving:
                     self._running = False
                     self._changed.notify_all()
                     return
+
+    def _embedder_now(self) -> "Optional[Embedder]":
+        if self._embedder is None:
+            return None
+        try:
+            embedder = self._embedder()
+        except Exception as exc:  # noqa: BLE001 (not installed, a bad address: the scan goes on, with keywords)
+            self._semantic = f"keywords only: {_reason(exc)}"
+            return None
+        self._semantic = None if embedder is None else "embedding LoRAs…"
+        return embedder
+
+    def _embed(self, index: LoraIndex, embedder: "Embedder") -> None:
+        """The index with vectors, published when ready; the keyword index stays on any failure."""
+        from ..selection.semantic import SemanticIndex
+        from .cache import VectorCache
+
+        path = self._cache_path()
+        cache = None
+        try:
+            try:
+                cache = VectorCache(path) if path else None
+            except CacheError:  # the records' scan has said so already: vectors are only slower without it
+                cache = None
+            semantic = SemanticIndex.build(index.records, embedder, cache, self._notes)
+        except Exception as exc:  # noqa: BLE001 (EmbedError, or worse: the keyword index must stay)
+            why = _reason(exc)
+            with self._changed:
+                self._index, self._semantic = index.with_semantic(None, why), f"keywords only: {why}"
+            return
+        finally:
+            if cache is not None:
+                cache.close()
+        stats = semantic.stats
+        done = f"{len(index.records):,} LoRAs embedded by {semantic.label}"
+        if stats is not None and stats.embedded:
+            done += f" ({stats.embedded:,} new, {stats.seconds:.1f} s)"
+        with self._changed:
+            self._index, self._semantic = index.with_semantic(semantic), done
 
     def _scan(self) -> Tuple[List[LoraRecord], Optional[str]]:
         records: List[LoraRecord] = []

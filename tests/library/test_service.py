@@ -215,3 +215,74 @@ def test_stress_the_last_request_is_always_served():
             assert seen[0] == issued[0], f"the last of {issued[0]} requests was lost (the last scan saw {seen[0]})"
     finally:
         sys.setswitchinterval(interval)
+
+
+# -- vectors: made after the scan, in the background; keywords serve meanwhile and on any failure ----------
+class FakeEmbedder:
+    """Vectors from the text's characters (no meaning needed here), and a gate to hold embedding."""
+
+    kind, model = "fake", "chars-8"
+
+    def __init__(self, gate=None, fail=None):
+        self.gate, self.fail, self.calls = gate, fail, 0
+
+    def embed(self, texts):
+        import numpy as np
+
+        self.calls += 1
+        if self.gate is not None:
+            assert self.gate.wait(WAIT)
+        if self.fail is not None:
+            raise self.fail
+        out = np.zeros((len(texts), 8), np.float32)
+        for k, text in enumerate(texts):
+            for ch in text:
+                out[k, ord(ch) % 8] += 1
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(norms == 0, 1, norms)
+
+
+def test_keywords_serve_while_the_library_is_embedded_then_the_index_has_vectors(tmp_path):
+    root = small_library(tmp_path)
+    gate = threading.Event()
+    embedder = FakeEmbedder(gate)
+    service = LibraryService(lambda: [str(root)], lambda: str(tmp_path / "c.sqlite"), embedder=lambda: embedder)
+    service.refresh()
+    for _ in range(WAIT * 100):  # the keyword index is published before the vectors are made
+        if service.current() is not None:
+            break
+        threading.Event().wait(0.01)
+    first = service.current()
+    assert first is not None and first.semantic is None and "embedding" in first.semantic_note
+    assert "embedding" in service.status().text()
+    gate.set()
+    done = service.wait(WAIT)
+    assert done is not None and done.semantic is not None
+    assert done.semantic.vectors.shape == (len(done.records), 8)
+    assert "3 LoRAs embedded by fake chars-8 (3 new" in service.status().text()
+    service.refresh()  # a rescan finds every vector in the cache: nothing is embedded again
+    service.wait(WAIT)
+    assert "3 LoRAs embedded by fake chars-8 ·" in service.status().text() + " ·"
+
+
+def test_an_embedder_that_fails_leaves_keywords_and_says_why(tmp_path):
+    from lib_orchestrator.embeddings.base import EmbedError
+
+    root = small_library(tmp_path)
+    embedder = FakeEmbedder(fail=EmbedError("the embeddings server is off: start it"))
+    service = LibraryService(lambda: [str(root)], lambda: None, embedder=lambda: embedder)
+    service.refresh()
+    index = service.wait(WAIT)
+    assert index is not None and index.semantic is None and len(index.records) == 3
+    status = service.status()
+    assert not status.failed and status.semantic == "keywords only: the embeddings server is off: start it"
+
+
+def test_an_embedder_that_cannot_be_made_costs_vectors_not_the_scan(tmp_path):
+    def not_installed():
+        raise ModuleNotFoundError("No module named 'tokenizers'")
+
+    service = LibraryService(lambda: [str(small_library(tmp_path))], lambda: None, embedder=not_installed)
+    service.refresh()
+    assert service.wait(WAIT) is not None
+    assert service.status().semantic == "keywords only: ModuleNotFoundError: No module named 'tokenizers'"
