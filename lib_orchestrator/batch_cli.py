@@ -8,7 +8,8 @@ from typing import TextIO
 from .batches import RunState, load_batch, plan_batch, save_batch
 from .errors import Location, OrchestratorError
 from .family_cli import checkpoint_of
-from .library_cli import scan_folder
+from .library_cli import cache_for, scan_folder
+from .match_cli import match_rules, with_vectors
 from .selection import LoraIndex, Rules, load_rules
 
 
@@ -31,11 +32,12 @@ def run_batch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     template, _source = _template(args)
     index = None
     family, base = checkpoint_of(args)
+    rules = match_rules(args, load_rules(args.rules) if args.rules else Rules())
     if args.loras:
         if not os.path.isdir(args.loras):
             raise OrchestratorError("LoRA folder does not exist", Location(args.loras, 0, 0), "check --loras")
-        index = LoraIndex(scan_folder(args, args.loras, err).records)
-    rules = load_rules(args.rules) if args.rules else Rules()
+        index = with_vectors(LoraIndex(scan_folder(args, args.loras, err).records), rules,
+                             cache_for(args, args.loras), err)
     name = os.path.splitext(os.path.basename(args.out))[0]
     batch = plan_batch(name, template, args.count, args.seed, _engine(args), index, rules, family, base,
                        negative=args.negative, loras=index is not None)

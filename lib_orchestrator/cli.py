@@ -20,6 +20,7 @@ from . import BUNDLED_WILDCARDS, SAMPLE_LORAS
 from .enhance_cli import add_enhance_args
 from .errors import Location, OrchestratorError
 from .family_cli import TEMPLATE_HELP, add_checkpoint_args
+from .match_cli import add_match_args
 
 EXIT_OK, EXIT_LINT_ERRORS, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130  # 130: the shell's Ctrl-C
 DESCRIPTION = ("Orchestrator on the command line, one subcommand each: wildcard prompts, the LoRA\n"
@@ -93,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="text: one prompt a line; jsonl: the whole record a line, with each LoRA's weight, "
                            "score and reason (default: text)")
 
+    add_match_args(comp)
     comp.add_argument("--enhance-url", metavar="URL",
                       help="enhance each prompt with the LLM at URL (or lmstudio, ollama, llamacpp) before LoRA "
                            "picks (default: no enhancement)")
@@ -141,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     bplan.add_argument("--loras", metavar="DIR", help="pick LoRAs from this folder (default: none, prompts only)")
     add_checkpoint_args(bplan)
     _composition_args(bplan)
+    add_match_args(bplan, llm=False)
     _cache_args(bplan)
     bplan.add_argument("--out", required=True, metavar="FILE",
                        help="where to write it: FILE.json (complete), .txt or .csv (required)")
@@ -161,6 +164,22 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("name", metavar="NAME", help="the LoRA's stem, alias or path relative to DIR")
     show.add_argument("--dir", required=True, metavar="DIR", help="the LoRA folder (required)")
     _library_args(show)
+    match = lib_sub.add_parser("match", help="the LoRAs a prompt is about, ranked, with why (what picks start from)")
+    match.add_argument("prompt", metavar="PROMPT", help="the prompt (wildcards already expanded)")
+    match.add_argument("--loras", required=True, metavar="DIR", help="the LoRA folder (required)")
+    add_checkpoint_args(match, default=None)
+    add_match_args(match)
+    match.add_argument("--rules", metavar="FILE", help="a YAML rules file: its thresholds and match settings "
+                                                       "(default: the built-in rules)")
+    match.add_argument("--top", type=_non_negative, default=10, metavar="K", help="how many to show (default: 10)")
+    match.add_argument("--seed", type=int, default=0, metavar="S", help="the image seed the LLM is asked with "
+                                                                        "(default: 0)")
+    match.add_argument("--format", choices=("table", "jsonl"), default="table",
+                       help="table: one line a LoRA; jsonl: name, path, score, reason, terms (and similarity, "
+                            "category, the LLM's why) a line (default: table)")
+    match.add_argument("--llm-cache", metavar="FILE",
+                       help="keep the LLM's answers in this file (default: none, every request is sent)")
+    _library_args(match)
     return parser
 
 
@@ -279,6 +298,10 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             from .batch_cli import run_batch
 
             return run_batch(args, out, err)
+        if args.command == "library" and args.library_command == "match":
+            from .match_cli import run_match
+
+            return run_match(args, out, err)
         if args.command == "library":
             from .library_cli import run_library
 

@@ -11,7 +11,8 @@ from .compose import compose
 from .enhance_cli import make_enhancer
 from .errors import Location, OrchestratorError
 from .family_cli import checkpoint_of
-from .library_cli import scan_folder
+from .library_cli import cache_for, scan_folder
+from .match_cli import chooser_for, match_rules, with_vectors
 from .selection import LoraIndex, Rules, load_rules
 
 
@@ -22,10 +23,12 @@ def run_compose(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if not os.path.isdir(args.loras):
         raise OrchestratorError("LoRA folder does not exist", Location(args.loras, 0, 0), "check --loras")
     family, base = checkpoint_of(args)
-    rules = load_rules(args.rules) if args.rules else Rules()
+    rules = match_rules(args, load_rules(args.rules) if args.rules else Rules())
     engine = _engine(args)
-    index = LoraIndex(scan_folder(args, args.loras, err).records)
+    index = with_vectors(LoraIndex(scan_folder(args, args.loras, err).records), rules, cache_for(args, args.loras),
+                         err)
     enhancer = make_enhancer(args.enhance_url, args, "enhance_") if args.enhance_url else None
+    chooser = chooser_for(args, rules, args.enhance_cache)
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
     for k, base_prompt in enumerate(engine.texts(template, "random", seed, args.count, source)):
         enhanced = enhancer(base_prompt, seed + k, family, base) if enhancer else None
@@ -33,7 +36,7 @@ def run_compose(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             base_prompt = enhanced.prompt
             if enhanced.status != "enhanced":
                 err.write(f"seed {seed + k}: LLM {enhanced.status}: {enhanced.reason}\n")
-        composed = compose(template, base_prompt, seed + k, index, rules, family, base, args.negative)
+        composed = compose(template, base_prompt, seed + k, index, rules, family, base, args.negative, chooser)
         if args.format == "jsonl":
             record = composed.to_dict()
             if enhanced is not None:

@@ -90,9 +90,11 @@ def test_every_argument_has_help_and_every_option_states_its_default(name, parse
 
 def test_every_format_option_states_its_default():
     formats = [(name, help_text(parser, a)) for name, parser in TREE for a in options(parser) if a.dest == "format"]
-    assert {name for name, _ in formats} == {"prompts", "count", "compose", "enhance", "story", "library scan"}
-    assert dict(formats)["library scan"].endswith("(default: table)")
-    assert all(text.endswith("(default: text)") for name, text in formats if name != "library scan")
+    assert {name for name, _ in formats} == {"prompts", "count", "compose", "enhance", "story", "library scan",
+                                             "library match"}
+    tables = ("library scan", "library match")
+    assert all(dict(formats)[name].endswith("(default: table)") for name in tables)
+    assert all(text.endswith("(default: text)") for name, text in formats if name not in tables)
 
 
 def test_prompts_help_tells_count_and_mode(capsys):
@@ -113,7 +115,7 @@ def family_options() -> Dict[str, argparse.Action]:
 
 def test_every_family_option_takes_the_same_names_and_has_a_base_model_beside_it():
     found = family_options()
-    assert set(found) == {"compose", "enhance", "story", "batch plan"}
+    assert set(found) == {"compose", "enhance", "story", "batch plan", "library match"}
     for name, action in found.items():
         assert set(action.choices) == FAMILIES | set(SHORTCUTS), name
     for name, parser in TREE:
@@ -372,3 +374,12 @@ def test_cache_means_the_library_cache_in_every_command_and_the_llm_answers_have
     for command in ("compose", "batch plan", "library scan"):
         assert "library cache" in help_text(tree[command], next(a for a in options(tree[command])
                                                                 if "--cache" in a.option_strings))
+
+
+def test_every_match_option_takes_the_pickers_modes():
+    from lib_orchestrator.selection.rules import MATCH_MODES
+
+    found = {name: a for name, parser in TREE for a in options(parser) if a.dest == "match"}
+    assert set(found) == {"compose", "batch plan", "library match"}
+    assert tuple(found["compose"].choices) == tuple(found["library match"].choices) == MATCH_MODES
+    assert tuple(found["batch plan"].choices) == tuple(m for m in MATCH_MODES if m != "llm")  # no LLM there
