@@ -12,6 +12,7 @@ from .compose import ComposedPrompt, compose
 from .enhance.enhance import Enhanced
 from .errors import OrchestratorError
 from .selection import LoraIndex, Rules
+from .selection.pick import Chooser
 from .wildcards import PromptEngine
 
 _ESCAPES = str.maketrans({c: "\\" + c for c in "{}|$#%_"})
@@ -34,7 +35,7 @@ def lock_wildcards(template: str, locks: Dict[str, str]) -> str:
 def preview(template: str, seed: int, count: int, engine: PromptEngine, index: Optional[LoraIndex], rules: Rules,
             family: str, base_model: str, locks: Optional[Dict[str, str]] = None,
             pinned: Sequence[str] = (), negative: str = "",
-            enhance: Optional[Callable[[str, int], Enhanced]] = None) -> Preview:
+            enhance: Optional[Callable[[str, int], Enhanced]] = None, chooser: Optional[Chooser] = None) -> Preview:
     text = lock_wildcards(template, locks or {})
     if pinned:
         rules = replace(rules, pinned=tuple(dict.fromkeys([*rules.pinned, *pinned])))
@@ -50,7 +51,7 @@ def preview(template: str, seed: int, count: int, engine: PromptEngine, index: O
         if index is None:
             prompts.append(ComposedPrompt(template, seed + k, base, base, negative, ()))
         else:
-            prompts.append(compose(template, base, seed + k, index, rules, family, base_model, negative))
+            prompts.append(compose(template, base, seed + k, index, rules, family, base_model, negative, chooser))
     messages = list(dict.fromkeys(engine.warnings))
     for p in prompts:
         messages.extend(w for w in p.warnings if w not in messages)

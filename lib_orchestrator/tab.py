@@ -57,7 +57,9 @@ class TabModel:
             picks = "".join(
                 f"<li><b>{html.escape(p.name)}</b> @ {p.weight:g} <i>{html.escape(p.category)}</i>, "
                 f"{html.escape(p.reason)}, score {p.score:g}"
-                f"{', matched ' + html.escape(', '.join(p.matched[:5])) if p.matched else ''}</li>"
+                f"{f', similarity {p.similarity:.2f}' if p.similarity is not None and p.reason != 'semantic' else ''}"
+                f"{', matched ' + html.escape(', '.join(p.matched[:5])) if p.matched else ''}"
+                f"{': ' + html.escape(p.why) if p.why else ''}</li>"
                 for p in c.loras)
             llm = ""
             if result.enhanced and result.enhanced[k] is not None:
@@ -88,9 +90,15 @@ class TabModel:
             enhancer, embeddings = self.enhancer(genre), self.embeddings()
             step = lambda text, s: enhancer(text, s, family, base, embeddings)  # noqa: E731
         index = self.index()
-        found = preview(template, int(seed), count, self.engine(), index, self.rules(), family, base,
+        rules = self.rules()
+        chooser = None
+        if rules.match == "llm" and self.enhancer is not None:
+            from .selection.llm_choice import LlmChooser
+
+            chooser = LlmChooser(self.enhancer(""))
+        found = preview(template, int(seed), count, self.engine(), index, rules, family, base,
                         locks=parse_locks(locks), pinned=[p.strip() for p in pinned.split(",") if p.strip()],
-                        enhance=step)
+                        enhance=step, chooser=chooser)
         status = self.library_status()
         why = (status.text() if index is None and status is not None and status.failed
                else "the LoRA library is still being indexed: no LoRAs picked yet, preview again in a moment"

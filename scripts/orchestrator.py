@@ -3,7 +3,7 @@
 Thin: it reads Forge's processing object and settings, asks lib_orchestrator for a plan, and writes the
 plan back (all_prompts, all_negative_prompts, hires prompts, per-image infotext). The REST args are the
 `ui()` controls in order: enabled, loras, min_loras, max_loras, detailer, rules_file, fixed_prompt,
-template, enhance, genre. `"args": [true]` runs with the defaults.
+template, enhance, genre, match. `"args": [true]` runs with the defaults.
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ from lib_orchestrator.job import (  # noqa: E402
     pasted_settings,
     plan_job,
 )
+from lib_orchestrator.selection.rules import MATCH_MODES  # noqa: E402
 
 SECTION = ("orchestrator", f"Orchestrator {__version__}")  # the id keys the settings; the label shows the version
 DEFAULTS = JobSettings()
@@ -80,7 +81,12 @@ class OrchestratorScript(scripts.Script):
                                       elem_id=self.elem_id("enhance"))
                 genre = gr.Dropdown(choices=state.genre_names(), value=DEFAULTS.genre, allow_custom_value=True,
                                     label="Genre (or your own card text)", elem_id=self.elem_id("genre"))
-        controls = [accordion, loras, min_loras, max_loras, detailer, rules_file, fixed, template, enhance, genre]
+            # Last of the controls: REST callers' positional args before it keep their meaning.
+            match = gr.Dropdown(choices=["", *MATCH_MODES], value=DEFAULTS.match,
+                                label="LoRA matching (empty: the rules', else Settings')",
+                                elem_id=self.elem_id("match"))
+        controls = [accordion, loras, min_loras, max_loras, detailer, rules_file, fixed, template, enhance, genre,
+                    match]
 
         def field(name: str):
             if name == "enhance":
@@ -90,7 +96,7 @@ class OrchestratorScript(scripts.Script):
         self.infotext_fields = [(accordion, lambda params: KEY_SETTINGS in params)] + [
             (control, field(name)) for control, name in zip(controls[1:], [
                 "loras", "min_loras", "max_loras", "detailer", "rules_file", "fixed_prompt", "template", "enhance",
-                "genre"])]
+                "genre", "match"])]
         self.paste_field_names = [KEY_SETTINGS]
         return controls
 
@@ -133,7 +139,7 @@ class OrchestratorScript(scripts.Script):
                             index, rules, kind.family, kind.base_model, known,
                             batch_size=int(getattr(p, "batch_size", 1) or 1),
                             hr_templates=list(hr) if hr else None, enhance=enhance,
-                            no_library=_no_library_note())
+                            no_library=_no_library_note(), chooser=state.chooser(settings.rules(rules)))
         except OrchestratorError as exc:
             print(f"[Orchestrator] {exc.one_line()}", file=sys.stderr)
             p.extra_generation_params[KEY_NOTE] = exc.one_line()
@@ -201,6 +207,17 @@ def on_ui_settings() -> None:
         "orchestrator_rules_file": shared.OptionInfo("", "Default rules file (YAML)", section=SECTION),
         "orchestrator_cache_path": shared.OptionInfo(
             "", "LoRA library cache file (empty: cache/library.sqlite in the extension folder)", section=SECTION),
+        "orchestrator_match": shared.OptionInfo(
+            "hybrid", "LoRA matching: keyword (words, triggers), semantic (meaning), hybrid (both), llm (the LLM "
+            "server below chooses among the hybrid candidates)", compat.gr.Dropdown, {"choices": list(MATCH_MODES)},
+            section=SECTION),
+        "orchestrator_embed": shared.OptionInfo(
+            "builtin", "What gives LoRAs and prompts their meaning: builtin (offline, in-process), off, or an "
+            "OpenAI-compatible embeddings server: lmstudio, ollama, llamacpp or its address",
+            onchange=LIBRARY.refresh, section=SECTION),  # the library's vectors are made again, in the background
+        "orchestrator_embed_model": shared.OptionInfo(
+            "", "Embedding model on that server (empty: the first it lists with 'embed' in its name)",
+            onchange=LIBRARY.refresh, section=SECTION),
         "orchestrator_split_batches": shared.OptionInfo(
             True, "Split batches into single images so every image gets its own LoRAs", section=SECTION),
         "orchestrator_llm_url": shared.OptionInfo(

@@ -20,6 +20,7 @@ from lib_orchestrator.errors import OrchestratorError
 from lib_orchestrator.library.overrides import OverrideStore
 from lib_orchestrator.library.service import LibraryService
 from lib_orchestrator.selection import Rules, load_rules
+from lib_orchestrator.selection.rules import MATCH_MODES
 from lib_orchestrator.wildcards import PromptEngine
 
 EXT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -53,10 +54,23 @@ def lora_dirs() -> List[str]:
     return compat.lora_dirs(shared, models)
 
 
+def embedder() -> Any:
+    """The embedder Settings name for the library's vectors (None: off); raises EmbedError when it cannot
+    work (the library's status says why, and picks use keywords)."""
+    from lib_orchestrator.embeddings.remote import embedder_for
+
+    spec = str(opt("orchestrator_embed", "builtin") or "builtin").strip()
+    if spec.lower() == "off":
+        return None
+    return embedder_for(spec, str(opt("orchestrator_embed_model", "") or ""),
+                        float(opt("orchestrator_llm_timeout", 60) or 60))
+
+
 OVERRIDES = OverrideStore(os.path.join(DATA_DIR, "overrides.json"))
-LIBRARY = LibraryService(lora_dirs, cache_path, lambda records: OVERRIDES.apply(records))
+LIBRARY = LibraryService(lora_dirs, cache_path, lambda records: OVERRIDES.apply(records), embedder,
+                         lambda record: OVERRIDES.get(record.path).notes)
 _ENGINES: Dict[Tuple[str, ...], PromptEngine] = {}
-_RULES: Dict[Tuple[str, float], Rules] = {}
+_RULES: Dict[Tuple[str, float, str], Rules] = {}
 last_known: Optional[set] = None  # Forge's LoRA names when the library was last refreshed
 RUNNING: set = set()  # batch files being run: here, not in the tab's module, so a UI reload does not forget them
 
@@ -72,13 +86,26 @@ def engine() -> PromptEngine:
 
 
 def rules(path: str) -> Rules:
+    """The rules file's (the accordion's, else Settings'), over the Settings' match mode."""
+    base = Rules(match=str(opt("orchestrator_match", "hybrid") or "hybrid"))
+    if base.match not in MATCH_MODES:
+        base = Rules()
     path = path or str(opt("orchestrator_rules_file", "") or "")
     if not path:
-        return Rules()
-    key = (path, os.path.getmtime(path) if os.path.exists(path) else 0.0)
+        return base
+    key = (path, os.path.getmtime(path) if os.path.exists(path) else 0.0, base.match)
     if key not in _RULES:
-        _RULES[key] = load_rules(path)
+        _RULES[key] = load_rules(path, base)
     return _RULES[key]
+
+
+def chooser(rules: Rules) -> Any:
+    """The LLM that chooses LoRAs (the enhancement server of Settings) when the match is `llm`."""
+    if rules.match != "llm":
+        return None
+    from lib_orchestrator.selection.llm_choice import LlmChooser
+
+    return LlmChooser(enhancer())
 
 
 _ANSWERS: Dict[str, AnswerCache] = {}

@@ -143,6 +143,24 @@ def test_rest_args_fill_in_order_and_the_rest_keep_their_defaults(orchestrator, 
     assert '"loras":false' in settings and '"count":[1,6]' in settings
 
 
+def test_the_match_mode_is_the_last_rest_arg_and_is_recorded_and_pasted_back(orchestrator, run_txt2img):
+    _, classes = orchestrator
+    args = [True, True, 1, 2, 0.0, "", False, "", False, "", "keyword"]
+    processed = run_txt2img(classes, {"orchestrator": {"args": args}}, api=True, prompt="a cat, neon alley", seed=5,
+                            n_iter=1, steps=2, width=64, height=64)
+    params = info_dict(image_infotexts(processed)[0])
+    assert json.loads(params[KEY_SETTINGS])["match"] == "keyword"
+    assert all(reason in ("trigger", "match", "fallback", "detailer")
+               for _, _, reason in (part.rsplit(":", 2) for part in params["Orchestrator LoRAs"].split("; ")))
+    script = [s for s in run_txt2img.last_runner.alwayson_scripts if s.title() == TITLE][0]
+    restored = [fn(params) if callable(fn) else params.get(fn) for _, fn in script.infotext_fields]
+    assert restored[-1] == "keyword"
+    # an unknown mode from a REST caller is the rules' own, never an error
+    processed = run_txt2img(classes, {"orchestrator": {"args": [*args[:-1], "vibes"]}}, api=True, prompt="a cat",
+                            seed=5, n_iter=1, steps=2, width=64, height=64)
+    assert "match" not in json.loads(info_dict(image_infotexts(processed)[0])[KEY_SETTINGS])
+
+
 def test_pasting_an_images_infotext_restores_the_controls(orchestrator, run_txt2img):
     from modules import scripts
 
@@ -151,7 +169,7 @@ def test_pasting_an_images_infotext_restores_the_controls(orchestrator, run_txt2
     params = info_dict(image_infotexts(processed)[0])
     script = [s for s in run_txt2img.last_runner.alwayson_scripts if s.title() == TITLE][0]
     restored = [fn(params) if callable(fn) else params.get(fn) for _, fn in script.infotext_fields]
-    assert restored == [True, True, 2, 3, 0.0, "", True, "", False, ""]
+    assert restored == [True, True, 2, 3, 0.0, "", True, "", False, "", ""]
     assert isinstance(scripts.AlwaysVisible, object)
 
 
@@ -162,7 +180,7 @@ def test_ui_can_be_called_again_and_again_without_side_effects(orchestrator):
     script = [c for c in classes if c.__name__ == "OrchestratorScript"][0]()
     before = {k: len(v) for k, v in script_callbacks.callback_map.items()}
     results = [script.ui(False) for _ in range(3)]
-    assert len({len(r) for r in results}) == 1 and len(results[0]) == 10
+    assert len({len(r) for r in results}) == 1 and len(results[0]) == 11
     assert {k: len(v) for k, v in script_callbacks.callback_map.items()} == before
 
 
@@ -171,7 +189,7 @@ def test_settings_are_registered_in_their_own_section(orchestrator):
 
     script_callbacks.ui_settings_callback()
     for key in ("orchestrator_wildcard_dirs", "orchestrator_rules_file", "orchestrator_cache_path",
-                "orchestrator_split_batches"):
+                "orchestrator_split_batches", "orchestrator_match", "orchestrator_embed", "orchestrator_embed_model"):
         assert key in shared.opts.data_labels
         assert shared.opts.data_labels[key].section[0] == "orchestrator"
     # The section's label is what the user reads in Settings: it carries the version (pyproject's, too)
