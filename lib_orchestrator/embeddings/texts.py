@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import html
 import re
-from typing import Iterable, List
+from typing import AbstractSet, Iterable, List, Tuple
 
 from ..library.base_models import name_evidence, name_tokens
 from ..library.record import LoraRecord
@@ -45,15 +45,21 @@ _SPACES = re.compile(r"\s+")
 
 def lora_text(record: LoraRecord, notes: str = "") -> str:
     """`qipao dress. qipao, china dress. cheongsam, chinese clothes. clothing. A tight silk dress…`: name
-    words, triggers, tags (training tags only when there are neither tags nor description), category,
-    description and notes; fields apart by `. `, phrases by `, `; each phrase once, lower case."""
-    seen = set()
+    words, triggers, tags (and the five commonest training tags), category, description and notes; fields
+    apart by `. `, phrases by `, `; each phrase once, lower case."""
+    return ". ".join(lora_fields(record, notes))
 
-    def fresh(phrases: Iterable[str]) -> List[str]:
+
+def lora_fields(record: LoraRecord, notes: str = "", common: AbstractSet[str] = frozenset()) -> Tuple[str, ...]:
+    """The fields of lora_text, each as its own text, the empty ones left out. `common`: tags (lower case) so
+    many LoRAs of the library carry (`sexy`, `base model`, `1girl`) that they say nothing of any one of them."""
+    seen: set = set()
+
+    def fresh(phrases: Iterable[str], skip: AbstractSet[str] = frozenset()) -> List[str]:
         kept = []
         for phrase in phrases:
             phrase = _SPACES.sub(" ", phrase).strip(" .,;:").lower()  # `slits.` + `. ` would be `slits..`
-            if phrase and phrase not in seen and phrase not in _BOILERPLATE:
+            if phrase and phrase not in seen and phrase not in _BOILERPLATE and phrase not in skip:
                 seen.add(phrase)
                 kept.append(phrase)
         return kept
@@ -61,12 +67,12 @@ def lora_text(record: LoraRecord, notes: str = "") -> str:
     description = _plain(record.description, DESCRIPTION_CHARS)
     names = [name_words(record.name)] + ([name_words(record.alias)] if record.alias else [])
     triggers = record.trigger_words or record.activations
-    tags = list(record.tags) or ([] if description else list(record.suggested_tags[:5]))
+    tags = [*record.tags, *record.suggested_tags[:5]]
     category = "" if record.category in _CATEGORY_WORDS else record.category
     fields = [fresh(names), fresh(naming_phrases(triggers, character=False)),
-              fresh(naming_phrases(tags, character=False)), fresh([category]), fresh([description]),
+              fresh(naming_phrases(tags, character=False), common), fresh([category]), fresh([description]),
               fresh([_plain(notes, NOTES_CHARS)])]
-    return ". ".join(", ".join(field) for field in fields if field)
+    return tuple(", ".join(field) for field in fields if field)
 
 
 def name_words(name: str) -> str:

@@ -5,8 +5,12 @@
 - semantic: cosine similarity of the prompt's vector to each LoRA's. Static embeddings put every text
   somewhat near every other, so a similarity counts by how far it stands above the library's median
   for this prompt: a prompt whose best LoRA is barely above the median matches nothing (`semantic_min`),
-  and otherwise only LoRAs within `semantic_relative` of the best come in, at most `semantic_candidates`;
-  never a character, who is picked by name.
+  and otherwise only LoRAs within `semantic_relative` of the best come in, at most `semantic_candidates`.
+  Rank broadly, draw cautiously: an outfit, pose, background, slider or LoRA of unknown category that
+  came by similarity alone is ranked (and offered to the LLM) but drawn only over a higher bar
+  (`semantic_strict_*`). Static vectors cannot tell a prompt about nothing in the library from one about
+  something, and a wrong outfit changes the image where a wrong style only changes its look. A character
+  never comes in by similarity: she is picked by name.
 - hybrid (the default): both. A LoRA whose trigger the prompt names is decisive in every mode (the picker
   takes it first); keyword matches stay candidates and similarity adds those no word found. Each is
   ranked by its similarity share, raised by up to half for keyword evidence, so a LoRA with both comes
@@ -18,8 +22,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from ..library import LoraRecord
 from .index import LoraIndex, Match, checkpoint_base
 from .rules import Rules
+from .text import words
 
 KEYWORD_SHARE = 0.5  # in hybrid ranks, keyword evidence raises a LoRA's similarity share by up to half
 STRONG_KEYWORD = 8.0  # keyword evidence this strong counts fully (index.PHRASE_WEIGHT: one trigger phrase)
@@ -38,6 +44,7 @@ class Candidate:
     terms: Tuple[str, ...] = ()
     similarity: Optional[float] = None  # cosine to the prompt, where vectors exist
     match: Optional[Match] = None  # the keyword match: its trigger phrases decide `trigger` picks
+    pickable: bool = True  # False: ranked and shown (and offered to the LLM), but below the bar to be drawn
 
 
 @dataclass(frozen=True)
@@ -77,10 +84,19 @@ def _keyword(index: LoraIndex, prompt: str, rules: Rules, compat: Sequence[float
     out = {}
     for i, m in scored.items():
         score = m.score * compat[i]
-        if score >= floor:
+        if score >= floor and (m.phrases or not _unnamed(index.records[i], m)):
             out[i] = Candidate(i, index.records[i].name, "trigger" if m.phrases else "match", score, score,
                                m.terms, None, m)
     return out
+
+
+def _unnamed(record: LoraRecord, match: Match) -> bool:
+    """A character matched by words that are not her name: `white` of `white dress`, `red` of `red hair`.
+    She is picked by name (a trigger phrase, a word of her file name or alias), never by a description."""
+    if record.category not in NAMED_ONLY:
+        return False
+    names = set(words(record.name)) | set(words(record.alias or ""))
+    return names.isdisjoint(match.terms)
 
 
 def _triggers_only(keyword: Dict[int, Candidate]) -> Dict[int, Candidate]:
@@ -98,7 +114,7 @@ def _combined(index: LoraIndex, keyword: Dict[int, Candidate], sims, rules: Rule
     median, best = float(np.median(shown)), float(shown.max())
     spread = best - median
     kept = keyword if mode != "semantic" else _triggers_only(keyword)
-    if spread < rules.semantic_min:  # no LoRA stands out by meaning: words alone decide, as in keyword mode
+    if spread < min(rules.semantic_min, rules.semantic_strict_min):  # nothing stands out by meaning: words decide
         return {i: replace(c, similarity=round(float(sims[i]), 4)) for i, c in kept.items()}
 
     def share(i: int) -> float:  # how far above the median, as a share of the best's lead
@@ -110,17 +126,21 @@ def _combined(index: LoraIndex, keyword: Dict[int, Candidate], sims, rules: Rule
         # (`girl` in its tags) is no reason to draw it.
         rank = share(i) * (1 + KEYWORD_SHARE * min(1.0, c.score / STRONG_KEYWORD)) * compat[i]
         out[i] = replace(c, rank=rank, similarity=round(float(sims[i]), 4))
-    if rules.semantic_candidates > 0:
+    strict = spread >= rules.semantic_strict_min
+    if rules.semantic_candidates > 0 and spread >= rules.semantic_min:
         cut = median + rules.semantic_relative * spread
         over = np.flatnonzero(usable & (sims >= cut))
         taken = 0
         for i in (int(i) for i in over[np.argsort(-sims[over], kind="stable")]):
             if taken >= rules.semantic_candidates:
                 break
-            if i in out or index.records[i].category in NAMED_ONLY:
+            category = index.records[i].category
+            if i in out or category in NAMED_ONLY:
                 continue
+            pickable = category not in rules.semantic_strict or (strict and share(i) >= rules.semantic_strict_relative)
             similarity = round(float(sims[i]), 4)
-            out[i] = Candidate(i, index.records[i].name, "semantic", similarity, share(i) * compat[i], (), similarity)
+            out[i] = Candidate(i, index.records[i].name, "semantic", similarity, share(i) * compat[i], (), similarity,
+                               pickable=pickable)
             taken += 1
     return out
 

@@ -91,10 +91,12 @@ def pick_loras(index: LoraIndex, prompt: str, seed: int, rules: Rules, family: s
     matches = {i: c for i, c in matches.items()
                if i in state.taken or c.match is None or named.isdisjoint(c.match.phrases)}
 
-    if rules.match == "llm":
+    if rules.match == "llm":  # the LLM judges every candidate, those under their bar too
         matches, note = _llm_choice(index, prompt, seed, rules, matches, state, chooser)
         if note:
             warnings.append(note)
+    else:  # without it, only those over their bar are drawn
+        matches = {i: c for i, c in matches.items() if c.pickable}
 
     for category, rule in rules.categories.items():
         while state.per_category[category] < rule.min and len(state.picks) < rules.max_total:
@@ -139,20 +141,21 @@ def pick_loras(index: LoraIndex, prompt: str, seed: int, rules: Rules, family: s
     return Selection(tuple(state.picks), tuple(warnings))
 
 
-def _llm_choice(index: LoraIndex, prompt: str, seed: int, rules: Rules, matches: Dict[int, Candidate],
+def _llm_choice(index: LoraIndex, prompt: str, seed: int, rules: Rules, candidates: Dict[int, Candidate],
                 state: "_State", chooser: Optional[Chooser]) -> Tuple[Dict[int, Candidate], Optional[str]]:
     """The LLM's choice among the best hybrid candidates, as the matches (in its order, reason `llm`), or
-    the hybrid matches with why not. The picker's rules still apply to what it chose."""
+    the hybrid matches (those over their bar) with why not. The picker's rules still apply to what it chose."""
     from .llm_choice import card_for
 
+    drawable = {i: c for i, c in candidates.items() if c.pickable}
     if chooser is None:
-        return matches, "LLM LoRA choice is not set up here: hybrid picks"
-    offered = [c for c in ranked_candidates(matches) if state.allowed(c.index)][:rules.llm_candidates]
+        return drawable, "LLM LoRA choice is not set up here: hybrid picks"
+    offered = [c for c in ranked_candidates(candidates) if state.allowed(c.index)][:rules.llm_candidates]
     if not offered:
-        return matches, None
+        return drawable, None
     result = chooser(prompt, seed, [card_for(index.records[c.index]) for c in offered])
     if result.error is not None:
-        return matches, f"LLM LoRA choice fell back to hybrid picks: {result.error}"
+        return drawable, f"LLM LoRA choice fell back to hybrid picks: {result.error}"
     by_name = {c.name: c for c in offered}
     chosen: Dict[int, Candidate] = {}
     for k, choice in enumerate(result.chosen):

@@ -56,8 +56,14 @@ class Rules:
     pinned: Tuple[str, ...] = ()
     blocked: Tuple[str, ...] = ()
     match: str = "hybrid"  # keyword | semantic | hybrid | llm (hybrid and llm use keywords alone without vectors)
-    semantic_min: float = 0.2  # a prompt whose best similarity is this little above the library's median matches
-    semantic_relative: float = 0.75  # none semantically; else those within this share of the best from the median
+    # By similarity alone a LoRA is a candidate when the prompt's best similarity stands at least `min` above the
+    # library's median and the LoRA reaches `relative` of the way from the median to the best; one of the
+    # `strict` categories (they change what the image shows) is drawn only over the `strict_*` bar.
+    semantic_min: float = 0.1
+    semantic_relative: float = 0.25
+    semantic_strict: Tuple[str, ...] = ("clothing", "pose", "background", "slider", "other")
+    semantic_strict_min: float = 0.2
+    semantic_strict_relative: float = 0.75
     semantic_candidates: int = 10  # at most this many LoRAs come in by similarity alone
     llm_candidates: int = 12  # how many ranked candidates the LLM chooses from
     embed: str = ""  # builtin, or an embeddings server's address ("": the host's setting, else builtin)
@@ -177,11 +183,7 @@ class _Reader:
         if "fallback" in top:
             node = top["fallback"]
             if isinstance(node, yaml.SequenceNode):  # the categories a fallback may draw from
-                names = self.names(node, "fallback")
-                unknown = [n for n in names if n not in CATEGORIES]
-                if unknown:
-                    raise self.fail(node, f"unknown category {unknown[0]!r} in fallback",
-                                    f"known categories: {', '.join(CATEGORIES)}")
+                names = self.categories(node, "fallback")
                 rules = replace(rules, fallback=bool(names), fallback_categories=names)
             elif node.value not in ("true", "false", "True", "False", "yes", "no"):
                 raise self.fail(node, "fallback must be true, false or a list of categories",
@@ -211,11 +213,16 @@ class _Reader:
         if "match" in top:
             rules = replace(rules, match=self.choice(top["match"], "match", MATCH_MODES))
         if "semantic" in top:
-            semantic = self.mapping(top["semantic"], {"min", "relative", "candidates"}, "semantic")
-            if "min" in semantic:
-                rules = replace(rules, semantic_min=self.number(semantic["min"], "semantic.min", 0, 2))
-            if "relative" in semantic:
-                rules = replace(rules, semantic_relative=self.number(semantic["relative"], "semantic.relative", 0, 1))
+            semantic = self.mapping(top["semantic"], {"min", "relative", "candidates", "strict", "strict_min",
+                                                      "strict_relative"}, "semantic")
+            for key in ("min", "strict_min"):
+                if key in semantic:
+                    rules = replace(rules, **{f"semantic_{key}": self.number(semantic[key], f"semantic.{key}", 0, 2)})
+            for key in ("relative", "strict_relative"):
+                if key in semantic:
+                    rules = replace(rules, **{f"semantic_{key}": self.number(semantic[key], f"semantic.{key}", 0, 1)})
+            if "strict" in semantic:
+                rules = replace(rules, semantic_strict=self.categories(semantic["strict"], "semantic.strict"))
             if "candidates" in semantic:
                 rules = replace(rules, semantic_candidates=self.integer(semantic["candidates"], "semantic.candidates",
                                                                         0, 100))
@@ -230,6 +237,14 @@ class _Reader:
             if "model" in embed:
                 rules = replace(rules, embed_model=self.text(embed["model"], "embed.model"))
         return rules
+
+    def categories(self, node: Any, what: str) -> Tuple[str, ...]:
+        names = self.names(node, what)
+        unknown = [n for n in names if n not in CATEGORIES]
+        if unknown:
+            raise self.fail(node, f"unknown category {unknown[0]!r} in {what}",
+                            f"known categories: {', '.join(CATEGORIES)}")
+        return names
 
     def choice(self, node: Any, what: str, allowed: Tuple[str, ...]) -> str:
         import yaml

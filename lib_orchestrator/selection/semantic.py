@@ -7,12 +7,12 @@ job, whose prompts often repeat. numpy is imported here only: keyword matching n
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
-from typing import TYPE_CHECKING, Callable, Optional, Sequence
+from collections import Counter, OrderedDict
+from typing import TYPE_CHECKING, Callable, FrozenSet, Optional, Sequence
 
 import numpy as np
 
-from ..embeddings.texts import lora_text, prompt_text
+from ..embeddings.texts import lora_fields, prompt_text
 
 if TYPE_CHECKING:
     from ..embeddings.base import Embedder
@@ -21,6 +21,16 @@ if TYPE_CHECKING:
     from ..library.cache import VectorCache
 
 _PROMPTS_KEPT = 256  # prompt vectors remembered: a batch of 200 images over a dozen templates asks once each
+COMMON_SHARE, COMMON_LEAST = 0.05, 10  # a tag on more than this share of the library, and this many LoRAs…
+
+
+def common_tags(records: Sequence["LoraRecord"]) -> FrozenSet[str]:
+    """…says nothing of any one of them: `sexy`, `base model`, `1girl`, `simple background`. Lower case."""
+    counts: Counter = Counter()
+    for r in records:
+        counts.update({t.strip().lower() for t in (*r.tags, *r.suggested_tags[:5])})
+    most = max(COMMON_LEAST, int(len(records) * COMMON_SHARE))
+    return frozenset(t for t, n in counts.items() if n > most)
 
 
 class SemanticIndex:
@@ -38,10 +48,25 @@ class SemanticIndex:
     def build(cls, records: Sequence["LoraRecord"], embedder: "Embedder", cache: Optional["VectorCache"] = None,
               notes: Callable[["LoraRecord"], str] = lambda record: "") -> "SemanticIndex":
         """Vectors for these records (a LoraIndex's, in its order; the whole library, so the cache forgets the
-        vectors of texts no record has any more). Raises EmbedError."""
+        vectors of texts no record has any more). Raises EmbedError.
+
+        Each field of a LoRA (name, triggers, tags, category, description, notes) is embedded on its own and
+        the LoRA's vector is the mean of its fields' directions: a mean over all its words together lets
+        the longest field (a page of description, a list of tags) outvote the name. The fields' texts are
+        what the cache keeps; a category or a tag list many LoRAs share is embedded once."""
         from ..embeddings.library import embed_texts
 
-        vectors, stats = embed_texts([lora_text(r, notes(r)) for r in records], embedder, cache, prune=True)
+        common = common_tags(records)
+        fields = [lora_fields(r, notes(r), common) for r in records]
+        texts = list(dict.fromkeys(text for f in fields for text in f))
+        at = {text: k for k, text in enumerate(texts)}
+        matrix, stats = embed_texts(texts, embedder, cache, prune=True)
+        vectors = np.zeros((len(records), matrix.shape[1] if matrix.ndim == 2 else 0), np.float32)
+        for i, f in enumerate(fields):
+            if f:
+                vectors[i] = matrix[[at[text] for text in f]].sum(axis=0)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        np.divide(vectors, norms, out=vectors, where=norms > 0)
         return cls(vectors, embedder, stats)
 
     @property

@@ -8,7 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lib_orchestrator.embeddings.texts import DESCRIPTION_CHARS, lora_text, name_words, prompt_text, text_hash
+from lib_orchestrator.embeddings.texts import (
+    DESCRIPTION_CHARS,
+    lora_fields,
+    lora_text,
+    name_words,
+    prompt_text,
+    text_hash,
+)
 from lib_orchestrator.library.record import LoraRecord
 
 
@@ -48,12 +55,21 @@ def test_no_boilerplate_every_text_would_share():
         assert word not in text
 
 
-def test_an_unknown_category_says_nothing_and_training_tags_stand_in_only_for_missing_tags():
+def test_an_unknown_category_says_nothing_and_the_five_commonest_training_tags_join_the_tags():
+    # Training tags say what the LoRA shows (the realistic library's qipao LoRAs have `china dress` there and
+    # only `sexy, base model` as Civitai tags): they count beside the tags, the five most frequent of them.
     bare = record(name="glowing_moths", category="other", suggested_tags=("1girl", "moth", "glowing", "night", "forest",
                                                                           "solo", "trees"))
     assert lora_text(bare) == "glowing moths. moth, glowing, night, forest"
     tagged = record(name="glowing_moths", tags=("insects",), suggested_tags=("moth",))
-    assert lora_text(tagged) == "glowing moths. insects"
+    assert lora_text(tagged) == "glowing moths. insects, moth"
+
+
+def test_tags_most_of_the_library_carries_are_left_out_of_the_fields():
+    r = record(name="qipao_dress", category="clothing", tags=("sexy", "Base Model", "clothing", "cheongsam"),
+               suggested_tags=("china dress", "1girl"))
+    assert lora_fields(r, common=frozenset({"sexy", "base model", "clothing"})) == \
+        ("qipao dress", "cheongsam, china dress", "clothing")  # the category stays: it is its own field
 
 
 def test_description_html_is_plain_text_without_scripts_links_or_a_flood():

@@ -235,3 +235,27 @@ def test_the_rules_file_can_allow_more_fallback_categories_and_says_where_it_is_
             assert (exc.location.line, exc.location.column) == where and says in exc.message, (text, exc)
         else:
             raise AssertionError(f"{text!r} was accepted")
+
+
+def test_an_outfit_by_meaning_alone_is_ranked_but_drawn_only_over_the_strict_bar():
+    index = indexed()
+    prompt = "a silk gown from shanghai"
+    found = rank_candidates(index, prompt, "hybrid", "sdxl")
+    assert (found[0].name, found[0].reason, found[0].pickable) == ("qipao_xl", "semantic", True)
+    assert picks(index, prompt).picks[0].name == "qipao_xl"
+    cautious = replace(RULES, semantic_strict_min=1.5)  # no prompt stands out that far: outfits are never drawn
+    found = rank_candidates(index, prompt, "hybrid", "sdxl", rules=cautious)
+    assert (found[0].name, found[0].pickable) == ("qipao_xl", False)
+    assert all(p.name != "qipao_xl" for seed in range(20) for p in picks(index, prompt, cautious, seed).picks)
+    # the LLM judges it all the same, and what it chooses is drawn
+    chooser = FakeChooser(lambda cards: ChoiceResult(tuple(LlmChoice(c.id, "") for c in cards[:1]), None))
+    chosen = picks(index, prompt, replace(cautious, match="llm"), chooser=chooser)
+    assert "qipao_xl" in chooser.offered[0] and chosen.picks[0].name == "qipao_xl"
+
+
+def test_a_character_is_never_matched_by_a_word_of_her_looks():
+    lucy = record("lucy_cyberpunk", "character", ["lucy (cyberpunk)", "grey hair", "red eyeliner"])
+    index = indexed([*LIBRARY, lucy])
+    for mode in ("keyword", "hybrid"):
+        assert "lucy_cyberpunk" not in [c.name for c in rank_candidates(index, "a red car, grey sky", mode, "sdxl")]
+        assert [c.name for c in rank_candidates(index, "lucy, night city", mode, "sdxl")][:1] == ["lucy_cyberpunk"]
