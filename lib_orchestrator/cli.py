@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                                         "(default: 0)")
     match.add_argument("--format", choices=("table", "jsonl"), default="table",
                        help="table: one line a LoRA; jsonl: name, path, score, reason, terms (and similarity, "
-                            "category, the LLM's why) a line (default: table)")
+                            "category, pickable, the LLM's why) a line (default: table)")
     match.add_argument("--llm-cache", metavar="FILE",
                        help="keep the LLM's answers in this file (default: none, every request is sent)")
     _library_args(match)

@@ -116,7 +116,7 @@ def run_match(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         for c in rows:
             record = {"name": c.name, "path": index.records[c.index].path, "score": round(c.score, 4),
                       "reason": c.reason, "terms": list(c.terms), "similarity": c.similarity,
-                      "category": index.records[c.index].category}
+                      "category": index.records[c.index].category, "pickable": c.pickable}
             if c.index in why:
                 record["why"] = why[c.index]
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -130,6 +130,8 @@ def run_match(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                                                        else "")
         if c.index in why:
             evidence = f"{evidence}; {why[c.index]}" if evidence else why[c.index]
+        if not c.pickable:
+            evidence += " (under the bar to be drawn: only the LLM may choose it)"
         out.write(f"{k:>3}  {c.name:<{width}}  {c.reason:<8}  {c.score:>8.3f}  "
                   f"{index.records[c.index].category:<10}  {evidence}\n")
     return 0
@@ -149,7 +151,8 @@ def _llm_rows(index: "LoraIndex", prompt: str, seed: int, rules: "Rules", rows: 
         err.write(f"warning: LLM LoRA choice fell back to hybrid candidates: {result.error}\n")
         return rows, {}
     by_name = {c.name: c for c in offered}
-    chosen = [replace(by_name[choice.id], reason="llm") for choice in result.chosen if choice.id in by_name]
+    chosen = [replace(by_name[choice.id], reason="llm", pickable=True) for choice in result.chosen
+              if choice.id in by_name]
     why = {by_name[choice.id].index: choice.reason for choice in result.chosen if choice.id in by_name}
     taken = {c.index for c in triggers + chosen}
     return triggers + chosen + [c for c in rows if c.index not in taken], why
