@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..library import LoraRecord
+from ..library.categories import is_appearance, keywords_in
 from .index import LoraIndex, Match, checkpoint_base
 from .rules import Rules
 from .text import words
@@ -91,12 +92,24 @@ def _keyword(index: LoraIndex, prompt: str, rules: Rules, compat: Sequence[float
 
 
 def _unnamed(record: LoraRecord, match: Match) -> bool:
-    """A character matched by words that are not her name: `white` of `white dress`, `red` of `red hair`.
-    She is picked by name (a trigger phrase, a word of her file name or alias), never by a description."""
+    """A character matched by words that are not her name (`white` of `white dress`, `red` of `red hair`), or
+    by one word of it that names no one (`man` of `Power (Chainsaw Man)`, `maid` of `Rem maid`). She is
+    picked by name: a trigger phrase, or a word of her file name or alias that is hers (`lucy`)."""
     if record.category not in NAMED_ONLY:
         return False
     names = set(words(record.name)) | set(words(record.alias or ""))
-    return names.isdisjoint(match.terms)
+    said = names.intersection(match.terms)
+    return len(said) < 2 and all(_generic_word(word) for word in said)
+
+
+GENERIC_PEOPLE = frozenset("""man men woman women girl girls boy boys lady ladies guy person people child kid
+    knight warrior soldier witch wizard mage sorceress princess prince queen king samurai ninja pirate student
+    teacher nurse doctor priest nun elf angel demon vampire idol detective""".split())
+
+
+def _generic_word(word: str) -> bool:
+    """A word that says what someone is or wears, not who: people nouns, category keywords (`maid`, `knight`)."""
+    return word in GENERIC_PEOPLE or bool(keywords_in([word])) or is_appearance(word)
 
 
 def _triggers_only(keyword: Dict[int, Candidate]) -> Dict[int, Candidate]:

@@ -259,3 +259,13 @@ def test_a_character_is_never_matched_by_a_word_of_her_looks():
     for mode in ("keyword", "hybrid"):
         assert "lucy_cyberpunk" not in [c.name for c in rank_candidates(index, "a red car, grey sky", mode, "sdxl")]
         assert [c.name for c in rank_candidates(index, "lucy, night city", mode, "sdxl")][:1] == ["lucy_cyberpunk"]
+
+
+def test_one_word_of_a_characters_name_that_names_no_one_does_not_pick_her():
+    power = record("power_chainsaw_man", "character", ["power (chainsaw man)", "horns"])
+    knight = record("wandering_knight", "character", ["wandering knight"])
+    index = indexed([*LIBRARY, power, knight])
+    for prompt in ("a man in a suit", "a knight on a horse"):
+        assert [c.name for c in rank_candidates(index, prompt, "keyword", "sdxl")] == [], prompt
+    assert [c.name for c in rank_candidates(index, "power, city", "keyword", "sdxl")] == ["power_chainsaw_man"]
+    assert [c.name for c in rank_candidates(index, "wandering knight", "keyword", "sdxl")][:1] == ["wandering_knight"]

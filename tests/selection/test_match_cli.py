@@ -70,7 +70,7 @@ def test_an_embeddings_server_makes_the_vectors_and_the_cache_keeps_them(serve, 
     server = serve(embedding_server("lmstudio", ["qwen2.5-7b-instruct", "text-embedding-nomic-embed-text-v1.5"],
                                     ["text-embedding-nomic-embed-text-v1.5"]))
     cache = str(tmp_path / "lib.sqlite")
-    argv = ("library", "match", "a knight", "--loras", SAMPLE_LORAS, "--family", "sdxl", "--format", "jsonl",
+    argv = ("library", "match", "neon alley", "--loras", SAMPLE_LORAS, "--family", "sdxl", "--format", "jsonl",
             "--embed", server.url, "--embed-model", "text-embedding-nomic-embed-text-v1.5", "--cache", cache)
     code, out, err = run(*argv)
     assert code == 0 and not err and out
