@@ -69,7 +69,11 @@ def lora_fields(record: LoraRecord, notes: str = "", common: AbstractSet[str] = 
     triggers = record.trigger_words or record.activations
     tags = [*record.tags, *record.suggested_tags[:5]]
     category = "" if record.category in _CATEGORY_WORDS else record.category
-    fields = [fresh(names), fresh(naming_phrases(triggers, character=False)),
+    names = fresh(names)
+    # A trigger that is the file's name again (`god_rays_sd15`, as Civitai Helper fills trainedWords) says
+    # nothing the name does not, and its base-model token would pull the vector towards every SD 1.5 LoRA.
+    triggers = [t for t in naming_phrases(triggers, character=False) if name_words(t).lower() not in names]
+    fields = [names, fresh(triggers),
               fresh(naming_phrases(tags, character=False), common), fresh([category]), fresh([description]),
               fresh([_plain(notes, NOTES_CHARS)])]
     return tuple(", ".join(field) for field in fields if field)

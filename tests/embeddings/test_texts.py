@@ -110,3 +110,8 @@ def test_text_hash_is_the_sha256_of_the_utf8_even_with_lone_surrogates():
     assert text_hash("qipao") == hashlib.sha256(b"qipao").digest()
     assert text_hash("bad\udcff") == hashlib.sha256(b"bad\xed\xb3\xbf").digest()
     assert text_hash("a") != text_hash("a ")
+
+
+def test_a_trigger_that_is_the_file_name_again_is_left_to_the_name_field():
+    r = record(name="god_rays_sd15", category="concept", trigger_words=("god_rays_sd15", "volumetric light"))
+    assert lora_fields(r) == ("god rays", "volumetric light", "concept")
