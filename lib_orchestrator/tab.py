@@ -497,6 +497,8 @@ class TabModel:
         summary = f"{result.total:,} LoRAs · page {result.page + 1} of {result.pages}"
         if status is not None and (status.failed or status.skipped or status.with_problems or status.last_error):
             summary += f"\n\n{status.text()}"  # a skipped file or a failed rescan is never silent
+        elif status is not None and status.semantic:  # embedded, embedding, or why matching uses keywords only
+            summary += f" · {status.semantic}"
         return items, summary, paths
 
     def _catalogue(self) -> Catalogue:
