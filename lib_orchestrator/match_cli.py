@@ -106,7 +106,7 @@ def run_match(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     found = find(index, args.prompt, rules, compat, "hybrid" if rules.match == "llm" else rules.match)
     if found.note:
         err.write(f"warning: {found.note}\n")
-    rows: List[Candidate] = ranked(found)
+    rows: List[Candidate] = ranked(found.candidates)
     why = {}
     chooser = chooser_for(args, rules, getattr(args, "llm_cache", None))
     if chooser is not None:

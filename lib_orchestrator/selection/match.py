@@ -51,8 +51,7 @@ class Candidate:
 @dataclass(frozen=True)
 class Found:
     candidates: Dict[int, Candidate]  # in a fixed order: keyword matches as scored, then by similarity
-    mode: str  # the mode actually used: hybrid without vectors is keyword
-    note: Optional[str] = None  # why it is not the mode asked for, or what failed
+    note: Optional[str] = None  # why meaning had no say (semantic mode without vectors), or what failed
 
 
 def find(index: LoraIndex, prompt: str, rules: Rules, compat: Sequence[float], mode: Optional[str] = None) -> Found:
@@ -61,20 +60,20 @@ def find(index: LoraIndex, prompt: str, rules: Rules, compat: Sequence[float], m
     mode = mode or rules.match
     keyword = _keyword(index, prompt, rules, compat)
     if mode == "keyword":
-        return Found(keyword, "keyword")
-    semantic = getattr(index, "semantic", None)
+        return Found(keyword)
+    semantic = index.semantic
     if semantic is None:  # hybrid's keyword half is today's matching: said once where the library's state is shown
         note = f"semantic matching has no LoRA vectors ({index.semantic_note or 'not embedded yet'}): keywords used"
-        return Found(keyword, "keyword", note if mode == "semantic" else None)
+        return Found(keyword, note if mode == "semantic" else None)
     from ..embeddings.base import EmbedError
 
     try:
         sims = semantic.similarities(prompt)
     except EmbedError as exc:
-        return Found(keyword, "keyword", f"semantic matching failed ({exc.message}); keywords used")
+        return Found(keyword, f"semantic matching failed ({exc.message}); keywords used")
     if sims is None:
-        return Found(keyword if mode != "semantic" else _triggers_only(keyword), mode)
-    return Found(_combined(index, keyword, sims, rules, compat, mode), mode)
+        return Found(keyword if mode != "semantic" else _triggers_only(keyword))
+    return Found(_combined(index, keyword, sims, rules, compat, mode))
 
 
 def _keyword(index: LoraIndex, prompt: str, rules: Rules, compat: Sequence[float]) -> Dict[int, Candidate]:
@@ -158,9 +157,9 @@ def _combined(index: LoraIndex, keyword: Dict[int, Candidate], sims, rules: Rule
     return out
 
 
-def ranked(found: Found) -> List[Candidate]:
+def ranked(candidates: Dict[int, Candidate]) -> List[Candidate]:
     """Best first: named triggers, then by rank (ties by library order, so a listing is stable)."""
-    return sorted(found.candidates.values(), key=lambda c: (c.reason != "trigger", -c.rank, c.index))
+    return sorted(candidates.values(), key=lambda c: (c.reason != "trigger", -c.rank, c.index))
 
 
 def rank_candidates(index: LoraIndex, prompt: str, mode: str, family: str, base_model: Optional[str] = None,
@@ -168,4 +167,4 @@ def rank_candidates(index: LoraIndex, prompt: str, mode: str, family: str, base_
     """The ranked candidates for a prompt on a checkpoint (`library match`)."""
     rules = rules or Rules()
     compat = index.compatible(family, checkpoint_base(family, base_model))
-    return ranked(find(index, prompt, rules, compat, mode))
+    return ranked(find(index, prompt, rules, compat, mode).candidates)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Set,
 
 from ..library import LoraRecord
 from .index import LoraIndex
-from .match import Candidate, find
+from .match import Candidate, find, ranked
 from .rules import Rules
 from .text import user_loras
 
@@ -150,7 +150,7 @@ def _llm_choice(index: LoraIndex, prompt: str, seed: int, rules: Rules, candidat
     drawable = {i: c for i, c in candidates.items() if c.pickable}
     if chooser is None:
         return drawable, "LLM LoRA choice is not set up here: hybrid picks"
-    offered = [c for c in ranked_candidates(candidates) if state.allowed(c.index)][:rules.llm_candidates]
+    offered = [c for c in ranked(candidates) if state.allowed(c.index)][:rules.llm_candidates]
     if not offered:
         return drawable, None
     result = chooser(prompt, seed, [card_for(index.records[c.index]) for c in offered])
@@ -165,10 +165,6 @@ def _llm_choice(index: LoraIndex, prompt: str, seed: int, rules: Rules, candidat
             chosen[c.index] = replace(c, reason="llm", rank=1.0 / (1 + k))
             state.why[c.index] = choice.reason
     return chosen, None
-
-
-def ranked_candidates(matches: Dict[int, Candidate]) -> List[Candidate]:
-    return sorted(matches.values(), key=lambda c: (-c.rank, c.index))
 
 
 class _State:
