@@ -395,5 +395,6 @@ def test_a_failed_or_partial_library_scan_is_said_where_the_user_looks(model):
     summary = partial.search("", "", "", False, False, 0)[1]
     assert "3 files skipped" in summary  # next to the page count, not only in a log
     for said in ("412 LoRAs embedded by builtin wordllama", "keywords only: the built-in embedder is not installed"):
-        clean = replace(model, library_status=lambda: LibraryStatus(ready=True, loras=40, records=40, semantic=said))
+        status = LibraryStatus(ready=True, loras=40, records=40, semantic=said)
+        clean = replace(model, library_status=lambda status=status: status)
         assert clean.search("", "", "", False, False, 0)[1].endswith(f" · {said}")  # what matching has to work with
