@@ -31,6 +31,7 @@ from lib_orchestrator.job import (  # noqa: E402
     pasted_settings,
     plan_job,
 )
+from lib_orchestrator.selection.llm_choice import ChoiceResult  # noqa: E402
 from lib_orchestrator.selection.rules import MATCH_MODES  # noqa: E402
 
 SECTION = ("orchestrator", f"Orchestrator {__version__}")  # the id keys the settings; the label shows the version
@@ -139,7 +140,7 @@ class OrchestratorScript(scripts.Script):
                             index, rules, kind.family, kind.base_model, known,
                             batch_size=int(getattr(p, "batch_size", 1) or 1),
                             hr_templates=list(hr) if hr else None, enhance=enhance,
-                            no_library=_no_library_note(), chooser=state.chooser(settings.rules(rules)))
+                            no_library=_no_library_note(), chooser=_choose_step(settings.rules(rules)))
         except OrchestratorError as exc:
             print(f"[Orchestrator] {exc.one_line()}", file=sys.stderr)
             p.extra_generation_params[KEY_NOTE] = exc.one_line()
@@ -193,6 +194,25 @@ def _enhance_step(settings: JobSettings, total: int, family: str, base: Any) -> 
         shared.state.textinfo = f"Orchestrator: enhancing prompt {done[0]}/{total} with the LLM"
         try:
             return enhancer(prompt, seed, family, base, embeddings)
+        finally:
+            shared.state.textinfo = None
+
+    return step
+
+
+def _choose_step(rules: Any) -> Any:
+    """The LLM's LoRA choice for `match: llm` (None otherwise), as the enhancement step: said under the
+    progress bar while it waits, and not asked once the user pressed Interrupt."""
+    chooser = state.chooser(rules)
+    if chooser is None:
+        return None
+
+    def step(prompt: str, seed: int, cards: Any) -> ChoiceResult:
+        if getattr(shared.state, "interrupted", False):
+            return ChoiceResult((), "interrupted")
+        shared.state.textinfo = "Orchestrator: choosing LoRAs with the LLM"
+        try:
+            return chooser(prompt, seed, cards)
         finally:
             shared.state.textinfo = None
 

@@ -161,6 +161,38 @@ def test_the_match_mode_is_the_last_rest_arg_and_is_recorded_and_pasted_back(orc
     assert "match" not in json.loads(info_dict(image_infotexts(processed)[0])[KEY_SETTINGS])
 
 
+def test_llm_matching_asks_the_settings_llm_to_choose_and_records_its_choice(orchestrator, run_txt2img, serve):
+    from modules import shared
+
+    from lib_orchestrator.embeddings.builtin import builtin_status
+
+    from ..selection.test_llm_choice import answering
+
+    why = builtin_status()
+    if why is not None:
+        pytest.skip(f"the builtin embedder is not usable here: {why}")
+    seen = []
+
+    def choose(method, path, body):
+        seen.append(shared.state.textinfo)  # what Forge shows under the progress bar meanwhile
+        return answering(json.dumps({"loras": [{"id": "god_rays_xl", "reason": "light through clouds"}]}))(
+            method, path, body)
+
+    server = serve(choose)
+    shared.opts.data.update(orchestrator_llm_url=server.url)
+    module, classes = orchestrator
+    assert module.LIBRARY.current().semantic is not None  # embedded in the background after the scan
+    args = [True, True, 1, 1, 0.0, "", False, "", False, "", "llm"]
+    processed = run(run_txt2img, classes, args, prompt="sunbeams piercing the clouds over a valley", n_iter=2)
+    for text in image_infotexts(processed):
+        params = info_dict(text)
+        assert params[KEY_LORAS] == "god_rays_xl:0.7:llm" and json.loads(params[KEY_SETTINGS])["match"] == "llm"
+        assert server.url not in text
+    asked = [body for method, path, body, _ in server.requests if path.endswith("/chat/completions")]
+    assert len(asked) == 1  # the second image's same prompt and candidates come from the answer cache
+    assert "Orchestrator: choosing LoRAs with the LLM" in seen and shared.state.textinfo is None
+
+
 def test_pasting_an_images_infotext_restores_the_controls(orchestrator, run_txt2img):
     from modules import scripts
 
