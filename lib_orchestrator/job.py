@@ -16,7 +16,7 @@ from typing import Any, Callable, Collection, Dict, List, Mapping, Optional, Seq
 from .compose import ComposedPrompt, apply_picks
 from .enhance.enhance import Enhanced
 from .selection import LoraIndex, Rules, pick_loras
-from .selection.pick import Chooser, Pick, Selection
+from .selection.pick import LLM_NOTE, Chooser, Pick, Selection
 from .selection.rules import MATCH_MODES
 from .selection.text import LORA_TAG
 
@@ -229,6 +229,10 @@ def plan_job(templates: Sequence[str], negatives: Sequence[str], seeds: Sequence
         prompt, negative_prompt, picks = apply_picks(base, negative_text, selection.picks)
         composed = ComposedPrompt(template, seed, base, prompt, negative_prompt, picks, selection.warnings)
         plan.warnings.extend(f"seed {seed}: {w}" for w in selection.warnings)
+        # Why the LLM did not choose goes where the user looks, as the enhancement's fallback does
+        llm = [w for w in selection.warnings if w.startswith(LLM_NOTE)]
+        if llm and not (batch_size > 1 and k % batch_size):
+            note = "; ".join(n for n in (note, *llm) if n)
         if hr_templates is not None:
             hr_template = hr_templates[k]
             if hr_template == template:

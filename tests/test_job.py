@@ -185,3 +185,14 @@ def test_pasting_restores_settings_and_enhances_again_only_with_the_template():
     assert enhance_after_paste({KEY_SETTINGS: made.to_infotext()})
     assert not enhance_after_paste({KEY_SETTINGS: replace(made, template="").to_infotext()})
     assert not enhance_after_paste({KEY_SETTINGS: '{"enhance":"1e999","template":["x"]}'})
+
+
+def test_why_the_llm_did_not_choose_is_in_each_images_note(index, expand):
+    from lib_orchestrator.selection.llm_choice import ChoiceResult
+
+    down = lambda prompt, seed, cards: ChoiceResult((), "cannot connect to the LLM server: start it")  # noqa: E731
+    p = plan(index, expand, ["a neon alley at night"] * 2, [1, 2], JobSettings(enabled=True, match="llm"), chooser=down)
+    for image in p.images:
+        assert image.note == "LLM LoRA choice fell back to hybrid picks: cannot connect to the LLM server: start it"
+        assert image.composed.loras and all(pick.reason != "llm" for pick in image.composed.loras)
+    assert plan(index, expand, ["a neon alley at night"], [1]).images[0].note == ""  # hybrid: nothing to say

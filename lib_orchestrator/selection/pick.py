@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 Chooser = Callable[[str, int, Sequence["CandidateCard"]], "ChoiceResult"]
 
 REASONS = ("user", "pinned", "trigger", "match", "semantic", "llm", "fallback", "detailer")
+LLM_NOTE = "LLM LoRA choice"  # how the warnings about the LLM's choice begin: they go into the image's note too
 
 
 @dataclass(frozen=True)
@@ -149,13 +150,13 @@ def _llm_choice(index: LoraIndex, prompt: str, seed: int, rules: Rules, candidat
 
     drawable = {i: c for i, c in candidates.items() if c.pickable}
     if chooser is None:
-        return drawable, "LLM LoRA choice is not set up here: hybrid picks"
+        return drawable, f"{LLM_NOTE} is not set up here: hybrid picks"
     offered = [c for c in ranked(candidates) if state.allowed(c.index)][:rules.llm_candidates]
     if not offered:
         return drawable, None
     result = chooser(prompt, seed, [card_for(index.records[c.index]) for c in offered])
     if result.error is not None:
-        return drawable, f"LLM LoRA choice fell back to hybrid picks: {result.error}"
+        return drawable, f"{LLM_NOTE} fell back to hybrid picks: {result.error}"
     by_name = {c.name: c for c in offered}
     chosen: Dict[int, Candidate] = {}
     for k, choice in enumerate(result.chosen):
