@@ -53,6 +53,16 @@ def sanitise_html(text: Optional[str]) -> str:
     return tree.result()
 
 
+_WRITTEN_TAG = re.compile(r"<[^>]*>")  # only tags sanitise_html wrote itself: attribute values are escaped
+
+
+def html_text(text: Optional[str]) -> str:
+    """The text of HTML by strangers (a Civitai description), for a model to read: what sanitise_html keeps
+    (scripts and styles go with their content, broken markup is read as a browser reads it), its tags as
+    spaces, its entities decoded. Whitespace is left as it is."""
+    return html.unescape(_WRITTEN_TAG.sub(" ", sanitise_html(text)))
+
+
 def safe_href(url: str) -> Optional[str]:
     # Control characters and spaces inside a scheme (`java\tscript:`) are how filters get fooled.
     cleaned = "".join(ch for ch in html.unescape(url) if ch.isprintable() and not ch.isspace())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lib_orchestrator.sanitize import safe_href, sanitise_html
+from lib_orchestrator.sanitize import html_text, safe_href, sanitise_html
 
 HOSTILE = [
     '<script>alert(1)</script>',
@@ -98,3 +98,9 @@ def test_raw_text_elements_end_only_at_their_own_end_tag():
     assert "<img" not in out and "onerror" not in out and out.endswith("after")
     assert sanitise_html("<script>if (a</b) x()</script>text") == "text"
     assert sanitise_html("<textarea><b>typed</b></textarea>after") == "after"
+
+
+def test_html_text_is_what_a_reader_sees_without_scripts_tags_or_entities():
+    assert html_text('<p>Silk&nbsp;<b>dress</b> &amp; slits</p><script>steal()</script><img src=x onerror=y>') \
+        .split() == ["Silk", "dress", "&", "slits"]
+    assert html_text("") == "" and html_text(None) == ""

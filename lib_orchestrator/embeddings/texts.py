@@ -10,13 +10,12 @@ without A1111 syntax and quality boilerplate. Pure functions, no numpy.
 from __future__ import annotations
 
 import hashlib
-import html
 import re
 from typing import AbstractSet, Iterable, List, Tuple
 
 from ..library.base_models import name_evidence, name_tokens
 from ..library.record import LoraRecord
-from ..sanitize import sanitise_html
+from ..sanitize import html_text
 from ..selection.text import naming_phrases, prompt_tags
 
 __all__ = ["DESCRIPTION_CHARS", "NOTES_CHARS", "encodable", "lora_text", "name_words", "prompt_text", "text_hash"]
@@ -38,7 +37,6 @@ _BOILERPLATE = frozenset({
 })
 _CATEGORY_WORDS = frozenset({"other", "unknown", ""})  # a category that says nothing about the LoRA
 _URL = re.compile(r"\b(?:https?://|www\.)\S+", re.I)
-_TAG = re.compile(r"<[^>]*>")
 _PROMPT_SYNTAX = re.compile(r"[|:]")  # what is left of `[a|b]` and `[from:to:when]` after prompt_tags
 _SPACES = re.compile(r"\s+")
 
@@ -122,13 +120,11 @@ def encodable(text: str) -> str:
 
 
 def _plain(text: str, limit: int) -> str:
-    """HTML as one line of plain text, links dropped, cut at a word boundary within `limit` characters.
-    sanitise_html reads broken markup as a browser would and drops scripts and styles with their content;
-    what it writes is well-formed, so removing its tags and decoding its entities leaves the text."""
+    """HTML as one line of plain text, links dropped, cut at a word boundary within `limit` characters."""
     if not text:
         return ""
     if "<" in text or "&" in text:
-        text = html.unescape(_TAG.sub(" ", sanitise_html(text[:_DESCRIPTION_READ])))
+        text = html_text(text[:_DESCRIPTION_READ])
     text = _SPACES.sub(" ", _URL.sub(" ", text)).strip()
     if len(text) <= limit:
         return text

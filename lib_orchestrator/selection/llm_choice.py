@@ -7,7 +7,6 @@ cache and the circuit breaker (a dead server is skipped for enhancement and choi
 """
 from __future__ import annotations
 
-import html
 import json
 import re
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence,
 
 from ..enhance.errors import LlmError
 from ..library import LoraRecord
-from ..sanitize import sanitise_html
+from ..sanitize import html_text
 
 if TYPE_CHECKING:
     from ..enhance.enhancer import Enhancer
@@ -67,16 +66,14 @@ def card_for(record: LoraRecord) -> CandidateCard:
                          description_line(record.description))
 
 
-_TAG = re.compile(r"<[^>]*>")  # only tags sanitise_html wrote itself are left: attribute values are escaped
 _SENTENCE = re.compile(r".+?[.!?](?=\s|$)|.+$")
 
 
 def description_line(description: str) -> str:
     """A Civitai description (HTML by strangers) as one plain line: its first sentence, or the first few
     when the first is a greeting ("Hi!"), cut at a word to DESCRIPTION_CHARS."""
-    # the sanitiser drops scripts, styles and images with their content; its tags become spaces
     # the first sentence is near the start: a page-long description is not read to its end for each image
-    text = _one_line(html.unescape(_TAG.sub(" ", sanitise_html(description[:DESCRIPTION_READ]))))
+    text = _one_line(html_text(description[:DESCRIPTION_READ]))
     line = ""
     for sentence in _SENTENCE.finditer(text):
         line = f"{line} {sentence.group().strip()}".strip()
