@@ -103,7 +103,7 @@ def run_match(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     index = with_vectors(LoraIndex(scan_folder(args, args.loras, err).records), rules, cache_for(args, args.loras),
                          err)
     compat = index.compatible(family, base)
-    found = find(index, args.prompt, rules, compat, "hybrid" if rules.match == "llm" else rules.match)
+    found = find(index, args.prompt, rules, compat)
     if found.note:
         err.write(f"warning: {found.note}\n")
     rows: List[Candidate] = ranked(found.candidates)
@@ -140,19 +140,14 @@ def run_match(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _llm_rows(index: "LoraIndex", prompt: str, seed: int, rules: "Rules", rows: list, chooser: "LlmChooser",
               err: TextIO) -> tuple:
     """The LLM's choice first (in its order, reason llm), then the other candidates as ranked."""
-    from dataclasses import replace
-
-    from .selection.llm_choice import card_for
+    from .selection.pick import LLM_NOTE, llm_chosen
 
     triggers = [c for c in rows if c.reason == "trigger"]
     offered = [c for c in rows if c.reason != "trigger"][:rules.llm_candidates]
-    result = chooser(prompt, seed, [card_for(index.records[c.index]) for c in offered])
-    if result.error is not None:
-        err.write(f"warning: LLM LoRA choice fell back to hybrid candidates: {result.error}\n")
+    chosen, error = llm_chosen(index, prompt, seed, offered, chooser)
+    if error is not None:
+        err.write(f"warning: {LLM_NOTE} fell back to hybrid candidates: {error}\n")
         return rows, {}
-    by_name = {c.name: c for c in offered}
-    chosen = [replace(by_name[choice.id], reason="llm", pickable=True) for choice in result.chosen
-              if choice.id in by_name]
-    why = {by_name[choice.id].index: choice.reason for choice in result.chosen if choice.id in by_name}
-    taken = {c.index for c in triggers + chosen}
-    return triggers + chosen + [c for c in rows if c.index not in taken], why
+    taken = {c.index for c in triggers} | {c.index for c, _ in chosen}
+    return triggers + [c for c, _ in chosen] + [c for c in rows if c.index not in taken], \
+        {c.index: why for c, why in chosen}

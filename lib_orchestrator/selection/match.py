@@ -55,9 +55,11 @@ class Found:
 
 
 def find(index: LoraIndex, prompt: str, rules: Rules, compat: Sequence[float], mode: Optional[str] = None) -> Found:
-    """The prompt's candidates under the rules' mode (or `mode`). Never raises: an embedder that fails
-    leaves keyword evidence, with the reason in `note`."""
+    """The prompt's candidates under the rules' mode (or `mode`; `llm` chooses among hybrid's). Never raises:
+    an embedder that fails leaves keyword evidence, with the reason in `note`."""
     mode = mode or rules.match
+    if mode == "llm":
+        mode = "hybrid"
     keyword = _keyword(index, prompt, rules, compat)
     if mode == "keyword":
         return Found(keyword)

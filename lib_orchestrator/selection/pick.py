@@ -74,7 +74,7 @@ def pick_loras(index: LoraIndex, prompt: str, seed: int, rules: Rules, family: s
             state.add(i, state.pick(i, "pinned", None, rng))
 
     total = rules.min_total + int(rng.random() * (rules.max_total - rules.min_total + 1))
-    found = find(index, prompt, rules, compat, "hybrid" if rules.match == "llm" else rules.match)
+    found = find(index, prompt, rules, compat)
     if found.note:
         warnings.append(found.note)
     matches = found.candidates
@@ -146,26 +146,37 @@ def _llm_choice(index: LoraIndex, prompt: str, seed: int, rules: Rules, candidat
                 state: "_State", chooser: Optional[Chooser]) -> Tuple[Dict[int, Candidate], Optional[str]]:
     """The LLM's choice among the best hybrid candidates, as the matches (in its order, reason `llm`), or
     the hybrid matches (those over their bar) with why not. The picker's rules still apply to what it chose."""
-    from .llm_choice import card_for
-
     drawable = {i: c for i, c in candidates.items() if c.pickable}
     if chooser is None:
         return drawable, f"{LLM_NOTE} is not set up here: hybrid picks"
     offered = [c for c in ranked(candidates) if state.allowed(c.index)][:rules.llm_candidates]
     if not offered:
         return drawable, None
+    chosen, error = llm_chosen(index, prompt, seed, offered, chooser)
+    if error is not None:
+        return drawable, f"{LLM_NOTE} fell back to hybrid picks: {error}"
+    for c, why in chosen:
+        state.why[c.index] = why
+    return {c.index: c for c, _ in chosen}, None
+
+
+def llm_chosen(index: LoraIndex, prompt: str, seed: int, offered: Sequence[Candidate],
+               chooser: Chooser) -> Tuple[List[Tuple[Candidate, str]], Optional[str]]:
+    """The offered candidates the LLM chose, in its order, each as reason `llm` (drawable, ranked by that
+    order: the first it names is drawn as the best, temperature still applies) with its reason; or the
+    error that kept it from choosing."""
+    from .llm_choice import card_for
+
     result = chooser(prompt, seed, [card_for(index.records[c.index]) for c in offered])
     if result.error is not None:
-        return drawable, f"{LLM_NOTE} fell back to hybrid picks: {result.error}"
+        return [], result.error
     by_name = {c.name: c for c in offered}
-    chosen: Dict[int, Candidate] = {}
+    chosen: Dict[int, Tuple[Candidate, str]] = {}
     for k, choice in enumerate(result.chosen):
         c = by_name.get(choice.id)
         if c is not None and c.index not in chosen:
-            # its order is the LLM's: the first it names is drawn as the best (temperature still applies)
-            chosen[c.index] = replace(c, reason="llm", rank=1.0 / (1 + k))
-            state.why[c.index] = choice.reason
-    return chosen, None
+            chosen[c.index] = (replace(c, reason="llm", rank=1.0 / (1 + k), pickable=True), choice.reason)
+    return list(chosen.values()), None
 
 
 class _State:
