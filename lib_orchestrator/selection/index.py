@@ -13,7 +13,7 @@ import copy
 import math
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Protocol, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Protocol, Sequence, Tuple
 
 from ..library import LoraRecord, compatibility, family_of
 from .text import naming_phrases, prompt_tags, words
@@ -68,6 +68,7 @@ class LoraIndex:
                 self.by_name.setdefault(r.alias.lower(), i)
         self._build_terms()
         self._compat: Dict[Tuple[str, str], List[float]] = {}
+        self._loadable: Dict[int, Tuple[Sequence[float], Any]] = {}  # id of a _compat list -> (it, its mask)
         self._pools: Dict[Tuple[str, str], Dict[str, List[int]]] = {}
         self.semantic: Optional["SemanticIndex"] = None  # the LoRAs' vectors, once embedded
         self.semantic_note: Optional[str] = None  # why there are none: embedding, not installed, failed
@@ -138,6 +139,16 @@ class LoraIndex:
             self._compat[key] = scores
         return scores
 
+
+    def loadable(self, compat: Sequence[float]) -> Any:
+        """One of `compatible`'s lists as a numpy mask of the LoRAs that load, made once per list: semantic
+        matching needs it for every image, and 10k floats to numpy cost more than the matching itself."""
+        import numpy as np
+
+        found = self._loadable.get(id(compat))
+        if found is None or found[0] is not compat:  # the list kept beside it: an id is never reused meanwhile
+            found = self._loadable[id(compat)] = (compat, np.asarray(compat, dtype=np.float32) > 0)
+        return found[1]
 
     def pool(self, family: str, base_model: str, category: str) -> List[int]:
         """The LoRAs of a category that load on the checkpoint, for fallback draws."""

@@ -121,7 +121,7 @@ def _combined(index: LoraIndex, keyword: Dict[int, Candidate], sims, rules: Rule
               mode: str) -> Dict[int, Candidate]:
     import numpy as np
 
-    usable = np.asarray(compat, dtype=np.float32) > 0
+    usable = index.loadable(compat)
     if not usable.any():
         return {}
     shown = sims[usable]
