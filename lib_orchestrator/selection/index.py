@@ -13,7 +13,7 @@ import copy
 import math
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Protocol, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ..library import LoraRecord, compatibility, family_of
 from .text import naming_phrases, prompt_tags, words
@@ -36,11 +36,6 @@ class Match:
     terms: Tuple[str, ...]  # what matched, for the explanation
     phrase: Optional[str] = None  # a trigger phrase the prompt contains whole (the first, where activation goes)
     phrases: Tuple[str, ...] = ()  # every trigger phrase of this LoRA the prompt contains whole
-
-
-class Scorer(Protocol):
-    def score(self, prompt: str) -> Dict[int, Match]:
-        """LoRA index -> match, for the LoRAs that match the prompt at all."""
 
 
 class LoraIndex:
