@@ -13,7 +13,7 @@ import copy
 import math
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from ..library import LoraRecord, compatibility, family_of
 from .text import naming_phrases, prompt_tags, words
@@ -67,12 +67,35 @@ class LoraIndex:
         self._pools: Dict[Tuple[str, str], Dict[str, List[int]]] = {}
         self.semantic: Optional["SemanticIndex"] = None  # the LoRAs' vectors, once embedded
         self.semantic_note: Optional[str] = None  # why there are none: embedding, not installed, failed
+        self.effect: Dict[int, float] = {}  # the user's verdict on a LoRA (history/effect.py's score), where not 0
+        self._factors: Dict[float, Dict[int, float]] = {}
 
     def with_semantic(self, semantic: Optional["SemanticIndex"], note: Optional[str] = None) -> "LoraIndex":
         """This index with vectors (or, with None, the reason there are none); the keyword part is shared."""
         other = copy.copy(self)
         other.semantic, other.semantic_note = semantic, note
         return other
+
+    def with_feedback(self, scores: Mapping[str, float]) -> "LoraIndex":
+        """This index with the user's verdicts (a LoRA name or alias, any case -> its score in stars against the
+        user's average); names not in the library are ignored. The rest is shared."""
+        other = copy.copy(self)
+        other.effect, other._factors = {}, {}
+        for name, score in scores.items():
+            i = self.by_name.get(name.lower())
+            if i is not None and score:
+                other.effect[i] = float(score)
+        return other
+
+    def factors(self, strength: float) -> Dict[int, float]:
+        """Each rated LoRA's pick-weight factor at this feedback strength (those that are not 1)."""
+        found = self._factors.get(strength)
+        if found is None:
+            from ..history.effect import feedback_factor
+
+            found = {i: f for i, s in self.effect.items() if (f := feedback_factor(s, strength)) != 1.0}
+            self._factors[strength] = found
+        return found
 
     def _build_terms(self) -> None:
         postings: Dict[str, Dict[int, float]] = defaultdict(dict)

@@ -5,6 +5,11 @@ minimums, then matches (by keywords, meaning or both: match.py; or the LLM's cho
 weighted chance (temperature), a fallback when nothing matched (subject-neutral categories only, unless
 the rules allow more), and a detailer by chance. Every draw comes from one `random.Random` seeded by the
 image seed, and only its `random()` is used, whose sequence Python keeps stable across versions.
+
+Feedback: where the index carries the user's verdicts (`LoraIndex.with_feedback`) and the rules' `feedback`
+is above 0, every drawn LoRA's chance (matches and fallbacks, never a trigger, a pin or the user's own) is
+multiplied by its factor, and a pick the factor moved says so in its reason (`match+feedback`). At 0, or with
+no verdicts, not one draw changes.
 """
 from __future__ import annotations
 
@@ -26,6 +31,8 @@ if TYPE_CHECKING:
 Chooser = Callable[[str, int, Sequence["CandidateCard"]], "ChoiceResult"]
 
 REASONS = ("user", "pinned", "trigger", "match", "semantic", "llm", "fallback", "detailer")
+FEEDBACK = "+feedback"  # appended to the reason of a pick whose chance the user's ratings moved noticeably
+NOTICEABLE = 0.05  # …by more than this share either way
 LLM_NOTE = "LLM LoRA choice"  # how the warnings about the LLM's choice begin: they go into the image's note too
 
 
@@ -103,7 +110,7 @@ def pick_loras(index: LoraIndex, prompt: str, seed: int, rules: Rules, family: s
         while state.per_category[category] < rule.min and len(state.picks) < rules.max_total:
             pool = [i for i in matches if index.records[i].category == category and state.allowed(i)]
             if pool:
-                i = _weighted(pool, matches, rules.temperature, rng)
+                i = _weighted(pool, matches, rules.temperature, rng, state.factors)
                 state.add(i, state.pick(i, matches[i].reason, matches[i], rng))
                 continue
             i = state.draw(state.pool(category), rng)
@@ -115,7 +122,7 @@ def pick_loras(index: LoraIndex, prompt: str, seed: int, rules: Rules, family: s
         pool = [i for i in matches if state.allowed(i)]
         if not pool:
             break
-        i = _weighted(pool, matches, rules.temperature, rng)
+        i = _weighted(pool, matches, rules.temperature, rng, state.factors)
         state.add(i, state.pick(i, matches[i].reason, matches[i], rng))
 
     # Nothing matched: fill from the pool. Something matched: only make up the minimum.
@@ -130,7 +137,7 @@ def pick_loras(index: LoraIndex, prompt: str, seed: int, rules: Rules, family: s
             and len(state.picks) < rules.max_total:
         pool = [i for i in matches if index.records[i].category == "detailer" and state.allowed(i)]
         if pool:
-            i = _weighted(pool, matches, rules.temperature, rng)
+            i = _weighted(pool, matches, rules.temperature, rng, state.factors)
         else:
             i = state.draw(state.pool("detailer"), rng)
         if i is not None:
@@ -192,6 +199,8 @@ class _State:
         self.other_max = rules.category("other").max
         self.groups: Dict[str, List[int]] = {}  # a category or a lower-cased LoRA name -> its conflict groups
         self.why: Dict[int, str] = {}  # the LLM's reason for each LoRA it chose
+        self.factors = index.factors(rules.feedback) if rules.feedback > 0 and index.effect else {}
+        self.top_factor = max(self.factors.values(), default=1.0)
         for g, group in enumerate(rules.conflicts):
             for member in group:
                 self.groups.setdefault(member.lower(), []).append(g)
@@ -227,6 +236,8 @@ class _State:
     def draw(self, pool: List[int], rng: random.Random) -> Optional[int]:
         """A uniformly drawn allowed member of a (possibly large) pool: a few blind draws first, since
         nearly all are allowed, then a scan."""
+        if self.factors:
+            return self._draw_weighted(pool, rng)
         for _ in range(8):
             if not pool:
                 return None
@@ -235,6 +246,22 @@ class _State:
                 return i
         allowed = [i for i in pool if self.allowed(i)]
         return allowed[int(rng.random() * len(allowed))] if allowed else None
+
+    def _draw_weighted(self, pool: List[int], rng: random.Random) -> Optional[int]:
+        """An allowed member drawn in proportion to its feedback factor (1 for a LoRA not rated): uniform
+        proposals accepted with factor / the largest factor, which needs no pass over a large pool, then the
+        exact weighted draw over the allowed ones if the proposals keep missing."""
+        top = max(self.top_factor, 1.0)
+        for _ in range(16):
+            if not pool:
+                return None
+            i = pool[int(rng.random() * len(pool))]
+            if self.allowed(i) and rng.random() * top < self.factors.get(i, 1.0):
+                return i
+        allowed = [i for i in pool if self.allowed(i)]
+        if not allowed:
+            return None
+        return allowed[_by_weight([self.factors.get(i, 1.0) for i in allowed], rng)]
 
     def fallback(self, rng: random.Random) -> Optional[int]:
         """A compatible LoRA from a fallback category drawn by the categories' weights."""
@@ -262,6 +289,8 @@ class _State:
         if self.rules.jitter:
             weight += (rng.random() * 2 - 1) * self.rules.jitter
         match = found.match if found else None
+        if reason not in ("user", "pinned", "trigger") and abs(self.factors.get(i, 1.0) - 1.0) > NOTICEABLE:
+            reason += FEEDBACK
         return Pick(record.name, round(weight, 2), record.category, reason,
                     score=round(found.score, 3) if found else 0.0, matched=found.terms if found else (),
                     phrase=match.phrase if match else None, activation=_activation(record, rng),
@@ -279,13 +308,20 @@ def _activation(record: LoraRecord, rng: random.Random) -> Optional[str]:
     return alternatives[int(rng.random() * len(alternatives))].strip()
 
 
-def _weighted(pool: List[int], matches: Dict[int, Candidate], temperature: float, rng: random.Random) -> int:
-    """Temperature 0: the best; higher: flatter. Weights are (rank / best) ** (1 / temperature)."""
+def _weighted(pool: List[int], matches: Dict[int, Candidate], temperature: float, rng: random.Random,
+              factors: Dict[int, float]) -> int:
+    """Temperature 0: the best; higher: flatter. Weights are (rank / best) ** (1 / temperature), each times
+    the LoRA's feedback factor (at temperature 0, rank times factor decides the best)."""
     scores = [matches[i].rank for i in pool]
     best = max(scores)
     if temperature <= 0 or best <= 0:
-        return pool[scores.index(best)]
-    return pool[_by_weight([(s / best) ** (1.0 / temperature) for s in scores], rng)]
+        if factors:
+            scores = [s * factors.get(i, 1.0) for s, i in zip(scores, pool)]
+        return pool[scores.index(max(scores))]
+    weights = [(s / best) ** (1.0 / temperature) for s in scores]
+    if factors:
+        weights = [w * factors.get(i, 1.0) for w, i in zip(weights, pool)]
+    return pool[_by_weight(weights, rng)]
 
 
 def _by_weight(weights: Sequence[float], rng: random.Random) -> int:

@@ -68,6 +68,9 @@ class Rules:
     llm_candidates: int = 12  # how many ranked candidates the LLM chooses from
     embed: str = ""  # builtin, or an embeddings server's address ("": the host's setting, else builtin)
     embed_model: str = ""  # the server's embedding model ("": the first it lists with "embed" in its name)
+    # How much the user's ratings move a drawn LoRA's chance (0: not at all, today's picks exactly; 1: a LoRA a star
+    # better than average is e^2 = 7.4 times as likely). history/effect.py's feedback_factor turns it into a factor.
+    feedback: float = 0.25
 
     def category(self, name: str) -> CategoryRule:
         return self.categories.get(name, self.categories.get("other", CategoryRule()))
@@ -75,7 +78,7 @@ class Rules:
 
 # -- loading ----------------------------------------------------------------------------------------
 _TOP = {"count", "temperature", "min_score", "min_relative_score", "fallback", "detailer", "jitter", "categories",
-        "conflicts", "pinned", "blocked", "match", "semantic", "llm", "embed"}
+        "conflicts", "pinned", "blocked", "match", "semantic", "llm", "embed", "feedback"}
 _CATEGORY_KEYS = {"min", "max", "weight", "lora_weight", "weight_range"}
 
 
@@ -230,6 +233,8 @@ class _Reader:
             llm = self.mapping(top["llm"], {"candidates"}, "llm")
             if "candidates" in llm:
                 rules = replace(rules, llm_candidates=self.integer(llm["candidates"], "llm.candidates", 1, 50))
+        if "feedback" in top:
+            rules = replace(rules, feedback=self.feedback(top["feedback"]))
         if "embed" in top:
             embed = self.mapping(top["embed"], {"server", "model"}, "embed")
             if "server" in embed:
@@ -237,6 +242,16 @@ class _Reader:
             if "model" in embed:
                 rules = replace(rules, embed_model=self.text(embed["model"], "embed.model"))
         return rules
+
+    def feedback(self, node: Any) -> float:
+        """A strength 0…1; `off`/`false` is 0, `on`/`true` the default."""
+        import yaml
+
+        if isinstance(node, yaml.ScalarNode) and node.value.lower() in ("off", "false", "no", "on", "true", "yes"):
+            return Rules.feedback if node.value.lower() in ("on", "true", "yes") else 0.0
+        if not isinstance(node, yaml.ScalarNode):
+            raise self.fail(node, "feedback must be a strength from 0 to 1, or off", "e.g. feedback: 0.25")
+        return self.number(node, "feedback", 0, 1)
 
     def categories(self, node: Any, what: str) -> Tuple[str, ...]:
         names = self.names(node, what)
