@@ -26,6 +26,16 @@ KEY_TEMPLATE = "Orchestrator template"
 KEY_LORAS = "Orchestrator LoRAs"
 KEY_NOTE = "Orchestrator note"
 KEY_ENHANCE = "Orchestrator LLM"
+# Images that differ only in their LoRAs (a swatch's cells, a by-LoRA batch's images of one seed) share this
+# value, so the history offers them to be compared side by side.
+KEY_GROUP = "Orchestrator group"
+
+
+def group_value(*parts: str) -> str:
+    """The `Orchestrator group` value of the images made from these parts: 16 hex digits."""
+    import hashlib
+
+    return hashlib.sha1("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from modules import processing, sd_models, shared
 from lib_orchestrator.atomic import write_text_atomic
 from lib_orchestrator.batches import Batch, BatchImage, RunState, Settings
 from lib_orchestrator.batches.run import Progress, run_batch
-from lib_orchestrator.job import KEY_LORAS, KEY_TEMPLATE
+from lib_orchestrator.job import KEY_GROUP, KEY_LORAS, KEY_TEMPLATE, group_value
 from lib_orchestrator.swatches import Swatch, SwatchCell
 from lib_orchestrator.swatches.grid import swatch_grid
 from lib_orchestrator.swatches.run import CellResult, Key, run_swatch, swatch_record
@@ -69,6 +69,8 @@ def _provenance(batch: Batch, image: BatchImage) -> dict:
               "Orchestrator batch": f"{batch.name} #{image.index}"}
     if batch.template:
         values[KEY_TEMPLATE] = batch.template
+    if batch.origin == "by LoRA":  # prompt k has one text and seed under every LoRA: those images are twins
+        values[KEY_GROUP] = group_value(batch.name, str(image.seed), batch.checkpoint_of(image) or "")
     return values
 
 
@@ -115,8 +117,11 @@ def run_swatch_in_forge(swatch: Swatch, settings: Settings, checkpoint: Optional
             f" at {cell.weight:g}" if cell.lora else "")
         on_cell(state.textinfo)
 
+    group = group_value(swatch.prompt, swatch.negative, str(swatch.seed), checkpoint or "")
+
     def generate(cell: SwatchCell) -> Optional[Tuple[Any, Optional[str]]]:
-        provenance = {"Orchestrator swatch": f"{cell.lora}:{cell.weight:g}" if cell.lora else "baseline"}
+        provenance = {"Orchestrator swatch": f"{cell.lora}:{cell.weight:g}" if cell.lora else "baseline",
+                      KEY_GROUP: group}
         return make_image(cell.prompt, cell.negative_prompt, cell.seed, settings, checkpoint, provenance)
 
     results = run_swatch(swatch, generate, should_stop=lambda: bool(getattr(state, "interrupted", False)),
