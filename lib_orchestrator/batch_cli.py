@@ -8,6 +8,7 @@ from typing import TextIO
 from .batches import RunState, load_batch, plan_batch, save_batch
 from .errors import Location, OrchestratorError
 from .family_cli import checkpoint_of
+from .history_cli import feedback_scores
 from .library_cli import cache_for, scan_folder
 from .match_cli import match_rules, with_vectors
 from .selection import LoraIndex, Rules, load_rules
@@ -37,7 +38,7 @@ def run_batch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if not os.path.isdir(args.loras):
             raise OrchestratorError("LoRA folder does not exist", Location(args.loras, 0, 0), "check --loras")
         index = with_vectors(LoraIndex(scan_folder(args, args.loras, err).records), rules,
-                             cache_for(args, args.loras), err)
+                             cache_for(args, args.loras), err).with_feedback(feedback_scores(args.history))
     name = os.path.splitext(os.path.basename(args.out))[0]
     batch = plan_batch(name, template, args.count, args.seed, _engine(args), index, rules, family, base,
                        negative=args.negative, loras=index is not None)

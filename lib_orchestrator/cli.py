@@ -20,11 +20,12 @@ from . import BUNDLED_WILDCARDS, SAMPLE_LORAS
 from .enhance_cli import add_enhance_args
 from .errors import Location, OrchestratorError
 from .family_cli import TEMPLATE_HELP, add_checkpoint_args
+from .history_cli import add_feedback_arg, add_history_parser
 from .match_cli import add_match_args
 
 EXIT_OK, EXIT_LINT_ERRORS, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130  # 130: the shell's Ctrl-C
 DESCRIPTION = ("Orchestrator on the command line, one subcommand each: wildcard prompts, the LoRA\n"
-               "library, LoRA picks, LLM enhancement, stories and batches.")
+               "library, LoRA picks, LLM enhancement, stories, batches and the image history.")
 EXIT_CODES = f"""exit status:
   {EXIT_OK}    done; also when `enhance` falls back to the original prompt (stderr says
        why) and when the reader of a pipe, such as `head`, stops early
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "score and reason (default: text)")
 
     add_match_args(comp)
+    add_feedback_arg(comp)
     comp.add_argument("--enhance-url", metavar="URL",
                       help="enhance each prompt with the LLM at URL (or lmstudio, ollama, llamacpp) before LoRA "
                            "picks (default: no enhancement)")
@@ -144,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_checkpoint_args(bplan)
     _composition_args(bplan)
     add_match_args(bplan, llm=False)
+    add_feedback_arg(bplan)
     _cache_args(bplan)
     bplan.add_argument("--out", required=True, metavar="FILE",
                        help="where to write it: FILE.json (complete), .txt or .csv (required)")
@@ -180,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     match.add_argument("--llm-cache", metavar="FILE",
                        help="keep the LLM's answers in this file (default: none, every request is sent)")
     _library_args(match)
+    add_history_parser(sub, _Parser, _whole_number)
     return parser
 
 
@@ -302,6 +306,10 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             from .match_cli import run_match
 
             return run_match(args, out, err)
+        if args.command == "history":
+            from .history_cli import run_history
+
+            return run_history(args, out, err)
         if args.command == "library":
             from .library_cli import run_library
 

@@ -11,6 +11,7 @@ from .compose import compose
 from .enhance_cli import make_enhancer
 from .errors import Location, OrchestratorError
 from .family_cli import checkpoint_of
+from .history_cli import feedback_scores
 from .library_cli import cache_for, scan_folder
 from .match_cli import chooser_for, match_rules, with_vectors
 from .selection import LoraIndex, Rules, load_rules
@@ -26,7 +27,7 @@ def run_compose(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     rules = match_rules(args, load_rules(args.rules) if args.rules else Rules())
     engine = _engine(args)
     index = with_vectors(LoraIndex(scan_folder(args, args.loras, err).records), rules, cache_for(args, args.loras),
-                         err)
+                         err).with_feedback(feedback_scores(args.history))
     enhancer = make_enhancer(args.enhance_url, args, "enhance_") if args.enhance_url else None
     chooser = chooser_for(args, rules, args.enhance_cache)
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")

@@ -69,7 +69,8 @@ NO_DEFAULT = {"template_file"}
 def test_the_tree_has_every_subcommand():
     names = {name for name, _ in TREE}
     assert {"prompts", "count", "lint", "demo", "compose", "enhance", "story", "batch plan", "batch show",
-            "library scan", "library show"} <= names
+            "library scan", "library show", "history scan", "history search", "history rate", "history compare",
+            "history loras"} <= names
 
 
 @pytest.mark.parametrize("name, parser", TREE, ids=[name for name, _ in TREE])
@@ -91,8 +92,8 @@ def test_every_argument_has_help_and_every_option_states_its_default(name, parse
 def test_every_format_option_states_its_default():
     formats = [(name, help_text(parser, a)) for name, parser in TREE for a in options(parser) if a.dest == "format"]
     assert {name for name, _ in formats} == {"prompts", "count", "compose", "enhance", "story", "library scan",
-                                             "library match"}
-    tables = ("library scan", "library match")
+                                             "library match", "history search", "history loras"}
+    tables = ("library scan", "library match", "history search", "history loras")
     assert all(dict(formats)[name].endswith("(default: table)") for name in tables)
     assert all(text.endswith("(default: text)") for name, text in formats if name not in tables)
 
