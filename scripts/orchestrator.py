@@ -119,7 +119,7 @@ class OrchestratorScript(scripts.Script):
         if not settings.enabled:
             p._orchestrator_plan = None
             return
-        index = LIBRARY.current()
+        index = state.current_index()
         known = compat.known_lora_names()
         if index is None or (known is not None and known != state.last_known):
             state.last_known = known  # Forge's LoRA list changed (its Refresh button): rescan in the background
@@ -238,6 +238,12 @@ def on_ui_settings() -> None:
         "orchestrator_embed_model": shared.OptionInfo(
             "", "Embedding model on that server (empty: the first it lists with 'embed' in its name)",
             onchange=LIBRARY.refresh, section=SECTION),
+        "orchestrator_history": shared.OptionInfo(
+            True, "Keep a history of the images Forge saves (search, ratings, LoRA scores that steer picks)",
+            section=SECTION),
+        "orchestrator_history_dirs": shared.OptionInfo(
+            "", "More image folders for the history (comma-separated; Forge's output folders are always in it)",
+            onchange=state.HISTORY.refresh, section=SECTION),
         "orchestrator_split_batches": shared.OptionInfo(
             True, "Split batches into single images so every image gets its own LoRAs", section=SECTION),
         "orchestrator_llm_url": shared.OptionInfo(
@@ -261,9 +267,18 @@ def on_ui_settings() -> None:
 
 def on_app_started(*_args: Any) -> None:
     LIBRARY.refresh()
+    state.HISTORY.refresh()
+
+
+def on_image_saved(params: Any) -> None:
+    """Every image Forge saves (ours, txt2img's, img2img's, grids) goes into the history as it is written."""
+    filename = getattr(params, "filename", None)
+    if filename:
+        state.HISTORY.add_file(filename)
 
 
 # Callbacks at import, not in Script.__init__: Forge re-imports this file on every UI reload and clears
 # callbacks before, while it creates Script instances several times.
 script_callbacks.on_ui_settings(on_ui_settings)
 script_callbacks.on_app_started(on_app_started)
+script_callbacks.on_image_saved(on_image_saved)

@@ -17,6 +17,7 @@ from modules import shared
 from lib_orchestrator import BUNDLED_WILDCARDS
 from lib_orchestrator.enhance import API_KEY_ENV, PRESETS, AnswerCache, Breaker, EnhanceOptions, Enhancer, load_genres
 from lib_orchestrator.errors import OrchestratorError
+from lib_orchestrator.history.service import HistoryService
 from lib_orchestrator.library.overrides import OverrideStore
 from lib_orchestrator.library.service import LibraryService
 from lib_orchestrator.selection import Rules, load_rules
@@ -66,13 +67,47 @@ def embedder() -> Any:
                         float(opt("orchestrator_llm_timeout", 60) or 60))
 
 
+# Where Forge saves what it makes (its Settings › Paths for saving): relative paths are Forge's working folder's.
+_OUTPUT_OPTIONS = ("outdir_samples", "outdir_txt2img_samples", "outdir_img2img_samples", "outdir_extras_samples",
+                   "outdir_grids", "outdir_txt2img_grids", "outdir_img2img_grids", "outdir_save")
+
+
+def history_folders() -> List[Tuple[str, str]]:
+    """Forge's output folders, then the user's extra ones from Settings (each once)."""
+    found: Dict[str, str] = {}
+    for key in _OUTPUT_OPTIONS:
+        path = str(opt(key, "") or "").strip()
+        if path:
+            found.setdefault(os.path.abspath(path), "forge")
+    extra = str(opt("orchestrator_history_dirs", "") or "").replace("\n", ",").split(",")
+    for path in (p.strip() for p in extra):
+        if path:
+            found.setdefault(os.path.abspath(os.path.expanduser(path)), "user")
+    return list(found.items())
+
+
+def _prompt_embedder() -> Any:
+    try:
+        return embedder()
+    except OrchestratorError:  # the library's status says why; search uses words only
+        return None
+
+
 OVERRIDES = OverrideStore(os.path.join(DATA_DIR, "overrides.json"))
+HISTORY = HistoryService(lambda: os.path.join(DATA_DIR, "history.sqlite"), history_folders, _prompt_embedder,
+                         lambda: bool(opt("orchestrator_history", True)))
 LIBRARY = LibraryService(lora_dirs, cache_path, lambda records: OVERRIDES.apply(records), embedder,
                          lambda record: OVERRIDES.get(record.path).notes)
 _ENGINES: Dict[Tuple[str, ...], PromptEngine] = {}
 _RULES: Dict[Tuple[str, float, str], Rules] = {}
 last_known: Optional[set] = None  # Forge's LoRA names when the library was last refreshed
 RUNNING: set = set()  # batch files being run: here, not in the tab's module, so a UI reload does not forget them
+
+
+def current_index() -> Any:
+    """The library's index with the user's verdicts from the history attached (what picks use), or None."""
+    index = LIBRARY.current()
+    return HISTORY.with_feedback(index) if index is not None else None
 
 
 def engine() -> PromptEngine:
