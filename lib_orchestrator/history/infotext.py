@@ -1,0 +1,275 @@
+"""What one infotext says: the text Forge writes into every image (PNG `parameters`, JPEG/WebP EXIF
+UserComment, or the `.txt` beside it), read back the way Forge's own "paste parameters" reads it.
+
+Forge's reading, which this follows (its `parse_generation_parameters`, re-implemented here from its
+documented behaviour):
+
+- The whole text is stripped and split at "\\n". The last line is the parameters line only when at least
+  three `Key: value` pairs are found in it; otherwise it belongs to the prompt.
+- Every other line is stripped. Lines are the prompt until one starts with `Negative prompt:`; from that
+  line on they are the negative (that line without its label). Lines are joined with "\\n".
+- A pair is a key (`\\w[\\w \\-/]+`, so at least two characters) and a colon, then a value: either a JSON
+  string that ends at a comma or the end of the line (then it is unquoted as JSON), or everything up to
+  the next comma. A pair whose value is empty is dropped, as Forge drops it.
+
+On top of Forge's reading we resolve what the history needs: the seed, the size, the checkpoint, our own
+keys (`Orchestrator …`) and the LoRAs from three places (see `Generation.loras`). Nothing here raises:
+an image file holds whatever its writer put there.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, replace
+from typing import Dict, Iterator, List, Optional, Tuple
+
+KEY_SETTINGS = "Orchestrator"
+KEY_LORAS = "Orchestrator LoRAs"
+KEY_TEMPLATE = "Orchestrator template"
+KEY_BATCH = "Orchestrator batch"
+KEY_SWATCH = "Orchestrator swatch"
+KEY_GROUP = "Orchestrator group"
+
+_INT64 = 2 ** 63  # SQLite's INTEGER: a number outside it is no seed or size anyone generated with
+
+
+@dataclass(frozen=True)
+class LoraUse:
+    """One LoRA an image used, from the most telling place that names it."""
+
+    name: str  # as written (`<lora:NAME:w>`, an `Orchestrator LoRAs` entry, a `Lora hashes` key)
+    weight: Optional[float]  # None when only `Lora hashes` names it
+    source: str  # "orchestrator" | "tag" | "hashes"
+    reason: str = ""  # the Orchestrator reason (user/pinned/trigger/match/semantic/llm/fallback/detailer)
+
+
+@dataclass(frozen=True)
+class Generation:
+    """What one infotext says; every field is "" / None / () when the infotext does not say it."""
+
+    prompt: str = ""  # exactly as Forge's parser reads it, its <lora:...> tags included
+    negative: str = ""
+    params: Tuple[Tuple[str, str], ...] = ()  # every `Key: value` of the parameters line, in order, unquoted
+    seed: Optional[int] = None
+    width: Optional[int] = None  # from `Size: WxH`
+    height: Optional[int] = None
+    checkpoint: str = ""  # `Model`
+    checkpoint_hash: str = ""  # `Model hash`
+    hires_prompt: str = ""  # `Hires prompt`
+    loras: Tuple[LoraUse, ...] = ()  # one per name, case-insensitive (see `_loras` for the order)
+    template: str = ""  # `Orchestrator template`
+    batch: str = ""  # `Orchestrator batch` ("name #index")
+    swatch: str = ""  # `Orchestrator swatch` ("name:w" or "baseline")
+    orchestrator: str = ""  # `Orchestrator` (the settings JSON), raw
+    group: str = ""  # images that differ only in their LoRAs share it (`group_key`)
+
+    def param(self, key: str) -> str:
+        """The value of `key` on the parameters line ("" if absent); the last one wins, as in Forge."""
+        for k, v in reversed(self.params):
+            if k == key:
+                return v
+        return ""
+
+
+# One `Key: value` pair. The same grammar as Forge's (so the same text gives the same pairs); it is only ever
+# matched at a position the scanner chose (`_pairs`), never searched with, which keeps it linear (see there).
+_PAIR = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"(?=,|$)|[^,]*)(?:,|$)')
+_SPACES = re.compile(r"\s*")
+_WORD = re.compile(r"\w")
+_KEY_RUN = re.compile(r"[\w \-/]*")  # the characters a key is made of
+_SIZE = re.compile(r"(\d+)x(\d+)")
+_INTEGER = re.compile(r"\s*(-?\d+)\s*")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# Forge's extra-network tag is `<type:args>`; LoRAs are `lora` (and `lyco` of the old LyCORIS extension).
+_LORA_TAG = re.compile(r"<(?:lora|lyco):([^>]+)>", re.IGNORECASE)
+_NUMBER = re.compile(r"\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*")
+# An `Orchestrator LoRAs` entry: name:weight:reason (job.py writes `{name}:{weight:g}:{reason}`). The name may
+# hold colons, so the weight and reason are taken from the right.
+_ORCHESTRATOR_ENTRY = re.compile(r"(.+):([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?inf|nan):([^:]*)", re.S)
+
+
+def _pairs(line: str) -> Iterator[Tuple[str, str]]:
+    """The (key, raw value) pairs Forge's `re.findall` finds in `line`, without its quadratic worst case.
+
+    findall tries a match at every position. A key starts with a word character and runs to the end of its
+    stretch of key characters, where a colon must follow; a value always matches. So when a match that
+    starts a key fails, every later start in the same stretch fails too (it reaches the same end with a
+    shorter key): the scan jumps to the stretch's end instead of trying each character, which turns a long
+    line without colons (a prompt-only last line) from O(n²) into O(n). Where no key can start (a `-`, a
+    comma), it moves one character on, as findall does."""
+    pos, end = 0, len(line)
+    while pos < end:
+        m = _PAIR.match(line, pos)
+        if m is not None:
+            yield m.group(1), m.group(2)
+            pos = m.end() if m.end() > pos else pos + 1
+            continue
+        start = _SPACES.match(line, pos).end()  # type: ignore[union-attr]
+        if _WORD.match(line, start) is None:  # no key starts here; one may start at the next character
+            pos = start + 1
+        else:  # the key ran to the end of its stretch and found no colon (or was one character)
+            pos = _KEY_RUN.match(line, start).end()  # type: ignore[union-attr]
+
+
+def _unquote(value: str) -> str:
+    """A value as Forge reads it: a JSON string is unquoted (a broken one stays as written). A lone surrogate
+    from a `\\ud800` escape becomes U+FFFD, so the text can always be stored as UTF-8."""
+    if len(value) < 2 or value[0] != '"' or value[-1] != '"':
+        return value
+    try:
+        text = json.loads(value)
+    except (ValueError, RecursionError):
+        return value
+    if not isinstance(text, str):
+        return value
+    return _SURROGATE.sub("\ufffd", text)
+
+
+def split_infotext(text: str) -> Tuple[str, str, Tuple[Tuple[str, str], ...]]:
+    """(prompt, negative, params) exactly as Forge's parser splits `text`."""
+    *lines, last = text.strip().split("\n")
+    found = list(_pairs(last))
+    if len(found) < 3:
+        lines.append(last)
+        found = []
+    prompt: List[str] = []
+    negative: List[str] = []
+    in_negative = False
+    for line in lines:
+        line = line.strip()
+        if line.startswith("Negative prompt:"):
+            in_negative = True
+            line = line[len("Negative prompt:"):].strip()
+        (negative if in_negative else prompt).append(line)
+    params = tuple((key, _unquote(value)) for key, value in found if value)
+    return "\n".join(prompt), "\n".join(negative), params
+
+
+def parse_infotext(text: str) -> Generation:
+    """Everything `text` says (see the module's docstring). Never raises: anything that is not a string is
+    read as an empty infotext."""
+    if not isinstance(text, str) or not text.strip():
+        return Generation()
+    prompt, negative, params = split_infotext(text)
+    values: Dict[str, str] = dict(params)  # the last of a repeated key wins, as in Forge's dict
+    width = height = None
+    size = _SIZE.fullmatch(values.get("Size", ""))
+    if size is not None:
+        width, height = _bounded(int(size.group(1))), _bounded(int(size.group(2)))
+    seed_match = _INTEGER.fullmatch(values.get("Seed", ""))
+    hires = values.get("Hires prompt", "")
+    gen = Generation(
+        prompt=prompt, negative=negative, params=params,
+        seed=_bounded(int(seed_match.group(1))) if seed_match else None, width=width, height=height,
+        checkpoint=values.get("Model", ""), checkpoint_hash=values.get("Model hash", ""), hires_prompt=hires,
+        loras=_loras(values.get(KEY_LORAS, ""), (prompt, hires), values.get("Lora hashes", "")),
+        template=values.get(KEY_TEMPLATE, ""), batch=values.get(KEY_BATCH, ""), swatch=values.get(KEY_SWATCH, ""),
+        orchestrator=values.get(KEY_SETTINGS, ""))
+    return replace(gen, group=group_key(gen))
+
+
+def _bounded(number: int) -> Optional[int]:
+    return number if -_INT64 <= number < _INT64 else None
+
+
+def _weight(text: str) -> Optional[float]:
+    """A weight as written, or None when it is no finite number."""
+    if _NUMBER.fullmatch(text) is None:
+        return None
+    number = float(text)
+    return number if abs(number) < float("inf") else None
+
+
+def _loras(orchestrator: str, prompts: Tuple[str, ...], hashes: str) -> Tuple[LoraUse, ...]:
+    """The image's LoRAs, one per name (compared case-insensitively; the first place that names it wins):
+    the `Orchestrator LoRAs` entries (with their reasons) first, then the <lora:…> tags of the prompt and of
+    the hires prompt, then the names that only `Lora hashes` has."""
+    found: Dict[str, LoraUse] = {}
+
+    def add(use: LoraUse) -> None:
+        key = use.name.casefold()
+        if use.name and key not in found:
+            found[key] = use
+
+    for entry in _orchestrator_entries(orchestrator):
+        add(entry)
+    for prompt in prompts:
+        for use in lora_tags(prompt):
+            add(use)
+    for name in _hash_names(hashes):
+        add(LoraUse(name, None, "hashes"))
+    return tuple(found.values())
+
+
+def _orchestrator_entries(value: str) -> Iterator[LoraUse]:
+    """`name:weight:reason; …` as job.py writes it ("none": no LoRA). A piece that is no entry on its own
+    (a name holding "; ") is joined with the next; what never makes an entry is left out."""
+    value = value.strip()
+    if not value or value == "none":
+        return
+    pending = ""
+    for piece in value.split("; "):
+        text = f"{pending}; {piece}" if pending else piece
+        m = _ORCHESTRATOR_ENTRY.fullmatch(text.strip())
+        if m is None:
+            pending = text
+            continue
+        pending = ""
+        weight = _weight(m.group(2))
+        yield LoraUse(m.group(1).strip(), weight, "orchestrator", m.group(3).strip())
+
+
+def lora_tags(prompt: str) -> List[LoraUse]:
+    """The `<lora:NAME:w>` tags of a prompt, as Forge's LoRA network reads them: the name is the first
+    argument, the weight the second (Forge's text-encoder multiplier; `te=` overrides it), 1.0 when there is
+    none, None when it is no number (Forge would refuse the tag)."""
+    uses = []
+    for m in _LORA_TAG.finditer(prompt):
+        positional, named = [], {}
+        for item in m.group(1).split(":"):
+            key, eq, value = item.partition("=")
+            if eq:
+                named[key] = value
+            else:
+                positional.append(item)
+        if not positional or not positional[0].strip():
+            continue
+        weight: Optional[float] = 1.0
+        if len(positional) > 1:
+            weight = _weight(positional[1])
+        if "te" in named:
+            weight = _weight(named["te"])
+        uses.append(LoraUse(positional[0].strip(), weight, "tag"))
+    return uses
+
+
+def _hash_names(value: str) -> Iterator[str]:
+    """The names of `Lora hashes: "a: 1e736908a712, b: 0123456789ab"` (Forge strips `:` and `,` from them)."""
+    for item in value.split(","):
+        name, colon, _hash = item.rpartition(":")
+        if colon and name.strip():
+            yield name.strip()
+
+
+def _normalised(text: str) -> str:
+    """A prompt without its LoRA tags, its whitespace and commas made uniform: two prompts that differ only in
+    the LoRAs added to them (and the spacing left behind) compare equal."""
+    pieces = (" ".join(piece.split()) for piece in _LORA_TAG.sub(",", text).split(","))
+    return ", ".join(piece for piece in pieces if piece)
+
+
+def group_key(gen: Generation) -> str:
+    """The key that images differing only in their LoRAs share: `Orchestrator group` when the infotext has it
+    (our swatch cells and by-LoRA batches), else the first 16 hex digits of a SHA-1 of the prompt and negative
+    without LoRA tags, the seed, the checkpoint (its hash when unnamed) and the size. "" when the infotext has
+    no prompt or no seed: such images cannot be told to be the same picture."""
+    given = gen.param(KEY_GROUP).strip()
+    if given:
+        return given
+    if not gen.prompt or gen.seed is None:
+        return ""
+    size = f"{gen.width}x{gen.height}" if gen.width is not None else ""
+    parts = (_normalised(gen.prompt), _normalised(gen.negative), str(gen.seed),
+             gen.checkpoint or gen.checkpoint_hash, size)
+    return hashlib.sha1("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:16]
