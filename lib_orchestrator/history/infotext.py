@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Tuple
 
 KEY_SETTINGS = "Orchestrator"
@@ -72,14 +72,18 @@ class Generation:
         return ""
 
 
-# One `Key: value` pair. The same grammar as Forge's (so the same text gives the same pairs); it is only ever
-# matched at a position the scanner chose (`_pairs`), never searched with, which keeps it linear (see there).
-_PAIR = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"(?=,|$)|[^,]*)(?:,|$)')
-_SPACES = re.compile(r"\s*")
-_WORD = re.compile(r"\w")
-_KEY_RUN = re.compile(r"[\w \-/]*")  # the characters a key is made of
-_SIZE = re.compile(r"(\d+)x(\d+)")
-_INTEGER = re.compile(r"\s*(-?\d+)\s*")
+# `Key: value` pairs, found the way Forge's `re.findall` finds them, in one linear pass. Forge's pattern,
+# searched at every position, is quadratic on a long stretch of key characters without a colon (a prompt-only
+# last line): each start re-runs the key to the stretch's end. Here a failed start consumes what it cannot
+# use: a key starts with a word character and runs to the end of its stretch of key characters, where a colon
+# must follow (a value always matches), so when that fails every later start in the stretch fails too (same
+# end, shorter key) and the whole stretch is skipped (second branch); where no key can start (a `-`, a comma),
+# one character is skipped, as findall would (third). Those skips have no key; `_pairs` drops them.
+# tests/history/test_infotext.py checks the result is findall's on random lines.
+_PAIRS = re.compile(r'\s*(?:(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"(?=,|$)|[^,]*)(?:,|$)|\w[\w \-/]*|.)', re.S)
+# At most 19 digits: int() of a longer one may be refused (Python 3.11+), and no seed or size is that long.
+_SIZE = re.compile(r"(\d{1,19})x(\d{1,19})")
+_INTEGER = re.compile(r"\s*(-?\d{1,19})\s*")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # Forge's extra-network tag is `<type:args>`; LoRAs are `lora` (and `lyco` of the old LyCORIS extension).
 _LORA_TAG = re.compile(r"<(?:lora|lyco):([^>]+)>", re.IGNORECASE)
@@ -89,27 +93,9 @@ _NUMBER = re.compile(r"\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*")
 _ORCHESTRATOR_ENTRY = re.compile(r"(.+):([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?inf|nan):([^:]*)", re.S)
 
 
-def _pairs(line: str) -> Iterator[Tuple[str, str]]:
-    """The (key, raw value) pairs Forge's `re.findall` finds in `line`, without its quadratic worst case.
-
-    findall tries a match at every position. A key starts with a word character and runs to the end of its
-    stretch of key characters, where a colon must follow; a value always matches. So when a match that
-    starts a key fails, every later start in the same stretch fails too (it reaches the same end with a
-    shorter key): the scan jumps to the stretch's end instead of trying each character, which turns a long
-    line without colons (a prompt-only last line) from O(n²) into O(n). Where no key can start (a `-`, a
-    comma), it moves one character on, as findall does."""
-    pos, end = 0, len(line)
-    while pos < end:
-        m = _PAIR.match(line, pos)
-        if m is not None:
-            yield m.group(1), m.group(2)
-            pos = m.end() if m.end() > pos else pos + 1
-            continue
-        start = _SPACES.match(line, pos).end()  # type: ignore[union-attr]
-        if _WORD.match(line, start) is None:  # no key starts here; one may start at the next character
-            pos = start + 1
-        else:  # the key ran to the end of its stretch and found no colon (or was one character)
-            pos = _KEY_RUN.match(line, start).end()  # type: ignore[union-attr]
+def _pairs(line: str) -> List[Tuple[str, str]]:
+    """The (key, raw value) pairs Forge's parser finds in `line`, in order."""
+    return [(key, value) for key, value in _PAIRS.findall(line) if key]
 
 
 def _unquote(value: str) -> str:
@@ -158,15 +144,16 @@ def parse_infotext(text: str) -> Generation:
     if size is not None:
         width, height = _bounded(int(size.group(1))), _bounded(int(size.group(2)))
     seed_match = _INTEGER.fullmatch(values.get("Seed", ""))
+    seed = _bounded(int(seed_match.group(1))) if seed_match else None
+    checkpoint, checkpoint_hash = values.get("Model", ""), values.get("Model hash", "")
     hires = values.get("Hires prompt", "")
-    gen = Generation(
-        prompt=prompt, negative=negative, params=params,
-        seed=_bounded(int(seed_match.group(1))) if seed_match else None, width=width, height=height,
-        checkpoint=values.get("Model", ""), checkpoint_hash=values.get("Model hash", ""), hires_prompt=hires,
+    return Generation(
+        prompt=prompt, negative=negative, params=params, seed=seed, width=width, height=height,
+        checkpoint=checkpoint, checkpoint_hash=checkpoint_hash, hires_prompt=hires,
         loras=_loras(values.get(KEY_LORAS, ""), (prompt, hires), values.get("Lora hashes", "")),
         template=values.get(KEY_TEMPLATE, ""), batch=values.get(KEY_BATCH, ""), swatch=values.get(KEY_SWATCH, ""),
-        orchestrator=values.get(KEY_SETTINGS, ""))
-    return replace(gen, group=group_key(gen))
+        orchestrator=values.get(KEY_SETTINGS, ""),
+        group=_group(values.get(KEY_GROUP, ""), prompt, negative, seed, checkpoint or checkpoint_hash, width, height))
 
 
 def _bounded(number: int) -> Optional[int]:
@@ -264,12 +251,17 @@ def group_key(gen: Generation) -> str:
     (our swatch cells and by-LoRA batches), else the first 16 hex digits of a SHA-1 of the prompt and negative
     without LoRA tags, the seed, the checkpoint (its hash when unnamed) and the size. "" when the infotext has
     no prompt or no seed: such images cannot be told to be the same picture."""
-    given = gen.param(KEY_GROUP).strip()
+    return _group(gen.param(KEY_GROUP), gen.prompt, gen.negative, gen.seed, gen.checkpoint or gen.checkpoint_hash,
+                  gen.width, gen.height)
+
+
+def _group(given: str, prompt: str, negative: str, seed: Optional[int], checkpoint: str, width: Optional[int],
+           height: Optional[int]) -> str:
+    given = given.strip()
     if given:
         return given
-    if not gen.prompt or gen.seed is None:
+    if not prompt or seed is None:
         return ""
-    size = f"{gen.width}x{gen.height}" if gen.width is not None else ""
-    parts = (_normalised(gen.prompt), _normalised(gen.negative), str(gen.seed),
-             gen.checkpoint or gen.checkpoint_hash, size)
+    size = f"{width}x{height}" if width is not None else ""
+    parts = (_normalised(prompt), _normalised(negative), str(seed), checkpoint, size)
     return hashlib.sha1("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:16]
