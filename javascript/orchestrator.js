@@ -22,3 +22,91 @@ function orchestrator_batch_submit() {
 function orchestrator_swatch_submit() {
     return orchestrator_submit("orchestrator_swatch", Array.prototype.slice.call(arguments));
 }
+
+// History keys, active only while the History sub-tab is on screen and no text field has the focus.
+// Browse: 1-5 stars, 0 clear, x reject, f favourite, left/right arrow the previous/next image of the gallery.
+// Compare: left arrow left is better, right arrow right is better, down arrow or t a tie, s or up arrow skip.
+// A key reaches the server through a hidden relay: the key is kept here, the relay's button clicked, and
+// the button's js hook (orchestrator_key_args) hands the key to the handler as its first input.
+var orchestrator_pending_key = null;
+var ORCHESTRATOR_RATING_KEYS = "012345xf";
+var ORCHESTRATOR_JUDGE_KEYS = {ArrowLeft: "left", ArrowRight: "right", ArrowDown: "tie", t: "tie", T: "tie",
+    ArrowUp: "skip", s: "skip", S: "skip"};
+
+function orchestrator_key_args(args) {
+    if (orchestrator_pending_key !== null) {
+        args[0] = orchestrator_pending_key;
+        orchestrator_pending_key = null;
+    }
+    return args;
+}
+
+function orchestrator_element(id) {
+    var root = typeof gradioApp === "function" ? gradioApp() : document;
+    return root.querySelector("#" + id);
+}
+
+// On screen: its sub-tab and every tab above it are the selected ones (the others are display: none).
+function orchestrator_shown(id) {
+    var element = orchestrator_element(id);
+    return element !== null && element.getClientRects().length > 0;
+}
+
+function orchestrator_send_key(button_id, key) {
+    var button = orchestrator_element(button_id);
+    if (button === null) {
+        return;
+    }
+    orchestrator_pending_key = key;
+    button.click();
+}
+
+function orchestrator_history_step(delta) {
+    var gallery = orchestrator_element("orchestrator_history_gallery");
+    var items = gallery === null ? [] : Array.prototype.slice.call(gallery.querySelectorAll("button.thumbnail-item"));
+    if (!items.length) {
+        return;
+    }
+    var at = items.findIndex(function(item) { return item.classList.contains("selected"); });
+    var next = at < 0 ? (delta > 0 ? 0 : items.length - 1) : Math.min(items.length - 1, Math.max(0, at + delta));
+    if (next !== at) {
+        items[next].click();
+        items[next].scrollIntoView({block: "nearest"});
+    }
+}
+
+function orchestrator_typing(target) {
+    if (!target || !target.tagName) {
+        return false;
+    }
+    if (target.isContentEditable || target.tagName === "TEXTAREA" || target.tagName === "SELECT") {
+        return true;
+    }
+    // a radio or a slider uses the arrows itself; a checkbox or a button does not
+    return target.tagName === "INPUT" && ["checkbox", "button", "submit"].indexOf(target.type) < 0;
+}
+
+document.addEventListener("keydown", function(event) {
+    if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey || event.isComposing ||
+        orchestrator_typing(event.target)) {
+        return;
+    }
+    if (orchestrator_shown("orchestrator_history_compare")) {
+        var outcome = ORCHESTRATOR_JUDGE_KEYS[event.key];
+        if (outcome && !event.repeat) {
+            event.preventDefault();
+            orchestrator_send_key("orchestrator_compare_key_send", outcome);
+        }
+    } else if (orchestrator_shown("orchestrator_history_browse")) {
+        if (event.key === "ArrowLeft" || event.key === "ArrowRight") {
+            event.preventDefault();
+            orchestrator_history_step(event.key === "ArrowLeft" ? -1 : 1);
+            return;
+        }
+        var key = event.key.length === 1 ? event.key.toLowerCase() : "";
+        if (key && ORCHESTRATOR_RATING_KEYS.indexOf(key) >= 0 && !event.repeat) {
+            event.preventDefault();
+            orchestrator_send_key("orchestrator_history_key_send", key);
+        }
+    }
+});

@@ -6,11 +6,12 @@ import html
 import os
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Set, Tuple
 
 from .checkpoint import NATIVE_SIZE
 from .errors import OrchestratorError
-from .library.browse import Catalogue, Query, details
+from .history_tab import score_line
+from .library.browse import Catalogue, Query, details, score_of
 from .library.overrides import Override, OverrideStore
 from .library.thumbnails import name_card, thumbnail
 from .preview import preview
@@ -44,6 +45,9 @@ class TabModel:
     upscalers: Callable[[], List[str]] = field(default=lambda: [])  # the host's hires upscaler names
     overrides_changed: Callable[[], None] = field(default=lambda: None)  # e.g. re-index the library with them
     library_status: Callable[[], Any] = field(default=lambda: None)  # a LibraryStatus (library/service.py), or None
+    # a LoRA's name in lower case -> its LoraScore (history/effect.py) over all weights: the library browser's
+    # effectiveness line, its sort by effectiveness and its filter to rated LoRAs
+    lora_scores: Callable[[], Mapping[str, Any]] = field(default=lambda: {})
     _catalogue_of: Any = field(default=None, init=False, repr=False)
     _catalogue_cache: Optional[Catalogue] = field(default=None, init=False, repr=False)
 
@@ -477,13 +481,17 @@ class TabModel:
 
     # -- library ------------------------------------------------------------------------------
     def search(self, text: str, category: str, base_model: str, compatible_only: bool, warnings_only: bool,
-               page: int, page_size: int = 48) -> Tuple[List[Tuple[Optional[str], str]], str, List[str]]:
-        """(gallery items (thumbnail or None, caption), page summary, paths of the items)."""
+               page: int, sort: str = "", rated_only: bool = False,
+               page_size: int = 48) -> Tuple[List[Tuple[Optional[str], str]], str, List[str]]:
+        """(gallery items (thumbnail or None, caption), page summary, paths of the items). `sort`:
+        "effectiveness" puts the best judged LoRAs first; `rated_only` keeps the judged ones."""
         _, base = self.checkpoint()
+        wants_scores = sort == "effectiveness" or bool(rated_only)
         result = self._catalogue().search(Query(
             text=text or "", category=category or None, base_model=base_model or None,
             checkpoint=base if compatible_only else None, warnings_only=bool(warnings_only),
-            page=int(page or 0), page_size=page_size))
+            page=int(page or 0), page_size=page_size, sort="effectiveness" if sort == "effectiveness" else "",
+            rated_only=bool(rated_only)), self._scores() if wants_scores else None)
         items, paths = [], []
         for r in result.items:
             items.append((self._thumb(r) or name_card(self.thumbs_dir, r.name, f"{r.category} · {r.base_model}"),
@@ -500,6 +508,9 @@ class TabModel:
         elif status is not None and status.semantic:  # embedded, embedding, or why matching uses keywords only
             summary += f" · {status.semantic}"
         return items, summary, paths
+
+    def _scores(self) -> Mapping[str, Any]:
+        return self.lora_scores() or {}
 
     def _catalogue(self) -> Catalogue:
         """Built once per library scan (the service hands out a new list after each)."""
@@ -538,6 +549,7 @@ class TabModel:
                            f"({d['weight_source'] or 'category default'})"),
                 ("sha256", d["sha256"] or "unknown (not hashed)"), ("tensor hash", d["tensor_hash"] or "—"),
                 ("warnings", "; ".join(f"{w['code']}: {w['message']}" for w in d["warnings"]) or "none"),
+                ("effectiveness", score_line(score_of(record, self._scores()))),
                 ("notes", override.notes or "—"),
                 ("thumbnail", "a swatch cell you chose" if os.path.exists(self.swatch_thumbnail_path(record))
                  else "its preview file" if record.preview else "none")]

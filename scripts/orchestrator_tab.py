@@ -1,5 +1,6 @@
-"""The Orchestrator tab: compose and preview, stories, batches, swatches and the LoRA library browser.
-Widgets only: every handler is a method of lib_orchestrator.tab.TabModel, tested without Gradio.
+"""The Orchestrator tab: compose and preview, stories, batches, swatches, the LoRA library browser and the
+history of images (search, ratings, blind comparison, LoRA leaderboard). Widgets only: every handler is a
+method of lib_orchestrator.tab.TabModel or lib_orchestrator.history_tab.HistoryModel, tested without Gradio.
 
 Registered with `on_ui_tabs` at import (Forge re-imports script files on UI reload and clears callbacks
 first, so this never registers twice).
@@ -28,6 +29,7 @@ import orchestrator_state as state  # noqa: E402
 
 from lib_orchestrator import SAMPLE_STORIES  # noqa: E402
 from lib_orchestrator.checkpoint import identify_file  # noqa: E402
+from lib_orchestrator.history_tab import LEADERBOARD_SORTS, RATED, REJECTED, SORTS, HistoryModel  # noqa: E402
 from lib_orchestrator.library.categories import CATEGORIES  # noqa: E402
 from lib_orchestrator.tab import BATCH_FORMATS, TabModel  # noqa: E402
 
@@ -54,7 +56,9 @@ MODEL = TabModel(
     rules=lambda: state.rules(""), batches_dir=os.path.join(state.DATA_DIR, "saved_batches"),
     enhancer=state.enhancer, embeddings=lambda: compat.embedding_names(shared), checkpoints=_find_checkpoint,
     upscalers=lambda: compat.upscaler_names(shared), overrides_changed=state.LIBRARY.refresh, running=state.RUNNING,
-    library_status=state.LIBRARY.status)
+    library_status=state.LIBRARY.status,
+    lora_scores=lambda: {s.name.lower(): s for s in state.HISTORY.scores() if not s.bucket})
+HISTORY = HistoryModel(service=state.HISTORY, thumbs_dir=os.path.join(state.DATA_DIR, "thumbs"))
 _SAMPLE_STORY = os.path.join(SAMPLE_STORIES, "lighthouse.yaml")
 _SIZE_HELP = "0: the checkpoint's own"
 
@@ -314,6 +318,10 @@ def on_ui_tabs() -> List[Any]:
                 warned = gr.Checkbox(label="Has warnings", elem_id="orchestrator_warned")
                 page = gr.Number(value=0, precision=0, label="Page", elem_id="orchestrator_page")
             with gr.Row():
+                l_sort = gr.Dropdown(choices=["library order", "effectiveness"], value="library order",
+                                     label="Order LoRAs by", elem_id="orchestrator_library_sort")
+                l_rated = gr.Checkbox(label="Only LoRAs I have judged (History: stars, comparisons)",
+                                      elem_id="orchestrator_library_rated")
                 search = gr.Button("Search", variant="primary", elem_id="orchestrator_search_button")
                 rescan = gr.Button("Rescan library", elem_id="orchestrator_rescan")
             summary = gr.Markdown(elem_id="orchestrator_summary")
@@ -333,12 +341,17 @@ def on_ui_tabs() -> List[Any]:
                     o_save = gr.Button("Save my settings", elem_id="orchestrator_override_save")
                     o_status = gr.Markdown(elem_id="orchestrator_override_status")
             paths = gr.JSON(visible=False, elem_id="orchestrator_gallery_paths")
+            with gr.Accordion("LoRA leaderboard (from your ratings in History)", open=False,
+                              elem_id="orchestrator_library_leaderboard_accordion"):
+                l_board_refresh = gr.Button("Refresh leaderboard", elem_id="orchestrator_library_leaderboard_refresh")
+                l_board = gr.HTML(elem_id="orchestrator_library_leaderboard")
+            l_board_refresh.click(_guarded(HISTORY.leaderboard, 1, 0), [], [l_board])
 
             def run_search(*args: Any):
                 items, text, found = MODEL.search(*args)
                 return [(thumb, caption) for thumb, caption in items if thumb], text, found
 
-            filters = [query, category, base_model, compatible, warned, page]
+            filters = [query, category, base_model, compatible, warned, page, l_sort, l_rated]
             search_outputs = [gallery, summary, paths]
             # Opening the sub-tab shows the first page: nobody should face an empty page. One queue for both,
             # one at a time: a search pressed while the first page is still loading must not be overwritten by it.
@@ -361,7 +374,188 @@ def on_ui_tabs() -> List[Any]:
                 return "rescanning in the background; search again in a moment"
 
             rescan.click(do_rescan, [], [summary])
+
+        with gr.Tab("History", elem_id="orchestrator_history") as history_tab:
+            _history_tab(history_tab)
     return [(tab, "Orchestrator", "orchestrator")]
+
+
+KEYS_LEGEND = ("**Keys** (when no text box has the focus): **1–5** stars · **0** clear · **x** reject · "
+               "**f** favourite · **← →** previous / next image")
+COMPARE_LEGEND = "**Keys**: **←** left is better · **→** right is better · **↓** or **t** tie · **s** or **↑** skip"
+# a relay's first input becomes the key javascript/orchestrator.js was sent (outside Forge's page: as it is)
+_KEY_ARGS = "(...args) => window.orchestrator_key_args ? orchestrator_key_args(args) : args"
+
+
+def _history_tab(history_tab: Any) -> None:
+    """The History sub-tab: the index's status, Browse (search, filters, paged gallery, details, rating),
+    Compare (two images of one prompt and seed, blind) and the LoRA leaderboard. The keys of
+    javascript/orchestrator.js reach the handlers through hidden relays: a textbox and a button each."""
+    with gr.Row():
+        h_status = gr.Markdown(elem_id="orchestrator_history_status")
+        h_rescan = gr.Button("Rescan images", elem_id="orchestrator_history_rescan")
+        h_folder = _unsaved(gr.Textbox(label="Add a folder of images", placeholder="D:/pictures/forge",
+                                       elem_id="orchestrator_history_folder"))
+        h_add = gr.Button("Add folder", elem_id="orchestrator_history_add_folder")
+    with gr.Tabs(elem_id="orchestrator_history_tabs"):
+        with gr.Tab("Browse", elem_id="orchestrator_history_browse") as browse_tab:
+            with gr.Row():
+                h_query = gr.Textbox(label='Search prompts: words, "a phrase", prefix*, -not, lora:NAME, model:NAME',
+                                     elem_id="orchestrator_history_query", scale=4)
+                h_search = gr.Button("Search images", variant="primary", elem_id="orchestrator_history_search")
+            with gr.Row():
+                h_checkpoint = gr.Textbox(label="Made with checkpoint", elem_id="orchestrator_history_checkpoint")
+                h_lora = gr.Textbox(label="Made with LoRA", elem_id="orchestrator_history_lora")
+                h_stars = gr.Slider(0, 5, value=0, step=1, label="At least stars",
+                                    elem_id="orchestrator_history_min_stars")
+                h_rated = gr.Radio(choices=list(RATED), value="any", label="Rated",
+                                   elem_id="orchestrator_history_rated")
+                h_rejected = gr.Radio(choices=list(REJECTED), value="hide", label="Rejected images",
+                                      elem_id="orchestrator_history_rejected")
+                h_favourites = gr.Checkbox(label="Favourites only", elem_id="orchestrator_history_favourites")
+                h_sort = gr.Dropdown(choices=list(SORTS), value="relevance", label="Sort images",
+                                     elem_id="orchestrator_history_sort")
+            with gr.Row():
+                h_prev = gr.Button("◀ Previous page", elem_id="orchestrator_history_prev_page")
+                h_page = _unsaved(gr.Number(value=0, precision=0, label="Images page (from 0)",
+                                            elem_id="orchestrator_history_page"))
+                h_next = gr.Button("Next page ▶", elem_id="orchestrator_history_next_page")
+            h_summary = gr.Markdown(elem_id="orchestrator_history_summary")
+            with gr.Row():
+                with gr.Column(scale=3):
+                    h_gallery = gr.Gallery(label="Images", columns=6, height=620, allow_preview=False,
+                                           elem_id="orchestrator_history_gallery")
+                with gr.Column(scale=2):
+                    # type "pil": Forge's Send to img2img passes this component's value on as the image
+                    h_image = gr.Image(type="pil", interactive=False, show_label=False, height=420,
+                                       elem_id="orchestrator_history_image")
+                    h_rating = gr.Markdown(elem_id="orchestrator_history_rating")
+                    with gr.Row():
+                        star_buttons = [gr.Button(f"★{n}", min_width=40, elem_id=f"orchestrator_history_star{n}")
+                                        for n in range(1, 6)]
+                    with gr.Row():
+                        h_reject = gr.Button("Reject (x)", elem_id="orchestrator_history_reject")
+                        h_favourite = gr.Button("Favourite (f)", elem_id="orchestrator_history_favourite")
+                        h_clear = gr.Button("Clear (0)", elem_id="orchestrator_history_clear")
+                    with gr.Row():
+                        h_send_txt = gr.Button("Send to txt2img", elem_id="orchestrator_history_send_txt2img")
+                        h_send_img = gr.Button("Send to img2img", elem_id="orchestrator_history_send_img2img")
+                    h_details = gr.HTML(elem_id="orchestrator_history_details")
+                    h_infotext = _unsaved(gr.Textbox(label="Generation parameters", lines=5, interactive=False,
+                                                     elem_id="orchestrator_history_infotext"))
+            gr.Markdown(KEYS_LEGEND, elem_id="orchestrator_history_keys")
+        with gr.Tab("Compare", elem_id="orchestrator_history_compare") as compare_tab:
+            with gr.Row():
+                c_lora = gr.Textbox(label="Only pairs with this LoRA (empty: any)", elem_id="orchestrator_compare_lora")
+                c_start = gr.Button("Next pair", variant="primary", elem_id="orchestrator_compare_next")
+            c_note = gr.Markdown(elem_id="orchestrator_compare_note")
+            with gr.Row(elem_id="orchestrator_compare_pair"):
+                c_left = gr.Image(interactive=False, show_label=False, show_download_button=False, height=560,
+                                  elem_id="orchestrator_compare_left_image")
+                c_right = gr.Image(interactive=False, show_label=False, show_download_button=False, height=560,
+                                   elem_id="orchestrator_compare_right_image")
+            with gr.Row():
+                c_buttons = {outcome: gr.Button(text, elem_id=f"orchestrator_compare_{outcome}")
+                             for outcome, text in (("left", "← Left is better"), ("tie", "↓ Tie"),
+                                                   ("skip", "Skip (s)"), ("right", "Right is better →"))}
+            c_counter = gr.Markdown(elem_id="orchestrator_compare_counter")
+            c_reveal = gr.HTML(elem_id="orchestrator_compare_reveal")
+            gr.Markdown(COMPARE_LEGEND, elem_id="orchestrator_compare_keys")
+        with gr.Tab("LoRA leaderboard", elem_id="orchestrator_history_leaderboard_tab") as board_tab:
+            with gr.Row():
+                b_sort = gr.Dropdown(choices=list(LEADERBOARD_SORTS), value="score", label="Order the leaderboard by",
+                                     elem_id="orchestrator_leaderboard_sort")
+                b_rated = gr.Checkbox(label="Judged LoRAs only", elem_id="orchestrator_leaderboard_rated")
+                b_weight = gr.Checkbox(label="By weight", elem_id="orchestrator_leaderboard_by_weight")
+                b_refresh = gr.Button("Refresh", elem_id="orchestrator_leaderboard_refresh")
+            b_table = gr.HTML(elem_id="orchestrator_leaderboard")
+    # the relays of javascript/orchestrator.js: it sets the key, then clicks the hidden button
+    h_key = _unsaved(gr.Textbox(visible=False, elem_id="orchestrator_history_key"))
+    h_key_send = gr.Button(visible=False, elem_id="orchestrator_history_key_send")
+    c_key = _unsaved(gr.Textbox(visible=False, elem_id="orchestrator_compare_key"))
+    c_key_send = gr.Button(visible=False, elem_id="orchestrator_compare_key_send")
+    h_ids = gr.State([])  # the ids of the gallery's images, in order
+    h_selected = gr.State(None)  # the id of the image shown in the details
+    c_pair = gr.State(None)  # [left id, right id] as shown
+    c_made = gr.State(0)
+
+    filters = [h_query, h_checkpoint, h_lora, h_stars, h_rated, h_rejected, h_favourites, h_sort, h_page]
+
+    def run_search(*args: Any):
+        items, summary, ids = HISTORY.search(*args)
+        return items, summary, ids, HISTORY.status()
+
+    search_outputs = [h_gallery, h_summary, h_ids, h_status]
+    searching = dict(concurrency_id="orchestrator_history", concurrency_limit=1)
+    for event in (history_tab.select, browse_tab.select, h_search.click, h_query.submit):
+        event(_guarded(run_search, 4, 1), filters, search_outputs, **searching)
+    for button, step in ((h_prev, -1), (h_next, 1)):
+        button.click(_page_turner(step), [h_page], [h_page]).then(
+            _guarded(run_search, 4, 1), filters, search_outputs, **searching)
+
+    def pick(ids: List[int], evt: gr.SelectData):
+        chosen = ids[evt.index] if ids and evt.index < len(ids) else None
+        image, details, infotext, rating = HISTORY.details(chosen)
+        return chosen, image, details, infotext, rating
+
+    # One queue, in order, for picking and rating: a key pressed right after ← / → rates the image it moved to,
+    # and every key press counts ("multiple"); a pair is judged once ("once": a second key while the first
+    # judgement is on its way is dropped, not applied to the pair already judged).
+    picking = dict(concurrency_id="orchestrator_history_pick", concurrency_limit=1)
+    h_gallery.select(pick, [h_ids], [h_selected, h_image, h_details, h_infotext, h_rating], trigger_mode="multiple",
+                     **picking)
+
+    def rate(key: str, chosen: Any, ids: List[int]):
+        line, items = HISTORY.rate(key, chosen, ids)
+        return line, gr.update() if items is None else items
+
+    rate_outputs = [h_rating, h_gallery]
+    for key, button in [(str(n), b) for n, b in enumerate(star_buttons, 1)] + [
+            ("x", h_reject), ("f", h_favourite), ("0", h_clear)]:
+        button.click(_guarded(_with_first(rate, key), 2, 0), [h_selected, h_ids], rate_outputs, **picking)
+    h_key_send.click(_guarded(rate, 2, 0), [h_key, h_selected, h_ids], rate_outputs, js=_KEY_ARGS,
+                     trigger_mode="multiple", **picking)
+    _bind_send_to(h_send_txt, "txt2img", h_infotext)
+    _bind_send_to(h_send_img, "img2img", h_infotext, h_image)
+
+    def next_pair(lora: str, made: Any):
+        left, right, pair, note = HISTORY.next_pair(lora)
+        return left, right, pair, note, HISTORY.counter(made)
+
+    pair_outputs = [c_left, c_right, c_pair, c_note, c_counter]
+    for event in (compare_tab.select, c_start.click):
+        event(_guarded(next_pair, 5, 3), [c_lora, c_made], pair_outputs)
+
+    def judge(outcome: str, pair: Any, lora: str, made: Any):
+        left, right, nxt, note, reveal, made = HISTORY.judge(outcome, pair, lora, made)
+        return left, right, nxt, note, HISTORY.counter(made), reveal, made
+
+    judge_outputs = pair_outputs + [c_reveal, c_made]
+    for outcome, button in c_buttons.items():
+        button.click(_guarded(_with_first(judge, outcome), 7, 3), [c_pair, c_lora, c_made], judge_outputs,
+                     concurrency_id="orchestrator_compare", concurrency_limit=1)
+    c_key_send.click(_guarded(judge, 7, 3), [c_key, c_pair, c_lora, c_made], judge_outputs,
+                     concurrency_id="orchestrator_compare", concurrency_limit=1, js=_KEY_ARGS, trigger_mode="once")
+
+    board_inputs = [b_sort, b_rated, b_weight]
+    for event in (board_tab.select, b_refresh.click, b_sort.change, b_rated.change, b_weight.change):
+        event(_guarded(HISTORY.leaderboard, 1, 0), board_inputs, [b_table])
+    h_rescan.click(_guarded(HISTORY.rescan, 1, 0), [], [h_status])
+    h_add.click(_guarded(HISTORY.add_folder, 1, 0), [h_folder], [h_status])
+
+
+def _page_turner(step: int) -> Callable[[Any], int]:
+    def turn(page: Any) -> int:
+        return max(0, int(page or 0) + step)
+    return turn
+
+
+def _with_first(fn: Callable[..., Any], first: str) -> Callable[..., Any]:
+    """`fn` with its first argument given (a button's key): a function, not a functools.partial, whose type
+    hints Gradio can read (it evaluates them in the function's module)."""
+    def run(*args: Any) -> Any:
+        return fn(first, *args)
+    return run
 
 
 def _unsaved(component: Any) -> Any:
@@ -452,12 +646,19 @@ def _run_batch(task: str, file: str):
 
 def _bind_send_to_txt2img(button: Any, text: Any) -> None:
     """Forge's paste-params binding fills txt2img's prompt fields from the infotext text in `text`."""
+    _bind_send_to(button, "txt2img", text)
+
+
+def _bind_send_to(button: Any, tabname: str, text: Any, image: Any = None) -> None:
+    """Forge's paste-params binding: a click fills `tabname`'s fields from the infotext text in `text` and
+    switches to it; with `image` (a gr.Image of type "pil"), img2img's input image becomes that image, and its
+    width and height the image's (Forge's send_image_and_dimensions, when "send size" is on)."""
     utils = compat.infotext_utils
     try:
         utils.register_paste_params_button(utils.ParamBinding(
-            paste_button=button, tabname="txt2img", source_text_component=text, source_image_component=None))
-    except Exception as exc:  # another variant's signature: the preview still works, sending does not
-        print(f"[Orchestrator] send to txt2img unavailable: {exc}", file=sys.stderr)
+            paste_button=button, tabname=tabname, source_text_component=text, source_image_component=image))
+    except Exception as exc:  # another variant's signature: the tab still works, sending does not
+        print(f"[Orchestrator] send to {tabname} unavailable: {exc}", file=sys.stderr)
 
 
 script_callbacks.on_ui_tabs(on_ui_tabs)

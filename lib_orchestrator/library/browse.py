@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..sanitize import sanitise_html
 from .base_models import compatibility
@@ -18,6 +18,8 @@ class Query:
     warnings_only: bool = False
     page: int = 0
     page_size: int = 48
+    sort: str = ""  # "": the library's order; "effectiveness": the best judged first (scores given to search)
+    rated_only: bool = False  # only LoRAs the user has judged (a rated image or a comparison)
 
 
 @dataclass(frozen=True)
@@ -38,8 +40,11 @@ class Catalogue:
                            for r in self.records]
         self.by_path = {r.path: r for r in self.records}
 
-    def search(self, query: Query) -> Page:
+    def search(self, query: Query, scores: Optional[Mapping[str, Any]] = None) -> Page:
+        """`scores`: a LoRA's name or alias in lower case -> its effectiveness (a LoraScore: `score`, `rated`,
+        `compared`), for `sort="effectiveness"` and `rated_only`."""
         words = query.text.lower().replace("_", " ").split()
+        scores = scores or {}
         found = []
         for r, hay in zip(self.records, self._haystacks):
             if words and not all(w in hay for w in words):
@@ -52,7 +57,14 @@ class Catalogue:
                 continue
             if query.warnings_only and not r.problems:
                 continue
+            if query.rated_only and not _judged(score_of(r, scores)):
+                continue
             found.append(r)
+        if query.sort == "effectiveness":  # judged ones by score; the rest after them, in the library's order
+            def rank(r: LoraRecord) -> Tuple[bool, float]:
+                s = score_of(r, scores)
+                return (not _judged(s), -s.score if _judged(s) else 0.0)
+            found.sort(key=rank)
         size = max(1, query.page_size)
         pages = max(1, -(-len(found) // size))
         page = min(max(0, query.page), pages - 1)
@@ -62,6 +74,18 @@ class Catalogue:
         """The values the filters offer."""
         return {"category": sorted({r.category for r in self.records}),
                 "base_model": sorted({r.base_model for r in self.records})}
+
+
+def score_of(record: LoraRecord, scores: Mapping[str, Any]) -> Any:
+    """The record's effectiveness by its name, else by its alias (an infotext names a LoRA either way)."""
+    found = scores.get(record.name.lower())
+    if found is None and record.alias:
+        found = scores.get(record.alias.lower())
+    return found
+
+
+def _judged(score: Any) -> bool:
+    return score is not None and bool(score.rated or score.compared)
 
 
 def details(record: LoraRecord) -> Dict[str, Any]:
