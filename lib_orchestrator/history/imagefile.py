@@ -184,6 +184,10 @@ def _read_png(file: _File) -> ImageInfo:
             if length > 0x7FFFFFFF or not kind.isalpha():
                 raise _Broken(PROBLEM_PNG)
             data_at, pos = pos + 8, pos + 12 + length
+            if kind == b"IDAT" and text is not None:
+                break  # Forge's text is before the pixels; nothing after them is needed (nor read)
+            if pos > file.size:
+                raise _Cut()
             if width is None:  # the first chunk must be IHDR
                 if kind != b"IHDR" or length != 13:
                     raise _Broken(PROBLEM_PNG)
@@ -202,12 +206,8 @@ def _read_png(file: _File) -> ImageInfo:
                 else:
                     exif_text, problem_here = _exif_user_comment(file.get(data_at, length))
                     problem = problem or problem_here
-            elif kind == b"IDAT" and text is not None:
-                break  # Forge's text is before the pixels; nothing after them is needed
             elif kind == b"IEND":
                 break
-            if pos > file.size:
-                raise _Cut()
     except _Cut:
         problem = problem or PROBLEM_TRUNCATED
     except _Broken as error:
