@@ -197,20 +197,24 @@ def write_records(db: sqlite3.Connection, records: Sequence[ImageRecord]) -> Wri
         if found is not None and tuple(found[1:]) == (rec.size, rec.mtime_ns, 1):
             unchanged += 1
             continue  # written meanwhile, by another process or an add_file of the host
+        new = False
         if found is not None:
             image_id = found[0]
             _execute_row(db, _UPDATE, _values(rec) + (image_id,))
             updated += 1
             rows_changed = True
         else:
-            image_id = _gone_twin(db, rec)
-            if image_id is not None:
+            twin = _gone_twin(db, rec)
+            if twin is not None:
+                image_id = twin
                 _execute_row(db, _UPDATE, _values(rec) + (image_id,))
                 moved += 1
             else:
                 image_id = _execute_row(db, _INSERT, _values(rec))
                 added += 1
-        db.execute("DELETE FROM image_loras WHERE image_id = ?", (image_id,))
+                new = True
+        if not new:  # a row made before (this file's, or the moved file's): its LoRAs are replaced
+            db.execute("DELETE FROM image_loras WHERE image_id = ?", (image_id,))
         # OR IGNORE: the infotext reader gives one entry a name, but the key is case-insensitive either way.
         db.executemany("INSERT OR IGNORE INTO image_loras (image_id, name, weight, source, reason) "
                        "VALUES (?, ?, ?, ?, ?)",

@@ -112,7 +112,7 @@ def test_a_scan_killed_mid_way_loses_nothing_it_committed(tmp_path: Path, where:
             proc.kill()
         proc.stdout.close()
         proc.stderr.close()
-    assert 256 < len(before) < len(paths)  # some batches were committed, and the scan was far from done
+    assert 1 < len(before) < len(paths)  # a batch or more was committed, and the scan was far from done
     with HistoryStore(str(db)) as store:
         sound(store)
         after = committed(db)
