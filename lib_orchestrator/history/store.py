@@ -200,12 +200,17 @@ class HistoryStore:
     def scan(self, dirs: Optional[Sequence[str]] = None, should_stop: ShouldStop = lambda: False,
              on_progress: OnProgress = None) -> ScanStats:
         """Bring the index up to date with the image files under `dirs` (each added as a folder when it is not
-        one yet), or under every folder added when None. See scan.py."""
+        one yet), or under every folder added when None. See scan.py. A folder added before that is not there
+        now (a drive not mounted) is reported in `unreadable`; one of `dirs` that is no folder is refused."""
         with self._lock:
             if dirs is None:
                 roots = [p for p, _ in self.folders()]
             else:
                 roots = [normal_folder(d) for d in dirs]
+                for given, root in zip(dirs, roots):
+                    if not os.path.isdir(root):
+                        raise HistoryError("not a folder of images" if os.path.exists(root) else "no such folder",
+                                           Location(given, 0, 0), "give a folder that holds the images")
                 with self._writing() as db:
                     db.executemany("INSERT OR IGNORE INTO folders (path, source, added) VALUES (?, 'user', ?)",
                                    [(r, time.time()) for r in roots])

@@ -290,6 +290,24 @@ def test_every_rating_and_comparison_changes_the_version(store: HistoryStore, tw
     assert len(set(versions)) == len(versions)
 
 
+def test_new_images_leave_the_version_as_it_is(tmp_path: Path, store: HistoryStore, two: Dict[str, int]) -> None:
+    """The version keys the LoRA scores' cache: an image added (the host saves one every few seconds) changes no
+    rating, so the scores are not made again for it."""
+    version = store.version()
+    indexed(store, forge_png(tmp_path / "c.png", "a bird", loras=[("Ink", 0.8)]))
+    store.scan([str(tmp_path)])
+    assert store.version() == version
+
+
+def test_scan_refuses_what_is_no_folder(tmp_path: Path, store: HistoryStore) -> None:
+    image = forge_png(tmp_path / "a.png", "a cat")
+    for given, said in ((tmp_path / "missing", "no such folder"), (image, "not a folder")):
+        with pytest.raises(HistoryError) as err:
+            store.scan([str(given)])
+        assert said in str(err.value) and str(given) in str(err.value)
+    assert store.folders() == []
+
+
 def test_rated_values_stars_reject_zero_and_favourite_five(tmp_path: Path, store: HistoryStore) -> None:
     ids = indexed(store, *(forge_png(tmp_path / f"{n}.png", f"p {n}", seed=n, loras=[(f"L{n}", 1.0)])
                            for n in range(5)))
