@@ -162,7 +162,8 @@ def write_transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     try:
         yield db
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:  # some errors (a full disk) have rolled it back already
+            db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
 

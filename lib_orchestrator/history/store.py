@@ -26,8 +26,9 @@ import stat
 import threading
 import time
 import urllib.parse
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from ..errors import Location, OrchestratorError
 from .effect import Comparison, RatedImage
@@ -175,26 +176,26 @@ class HistoryStore:
     def version(self) -> int:
         """Changes whenever rated() or comparisons() may have changed (a rating, a comparison, a scan that read
         an already indexed image again); not with new images (lora_usage() grows without it)."""
-        with self._lock:
+        with self._using():
             row = self.db.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
         return int(row[0]) if row else 0
 
     # -- folders and scanning -----------------------------------------------------------------------------------
     def add_folder(self, path: str, source: str = "user") -> None:
         """Keep `path` indexed (scan() without dirs scans it). Adding it again keeps its first source."""
-        with self._lock, self._writing() as db:
+        with self._using(), self._writing() as db:
             db.execute("INSERT OR IGNORE INTO folders (path, source, added) VALUES (?, ?, ?)",
                        (normal_folder(path), source, time.time()))
 
     def remove_folder(self, path: str) -> None:
         """Stop scanning `path`; its images stay indexed (and rated) until a scan of an outer folder finds them
         gone."""
-        with self._lock, self._writing() as db:
+        with self._using(), self._writing() as db:
             db.execute("DELETE FROM folders WHERE path = ?", (normal_folder(path),))
 
     def folders(self) -> List[Tuple[str, str]]:
         """(path, source) of every folder kept indexed, in the order they were added."""
-        with self._lock:
+        with self._using():
             return [(p, s) for p, s in self.db.execute("SELECT path, source FROM folders ORDER BY id")]
 
     def scan(self, dirs: Optional[Sequence[str]] = None, should_stop: ShouldStop = lambda: False,
@@ -202,7 +203,7 @@ class HistoryStore:
         """Bring the index up to date with the image files under `dirs` (each added as a folder when it is not
         one yet), or under every folder added when None. See scan.py. A folder added before that is not there
         now (a drive not mounted) is reported in `unreadable`; one of `dirs` that is no folder is refused."""
-        with self._lock:
+        with self._using():
             if dirs is None:
                 roots = [p for p, _ in self.folders()]
             else:
@@ -214,21 +215,15 @@ class HistoryStore:
                 with self._writing() as db:
                     db.executemany("INSERT OR IGNORE INTO folders (path, source, added) VALUES (?, 'user', ?)",
                                    [(r, time.time()) for r in roots])
-            try:
-                return scan_folders(self.db, outermost(roots), should_stop, on_progress, self._written)
-            except sqlite3.Error as exc:
-                raise _db_error(self.path, exc) from exc
+            return scan_folders(self.db, outermost(roots), should_stop, on_progress, self._written)
 
     def add_file(self, path: str, folder: str = "") -> Optional[int]:
         """Index one image now (the host saved it): its id, or None when it is not a .png/.jpg/.jpeg/.webp file
         that is there. `folder` "": the added folder it is in, if any."""
-        with self._lock:
+        with self._using():
             path = normal_file(path)
             folder = normal_folder(folder) if folder else self._folder_of(path)
-            try:
-                return index_file(self.db, path, folder, self._written)
-            except sqlite3.Error as exc:
-                raise _db_error(self.path, exc) from exc
+            return index_file(self.db, path, folder, self._written)
 
     def _folder_of(self, path: str) -> str:
         inside = [p for p, _ in self.folders() if path.startswith(p.rstrip(os.sep) + os.sep)]
@@ -240,20 +235,20 @@ class HistoryStore:
 
     # -- reading ------------------------------------------------------------------------------------------------
     def count(self, present_only: bool = True) -> int:
-        with self._lock:
+        with self._using():
             sql = "SELECT count(*) FROM images" + (" WHERE present = 1" if present_only else "")
             return int(self.db.execute(sql).fetchone()[0])
 
     def image(self, ref: Ref) -> Optional[ImageRow]:
         """The image by id or by path (as given, or as the index keys it: its folder's real path), or None."""
-        with self._lock:
+        with self._using():
             image_id = self._id(ref)
             return None if image_id is None else self.images([image_id])[0]
 
     def images(self, ids: Sequence[int]) -> List[ImageRow]:
         """The rows of `ids`, in that order (ids not in the index left out): a page of search hits in three
         queries, whatever its length."""
-        with self._lock:
+        with self._using():
             wanted = list(dict.fromkeys(int(i) for i in ids))
             rows: Dict[int, tuple] = {}
             for part in _chunks(wanted):
@@ -301,24 +296,21 @@ class HistoryStore:
         if stars is not None and (isinstance(stars, bool) or not isinstance(stars, int) or not 1 <= stars <= 5):
             raise HistoryError(f"stars must be a whole number from 1 to 5, not {stars!r}",
                                hint="use clear=True to take the stars away")
-        with self._lock:
-            try:
-                with self._writing() as db:
-                    image_id = self._require(ref)
-                    row = None if clear else db.execute(
-                        "SELECT stars, rejected, favourite FROM ratings WHERE image_id = ?", (image_id,)).fetchone()
-                    old_stars, old_rejected, old_favourite = row if row else (None, 0, 0)
-                    new = (old_stars if stars is None else stars,
-                           int(bool(old_rejected if rejected is None else rejected)),
-                           int(bool(old_favourite if favourite is None else favourite)))
-                    if new == (None, 0, 0):
-                        db.execute("DELETE FROM ratings WHERE image_id = ?", (image_id,))
-                    else:
-                        db.execute("INSERT OR REPLACE INTO ratings (image_id, stars, rejected, favourite, updated) "
-                                   "VALUES (?, ?, ?, ?, ?)", (image_id,) + new + (time.time(),))
-                    _bump(db)
-            except sqlite3.Error as exc:
-                raise _db_error(self.path, exc) from exc
+        with self._using():
+            with self._writing() as db:
+                image_id = self._require(ref)
+                row = None if clear else db.execute(
+                    "SELECT stars, rejected, favourite FROM ratings WHERE image_id = ?", (image_id,)).fetchone()
+                old_stars, old_rejected, old_favourite = row if row else (None, 0, 0)
+                new = (old_stars if stars is None else stars,
+                       int(bool(old_rejected if rejected is None else rejected)),
+                       int(bool(old_favourite if favourite is None else favourite)))
+                if new == (None, 0, 0):
+                    db.execute("DELETE FROM ratings WHERE image_id = ?", (image_id,))
+                else:
+                    db.execute("INSERT OR REPLACE INTO ratings (image_id, stars, rejected, favourite, updated) "
+                               "VALUES (?, ?, ?, ?, ?)", (image_id,) + new + (time.time(),))
+                _bump(db)
             return self.images([image_id])[0]
 
     def compare(self, left: Ref, right: Ref, outcome: str) -> None:
@@ -326,25 +318,22 @@ class HistoryStore:
         again soon, but no result)."""
         if outcome not in OUTCOMES:
             raise HistoryError(f"a comparison's outcome is one of {', '.join(OUTCOMES)}, not {outcome!r}")
-        with self._lock:
-            try:
-                with self._writing() as db:
-                    left_id, right_id = self._require(left), self._require(right)
-                    if left_id == right_id:
-                        raise HistoryError(f"an image cannot be compared with itself (image {left_id})",
-                                           hint="compare two different images")
-                    db.execute("INSERT INTO comparisons (left_id, right_id, outcome, at) VALUES (?, ?, ?, ?)",
-                               (left_id, right_id, outcome, time.time()))
-                    _bump(db)
-            except sqlite3.Error as exc:
-                raise _db_error(self.path, exc) from exc
+        with self._using():
+            with self._writing() as db:
+                left_id, right_id = self._require(left), self._require(right)
+                if left_id == right_id:
+                    raise HistoryError(f"an image cannot be compared with itself (image {left_id})",
+                                       hint="compare two different images")
+                db.execute("INSERT INTO comparisons (left_id, right_id, outcome, at) VALUES (?, ?, ?, ?)",
+                           (left_id, right_id, outcome, time.time()))
+                _bump(db)
 
     def next_pair(self, rng: random.Random, lora: str = "") -> Optional[Tuple[ImageRow, ImageRow]]:
         """Two present images of one group (same prompt and seed) whose LoRAs (names and weights) differ: the
         pair compared least often first, pairs ever skipped after all others, ties drawn by `rng`; which is left
         is drawn by `rng` too (blind). `lora`: only pairs that differ in that LoRA (one side has it, or both at
         other weights). None when there is no such pair."""
-        with self._lock:
+        with self._using():
             members: Dict[str, List[int]] = {}
             for image_id, group in self.db.execute(
                     "SELECT id, group_key FROM images WHERE present = 1 AND group_key != '' AND group_key IN "
@@ -401,14 +390,14 @@ class HistoryStore:
     def lora_usage(self) -> Dict[str, int]:
         """LoRA name -> how many indexed images used it (gone ones too: they were made), names case-insensitive
         (one spelling of each)."""
-        with self._lock:
+        with self._using():
             return {name: int(n) for name, n in self.db.execute(
                 "SELECT name, count(*) FROM image_loras GROUP BY name")}
 
     def rated(self) -> List[RatedImage]:
         """Every rated image (gone ones too) with its LoRAs and its value: the stars; 0 for a reject; 5 for a
         favourite without stars."""
-        with self._lock:
+        with self._using():
             ratings = self.db.execute("SELECT image_id, stars, rejected, favourite FROM ratings "
                                       "ORDER BY image_id").fetchall()
             loras = self._lora_refs("SELECT image_id FROM ratings")
@@ -428,7 +417,7 @@ class HistoryStore:
     def comparisons(self) -> List[Comparison]:
         """Every comparison that has a result (skips left out; gone images' still count), oldest first: the
         winner's LoRAs and the loser's (left and right for a tie)."""
-        with self._lock:
+        with self._using():
             results = self.db.execute("SELECT left_id, right_id, outcome FROM comparisons WHERE outcome != 'skip' "
                                       "ORDER BY id").fetchall()
             loras = self._lora_refs("SELECT left_id FROM comparisons WHERE outcome != 'skip' UNION "
@@ -449,6 +438,17 @@ class HistoryStore:
     # -- helpers ------------------------------------------------------------------------------------------------
     def _writing(self):  # -> ContextManager[sqlite3.Connection]
         return write_transaction(self.db)
+
+    @contextmanager
+    def _using(self) -> Iterator[None]:
+        """One call at a time on this connection, and SQLite's errors as HistoryError (locked past the timeout,
+        a damaged file found only now): the host catches OrchestratorError, and a pick must never fail on the
+        history."""
+        with self._lock:
+            try:
+                yield
+            except sqlite3.Error as exc:
+                raise _db_error(self.path, exc) from exc
 
 
 def _chunks(items: List[int]) -> Iterable[List[int]]:

@@ -123,6 +123,35 @@ def test_an_index_of_a_newer_schema_is_refused_with_what_to_do(db_path: Path) ->
     assert db_path.read_bytes() == before
 
 
+def test_a_damaged_index_is_refused_with_what_to_do_and_left_as_it_was(tmp_path: Path, db_path: Path) -> None:
+    with HistoryStore(str(db_path)) as s:
+        for n in range(40):
+            s.add_file(str(forge_png(tmp_path / "out" / f"{n}.png", "a cat " * 200, seed=n)))
+    cut = db_path.read_bytes()[:db_path.stat().st_size // 2]  # a copy cut short, a disk that failed
+    db_path.write_bytes(cut)
+    with pytest.raises(HistoryError) as err:
+        HistoryStore(str(db_path))
+    assert "malformed" in str(err.value) and "damaged" in err.value.hint and ".recover" in err.value.hint
+    assert db_path.read_bytes() == cut  # never rebuilt: it holds the ratings
+
+
+def test_an_index_locked_too_long_by_another_program_says_so(tmp_path: Path, db_path: Path) -> None:
+    a = forge_png(tmp_path / "a.png", "a cat")
+    with HistoryStore(str(db_path), timeout=0.2) as s:
+        image_id = indexed(s, a)["a.png"]
+        other = sqlite3.connect(str(db_path), isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(HistoryError) as err:
+                s.rate(image_id, stars=3)
+            assert "another program" in err.value.hint
+            assert s.image(image_id).stars is None  # reading goes on beside a writer (WAL)
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert s.rate(image_id, stars=3).stars == 3
+
+
 def test_an_empty_file_becomes_an_index(tmp_path: Path) -> None:
     path = tmp_path / "empty.sqlite"
     path.write_bytes(b"")
