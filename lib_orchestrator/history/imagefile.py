@@ -201,7 +201,7 @@ def _read_png(file: _File) -> ImageInfo:
                 width, height = struct.unpack(">II", data[:8])
             elif kind in _PNG_TEXT and text is None:
                 found, problem_here = _png_parameters(file, kind, data_at, length)
-                if found is not None:
+                if found:  # an empty `parameters` says nothing; an eXIf chunk or the sidecar still may
                     text = found
                 problem = problem or problem_here
             elif kind == b"eXIf" and exif_text is None:
@@ -228,8 +228,9 @@ def _png_parameters(file: _File, kind: bytes, at: int, length: int) -> Tuple[Opt
         return None, PROBLEM_TOO_LARGE
     chunk = file.get(at, length + 4)
     data, crc = chunk[:length], struct.unpack(">I", chunk[length:])[0]
-    problem = "" if zlib.crc32(kind + data) == crc else PROBLEM_PNG  # the text is still given: one flipped
-    body = data[len(_KEYWORD) + 1:]  # bit in a prompt is better seen than lost
+    # A CRC mismatch is reported but the text still given: one flipped bit in a prompt is better seen than lost.
+    problem = "" if zlib.crc32(kind + data) == crc else PROBLEM_PNG
+    body = data[len(_KEYWORD) + 1:]
     try:
         if kind == b"tEXt":
             return body.decode("latin-1"), problem
@@ -257,6 +258,8 @@ def _inflate(data: bytes) -> bytes:
         raise _Broken(PROBLEM_PNG) from None
     if inflater.unconsumed_tail:
         raise _Broken(PROBLEM_TOO_LARGE)
+    if not inflater.eof:  # the stream stops short: what came out is part of a text, not the text
+        raise _Broken(PROBLEM_PNG)
     return out
 
 

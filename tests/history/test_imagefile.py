@@ -227,8 +227,9 @@ def test_a_zlib_bomb_is_refused_not_expanded(tmp_path, monkeypatch):
     assert read_image_info(path) == ImageInfo("png", 8, 8, None, "metadata too large")
 
 
-def test_broken_compressed_text(tmp_path):
-    path = fi.write_png_chunks(str(tmp_path / "bad.png"), [(b"zTXt", b"parameters\0\0not zlib at all")])
+@pytest.mark.parametrize("stream", [b"not zlib at all", zlib.compress(TEXT.encode())[:-20]])
+def test_broken_or_cut_compressed_text(tmp_path, stream):
+    path = fi.write_png_chunks(str(tmp_path / "bad.png"), [(b"zTXt", b"parameters\0\0" + stream)])
     assert read_image_info(path) == ImageInfo("png", 8, 8, None, "corrupt PNG chunk")
 
 
@@ -279,6 +280,13 @@ def test_sidecar_text_when_the_image_holds_none(tmp_path, ext, newline):
     path = fi.write_with_sidecar(str(tmp_path / f"00001-42.{ext}"), UNICODE_TEXT, newline=newline)
     info = read_image_info(path)
     assert (info.text, info.problem, info.width) == (UNICODE_TEXT, "", 8)
+
+
+def test_an_empty_parameters_chunk_says_nothing(tmp_path):
+    path = fi.write_png(str(tmp_path / "a.png"), "")
+    assert read_image_info(path) == ImageInfo("png", 8, 8, None, "no generation parameters")
+    (tmp_path / "a.txt").write_text(TEXT + "\n", encoding="utf-8")
+    assert read_image_info(path).text == TEXT
 
 
 def test_a_sidecar_saved_by_an_editor_with_a_byte_order_mark(tmp_path):
