@@ -12,6 +12,10 @@ documented behaviour):
   string that ends at a comma or the end of the line (then it is unquoted as JSON), or everything up to
   the next comma. A pair whose value is empty is dropped, as Forge drops it.
 
+What Forge's paste does beyond reading is left out, since it depends on that Forge's settings or changes the
+text: taking the user's styles out of the prompt, appending a `<hypernet:…>` tag, rewriting Civitai's Flux
+values, filling defaults for absent keys.
+
 On top of Forge's reading we resolve what the history needs: the seed, the size, the checkpoint, our own
 keys (`Orchestrator …`) and the LoRAs from three places (see `Generation.loras`). Nothing here raises:
 an image file holds whatever its writer put there.
@@ -115,7 +119,7 @@ def _unquote(value: str) -> str:
 def split_infotext(text: str) -> Tuple[str, str, Tuple[Tuple[str, str], ...]]:
     """(prompt, negative, params) exactly as Forge's parser splits `text`."""
     *lines, last = text.strip().split("\n")
-    found = list(_pairs(last))
+    found = _pairs(last)
     if len(found) < 3:
         lines.append(last)
         found = []
