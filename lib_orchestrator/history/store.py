@@ -71,6 +71,7 @@ CREATE TABLE images (id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, folder T
 CREATE INDEX images_fingerprint ON images (fingerprint) WHERE fingerprint != '';
 CREATE INDEX images_group ON images (group_key) WHERE present = 1 AND group_key != '';
 CREATE INDEX images_created ON images (created);
+CREATE INDEX images_present ON images (present, created);
 CREATE INDEX images_checkpoint ON images (checkpoint COLLATE NOCASE);
 CREATE TABLE image_loras (image_id INTEGER NOT NULL, name TEXT NOT NULL COLLATE NOCASE, weight REAL,
   source TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '', PRIMARY KEY (image_id, name));
@@ -335,10 +336,12 @@ class HistoryStore:
         other weights). None when there is no such pair."""
         with self._using():
             members: Dict[str, List[int]] = {}
+            # INDEXED BY: left to itself, SQLite takes the index on (present, created) and a temporary B-tree,
+            # 70 + 40 ms at 100k images instead of 17 + 1 through the partial index of grouped present images.
             for image_id, group in self.db.execute(
-                    "SELECT id, group_key FROM images WHERE present = 1 AND group_key != '' AND group_key IN "
-                    "(SELECT group_key FROM images WHERE present = 1 AND group_key != '' GROUP BY group_key "
-                    "HAVING count(*) > 1) ORDER BY group_key, id"):
+                    "SELECT id, group_key FROM images INDEXED BY images_group WHERE present = 1 AND group_key != '' "
+                    "AND group_key IN (SELECT group_key FROM images INDEXED BY images_group WHERE present = 1 "
+                    "AND group_key != '' GROUP BY group_key HAVING count(*) > 1) ORDER BY group_key, id"):
                 members.setdefault(group, []).append(image_id)
             if not members:
                 return None
