@@ -333,7 +333,7 @@ def main() -> None:
     args = parser.parse_args()
     count = 10_000 if args.quick else args.count
     with tempfile.TemporaryDirectory() as scratch:
-        images = os.path.join(args.dir or scratch, "images")
+        images = os.path.join(args.dir or scratch, f"images-{count}")  # one tree per count: --quick beside 100k
         made = generate(images, count)
         print(f"{count:,} images in {images}: " + (f"generated in {made:.1f} s" if made else "kept from a run before"))
         load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

@@ -247,8 +247,8 @@ class HistoryStore:
             return None if image_id is None else self.images([image_id])[0]
 
     def images(self, ids: Sequence[int]) -> List[ImageRow]:
-        """The rows of `ids`, in that order (ids not in the index left out): a page of search hits in three
-        queries, whatever its length."""
+        """The rows of `ids`, in that order (ids not in the index left out, repeats once): a page of search hits
+        in two queries, not two an image."""
         with self._using():
             wanted = list(dict.fromkeys(int(i) for i in ids))
             rows: Dict[int, tuple] = {}
