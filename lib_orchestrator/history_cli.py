@@ -138,9 +138,7 @@ def _scan(store: "HistoryStore", dirs: List[str], out: TextIO, err: TextIO) -> i
     for d in dirs:
         if not os.path.isdir(d):
             raise OrchestratorError("folder does not exist", Location(d, 0, 0), "check the path")
-    for d in dirs:
-        store.add_folder(os.path.abspath(d))
-    stats = store.scan([os.path.abspath(d) for d in dirs])
+    stats = store.scan(dirs)  # kept as folders of the index, for later scans
     out.write(f"{stats.seen:,} images in {len(dirs)} folder(s): {stats.added:,} added, {stats.updated:,} updated, "
               f"{stats.unchanged:,} unchanged, {stats.gone:,} gone, {stats.problems:,} without readable "
               f"parameters ({stats.seconds:.1f} s)\n")
@@ -202,12 +200,16 @@ def _compare(store: "HistoryStore", args: argparse.Namespace, out: TextIO) -> in
 
 def _indexed(store: "HistoryStore", path: str) -> str:
     """The image's path as the index keys it, indexing it first if it is new."""
-    full = os.path.abspath(path)
-    if store.image(full) is None:
-        if not os.path.isfile(full):
+    found = store.image(path)
+    if found is None:
+        if not os.path.isfile(path):
             raise OrchestratorError("no such image file", Location(path, 0, 0), "check the path")
-        store.add_file(full)
-    return full
+        if store.add_file(path) is None:
+            raise OrchestratorError("not an image the history reads", Location(path, 0, 0),
+                                    "give a .png, .jpg, .jpeg or .webp file")
+        found = store.image(path)
+    assert found is not None
+    return found.path
 
 
 def _rating_text(row) -> str:  # -> str, for an ImageRow

@@ -176,11 +176,12 @@ class HistoryService:
         from .effect import lora_scores
 
         store = self.store()
-        key = (store.path, store.version(), by_weight)
+        # the version moves with ratings and comparisons, the count with new images (their usage counts)
+        key = (store.path, store.version(), store.count(present_only=False), by_weight)
         found = self._scores.get(key)
         if found is None:
             found = lora_scores(store.lora_usage(), store.rated(), store.comparisons(), by_weight=by_weight)
-            self._scores = {k: v for k, v in self._scores.items() if k[:2] == key[:2]}
+            self._scores = {k: v for k, v in self._scores.items() if k[:3] == key[:3]}
             self._scores[key] = found
         return found
 
