@@ -100,6 +100,10 @@ CREATE INDEX comparisons_left ON comparisons (left_id);
 CREATE INDEX comparisons_right ON comparisons (right_id);
 CREATE TABLE prompt_vectors (image_id INTEGER PRIMARY KEY, kind TEXT NOT NULL, model TEXT NOT NULL,
   vec BLOB NOT NULL);
+CREATE TRIGGER prompt_vectors_stale AFTER UPDATE OF prompt ON images WHEN old.prompt IS NOT new.prompt BEGIN
+  DELETE FROM prompt_vectors WHERE image_id = new.id;
+  UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'prompt_vectors';
+END;
 """
 
 # A file of schema N is brought to N + 1 by _MIGRATIONS[N](db), inside the one transaction that opens it; a
