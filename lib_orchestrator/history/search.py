@@ -9,23 +9,25 @@ into terms and filters first and only then written as an FTS5 expression, each t
   `-blurry` or `NOT blurry` not; `kimono OR yukata` either (OR binds its neighbours: `a OR b c` is (a or b)
   and c); `AND` is the default and ignored.
 - `lora:NAME` (`lora:detail*` a prefix), `model:NAME` (or `checkpoint:`; the exact name if an image has it,
-  else a prefix; the `Model hash` too), `seed:N`, `batch:NAME`: filters, each negatable (`-lora:NAME`), a value
-  with spaces quoted (`lora:"my lora"`). Case never matters.
+  else a prefix), `seed:N`, `batch:NAME`: filters, each negatable (`-lora:NAME`), a value with spaces quoted
+  (`lora:"my lora"`). Case never matters.
 - Punctuation is only separation: `(masterpiece:1.2)`, `<lora:x:0.8>`, `1girl,` are their words. A term with
   no word in it (`,`, `(((`), an unbalanced quote, an OR or NOT with nothing beside it: read as plain words or
   dropped, never an error.
 
 Ranking: BM25 with column weights (WEIGHTS). When more than WINDOW images match, only the WINDOW most recently
-indexed of them are ranked (BM25 costs about a microsecond a row; ranking 100k matches of `girl` took 60-100 ms
-where 10k take under 10), and `note` says so. Only images whose file is present are found.
+indexed of them are ranked (BM25 costs one to two microseconds a row: ranking all 100k matches of a word every
+prompt has took 60-100 ms), and `note` says so. The other sorts are exact however many match
+(they walk the created index); `total` stops at WINDOW. Only images whose file is present are found.
 
 Meaning: each image's prompt as words (embeddings.texts.prompt_text) has a vector in `prompt_vectors`, made by
 embed_prompts() (in chunks, resumable), one row per image for one embedder (kind + model): rows of another
 embedder are ignored by search and replaced by embed_prompts. Search embeds the query's words and takes the
 images above a similarity floor (MEANING_FLOOR, and MEANING_LEAD above the median of all images for this
 query: static embeddings put every text somewhat near every other), best MEANING_TOP after the filters.
-The vectors are kept in memory per index file and embedder, as float32 (float16 -> float32 per search costs
-35 ms at 100k x 256; the float32 product 2 ms), read again only when embed_prompts has written.
+The vectors are kept in memory per index file and embedder as float32, 100 MB at 100k x 256 (converting the
+float16 rows per search cost 35 ms at 100k; the float32 product takes 3 ms), read again only when embed_prompts
+has written.
 """
 from __future__ import annotations
 
@@ -37,7 +39,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from ..embeddings.base import EmbedError
 from ..embeddings.texts import prompt_text
+from ..errors import Location
 from .scan import normal_folder, write_transaction
 from .store import HistoryError, ImageRow
 
@@ -59,11 +63,13 @@ RATED = ("", "rated", "unrated")
 # found only in the negative is about what the image does *not* show, so it counts a fifth (still found:
 # `blurry` finds images made with it in the negative, after those with it in the prompt).
 WEIGHTS = (("prompt", 1.0), ("negative", 0.2), ("template", 0.6), ("lora_names", 2.0), ("checkpoint", 0.5))
-WINDOW = 10_000  # text matches ranked (the most recently indexed); more are counted as "more than WINDOW"
+WINDOW = 5_000  # text matches ranked (the most recently indexed); more are counted as "more than WINDOW". At
+#                100k images under load, p95 over the benchmark's queries: 17 ms with 5,000, 34 ms with 10,000
 MAX_TERMS = 64  # words of a query used (a whole prompt pasted in is about 60)
 RRF_K = 60  # reciprocal rank fusion: 1 / (RRF_K + rank) from each list (Cormack et al.'s constant)
 MEANING_TOP = 200  # images found by meaning, at most (after the filters)
-MEANING_FLOOR = 0.35  # cosine a meaning-only image needs (wordllama: nonsense queries peak at 0.27, see tests)
+MEANING_FLOOR = 0.35  # cosine an image needs (built-in embedder over 10k generated prompts: nonsense peaked at
+#                       0.27, synonyms of a tag reached 0.40-0.55)
 MEANING_LEAD = 0.25  # ... and this far above the median image, for embedders whose unrelated texts sit higher
 MEANING_CHECKED = 5_000  # images above the floor checked against the filters, at most
 EMBED_CHUNK = 512  # prompts embedded and committed at a time
@@ -93,16 +99,17 @@ class SearchQuery:
 @dataclass(frozen=True)
 class Hit:
     image: ImageRow
-    score: float  # higher is better: -BM25 (text only), the fused 1/(60+rank) sum (text and meaning), the cosine
-    #               (meaning only: no image matched the words), 0.0 (no text)
+    score: float  # higher is better. Relevance: -BM25 when only words found images, the fused 1/(61+rank) sum
+    #               when words and meaning did, the cosine when only meaning did. Other sorts: -BM25 of a text
+    #               hit, the cosine of a meaning-only one. 0.0 without words.
     reason: str  # "text" | "meaning" | "text+meaning" | "" (no text)
 
 
 @dataclass(frozen=True)
 class SearchPage:
     hits: Tuple[Hit, ...]
-    total: int  # images that match (WINDOW plus those found by meaning at most, when `note` says more match)
-    note: str  # "" or why the list is not the whole story (more than WINDOW match, meaning not used and why)
+    total: int  # images that match; at most WINDOW (+ those found by meaning), `note` then says more match
+    note: str  # "" or what the list leaves out and why (more than WINDOW match, meaning not used and why)
 
 
 # -- reading the query text ----------------------------------------------------------------------------------------
@@ -181,8 +188,8 @@ def _parse(text: str) -> _Parsed:
             continue
         terms.append((negated, term, pending_or and not negated))
         pending_or = False
-    for negated, term, joined in terms:
-        if len(parsed.groups) + len(parsed.excluded) >= MAX_TERMS and not joined:
+    for n, (negated, term, joined) in enumerate(terms):
+        if n >= MAX_TERMS:
             parsed.dropped += 1
             continue
         if negated:
@@ -294,9 +301,14 @@ class _Where:
     def _set(self, on_id: str, on_row: str = "") -> None:
         self.sets.append((on_id, on_row))
 
+    def _listed(self, table: str, test: str, negated: bool = False) -> None:
+        """The images `table` (ratings, image_loras) lists with `test`: a set, or one lookup of the row's id."""
+        self._set(f"{{id}} {'NOT IN' if negated else 'IN'} (SELECT image_id FROM {table} WHERE {test})",
+                  f"{'NOT ' if negated else ''}EXISTS (SELECT 1 FROM {table} WHERE image_id = {{i}}id AND {test})")
+
     def sql(self, image_id: str, indexed: bool = True) -> str:
-        """The conditions with `image_id` for the id. `indexed` False: for a walk over the images in created order
-        (`+`: no other index used), each test on the row where it can be."""
+        """The conditions with `image_id` for the id. `indexed` False: each test on the image's own row where it
+        can be, no other index used (`+`): for a walk over the images in created order, or a list of candidates."""
         if indexed:
             parts = [on_id.format(id=image_id) for on_id, _ in self.sets] + [r.format(i="i.") for r in self.rows]
         else:
@@ -309,7 +321,7 @@ class _Where:
             test = f"name LIKE {self._param(_like(value.rstrip('*')) + '%')} ESCAPE '\\'"
         else:
             test = f"name = {self._param(value)}"  # the column is NOCASE: any case, through its index
-        self._set(f"{{id}} {'NOT IN' if negated else 'IN'} (SELECT image_id FROM image_loras WHERE {test})")
+        self._listed("image_loras", test, negated)
 
     def _checkpoint(self, value: str, negated: bool) -> None:
         """The exact name when an image has it, else the names it starts; through the NOCASE index (LIKE too)."""
@@ -347,18 +359,18 @@ class _Where:
     def _ratings(self, query: SearchQuery) -> None:
         min_stars = max(0, min(5, int(query.min_stars or 0)))
         if min_stars:
-            self._set(f"{{id}} IN (SELECT image_id FROM ratings WHERE {_VALUE} >= {min_stars})")
+            self._listed("ratings", f"{_VALUE} >= {min_stars}")
         if query.favourite:
-            self._set("{id} IN (SELECT image_id FROM ratings WHERE favourite = 1)")
+            self._listed("ratings", "favourite = 1")
         if query.rejected == "hide":
-            self._set("{id} NOT IN (SELECT image_id FROM ratings WHERE rejected = 1)")
+            self._listed("ratings", "rejected = 1", negated=True)
         elif query.rejected == "only":
-            self._set("{id} IN (SELECT image_id FROM ratings WHERE rejected = 1)")
+            self._listed("ratings", "rejected = 1")
         said = "stars IS NOT NULL OR rejected = 1 OR favourite = 1"
         if query.rated == "rated":
-            self._set(f"{{id}} IN (SELECT image_id FROM ratings WHERE {said})")
+            self._listed("ratings", f"({said})")
         elif query.rated == "unrated":
-            self._set(f"{{id}} NOT IN (SELECT image_id FROM ratings WHERE {said})")
+            self._listed("ratings", f"({said})", negated=True)
 
 
 def _on_row(test: str) -> str:
@@ -386,8 +398,23 @@ def _sql_string(text: str) -> str:
 
 def search(store: "HistoryStore", query: SearchQuery, embedder: Optional["Embedder"] = None) -> SearchPage:
     """A page of the images that match `query`, present files only. Never raises on any text (module doc);
-    HistoryError for a sort, rejected or rated value that is not one of those named (a caller's mistake)."""
+    HistoryError for a sort, rejected or rated value that is not one of those named (a caller's mistake), or for
+    an index SQLite cannot read (locked past its timeout, damaged)."""
     _check(query)
+    try:
+        return _search(store, query, embedder)
+    except sqlite3.Error as exc:
+        raise _index_error(store, "searched", exc) from exc
+
+
+def _index_error(store: "HistoryStore", done: str, exc: sqlite3.Error) -> HistoryError:
+    busy = "locked" in str(exc) or "busy" in str(exc)
+    return HistoryError(f"the history index could not be {done}: {exc}", Location(str(store.path), 0, 0),
+                        "another program holds it: try again when its scan is done" if busy else
+                        "check the file; move it away if it keeps failing (a new index is made in its place)")
+
+
+def _search(store: "HistoryStore", query: SearchQuery, embedder: Optional["Embedder"]) -> SearchPage:
     db = store.db
     parsed = _parse(query.text)
     where = _Where(db, query, parsed)
@@ -431,26 +458,27 @@ def search(store: "HistoryStore", query: SearchQuery, embedder: Optional["Embedd
         notes.insert(0, f"more than {WINDOW:,} images match: the {WINDOW:,} most recently indexed were ranked; "
                         "add words or filters to narrow it")
     if not meaning or not text:  # one list: its own order and score
-        ranked = [(-bm25, image_id) for bm25, _, image_id in text] or [(sims[i], i) for i in meaning]
-        chosen = ranked[page * per_page:(page + 1) * per_page]
+        window = slice(page * per_page, (page + 1) * per_page)
+        chosen = [(-bm25, image_id) for bm25, _, image_id in text[window]] or [(sims[i], i) for i in meaning[window]]
         score = dict((image_id, s) for s, image_id in chosen)
         rows = store.images([image_id for _, image_id in chosen])
         return SearchPage(tuple(Hit(row, score[row.id], "text" if text else "meaning") for row in rows),
-                          len(ranked), "; ".join(notes))
+                          len(text) or len(meaning), "; ".join(notes))
     # Both: reciprocal rank fusion. Ties (one prompt over many seeds): found by words first, then the most
-    # recently indexed.
-    fused: Dict[int, List[Any]] = {}
-    for rank, (_, _, image_id) in enumerate(text):
-        fused[image_id] = [1 / (RRF_K + 1 + rank), 0, -image_id, "text"]
-    for rank, image_id in enumerate(meaning):
-        entry = fused.setdefault(image_id, [0.0, 1, -image_id, ""])
-        entry[0] += 1 / (RRF_K + 1 + rank)
-        entry[3] = "text+meaning" if entry[3] else "meaning"
-    order = sorted(fused.items(), key=lambda item: (-item[1][0], item[1][1], item[1][2]))
-    chosen = order[page * per_page:(page + 1) * per_page]
-    rows = store.images([image_id for image_id, _ in chosen])
-    return SearchPage(tuple(Hit(row, fused[row.id][0], fused[row.id][3]) for row in rows), len(fused),
-                      "; ".join(notes))
+    # recently indexed. A text-only image's score falls with its rank, so none ranked past the end of this page
+    # can reach it: only those before, and the images meaning found, are scored.
+    text_rank = {image_id: rank for rank, (_, _, image_id) in enumerate(text)}
+    meaning_rank = {image_id: rank for rank, image_id in enumerate(meaning)}
+    end = (page + 1) * per_page
+    scored = [image_id for _, _, image_id in text[:end]] + [i for i in meaning if text_rank.get(i, end) >= end]
+
+    def fused(image_id: int) -> float:
+        return sum(1 / (RRF_K + 1 + ranks[image_id]) for ranks in (text_rank, meaning_rank) if image_id in ranks)
+
+    order = sorted(scored, key=lambda i: (-fused(i), i not in text_rank, -i))
+    rows = store.images(order[page * per_page:end])
+    return SearchPage(tuple(Hit(row, fused(row.id), _reason(row.id in text_rank, row.id in meaning_rank))
+                            for row in rows), len(text) + sum(i not in text_rank for i in meaning), "; ".join(notes))
 
 
 def _reason(text: bool, meaning: bool) -> str:
@@ -553,7 +581,7 @@ def _sorted_page(db: sqlite3.Connection, sort: str, rejected: str, where: _Where
             if meaning_only:
                 extra = " AND " + condition.format(id="i.id") if condition else ""
                 count += db.execute(f"SELECT count(*) FROM images i WHERE {meaning_in.format(id='i.id')} AND "
-                                    f"{where.sql('i.id')}{extra}", params).fetchone()[0]
+                                    f"{where.sql('i.id', indexed=False)}{extra}", params).fetchone()[0]
         else:
             extra = " AND " + condition.format(id="i.id") if condition else ""
             count = db.execute(f"SELECT count(*) FROM (SELECT 1 FROM images i WHERE {where.sql('i.id')}{extra} "
@@ -583,8 +611,6 @@ def _meaning(store: "HistoryStore", embedder: "Embedder", text: str, where: _Whe
     """The images closest in meaning to `text` that pass the filters, best first, their similarities, and a note
     when meaning could not be used. A failing embedder costs the meaning, never the search."""
     import numpy as np
-
-    from ..embeddings.base import EmbedError
 
     try:
         query_vector = np.asarray(embedder.embed([text]), dtype=np.float32)
@@ -618,8 +644,8 @@ def _meaning(store: "HistoryStore", embedder: "Embedder", text: str, where: _Whe
         if not part.size or len(found) >= MEANING_TOP:
             break
         ids = [int(i) for i in vectors.ids[part]]
-        sql = (f"SELECT i.id FROM images i WHERE i.id IN ({_numbers(ids)}) AND {where.sql('i.id')}"
-               f"{excluded}")
+        sql = (f"SELECT i.id FROM images i WHERE i.id IN ({_numbers(ids)}) AND {where.sql('i.id', indexed=False)}"
+               f"{excluded}")  # each candidate's row tested: a filter's whole set would cost more than a few rows
         passed = {r[0] for r in _fts_rows(store.db, sql, params)}
         for k, image_id in zip(part, ids):
             if image_id in passed and len(found) < MEANING_TOP:
@@ -705,7 +731,14 @@ def embed_prompts(store: "HistoryStore", embedder: "Embedder", should_stop: Call
     """Vectors for the present images with a prompt that have none of this embedder (kind + model; one of
     another embedder is replaced), EMBED_CHUNK at a time, each chunk committed: stopping (should_stop, checked
     between chunks) or a crash loses only the chunk under way. Returns how many were made. Raises EmbedError
-    from the embedder."""
+    from the embedder, HistoryError when the index cannot be written."""
+    try:
+        return _embed_prompts(store, embedder, should_stop)
+    except sqlite3.Error as exc:
+        raise _index_error(store, "written", exc) from exc
+
+
+def _embed_prompts(store: "HistoryStore", embedder: "Embedder", should_stop: Callable[[], bool]) -> int:
     import numpy as np
 
     db = store.db
@@ -724,8 +757,6 @@ def embed_prompts(store: "HistoryStore", embedder: "Embedder", should_stop: Call
         unique = list(dict.fromkeys(texts))
         matrix = np.asarray(embedder.embed(unique), dtype=np.float32)
         if matrix.ndim != 2 or matrix.shape[0] != len(unique):
-            from ..embeddings.base import EmbedError
-
             raise EmbedError(f"the embedder gave {matrix.shape[0] if matrix.ndim else 0} vectors for "
                              f"{len(unique)} texts", hint="check the embedding server")
         matrix[~np.isfinite(matrix).all(axis=1)] = 0

@@ -167,6 +167,7 @@ def test_many_words_are_cut_and_the_note_says_so(crowd: Library) -> None:
                                    "hair", "kimono", "x*", "-y", '"red hair"', "lora:\"a b\"", "seed:12", "é"]),
                   max_size=8).map(" ".join))
 def test_any_text_is_searched_without_an_error(crowd: Library, text: str) -> None:
+    embed_prompts(crowd.store, KeywordEmbedder())  # (once: the later examples find nothing missing)
     for sort in ("relevance", "newest", "stars"):
         page = search(crowd.store, SearchQuery(text=text, sort=sort, per_page=5), KeywordEmbedder())
         assert len(page.hits) <= 5 and page.total >= len(page.hits)
@@ -535,3 +536,15 @@ def test_search_is_quick_enough_at_a_few_thousand(lib: Library, store: HistorySt
         for sort in ("relevance", "newest", "stars"):
             assert search(store, SearchQuery(text=text, sort=sort)).hits or "lora:" in text
     assert time.perf_counter() - start < 3.0
+
+
+def test_a_rewritten_prompt_loses_its_old_vector(scenes: Library) -> None:
+    embedder = KeywordEmbedder()
+    embed_prompts(scenes.store, embedder)
+    assert found_with(scenes, embedder, "midnight") == ["dog_castle"]
+    scenes.add("plain", "still life, apples, midnight")  # the same file, written again with another prompt
+    os.utime(scenes.root / "plain.png", (T0 + 9 * DAY,) * 2)
+    scenes.scan()
+    assert found_with(scenes, embedder, "seaside") == ["cat_beach"]
+    assert embed_prompts(scenes.store, embedder) == 1  # only the rewritten one
+    assert found_with(scenes, embedder, "midnight") == ["plain", "dog_castle"]
