@@ -205,7 +205,7 @@ def test_enhance_in_the_preview_then_plan_and_save_a_story(app, serve, tmp_path)
         assert page.locator("#orchestrator_preview_table .orch-llm-enhanced").count() == 8
         assert "shown in soft cinematic light" in page.locator("#orchestrator_preview_table").inner_text()
 
-        page.get_by_role("tab", name="Story").click()
+        page.get_by_role("tab", name="Story", exact=True).click()  # not "History"
         page.locator("#orchestrator_story_scenes input[type=number]").fill("2")
         page.locator("#orchestrator_story_scenes input[type=number]").press("Tab")
         page.locator("#orchestrator_story_plan").click()

@@ -1,4 +1,5 @@
-"""modules.infotext_utils stand-in: quote/unquote, parse_generation_parameters, paste bindings (no Gradio)."""
+"""modules.infotext_utils stand-in: quote/unquote, parse_generation_parameters, paste bindings (Gradio only in
+connect_paste_params_buttons, which needs it as Forge's does)."""
 from __future__ import annotations
 
 import json
@@ -78,6 +79,98 @@ def _apply_variant(variant):
     else:
         module["bind_buttons"] = _bind_buttons
         module.setdefault("infotext_to_setting_name_mapping", list(_SETTING_NAME_MAPPING))
+
+
+def connect_paste_params_buttons():
+    """Forge wires every registered binding once its UI is built (real Gradio needed, inside its Blocks): a click
+    on the binding's button
+    - with a source image and a destination tab that has an input image (img2img, inpaint): that image goes to
+      it, and its width and height to the tab's `Size-1`/`Size-2` fields when it has them and `opts.send_size`
+      (not for inpaint); from a gr.Gallery through the page's `extract_image_from_gallery`;
+    - with a source text: the text parsed as an infotext (`parse_generation_parameters`, then the
+      infotext_pasted callbacks) fills the destination's paste fields, each converted to its field's type;
+    - with a source tab: prompt, negative prompt, steps (and seed with `opts.send_seed`) are copied;
+    - then the page switches to the destination tab (`switch_to_<tab>` in the page's JS).
+    A binding to a tab without paste fields raises KeyError, as in Forge."""
+    import gradio as gr
+
+    for binding in registered_param_bindings:
+        target = paste_fields[binding.tabname]
+        fields = target["fields"]
+        override = binding.override_settings_component or target["override_settings_component"]
+        width = next((c for c, name in fields or [] if name == "Size-1"), None)
+        height = next((c for c, name in fields or [] if name == "Size-2"), None)
+        if binding.source_image_component is not None and target["init_img"] is not None:
+            with_size = width is not None and binding.tabname != "inpaint"
+            from_gallery = isinstance(binding.source_image_component, gr.Gallery)
+            binding.paste_button.click(
+                fn=send_image_and_dimensions if with_size else (image_from_url_text if from_gallery else _same),
+                js="extract_image_from_gallery" if from_gallery else None,
+                inputs=[binding.source_image_component],
+                outputs=[target["init_img"], width, height] if with_size else [target["init_img"]],
+                show_progress=False)
+        if binding.source_text_component is not None and fields is not None:
+            _connect_paste(binding.paste_button, fields, binding.source_text_component, override)
+        if binding.source_tabname is not None and fields is not None:
+            names = ["Prompt", "Negative prompt", "Steps", "Face restoration"] + \
+                (["Seed"] if shared.opts.send_seed else []) + binding.paste_field_names
+            binding.paste_button.click(
+                fn=lambda *x: x, show_progress=False,
+                inputs=[c for c, name in paste_fields[binding.source_tabname]["fields"] if name in names],
+                outputs=[c for c, name in fields if name in names])
+        binding.paste_button.click(fn=None, js=f"switch_to_{binding.tabname}", inputs=None, outputs=None,
+                                   show_progress=False)
+
+
+def _same(x):
+    return x
+
+
+def send_image_and_dimensions(x):
+    """The image (RGBA made RGB) and, with `opts.send_size`, its width and height (else no change)."""
+    import gradio as gr
+    from PIL import Image
+
+    image = x if isinstance(x, Image.Image) else image_from_url_text(x)
+    if isinstance(image, Image.Image) and image.mode == "RGBA":
+        image = image.convert("RGB")
+    if shared.opts.send_size and isinstance(image, Image.Image):
+        return image, image.width, image.height
+    return image, gr.update(), gr.update()
+
+
+def _connect_paste(button, fields, source, override):
+    import gradio as gr
+
+    from modules import script_callbacks
+
+    def paste(text):
+        params = parse_generation_parameters(text or "")
+        script_callbacks.infotext_pasted_callback(text, params)
+        out = []
+        for component, key in fields:
+            value = key(params) if callable(key) else params.get(key)
+            if value is None:
+                out.append(gr.update())
+            elif isinstance(value, dict) and value.get("__type__") == "update":
+                out.append(value)
+            else:
+                kind = type(component.value)
+                try:
+                    converted = False if kind is bool and value == "False" else \
+                        float(value) if kind is int else kind(value)
+                    out.append(gr.update(value=converted))
+                except Exception:  # a value the field cannot hold: left as it is
+                    out.append(gr.update())
+        return out
+
+    outputs = [c for c, _ in fields]
+    if override is not None:  # the stand-in has no settings in infotexts to override: the dropdown stays hidden
+        outputs.append(override)
+        button.click(fn=lambda text: paste(text) + [gr.update(value=[], choices=[], visible=False)],
+                     inputs=[source], outputs=outputs, show_progress=False)
+    else:
+        button.click(fn=paste, inputs=[source], outputs=outputs, show_progress=False)
 
 
 def add_paste_fields(tabname, init_img, fields, override_settings_component=None):

@@ -135,6 +135,8 @@ def _default_options(variant=None) -> dict:
         "add_user_name_to_info": OptionInfo(False, "Add user name to infotext when authenticated"),
         "add_version_to_infotext": OptionInfo(True, "Add program version to infotext"),
         "infotext_skip_pasting": OptionInfo([], "Disregard fields from pasted infotext"),
+        "send_seed": OptionInfo(True, "Send seed when sending prompt or image to other interface"),
+        "send_size": OptionInfo(True, "Send size when sending prompt or image to another interface"),
         "infotext_styles": OptionInfo("Apply if any", "Infer styles from prompts of pasted infotext"),
         "extra_networks_default_multiplier": OptionInfo(1.0, "Default multiplier for extra networks"),
         "sd_lora": OptionInfo("None", "Add network to prompt"),
