@@ -26,17 +26,21 @@ function orchestrator_swatch_submit() {
 // History keys, active only while the History sub-tab is on screen and no text field has the focus.
 // Browse: 1-5 stars, 0 clear, x reject, f favourite, left/right arrow the previous/next image of the gallery.
 // Compare: left arrow left is better, right arrow right is better, down arrow or t a tie, s or up arrow skip.
-// A key reaches the server through a hidden relay: the key is kept here, the relay's button clicked, and
-// the button's js hook (orchestrator_key_args) hands the key to the handler as its first input.
-var orchestrator_pending_key = null;
+// A key reaches the server through a hidden relay: the key is queued here, the relay's button clicked, and the
+// button's js hook (orchestrator_key_args) hands the oldest queued key to the handler as its first input
+// (Gradio calls the hooks in the order of the clicks, so keys pressed quickly each reach the right call).
+var orchestrator_pending_keys = [];
 var ORCHESTRATOR_RATING_KEYS = "012345xf";
 var ORCHESTRATOR_JUDGE_KEYS = {ArrowLeft: "left", ArrowRight: "right", ArrowDown: "tie", t: "tie", T: "tie",
     ArrowUp: "skip", s: "skip", S: "skip"};
+// A judgement is on its way until the counter under the pair or the pair's image changes (the next pair is then
+// shown): a second key meanwhile would judge the next pair unseen. Gradio ignores trigger_mode "once" on an
+// event with a js hook, so the guard is here.
+var orchestrator_judging = null;
 
 function orchestrator_key_args(args) {
-    if (orchestrator_pending_key !== null) {
-        args[0] = orchestrator_pending_key;
-        orchestrator_pending_key = null;
+    if (orchestrator_pending_keys.length) {
+        args[0] = orchestrator_pending_keys.shift();
     }
     return args;
 }
@@ -55,10 +59,29 @@ function orchestrator_shown(id) {
 function orchestrator_send_key(button_id, key) {
     var button = orchestrator_element(button_id);
     if (button === null) {
-        return;
+        return false;
     }
-    orchestrator_pending_key = key;
+    orchestrator_pending_keys.push(key);
     button.click();
+    return true;
+}
+
+function orchestrator_compare_shown() {
+    var counter = orchestrator_element("orchestrator_compare_counter");
+    var image = orchestrator_element("orchestrator_compare_left_image");
+    image = image === null ? null : image.querySelector("img");
+    return (counter === null ? "" : counter.innerText) + "|" + (image === null ? "" : image.src);
+}
+
+function orchestrator_judge(outcome) {
+    var now = Date.now();
+    if (orchestrator_judging !== null && orchestrator_judging.shown === orchestrator_compare_shown() &&
+        now - orchestrator_judging.at < 10000) {
+        return;  // the last judgement has not come back yet (after 10 s: it failed, keys work again)
+    }
+    if (orchestrator_send_key("orchestrator_compare_key_send", outcome)) {
+        orchestrator_judging = {shown: orchestrator_compare_shown(), at: now};
+    }
 }
 
 function orchestrator_history_step(delta) {
@@ -93,9 +116,11 @@ document.addEventListener("keydown", function(event) {
     }
     if (orchestrator_shown("orchestrator_history_compare")) {
         var outcome = ORCHESTRATOR_JUDGE_KEYS[event.key];
-        if (outcome && !event.repeat) {
+        if (outcome) {
             event.preventDefault();
-            orchestrator_send_key("orchestrator_compare_key_send", outcome);
+            if (!event.repeat) {
+                orchestrator_judge(outcome);
+            }
         }
     } else if (orchestrator_shown("orchestrator_history_browse")) {
         if (event.key === "ArrowLeft" || event.key === "ArrowRight") {
@@ -104,9 +129,11 @@ document.addEventListener("keydown", function(event) {
             return;
         }
         var key = event.key.length === 1 ? event.key.toLowerCase() : "";
-        if (key && ORCHESTRATOR_RATING_KEYS.indexOf(key) >= 0 && !event.repeat) {
+        if (key && ORCHESTRATOR_RATING_KEYS.indexOf(key) >= 0) {
             event.preventDefault();
-            orchestrator_send_key("orchestrator_history_key_send", key);
+            if (!event.repeat) {
+                orchestrator_send_key("orchestrator_history_key_send", key);
+            }
         }
     }
 });

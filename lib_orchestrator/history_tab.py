@@ -183,18 +183,18 @@ class HistoryModel:
                  f"<th>effectiveness</th></tr>{loras}</table>") if loras else "<p>no LoRAs</p>"
         return f"<table class='orch-details'>{table}</table>{loras}"
 
-    def rate(self, key: str, image_id: Any, ids: Optional[Sequence[int]] = None) -> Tuple[str, Any]:
-        """A rating key on the selected image: (rating line, the page's gallery items with the new caption, or
-        None when nothing changed)."""
+    def rate(self, key: str, image_id: Any, ids: Optional[Sequence[int]] = None) -> Tuple[str, Any, Optional[str]]:
+        """A rating key on the selected image: (rating line, the page's gallery items with the new caption, the
+        details HTML with the LoRAs' new scores); None for what did not change."""
         key = (key or "").strip().lower()
         if key not in RATING_KEYS:
-            return f"unknown key {key!r}: {', '.join(RATING_KEYS)}", None
+            return f"unknown key {key!r}: {', '.join(RATING_KEYS)}", None, None
         if image_id in (None, ""):
-            return "select an image first (click it, or ←/→)", None
+            return "select an image first (click it, or ←/→)", None, None
         store = self.service.store()
         row = store.image(int(image_id))
         if row is None:
-            return "that image is no longer in the index: search again", None
+            return "that image is no longer in the index: search again", None, None
         if key == "0":
             row = store.rate(row.id, clear=True)
         elif key == "x":
@@ -203,7 +203,7 @@ class HistoryModel:
             row = store.rate(row.id, favourite=not row.favourite)
         else:  # stars say what the image is worth: a rejected one given stars is no longer rejected
             row = store.rate(row.id, stars=int(key), rejected=False)
-        return rating_line(row), (self.gallery(ids) if ids else None)
+        return rating_line(row), (self.gallery(ids) if ids else None), self.details_html(row)
 
     # -- compare ------------------------------------------------------------------------------------------
     def next_pair(self, lora: str = "") -> Tuple[Optional[str], Optional[str], Optional[List[int]], str]:
@@ -262,7 +262,8 @@ class HistoryModel:
     def counter(self, made: Any) -> str:
         """Judgements made in this session (skips too), and comparisons with a result in the whole index."""
         made = int(made or 0)
-        return f"{made:,} judged in this session · {len(self.service.store().comparisons()):,} comparisons in all"
+        done = len(self.service.store().comparisons())
+        return f"{made:,} judged in this session · {done:,} comparison{'' if done == 1 else 's'} in all"
 
     # -- leaderboard --------------------------------------------------------------------------------------
     def leaderboard(self, sort: str = "score", rated_only: bool = False, by_weight: bool = False) -> str:

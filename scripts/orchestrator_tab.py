@@ -343,7 +343,8 @@ def on_ui_tabs() -> List[Any]:
             paths = gr.JSON(visible=False, elem_id="orchestrator_gallery_paths")
             with gr.Accordion("LoRA leaderboard (from your ratings in History)", open=False,
                               elem_id="orchestrator_library_leaderboard_accordion"):
-                l_board_refresh = gr.Button("Refresh leaderboard", elem_id="orchestrator_library_leaderboard_refresh")
+                l_board_refresh = gr.Button("Refresh leaderboard", size="sm",
+                                            elem_id="orchestrator_library_leaderboard_refresh")
                 l_board = gr.HTML(elem_id="orchestrator_library_leaderboard")
             l_board_refresh.click(_guarded(HISTORY.leaderboard, 1, 0), [], [l_board])
 
@@ -391,21 +392,24 @@ def _history_tab(history_tab: Any) -> None:
     """The History sub-tab: the index's status, Browse (search, filters, paged gallery, details, rating),
     Compare (two images of one prompt and seed, blind) and the LoRA leaderboard. The keys of
     javascript/orchestrator.js reach the handlers through hidden relays: a textbox and a button each."""
-    with gr.Row():
+    with gr.Row(equal_height=False):
         h_status = gr.Markdown(elem_id="orchestrator_history_status")
-        h_rescan = gr.Button("Rescan images", elem_id="orchestrator_history_rescan")
-        h_folder = _unsaved(gr.Textbox(label="Add a folder of images", placeholder="D:/pictures/forge",
+        h_folder = _unsaved(gr.Textbox(label="Add a folder of images", placeholder="D:/pictures/forge", max_lines=1,
                                        elem_id="orchestrator_history_folder"))
-        h_add = gr.Button("Add folder", elem_id="orchestrator_history_add_folder")
+        with gr.Column(min_width=160, scale=0):
+            h_add = gr.Button("Add folder", size="sm", elem_id="orchestrator_history_add_folder")
+            h_rescan = gr.Button("Rescan images", size="sm", elem_id="orchestrator_history_rescan")
     with gr.Tabs(elem_id="orchestrator_history_tabs"):
         with gr.Tab("Browse", elem_id="orchestrator_history_browse") as browse_tab:
-            with gr.Row():
+            with gr.Row(equal_height=False):
                 h_query = gr.Textbox(label='Search prompts: words, "a phrase", prefix*, -not, lora:NAME, model:NAME',
-                                     elem_id="orchestrator_history_query", scale=4)
-                h_search = gr.Button("Search images", variant="primary", elem_id="orchestrator_history_search")
+                                     max_lines=1, elem_id="orchestrator_history_query", scale=5)
+                h_search = gr.Button("Search images", variant="primary", scale=1,
+                                     elem_id="orchestrator_history_search")
             with gr.Row():
-                h_checkpoint = gr.Textbox(label="Made with checkpoint", elem_id="orchestrator_history_checkpoint")
-                h_lora = gr.Textbox(label="Made with LoRA", elem_id="orchestrator_history_lora")
+                h_checkpoint = gr.Textbox(label="Made with checkpoint", max_lines=1,
+                                          elem_id="orchestrator_history_checkpoint")
+                h_lora = gr.Textbox(label="Made with LoRA", max_lines=1, elem_id="orchestrator_history_lora")
                 h_stars = gr.Slider(0, 5, value=0, step=1, label="At least stars",
                                     elem_id="orchestrator_history_min_stars")
                 h_rated = gr.Radio(choices=list(RATED), value="any", label="Rated",
@@ -415,12 +419,14 @@ def _history_tab(history_tab: Any) -> None:
                 h_favourites = gr.Checkbox(label="Favourites only", elem_id="orchestrator_history_favourites")
                 h_sort = gr.Dropdown(choices=list(SORTS), value="relevance", label="Sort images",
                                      elem_id="orchestrator_history_sort")
-            with gr.Row():
-                h_prev = gr.Button("◀ Previous page", elem_id="orchestrator_history_prev_page")
-                h_page = _unsaved(gr.Number(value=0, precision=0, label="Images page (from 0)",
+            with gr.Row(equal_height=False):
+                h_summary = gr.Markdown(elem_id="orchestrator_history_summary")
+                h_prev = gr.Button("◀ Previous page", size="sm", scale=0, min_width=140,
+                                   elem_id="orchestrator_history_prev_page")
+                h_page = _unsaved(gr.Number(value=0, precision=0, label="Images page (from 0)", scale=0, min_width=140,
                                             elem_id="orchestrator_history_page"))
-                h_next = gr.Button("Next page ▶", elem_id="orchestrator_history_next_page")
-            h_summary = gr.Markdown(elem_id="orchestrator_history_summary")
+                h_next = gr.Button("Next page ▶", size="sm", scale=0, min_width=140,
+                                   elem_id="orchestrator_history_next_page")
             with gr.Row():
                 with gr.Column(scale=3):
                     h_gallery = gr.Gallery(label="Images", columns=6, height=620, allow_preview=False,
@@ -431,23 +437,26 @@ def _history_tab(history_tab: Any) -> None:
                                        elem_id="orchestrator_history_image")
                     h_rating = gr.Markdown(elem_id="orchestrator_history_rating")
                     with gr.Row():
-                        star_buttons = [gr.Button(f"★{n}", min_width=40, elem_id=f"orchestrator_history_star{n}")
-                                        for n in range(1, 6)]
+                        star_buttons = [gr.Button(f"★{n}", size="sm", min_width=40,
+                                                  elem_id=f"orchestrator_history_star{n}") for n in range(1, 6)]
                     with gr.Row():
-                        h_reject = gr.Button("Reject (x)", elem_id="orchestrator_history_reject")
-                        h_favourite = gr.Button("Favourite (f)", elem_id="orchestrator_history_favourite")
-                        h_clear = gr.Button("Clear (0)", elem_id="orchestrator_history_clear")
+                        h_reject = gr.Button("✕ Reject (x)", size="sm", elem_id="orchestrator_history_reject")
+                        h_favourite = gr.Button("♥ Favourite (f)", size="sm", elem_id="orchestrator_history_favourite")
+                        h_clear = gr.Button("Clear (0)", size="sm", elem_id="orchestrator_history_clear")
                     with gr.Row():
-                        h_send_txt = gr.Button("Send to txt2img", elem_id="orchestrator_history_send_txt2img")
-                        h_send_img = gr.Button("Send to img2img", elem_id="orchestrator_history_send_img2img")
+                        h_send_txt = gr.Button("Send to txt2img", size="sm",
+                                               elem_id="orchestrator_history_send_txt2img")
+                        h_send_img = gr.Button("Send to img2img", size="sm",
+                                               elem_id="orchestrator_history_send_img2img")
                     h_details = gr.HTML(elem_id="orchestrator_history_details")
                     h_infotext = _unsaved(gr.Textbox(label="Generation parameters", lines=5, interactive=False,
                                                      elem_id="orchestrator_history_infotext"))
             gr.Markdown(KEYS_LEGEND, elem_id="orchestrator_history_keys")
         with gr.Tab("Compare", elem_id="orchestrator_history_compare") as compare_tab:
-            with gr.Row():
-                c_lora = gr.Textbox(label="Only pairs with this LoRA (empty: any)", elem_id="orchestrator_compare_lora")
-                c_start = gr.Button("Next pair", variant="primary", elem_id="orchestrator_compare_next")
+            with gr.Row(equal_height=False):
+                c_lora = gr.Textbox(label="Only pairs with this LoRA (empty: any)", max_lines=1, scale=4,
+                                    elem_id="orchestrator_compare_lora")
+                c_start = gr.Button("Next pair", variant="primary", scale=1, elem_id="orchestrator_compare_next")
             c_note = gr.Markdown(elem_id="orchestrator_compare_note")
             with gr.Row(elem_id="orchestrator_compare_pair"):
                 c_left = gr.Image(interactive=False, show_label=False, show_download_button=False, height=560,
@@ -467,7 +476,8 @@ def _history_tab(history_tab: Any) -> None:
                                      elem_id="orchestrator_leaderboard_sort")
                 b_rated = gr.Checkbox(label="Judged LoRAs only", elem_id="orchestrator_leaderboard_rated")
                 b_weight = gr.Checkbox(label="By weight", elem_id="orchestrator_leaderboard_by_weight")
-                b_refresh = gr.Button("Refresh", elem_id="orchestrator_leaderboard_refresh")
+                b_refresh = gr.Button("Refresh", size="sm", scale=0, min_width=120,
+                                      elem_id="orchestrator_leaderboard_refresh")
             b_table = gr.HTML(elem_id="orchestrator_leaderboard")
     # the relays of javascript/orchestrator.js: it sets the key, then clicks the hidden button
     h_key = _unsaved(gr.Textbox(visible=False, elem_id="orchestrator_history_key"))
@@ -498,22 +508,21 @@ def _history_tab(history_tab: Any) -> None:
         image, details, infotext, rating = HISTORY.details(chosen)
         return chosen, image, details, infotext, rating
 
-    # One queue, in order, for picking and rating: a key pressed right after ← / → rates the image it moved to,
-    # and every key press counts ("multiple"); a pair is judged once ("once": a second key while the first
-    # judgement is on its way is dropped, not applied to the pair already judged).
+    # One queue, in order, for picking and rating: a key pressed right after ← / → rates the image it moved to
+    # (the rating reads the selection when its turn comes), and every key press counts ("multiple").
     picking = dict(concurrency_id="orchestrator_history_pick", concurrency_limit=1)
     h_gallery.select(pick, [h_ids], [h_selected, h_image, h_details, h_infotext, h_rating], trigger_mode="multiple",
                      **picking)
 
     def rate(key: str, chosen: Any, ids: List[int]):
-        line, items = HISTORY.rate(key, chosen, ids)
-        return line, gr.update() if items is None else items
+        line, items, details = HISTORY.rate(key, chosen, ids)
+        return line, gr.update() if items is None else items, gr.update() if details is None else details
 
-    rate_outputs = [h_rating, h_gallery]
+    rate_outputs = [h_rating, h_gallery, h_details]
     for key, button in [(str(n), b) for n, b in enumerate(star_buttons, 1)] + [
             ("x", h_reject), ("f", h_favourite), ("0", h_clear)]:
-        button.click(_guarded(_with_first(rate, key), 2, 0), [h_selected, h_ids], rate_outputs, **picking)
-    h_key_send.click(_guarded(rate, 2, 0), [h_key, h_selected, h_ids], rate_outputs, js=_KEY_ARGS,
+        button.click(_guarded(_with_first(rate, key), 3, 0), [h_selected, h_ids], rate_outputs, **picking)
+    h_key_send.click(_guarded(rate, 3, 0), [h_key, h_selected, h_ids], rate_outputs, js=_KEY_ARGS,
                      trigger_mode="multiple", **picking)
     _bind_send_to(h_send_txt, "txt2img", h_infotext)
     _bind_send_to(h_send_img, "img2img", h_infotext, h_image)
@@ -534,8 +543,10 @@ def _history_tab(history_tab: Any) -> None:
     for outcome, button in c_buttons.items():
         button.click(_guarded(_with_first(judge, outcome), 7, 3), [c_pair, c_lora, c_made], judge_outputs,
                      concurrency_id="orchestrator_compare", concurrency_limit=1)
+    # a second judging key while the first is on its way would judge the next pair unseen: the page's script
+    # waits for the next pair (Gradio runs an event with a js hook whatever its trigger_mode)
     c_key_send.click(_guarded(judge, 7, 3), [c_key, c_pair, c_lora, c_made], judge_outputs,
-                     concurrency_id="orchestrator_compare", concurrency_limit=1, js=_KEY_ARGS, trigger_mode="once")
+                     concurrency_id="orchestrator_compare", concurrency_limit=1, js=_KEY_ARGS)
 
     board_inputs = [b_sort, b_rated, b_weight]
     for event in (board_tab.select, b_refresh.click, b_sort.change, b_rated.change, b_weight.change):

@@ -132,8 +132,9 @@ def test_rating_keys_set_stars_reject_favourite_and_clear(model):
     names = ids_by_name(model)
     chosen = names["00002-77.png"]
     store = model.service.store()
-    line, items = model.rate("4", chosen, [chosen, names["00001-77.png"]])
+    line, items, html = model.rate("4", chosen, [chosen, names["00001-77.png"]])
     assert store.image(chosen).stars == 4 and line.startswith("★★★★☆ 4 stars")
+    assert "+" in html.split("ink_sketch")[1] and "1 rated" in html  # its LoRA's score moved
     assert items[0][1] == "★4 · ink_sketch:0.8"  # the page again, with the new caption, in the same order
     model.rate("x", chosen)
     row = store.image(chosen)
@@ -145,16 +146,16 @@ def test_rating_keys_set_stars_reject_favourite_and_clear(model):
     assert store.image(chosen).stars == 5 and not store.image(chosen).rejected  # stars say it is worth keeping
     model.rate("F", chosen)
     assert store.image(chosen).favourite
-    line, _ = model.rate("0", chosen)
+    line, _, _ = model.rate("0", chosen)
     row = store.image(chosen)
     assert (row.stars, row.rejected, row.favourite) == (None, False, False) and line.startswith("not rated")
 
 
 def test_a_key_without_a_selection_or_an_unknown_key_changes_nothing(model):
-    assert model.rate("4", None) == ("select an image first (click it, or ←/→)", None)
+    assert model.rate("4", None) == ("select an image first (click it, or ←/→)", None, None)
     names = ids_by_name(model)
-    line, items = model.rate("9", names["00001-77.png"])
-    assert line.startswith("unknown key '9'") and items is None
+    line, items, html = model.rate("9", names["00001-77.png"])
+    assert line.startswith("unknown key '9'") and items is None and html is None
     assert model.service.store().image(names["00001-77.png"]).stars is None
 
 
@@ -189,7 +190,7 @@ def test_a_pair_is_shown_blind_and_judged_for_the_image_on_that_side(model):
     # after the judgement: what each one was
     assert "right <b>won</b>" in reveal and "left <b>won" not in reveal
     assert by_id[pair[0]] in reveal and by_id[pair[1]] in reveal
-    assert model.counter(made) == "1 judged in this session · 1 comparisons in all"
+    assert model.counter(made) == "1 judged in this session · 1 comparison in all"
 
 
 def test_the_left_right_order_is_drawn_at_random_and_recorded_as_shown(service, tmp_path):
