@@ -426,7 +426,7 @@ def _search(store: "HistoryStore", query: SearchQuery, embedder: Optional["Embed
         return SearchPage((), 0, "; ".join(notes))
     match = _fts_match(parsed)
     if not match:
-        if query.text.strip() and not parsed.groups and not parsed.excluded and not parsed.filters:
+        if _plain(query.text).strip() and not parsed.groups and not parsed.excluded and not parsed.filters:
             notes.append("no words in the search text: every image is shown")
         ids, total, capped = _sorted_page(db, query.sort, query.rejected, where, "", [], per_page, page)
         if capped:

@@ -145,6 +145,10 @@ def test_odd_text_is_no_error(crowd: Library, text: str) -> None:
     assert page.total >= len(page.hits)
 
 
+def test_text_that_is_not_a_string_is_read_as_none(crowd: Library) -> None:
+    assert len(search(crowd.store, SearchQuery(text=None, per_page=100)).hits) == 61  # type: ignore[arg-type]
+
+
 def test_operators_with_nothing_to_join_are_dropped_or_read_as_words(crowd: Library) -> None:
     assert found(crowd, "kimono OR") == found(crowd, "kimono")  # typed halfway
     assert found(crowd, "AND kimono AND") == found(crowd, "kimono")
