@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from ..embeddings.base import Embedder
     from .store import HistoryStore
 
-__all__ = ["Hit", "SearchPage", "SearchQuery", "embed_prompts", "search"]
+__all__ = ["RATED", "REJECTED", "SORTS", "Hit", "SearchPage", "SearchQuery", "embed_prompts", "search"]
 
 SORTS = ("relevance", "newest", "oldest", "stars")
 REJECTED = ("hide", "only", "show")
