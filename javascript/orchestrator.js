@@ -28,7 +28,9 @@ function orchestrator_swatch_submit() {
 // Compare: left arrow left is better, right arrow right is better, down arrow or t a tie, s or up arrow skip.
 // A key reaches the server through a hidden relay: the key is queued here, the relay's button clicked, and the
 // button's js hook (orchestrator_key_args) hands the oldest queued key to the handler as its first input
-// (Gradio calls the hooks in the order of the clicks, so keys pressed quickly each reach the right call).
+// (Gradio calls the hooks in the order of the clicks, so keys pressed quickly each reach the right call). A rating
+// key also carries the gallery's selected index at the moment it was pressed: the image the user sees selected,
+// even when the details of an image just moved to have not come back yet.
 var orchestrator_pending_keys = [];
 var ORCHESTRATOR_RATING_KEYS = "012345xf";
 var ORCHESTRATOR_JUDGE_KEYS = {ArrowLeft: "left", ArrowRight: "right", ArrowDown: "tie", t: "tie", T: "tie",
@@ -40,7 +42,11 @@ var orchestrator_judging = null;
 
 function orchestrator_key_args(args) {
     if (orchestrator_pending_keys.length) {
-        args[0] = orchestrator_pending_keys.shift();
+        var pending = orchestrator_pending_keys.shift();
+        args[0] = pending.key;
+        if (pending.index !== undefined) {
+            args[1] = String(pending.index);
+        }
     }
     return args;
 }
@@ -56,12 +62,12 @@ function orchestrator_shown(id) {
     return element !== null && element.getClientRects().length > 0;
 }
 
-function orchestrator_send_key(button_id, key) {
+function orchestrator_send_key(button_id, key, index) {
     var button = orchestrator_element(button_id);
     if (button === null) {
         return false;
     }
-    orchestrator_pending_keys.push(key);
+    orchestrator_pending_keys.push({key: key, index: index});
     button.click();
     return true;
 }
@@ -84,13 +90,21 @@ function orchestrator_judge(outcome) {
     }
 }
 
-function orchestrator_history_step(delta) {
+function orchestrator_history_items() {
     var gallery = orchestrator_element("orchestrator_history_gallery");
-    var items = gallery === null ? [] : Array.prototype.slice.call(gallery.querySelectorAll("button.thumbnail-item"));
+    return gallery === null ? [] : Array.prototype.slice.call(gallery.querySelectorAll("button.thumbnail-item"));
+}
+
+function orchestrator_history_selected(items) {
+    return items.findIndex(function(item) { return item.classList.contains("selected"); });
+}
+
+function orchestrator_history_step(delta) {
+    var items = orchestrator_history_items();
     if (!items.length) {
         return;
     }
-    var at = items.findIndex(function(item) { return item.classList.contains("selected"); });
+    var at = orchestrator_history_selected(items);
     var next = at < 0 ? (delta > 0 ? 0 : items.length - 1) : Math.min(items.length - 1, Math.max(0, at + delta));
     if (next !== at) {
         items[next].click();
@@ -132,7 +146,8 @@ document.addEventListener("keydown", function(event) {
         if (key && ORCHESTRATOR_RATING_KEYS.indexOf(key) >= 0) {
             event.preventDefault();
             if (!event.repeat) {
-                orchestrator_send_key("orchestrator_history_key_send", key);
+                orchestrator_send_key("orchestrator_history_key_send", key,
+                    orchestrator_history_selected(orchestrator_history_items()));
             }
         }
     }

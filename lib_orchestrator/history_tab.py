@@ -205,6 +205,16 @@ class HistoryModel:
             row = store.rate(row.id, stars=int(key), rejected=False)
         return rating_line(row), (self.gallery(ids) if ids else None), self.details_html(row)
 
+    def rate_at(self, key: str, index: Any, ids: Optional[Sequence[int]]) -> Tuple[str, Any, Optional[str]]:
+        """A rating key on the gallery's image at `index` (where the page's selection was when the key was pressed:
+        a key pressed right after ← / → rates the image moved to even before its details have come back)."""
+        try:
+            at = int(index)
+        except (TypeError, ValueError):
+            at = -1
+        chosen = ids[at] if ids and 0 <= at < len(ids) else None
+        return self.rate(key, chosen, ids)
+
     # -- compare ------------------------------------------------------------------------------------------
     def next_pair(self, lora: str = "") -> Tuple[Optional[str], Optional[str], Optional[List[int]], str]:
         """(left image, right image, [left id, right id], note): two images of one prompt and seed whose LoRAs

@@ -384,7 +384,8 @@ def on_ui_tabs() -> List[Any]:
 KEYS_LEGEND = ("**Keys** (when no text box has the focus): **1–5** stars · **0** clear · **x** reject · "
                "**f** favourite · **← →** previous / next image")
 COMPARE_LEGEND = "**Keys**: **←** left is better · **→** right is better · **↓** or **t** tie · **s** or **↑** skip"
-# a relay's first input becomes the key javascript/orchestrator.js was sent (outside Forge's page: as it is)
+# a relay's first inputs become the key javascript/orchestrator.js was sent and, for a rating, the gallery's
+# selected index when it was pressed (outside a page with that script: as they are)
 _KEY_ARGS = "(...args) => window.orchestrator_key_args ? orchestrator_key_args(args) : args"
 
 
@@ -481,6 +482,7 @@ def _history_tab(history_tab: Any) -> None:
             b_table = gr.HTML(elem_id="orchestrator_leaderboard")
     # the relays of javascript/orchestrator.js: it sets the key, then clicks the hidden button
     h_key = _unsaved(gr.Textbox(visible=False, elem_id="orchestrator_history_key"))
+    h_key_index = _unsaved(gr.Textbox(visible=False, elem_id="orchestrator_history_key_index"))
     h_key_send = gr.Button(visible=False, elem_id="orchestrator_history_key_send")
     c_key = _unsaved(gr.Textbox(visible=False, elem_id="orchestrator_compare_key"))
     c_key_send = gr.Button(visible=False, elem_id="orchestrator_compare_key_send")
@@ -508,8 +510,8 @@ def _history_tab(history_tab: Any) -> None:
         image, details, infotext, rating = HISTORY.details(chosen)
         return chosen, image, details, infotext, rating
 
-    # One queue, in order, for picking and rating: a key pressed right after ← / → rates the image it moved to
-    # (the rating reads the selection when its turn comes), and every key press counts ("multiple").
+    # One queue for picking and rating; every key press counts ("multiple"). A key names the image by where the
+    # gallery's selection was when it was pressed, not by the details shown (those may still be on their way).
     picking = dict(concurrency_id="orchestrator_history_pick", concurrency_limit=1)
     h_gallery.select(pick, [h_ids], [h_selected, h_image, h_details, h_infotext, h_rating], trigger_mode="multiple",
                      **picking)
@@ -522,7 +524,12 @@ def _history_tab(history_tab: Any) -> None:
     for key, button in [(str(n), b) for n, b in enumerate(star_buttons, 1)] + [
             ("x", h_reject), ("f", h_favourite), ("0", h_clear)]:
         button.click(_guarded(_with_first(rate, key), 3, 0), [h_selected, h_ids], rate_outputs, **picking)
-    h_key_send.click(_guarded(rate, 3, 0), [h_key, h_selected, h_ids], rate_outputs, js=_KEY_ARGS,
+    def rate_at(key: str, index: Any, ids: List[int]):
+        line, items, details = HISTORY.rate_at(key, index, ids)
+        return line, gr.update() if items is None else items, gr.update() if details is None else details
+
+    # the key and the gallery's selected index at the moment of the key press, from the page's script
+    h_key_send.click(_guarded(rate_at, 3, 0), [h_key, h_key_index, h_ids], rate_outputs, js=_KEY_ARGS,
                      trigger_mode="multiple", **picking)
     _bind_send_to(h_send_txt, "txt2img", h_infotext)
     _bind_send_to(h_send_img, "img2img", h_infotext, h_image)

@@ -151,6 +151,15 @@ def test_rating_keys_set_stars_reject_favourite_and_clear(model):
     assert (row.stars, row.rejected, row.favourite) == (None, False, False) and line.startswith("not rated")
 
 
+def test_a_key_rates_the_image_at_the_galleries_selected_index(model):
+    names = ids_by_name(model)
+    ids = [names["00001-77.png"], names["00002-77.png"]]
+    line, items, _ = model.rate_at("2", "1", ids)
+    assert model.service.store().image(ids[1]).stars == 2 and items[1][1].startswith("★2")
+    for nowhere in ("-1", "2", "", None, "first"):  # nothing selected, or an index the page does not have
+        assert model.rate_at("2", nowhere, ids)[0] == "select an image first (click it, or ←/→)"
+
+
 def test_a_key_without_a_selection_or_an_unknown_key_changes_nothing(model):
     assert model.rate("4", None) == ("select an image first (click it, or ←/→)", None, None)
     names = ids_by_name(model)

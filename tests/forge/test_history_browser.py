@@ -233,6 +233,19 @@ def test_rate_by_keyboard_send_to_img2img_and_judge_a_blind_pair(app):
         wait_for_value(page, "txt2img_prompt", PASTED)
         assert page.locator("#txt2img_seed input").first.input_value() == "173"
 
+        page.locator("#orchestrator_history_rating").click()
+        page.keyboard.press("ArrowRight")
+        page.keyboard.press("f")  # keys pressed at once: each reaches its own call, in order, on the image moved to
+        page.keyboard.press("3")
+        wait_for_text(page, "orchestrator_history_rating", "3 stars · ♥ favourite")
+        third = store().image(written[-3])
+        assert (third.stars, third.favourite) == (3, True) and shown_file(page) == written[-3]
+
+        page.get_by_role("tab", name="LoRA leaderboard", exact=True).click()
+        page.wait_for_selector("#orchestrator_leaderboard table.orch-leaderboard", timeout=20_000)
+        board = page.locator("#orchestrator_leaderboard").inner_text()
+        assert "add_detail" in board and "lighthouse_keeper" in board and "★" in board
+
         page.get_by_role("tab", name="Compare", exact=True).click()
         for side in ("left", "right"):
             page.wait_for_function(
@@ -256,3 +269,10 @@ def test_rate_by_keyboard_send_to_img2img_and_judge_a_blind_pair(app):
         page.keyboard.press("s")  # skip the next pair
         wait_for_text(page, "orchestrator_compare_counter", "2 judged in this session")
         assert [o for o, in store().db.execute("SELECT outcome FROM comparisons ORDER BY id")] == ["right", "skip"]
+        page.keyboard.press("ArrowLeft")  # twice at once: the second waits for the next pair, it is not judged unseen
+        page.keyboard.press("ArrowLeft")
+        wait_for_text(page, "orchestrator_compare_counter", "3 judged in this session")
+        page.wait_for_timeout(1500)
+        assert "3 judged in this session" in page.locator("#orchestrator_compare_counter").inner_text()
+        assert [o for o, in store().db.execute("SELECT outcome FROM comparisons ORDER BY id")] == \
+            ["right", "skip", "left"]

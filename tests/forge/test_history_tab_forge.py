@@ -112,3 +112,18 @@ def test_the_details_of_an_image_forge_saved_are_its_own_infotext(tab_module):
         assert infotext == saved.info["parameters"]  # what Send to txt2img pastes is what Forge wrote
     assert "watercolor_wash_xl" in html and rating.startswith("not rated")
     assert os.path.dirname(image) == os.path.dirname(row.path)
+
+
+def test_in_neo_the_history_sub_tab_mounts_and_binds_send_to(forge_stub, lora_dir, forge_app):
+    shutil.copytree(SAMPLE_LORAS, lora_dir, dirs_exist_ok=True)
+    with forge_stub.use_variant("neo"):  # no bind_buttons, no generation_parameters_copypaste of Forge's
+        from modules import errors, infotext_utils, script_callbacks
+
+        module = forge_app()["orchestrator_tab.py"]
+        module.state.LIBRARY.wait(60)
+        tab = script_callbacks.ui_tabs_callback()[0][0]
+        assert "orchestrator_history_gallery" in blocks_by_id(tab)
+        sent = {b.paste_button.elem_id: b.tabname for b in infotext_utils.registered_param_bindings}
+        assert sent["orchestrator_history_send_txt2img"] == "txt2img"
+        assert sent["orchestrator_history_send_img2img"] == "img2img"
+        assert errors.reported == []
