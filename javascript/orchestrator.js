@@ -72,11 +72,14 @@ function orchestrator_send_key(button_id, key, index) {
     return true;
 }
 
+// What the pair's area shows: the counter's own text (not the block's, where Gradio's progress timer counts
+// while an event runs) and the left image.
 function orchestrator_compare_shown() {
     var counter = orchestrator_element("orchestrator_compare_counter");
+    counter = counter === null ? null : (counter.querySelector(".prose") || counter);
     var image = orchestrator_element("orchestrator_compare_left_image");
     image = image === null ? null : image.querySelector("img");
-    return (counter === null ? "" : counter.innerText) + "|" + (image === null ? "" : image.src);
+    return (counter === null ? "" : counter.textContent) + "|" + (image === null ? "" : image.src);
 }
 
 function orchestrator_judge(outcome) {

@@ -138,7 +138,7 @@ class HistoryModel:
             page = pages - 1
             found = search(store, replace(query, page=page), embedder=self.service.embedder())
         rows = [hit.image for hit in found.hits]
-        summary = (f"{found.total:,} images · page {page + 1} of {pages}" if found.total
+        summary = (f"{found.total:,} image{'' if found.total == 1 else 's'} · page {page + 1} of {pages}" if found.total
                    else "no image matches" + ("" if text or checkpoint or lora else
                                               ": rescan, or add a folder of your images above"))
         if found.note:

@@ -403,8 +403,9 @@ def _history_tab(history_tab: Any) -> None:
     with gr.Tabs(elem_id="orchestrator_history_tabs"):
         with gr.Tab("Browse", elem_id="orchestrator_history_browse") as browse_tab:
             with gr.Row(equal_height=False):
-                h_query = gr.Textbox(label='Search prompts: words, "a phrase", prefix*, -not, lora:NAME, model:NAME',
-                                     max_lines=1, elem_id="orchestrator_history_query", scale=5)
+                h_query = gr.Textbox(label="Search prompts", max_lines=1, scale=5, elem_id="orchestrator_history_query",
+                                     placeholder='words  "a phrase"  prefix*  -not  a OR b  lora:NAME  model:NAME  '
+                                                 'seed:N  batch:NAME')
                 h_search = gr.Button("Search images", variant="primary", scale=1,
                                      elem_id="orchestrator_history_search")
             with gr.Row():

@@ -98,7 +98,7 @@ def test_search_filters_by_lora_and_stars_and_pages(model):
     names = ids_by_name(model)
     model.rate("4", names["00002-77.png"])
     _, summary, ids = model.search("", min_stars=3)
-    assert ids == [names["00002-77.png"]] and summary.startswith("1 images")
+    assert ids == [names["00002-77.png"]] and summary.startswith("1 image · page 1 of 1")
     paged = HistoryModel(model.service, model.thumbs_dir, per_page=2)
     _, summary, first = paged.search("")
     assert summary.startswith("5 images · page 1 of 3") and len(first) == 2

@@ -276,3 +276,10 @@ def test_rate_by_keyboard_send_to_img2img_and_judge_a_blind_pair(app):
         assert "3 judged in this session" in page.locator("#orchestrator_compare_counter").inner_text()
         assert [o for o, in store().db.execute("SELECT outcome FROM comparisons ORDER BY id")] == \
             ["right", "skip", "left"]
+
+        page.get_by_role("tab", name="Browse", exact=True).click()
+        text_box(page, "orchestrator_history_query").fill("seed:77 -lora:ink_sketch")  # filters only: no meaning
+        text_box(page, "orchestrator_history_query").press("Enter")
+        wait_for_text(page, "orchestrator_history_summary", "2 images · page 1 of 1")
+        captions = page.locator("#orchestrator_history_gallery .caption-label").all_inner_texts()
+        assert sorted(captions) == ["seed 77", "watercolor_wash:0.8"]
