@@ -241,6 +241,9 @@ def on_ui_settings() -> None:
         "orchestrator_history": shared.OptionInfo(
             True, "Keep a history of the images Forge saves (search, ratings, LoRA scores that steer picks)",
             section=SECTION),
+        "orchestrator_history_path": shared.OptionInfo(
+            "", "History index file (empty: data/history.sqlite in the extension folder; it holds your ratings)",
+            section=SECTION),
         "orchestrator_history_dirs": shared.OptionInfo(
             "", "More image folders for the history (comma-separated; Forge's output folders are always in it)",
             onchange=state.HISTORY.refresh, section=SECTION),

@@ -94,7 +94,11 @@ def _prompt_embedder() -> Any:
 
 
 OVERRIDES = OverrideStore(os.path.join(DATA_DIR, "overrides.json"))
-HISTORY = HistoryService(lambda: os.path.join(DATA_DIR, "history.sqlite"), history_folders, _prompt_embedder,
+def history_path() -> str:
+    return str(opt("orchestrator_history_path", "") or "") or os.path.join(DATA_DIR, "history.sqlite")
+
+
+HISTORY = HistoryService(history_path, history_folders, _prompt_embedder,
                          lambda: bool(opt("orchestrator_history", True)))
 LIBRARY = LibraryService(lora_dirs, cache_path, lambda records: OVERRIDES.apply(records), embedder,
                          lambda record: OVERRIDES.get(record.path).notes)

@@ -34,7 +34,7 @@ class HistoryService:
         self._scanning: Optional[threading.Thread] = None
         self._again = False  # a refresh asked for while a scan runs: scan once more after it
         self._stop = threading.Event()
-        self._saved: "queue.Queue[str]" = queue.Queue()
+        self._saved: "queue.Queue[Tuple[str, str]]" = queue.Queue()  # (index, image)
         self._writer: Optional[threading.Thread] = None
         self._progress = ""
         self._error: Optional[str] = None
@@ -42,12 +42,13 @@ class HistoryService:
         self._applied: Dict[int, Tuple[int, Any, "LoraIndex"]] = {}
 
     # -- the index ------------------------------------------------------------------------------------
-    def store(self) -> "HistoryStore":
-        """The calling thread's connection to the index (SQLite connections stay in their thread); raises
-        HistoryError when the file cannot be used (the status line says why)."""
+    def store(self, path: Optional[str] = None) -> "HistoryStore":
+        """The calling thread's connection to the index (SQLite connections stay in their thread) at `path`, by
+        default where the host says now; raises HistoryError when the file cannot be used (the status line says
+        why)."""
         from .store import HistoryStore
 
-        path = os.path.abspath(self._path())
+        path = os.path.abspath(path or self._path())
         store = getattr(self._local, "store", None)
         if store is None or getattr(self._local, "path", None) != path:
             if store is not None:
@@ -77,13 +78,15 @@ class HistoryService:
             if self._scanning is not None and self._scanning.is_alive():
                 self._again = True
                 return
-            self._scanning = threading.Thread(target=self._scan_loop, name="orchestrator-history-scan", daemon=True)
+            # the index is the one named now: background work never follows a setting changed after it was asked
+            self._scanning = threading.Thread(target=self._scan_loop, args=(self._path(),),
+                                              name="orchestrator-history-scan", daemon=True)
             self._scanning.start()
 
-    def _scan_loop(self) -> None:
+    def _scan_loop(self, path: str) -> None:
         while True:
             try:
-                self._scan_once()
+                self._scan_once(path)
             except Exception as exc:  # noqa: BLE001 (a background thread: said in the status and on the console)
                 self._error = f"{type(exc).__name__}: {exc}"
                 print(f"[Orchestrator] history scan failed: {self._error}", file=sys.stderr)
@@ -93,8 +96,8 @@ class HistoryService:
                     return
                 self._again = False
 
-    def _scan_once(self) -> None:
-        store = self.store()
+    def _scan_once(self, path: str) -> None:
+        store = self.store(path)
         self._error = None
         for folder, source in self._folders():
             if os.path.isdir(folder):
@@ -118,7 +121,7 @@ class HistoryService:
         """Index an image the host has just saved, in the background (a generation never waits on it)."""
         if not self._enabled():
             return
-        self._saved.put(os.path.abspath(path))
+        self._saved.put((self._path(), os.path.abspath(path)))
         with self._lock:
             if self._writer is None or not self._writer.is_alive():
                 self._writer = threading.Thread(target=self._write_loop, name="orchestrator-history-add",
@@ -128,11 +131,11 @@ class HistoryService:
     def _write_loop(self) -> None:
         while not self._stop.is_set():
             try:
-                path = self._saved.get(timeout=5)
+                index, path = self._saved.get(timeout=5)
             except queue.Empty:
                 return
             try:
-                self.store().add_file(path)
+                self.store(index).add_file(path)
             except Exception as exc:  # noqa: BLE001 (one image not indexed: the next scan finds it)
                 print(f"[Orchestrator] history: {path} not indexed: {type(exc).__name__}: {exc}", file=sys.stderr)
 

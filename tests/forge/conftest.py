@@ -212,8 +212,10 @@ def run_txt2img() -> Txt2ImgRunner:
 def forge_app(tmp_path):
     """Install this repository as an extension of a Forge that has not run it yet; call the result to start
     Forge (again, for a UI reload): it loads every file in scripts/ the way Forge does and returns the loaded
-    modules by file name. The LoRA library's cache goes to tmp_path."""
+    modules by file name. The LoRA library's cache and the history index go to tmp_path (never the extension's
+    own data folder: a user's clone keeps its ratings there)."""
     shared.opts.data["orchestrator_cache_path"] = str(tmp_path / "library.sqlite")
+    shared.opts.data["orchestrator_history_path"] = str(tmp_path / "history.sqlite")
     stub_control.install_extension(str(REPO))
     stub_control.forget_extension_modules()
     return stub_control.start_webui

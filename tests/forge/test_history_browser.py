@@ -104,7 +104,6 @@ def app(lora_dir, tmp_path, forge_app, monkeypatch):
     shared.sd_model = sd_models.make_model("juggernautXL_v9.safetensors", "ab" * 32, family="sdxl")
     module = forge_app(tabs=False)["orchestrator_tab.py"]
     module.state.OVERRIDES.path = str(tmp_path / "overrides.json")
-    monkeypatch.setattr(module.state, "DATA_DIR", str(tmp_path / "data"))  # the index: this test's own
     module.HISTORY.thumbs_dir = str(tmp_path / "thumbs")
     module.state.LIBRARY.wait(60)
     files, written = write_outputs(tmp_path / "outputs")

@@ -22,8 +22,6 @@ def tab_module(lora_dir, forge_app, tmp_path, monkeypatch):
     shared.opts.data["samples_save"] = True
     module = forge_app()["orchestrator_tab.py"]
     assert module.state.LIBRARY.wait(60) is not None
-    # the index in this test's folder, not the extension's data folder (the service reads DATA_DIR when it opens)
-    monkeypatch.setattr(module.state, "DATA_DIR", str(tmp_path / "data"))
     module.HISTORY.thumbs_dir = str(tmp_path / "thumbs")
     return module
 
