@@ -84,17 +84,29 @@ class HistoryService:
             self._scanning.start()
 
     def _scan_loop(self, path: str) -> None:
-        while True:
-            try:
-                self._scan_once(path)
-            except Exception as exc:  # noqa: BLE001 (a background thread: said in the status and on the console)
-                self._error = f"{type(exc).__name__}: {exc}"
-                print(f"[Orchestrator] history scan failed: {self._error}", file=sys.stderr)
-            with self._lock:
-                if not self._again or self._stop.is_set():
-                    self._progress = ""
-                    return
-                self._again = False
+        try:
+            while True:
+                try:
+                    self._scan_once(path)
+                except Exception as exc:  # noqa: BLE001 (a background thread: said in the status and the console)
+                    self._error = f"{type(exc).__name__}: {exc}"
+                    print(f"[Orchestrator] history scan failed: {self._error}", file=sys.stderr)
+                with self._lock:
+                    if not self._again or self._stop.is_set():
+                        self._progress = ""
+                        return
+                    self._again = False
+        finally:
+            self._close_thread_store()
+
+    def _close_thread_store(self) -> None:
+        """Close the ending thread's connection now. Left to the garbage collector, a connection of a thread that
+        is gone was seen to keep another thread's connection in this process on an old snapshot of the index
+        (ratings made by the command line went unseen until Forge restarted)."""
+        store = getattr(self._local, "store", None)
+        if store is not None:
+            store.close()
+            self._local.store, self._local.path = None, None
 
     def _scan_once(self, path: str) -> None:
         store = self.store(path)
@@ -129,15 +141,19 @@ class HistoryService:
                 self._writer.start()
 
     def _write_loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                index, path = self._saved.get(timeout=5)
-            except queue.Empty:
-                return
-            try:
-                self.store(index).add_file(path)
-            except Exception as exc:  # noqa: BLE001 (one image not indexed: the next scan finds it)
-                print(f"[Orchestrator] history: {path} not indexed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        try:
+            while not self._stop.is_set():
+                try:
+                    index, path = self._saved.get(timeout=5)
+                except queue.Empty:
+                    return
+                try:
+                    self.store(index).add_file(path)
+                except Exception as exc:  # noqa: BLE001 (one image not indexed: the next scan finds it)
+                    print(f"[Orchestrator] history: {path} not indexed: {type(exc).__name__}: {exc}",
+                          file=sys.stderr)
+        finally:
+            self._close_thread_store()
 
     def wait(self, timeout: float = 60.0) -> None:
         """Until the background scan and the saved images are done (tests, the CLI)."""

@@ -156,7 +156,12 @@ class HistoryStore:
         self.path = path
         self.timeout = timeout
         self._lock = threading.RLock()
-        self._db: Optional[sqlite3.Connection] = _open(path, timeout)
+        self._key = os.path.realpath(path)
+        with _OPEN_LOCK:
+            checked = _OPEN_HERE.get(self._key, 0) > 0
+        self._db: Optional[sqlite3.Connection] = _open(path, timeout, probe=not checked)
+        with _OPEN_LOCK:
+            _OPEN_HERE[self._key] = _OPEN_HERE.get(self._key, 0) + 1
 
     # -- the connection -----------------------------------------------------------------------------------------
     @property
@@ -171,6 +176,8 @@ class HistoryStore:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+                with _OPEN_LOCK:
+                    _OPEN_HERE[self._key] -= 1
 
     def __enter__(self) -> "HistoryStore":
         return self
@@ -479,8 +486,17 @@ def _bump(db: sqlite3.Connection) -> None:
 
 # -- opening the file -------------------------------------------------------------------------------------------
 
-def _open(path: str, timeout: float) -> sqlite3.Connection:
-    _refuse_foreign(path, timeout)
+# Index files this process has open, and how many times. One that is open here was checked when it was first
+# opened, and must not be probed again: a read-only connection opened and closed beside this process's other
+# connections to a file in WAL mode left them reading an old snapshot for good (ratings made by another process
+# went unseen until Forge restarted). Its header cannot say it is ours either: page 1 may be only in the WAL.
+_OPEN_HERE: Dict[str, int] = {}
+_OPEN_LOCK = threading.Lock()
+
+
+def _open(path: str, timeout: float, probe: bool = True) -> sqlite3.Connection:
+    if probe:
+        _refuse_foreign(path, timeout)
     folder = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(folder, exist_ok=True)
@@ -492,6 +508,9 @@ def _open(path: str, timeout: float) -> sqlite3.Connection:
     except sqlite3.Error as exc:
         raise _db_error(path, exc) from exc
     try:
+        found = _schema(db)  # read before anything is written: a newer index is refused as it is
+        if found is not None and found > SCHEMA_VERSION:
+            raise _newer(path, found)
         _write_ahead(db, timeout)
         db.execute("PRAGMA synchronous = NORMAL")  # with WAL: a crash of the process loses nothing committed
         if _schema(db) != SCHEMA_VERSION:
@@ -534,7 +553,12 @@ def _schema(db: sqlite3.Connection) -> Optional[int]:
     if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone() is None:
         return None
     row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-    return int(row[0]) if row else None
+    if row is None:
+        return None
+    try:
+        return int(row[0])
+    except (TypeError, ValueError):  # damaged: no migration starts from 0, so it is refused with what to do
+        return 0
 
 
 def _migrate(db: sqlite3.Connection, path: str, found: int) -> None:
@@ -594,7 +618,8 @@ def _refuse_foreign(path: str, timeout: float) -> None:
                            "check the file's permissions") from exc
     if not head.startswith(_SQLITE_MAGIC):
         _refuse(path, "not an SQLite database", "give the index a new file name, or move this file away yourself")
-    marked = len(head) >= 72 and int.from_bytes(head[68:72], "big") == APPLICATION_ID
+    if len(head) >= 72 and int.from_bytes(head[68:72], "big") == APPLICATION_ID:
+        return  # ours by its header: _open reads its schema with the connection it keeps, before writing anything
     try:
         db = sqlite3.connect(_readonly_uri(path), uri=True, timeout=timeout)
         try:
@@ -605,10 +630,6 @@ def _refuse_foreign(path: str, timeout: float) -> None:
         finally:
             db.close()
     except sqlite3.Error as exc:
-        if marked:
-            # Ours by its header, but unreadable read-only (a crash left a WAL that only a writer can replay,
-            # or it is damaged): opening it for real will replay it, or say it is damaged.
-            return
         _refuse(path, f"an SQLite database that cannot be read ({exc})",
                 "give the index a new file name, or move this file away yourself")
     if not names:

@@ -367,3 +367,31 @@ def test_a_failed_library_scan_is_said_in_each_images_infotext_not_shown_as_inde
     processed = run(run_txt2img, [d.script_class for d in scripts.scripts_data], [True], n_iter=1)
     note = info_dict(image_infotexts(processed)[0])["Orchestrator note"]
     assert note.startswith("LoRA library scan failed: PermissionError") and "indexing" not in note
+
+
+def test_saved_images_go_into_the_history_and_ratings_steer_the_next_picks(orchestrator, run_txt2img):
+    """In Forge: every saved image is indexed through the image-saved callback, and a LoRA the user rated up is
+    picked with `+feedback` in the next generation's infotext (the same index the tab rates in)."""
+    from modules import shared
+
+    module, classes = orchestrator
+    shared.opts.data["samples_save"] = True
+    made = run(run_txt2img, classes, [True, True, 1, 1, 0.0], prompt="a quiet harbour at noon", n_iter=6,
+               api=True, save_images=True)
+    history = module.state.HISTORY
+    history.wait()
+    store = history.store()
+    assert store.count() == 7  # the six images and Forge's grid of them
+    picked = {}
+    for text in image_infotexts(made):
+        for name, _, _ in parse_loras_value(info_dict(text)[KEY_LORAS]):
+            picked.setdefault(name, 0)
+            picked[name] += 1
+    best = max(picked, key=picked.get)
+    for image_id, in store.db.execute("SELECT id FROM images"):
+        row = store.image(image_id)
+        store.rate(image_id, stars=5 if any(u.name == best for u in row.loras) else 1)
+    again = run(run_txt2img, classes, [True, True, 1, 1, 0.0], prompt="a quiet harbour at noon", n_iter=6)
+    reasons = {r for text in image_infotexts(again) for n, _, r in parse_loras_value(info_dict(text)[KEY_LORAS])
+               if n == best}
+    assert reasons and all(r.endswith("+feedback") for r in reasons), (best, picked, reasons)

@@ -3,6 +3,7 @@ recomputed when ratings or images change, and a broken index never breaking a pi
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 from lib_orchestrator.history.service import HistoryService
 from lib_orchestrator.library.record import LoraRecord
@@ -92,3 +93,38 @@ def test_off_in_settings_means_nothing_is_indexed(tmp_path):
     h.wait()
     assert not (tmp_path / "data" / "history.sqlite").exists()
     assert "off" in h.status()
+
+
+def test_a_rating_made_by_another_process_is_seen_beside_a_thread_that_kept_its_connection(tmp_path):
+    """Seen in a real Forge: the scan thread's connection lived on after the thread, the main thread's store was
+    then opened with a read-only probe beside it, and from then on the main thread read an old snapshot: ratings
+    made with the command line never reached the picks."""
+    import subprocess
+    import sys
+
+    from lib_orchestrator.history.store import HistoryStore
+
+    out = tmp_path / "outputs"
+    out.mkdir()
+    write_samples(str(out), formats=("png",))
+    db = str(tmp_path / "h.sqlite")
+    kept = []
+
+    def scan():
+        store = HistoryStore(db)
+        store.scan([str(out)])
+        kept.append(store)  # never closed: the thread ends with it open
+
+    worker = threading.Thread(target=scan)
+    worker.start()
+    worker.join()
+    main = HistoryStore(db)
+    for stars in (5, 2, 4):
+        before = main.version()
+        main.rated()  # what the scores read
+        subprocess.run([sys.executable, "-c", "import sys\nfrom lib_orchestrator.history.store import HistoryStore\n"
+                        f"HistoryStore(sys.argv[1]).rate(sys.argv[2], stars={stars})", db,
+                        str(out / "swatch_cell.png")], check=True, cwd=str(Path(__file__).parents[2]))
+        assert main.version() == before + 1
+        assert main.image(str(out / "swatch_cell.png")).stars == stars
+    kept[0].close()
