@@ -91,6 +91,9 @@ def caption(row: Any) -> str:
     return f"{marks} · {what}" if marks else what
 
 
+LEADERBOARD_ROWS = 300
+
+
 @dataclass
 class HistoryModel:
     service: Any  # a HistoryService
@@ -290,6 +293,8 @@ class HistoryModel:
         if not scores:
             return ("<p class='orch-history-empty'>no LoRA "
                     f"{'rated' if rated_only else 'in the indexed images'} yet</p>")
+        more = len(scores) - LEADERBOARD_ROWS
+        scores = scores[:LEADERBOARD_ROWS]  # a page the browser can draw at once, for a library of 10,000 LoRAs
         weight = "<th>weights</th>" if by_weight else ""
         rows = "".join(
             f"<tr><td>{k}</td><td>{html.escape(s.name)}</td>" + (f"<td>{html.escape(s.bucket or 'all')}</td>"
@@ -299,4 +304,4 @@ class HistoryModel:
             for k, s in enumerate(scores, 1))
         return ("<table class='orch-leaderboard'><tr><th>#</th><th>LoRA</th>" + weight
                 + "<th>score (95% interval)</th><th>images</th><th>rated</th><th>compared</th></tr>"
-                + rows + "</table>")
+                + rows + "</table>" + (f"<p class='orch-history-empty'>and {more:,} more</p>" if more > 0 else ""))

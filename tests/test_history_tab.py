@@ -319,3 +319,15 @@ def test_a_loras_details_say_how_effective_it_is(library):
     assert "not rated yet (5 images, 0 rated, 0 compared)" in model.details_html(unjudged.path)
     others = [r for r in model.records() if r.is_lora and r not in (worse, better, unjudged)]
     assert "<th>effectiveness</th><td>not rated yet</td>" in model.details_html(others[0].path)
+
+
+def test_the_leaderboard_of_a_large_library_shows_its_first_rows_and_says_how_many_more():
+    from lib_orchestrator.history.effect import LoraScore
+    from lib_orchestrator.history_tab import HistoryModel
+
+    class Many:
+        def scores(self, by_weight=False):
+            return [LoraScore(f"lora_{k}", "", 3, 1, 0, 1.0 - k / 1000, 0.0, 2.0) for k in range(1000)]
+
+    board = HistoryModel(Many(), "/nonexistent").leaderboard()
+    assert board.count("<tr>") == 301 and "and 700 more" in board and "lora_0<" in board and "lora_300<" not in board
