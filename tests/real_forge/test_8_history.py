@@ -32,10 +32,11 @@ def test_history_indexes_what_forge_saves_rates_by_keyboard_and_compares_blind(s
 
     driver.fill(page, "orchestrator_history_query", WORD)
     driver.click(page, "orchestrator_history_search")
-    found = driver.wait_until(page, f"() => document.querySelectorAll('{THUMBS}').length >= 1", timeout=driver.UI)
-    summary = driver.text_of(page, "#orchestrator_history_summary")
+    # The sub-tab opened on its first page of every image: wait for the search's own answer. The word is this
+    # run's alone; by meaning, earlier runs' "a zebrafinch… on a branch" may follow it, but never come first.
+    summary = driver.wait_for_text(page, "#orchestrator_history_summary", "^[1-9] images? ·", timeout=driver.UI,
+                                   what=f"History: a search for {WORD!r} should find the image made over REST")
     step.note("search", summary)
-    assert found, f"History: a search for {WORD!r} should find the image made over REST; it says {summary!r}"
 
     page.locator(THUMBS).first.click()
     driver.wait_for_text(page, "#orchestrator_history_rating", "not rated", timeout=driver.UI, what="the rating")
