@@ -56,7 +56,7 @@ def test_history_indexes_what_forge_saves_rates_by_keyboard_and_compares_blind(s
     checks.check(driver.wait_until(page, f"() => (document.querySelector('{THUMBS} .caption-label')?.innerText || '')"
                                          ".includes('★4')", timeout=driver.UI),
                  "History: after 4 stars by keyboard, the gallery's caption of the image should show ★4")
-    step.shot("history")
+    step.shot("history-browse")
 
     page.locator("#orchestrator_history_compare-button").click()
     shown = all(driver.wait_until(page, f"() => document.querySelector('#orchestrator_compare_{side}_image img')"
