@@ -1,7 +1,8 @@
 """Step 8, History: an image made over REST with saving on is in the index as soon as Forge wrote it (the
 image-saved hook) and a search for its prompt's word finds it; selected and rated by keyboard (4 stars, then
-favourite); the swatch of step 3 gives a blind pair in Compare (no LoRA name shown before judging), judged with →;
-the LoRA leaderboard lists the swatch's LoRAs; no red error."""
+favourite); sent to img2img (image and prompt) and to txt2img with Forge's paste; the swatch of step 3 gives a
+blind pair in Compare (no LoRA name shown before judging), judged with →; the LoRA leaderboard lists the
+swatch's LoRAs; no red error."""
 from __future__ import annotations
 
 import re
@@ -57,6 +58,19 @@ def test_history_indexes_what_forge_saves_rates_by_keyboard_and_compares_blind(s
                                          ".includes('★4')", timeout=driver.UI),
                  "History: after 4 stars by keyboard, the gallery's caption of the image should show ★4")
     step.shot("history-browse")
+
+    # Forge's own paste: the parameters into img2img (with the image) and into txt2img, switching to that tab
+    for target in ("img2img", "txt2img"):
+        driver.click(page, f"orchestrator_history_send_{target}")
+        pasted = driver.wait_until(page, "([id, w]) => (document.querySelector(`#${id} textarea`)?.value || '')"
+                                         ".includes(w)", [f"{target}_prompt", WORD], timeout=driver.UI)
+        step.note(f"sent to {target}", driver.value_of(page, f"{target}_prompt"))
+        checks.check(pasted, f"Send to {target}: expected its prompt box to hold the image's prompt with {WORD!r}; "
+                             f"it holds {driver.value_of(page, f'{target}_prompt')!r}")
+        if target == "img2img":
+            checks.check(driver.wait_until(page, "() => !!document.querySelector('#img2img_image img')",
+                                           timeout=driver.UI), "Send to img2img: the image did not arrive")
+        driver.open_sub_tab(page, SCREEN)
 
     page.locator("#orchestrator_history_compare-button").click()
     shown = all(driver.wait_until(page, f"() => document.querySelector('#orchestrator_compare_{side}_image img')"
