@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from ..errors import Location, OrchestratorError
+from ..sqlite_wal import write_ahead
 from .effect import Comparison, RatedImage
 from .infotext import LoraUse
 from .scan import (
@@ -511,7 +512,7 @@ def _open(path: str, timeout: float, probe: bool = True) -> sqlite3.Connection:
         found = _schema(db)  # read before anything is written: a newer index is refused as it is
         if found is not None and found > SCHEMA_VERSION:
             raise _newer(path, found)
-        _write_ahead(db, timeout)
+        write_ahead(db, timeout)
         db.execute("PRAGMA synchronous = NORMAL")  # with WAL: a crash of the process loses nothing committed
         if _schema(db) != SCHEMA_VERSION:
             with write_transaction(db):  # one process lays out or migrates; another waits, then finds it done
@@ -581,20 +582,6 @@ def _kept(db: sqlite3.Connection) -> Tuple[object, ...]:
     ratings = db.execute("SELECT image_id, stars, rejected, favourite FROM ratings ORDER BY image_id").fetchall()
     compared = db.execute("SELECT id, left_id, right_id, outcome FROM comparisons ORDER BY id").fetchall()
     return tuple(ratings), tuple(compared)
-
-
-def _write_ahead(db: sqlite3.Connection, timeout: float) -> None:
-    """WAL mode, waiting up to `timeout` seconds: SQLite answers "locked" at once, without its busy wait, when
-    another process is switching a new file to WAL at the same moment (library/cache.py saw it)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            db.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError:
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(0.01)
 
 
 def _refuse_foreign(path: str, timeout: float) -> None:

@@ -40,12 +40,12 @@ import secrets
 import sqlite3
 import stat
 import threading
-import time
 import typing
 import urllib.parse
 from typing import TYPE_CHECKING, Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
 
 from ..errors import Location, OrchestratorError
+from ..sqlite_wal import write_ahead
 from . import record as record_module
 from .base_models import Candidate
 from .problems import Problem
@@ -173,7 +173,7 @@ def _open_cache(path: str, timeout: float, same_thread: bool) -> sqlite3.Connect
     os.makedirs(folder, exist_ok=True)
     db = sqlite3.connect(path, timeout=timeout, check_same_thread=same_thread)
     try:
-        _write_ahead(db, timeout)
+        write_ahead(db, timeout)
         # Read first, without the write lock: a cache already laid out opens while another connection writes
         # (a scan saving its rows as the embeddings load). Only a layout to change takes the lock.
         if not _laid_out(db):
@@ -200,21 +200,6 @@ def _open_cache(path: str, timeout: float, same_thread: bool) -> sqlite3.Connect
         db.close()
         raise
     return db
-
-
-def _write_ahead(db: sqlite3.Connection, timeout: float) -> None:
-    """WAL mode, waiting up to `timeout` seconds for it. SQLite answers "locked" at once, without its busy
-    wait, when another process is switching a new file to WAL at the same moment: two processes opening a
-    new cache together lost it about once in 400 tries (one then worked without a cache)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError:
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(0.01)
 
 
 def _laid_out(db: sqlite3.Connection) -> bool:
