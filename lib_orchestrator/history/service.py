@@ -40,6 +40,7 @@ class HistoryService:
         self._error: Optional[str] = None
         self._scores: Dict[Tuple[str, int, bool], List["LoraScore"]] = {}
         self._applied: Dict[int, Tuple[int, Any, "LoraIndex"]] = {}
+        self._effects: Optional[Tuple[Tuple[str, int], Dict[str, float]]] = None
 
     # -- the index ------------------------------------------------------------------------------------
     def store(self, path: Optional[str] = None) -> "HistoryStore":
@@ -209,11 +210,17 @@ class HistoryService:
         return next((s for s in self.scores() if s.name.lower() == name), None)
 
     def effects(self) -> Dict[str, float]:
-        """LoRA name -> score, for the picks' feedback ({} when the history cannot be read: picks as before)."""
+        """LoRA name -> score, for the picks' feedback ({} when the history cannot be read: picks as before).
+        Made again only when ratings or comparisons change: a score does not depend on usage, and every saved
+        image changes usage, so a large history would otherwise be scored again before every generation."""
         if not self._enabled():
             return {}
         try:
-            return {s.name: s.score for s in self.scores() if s.score}
+            store = self.store()
+            key = (store.path, store.version())
+            if self._effects is None or self._effects[0] != key:
+                self._effects = (key, {s.name: s.score for s in self.scores() if s.score})
+            return self._effects[1]
         except OrchestratorError:
             return {}
 

@@ -128,3 +128,26 @@ def test_a_rating_made_by_another_process_is_seen_beside_a_thread_that_kept_its_
         assert main.version() == before + 1
         assert main.image(str(out / "swatch_cell.png")).stars == stars
     kept[0].close()
+
+
+def test_new_images_do_not_make_the_picks_score_everything_again(tmp_path, monkeypatch):
+    from lib_orchestrator.history import service as module
+
+    out = tmp_path / "outputs"
+    out.mkdir()
+    write_samples(str(out), formats=("png",))
+    h = service(tmp_path, [(str(out), "forge")])
+    h.refresh()
+    h.wait()
+    h.store().rate(str(out / "swatch_cell.png"), stars=5)
+    h.store().rate(str(out / "forge_lora.png"), stars=1)
+    calls = []
+    real = module.HistoryService.scores
+    monkeypatch.setattr(module.HistoryService, "scores", lambda self, by_weight=False: calls.append(1) or
+                        real(self, by_weight))
+    first = h.effects()
+    h.add_file(write_image(str(out / "new.png"), SAMPLES["batch"].text.replace("Seed: 42", "Seed: 43")))
+    h.wait()
+    assert h.effects() == first and len(calls) == 1  # a new image: the same verdicts, not scored again
+    h.store().rate(str(out / "batch.png"), stars=2)
+    assert h.effects() != first and len(calls) == 2
