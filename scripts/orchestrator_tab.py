@@ -50,7 +50,7 @@ def _find_checkpoint(name: str) -> Optional[Tuple[str, str, str]]:
 
 
 MODEL = TabModel(
-    engine=state.engine, index=state.LIBRARY.current, records=lambda: state.LIBRARY.records,
+    engine=state.engine, index=state.current_index, records=lambda: state.LIBRARY.records,
     checkpoint=_checkpoint, overrides=state.OVERRIDES, library_roots=state.lora_dirs,
     saved_dir=state.SAVED_WILDCARDS, thumbs_dir=os.path.join(state.DATA_DIR, "thumbs"),
     rules=lambda: state.rules(""), batches_dir=os.path.join(state.DATA_DIR, "saved_batches"),

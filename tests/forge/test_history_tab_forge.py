@@ -125,3 +125,25 @@ def test_in_neo_the_history_sub_tab_mounts_and_binds_send_to(forge_stub, lora_di
         assert sent["orchestrator_history_send_txt2img"] == "txt2img"
         assert sent["orchestrator_history_send_img2img"] == "img2img"
         assert errors.reported == []
+
+
+def test_the_compose_preview_picks_with_the_ratings_generation_uses(tab_module, tmp_path):
+    """The preview promises the picks Forge will make: with ratings in the history, both follow them."""
+    from ..history.forge_images import forge_infotext, write_image
+
+    out = tmp_path / "rated"
+    out.mkdir()
+    # the two LoRAs this prompt's picks draw from (neither is named by a trigger: those are never moved)
+    rated = [("neon_alley_xl", 5), ("neon_alley_xl", 5), ("noir_film_xl", 1), ("noir_film_xl", 1)]
+    for k, (lora, _) in enumerate(rated):
+        text = forge_infotext(f"a harbour <lora:{lora}:0.8>", "", [("Steps", 20), ("Seed", k), ("Size", "64x64"),
+                                                                   ("Model", "juggernautXL_v9")])
+        write_image(str(out / f"{k}.png"), text)
+    history = tab_module.state.HISTORY
+    history.add_folder(str(out))
+    history.wait()
+    store = history.store()
+    for k, (_, stars) in enumerate(rated):
+        store.rate(str(out / f"{k}.png"), stars=stars)
+    table, messages = tab_module.MODEL.compose_preview("a quiet harbour at noon", 1, 3, "", "")
+    assert "+feedback" in table and not messages
