@@ -15,27 +15,11 @@ from typing import Any, Callable, Collection, Dict, List, Mapping, Optional, Seq
 
 from .compose import ComposedPrompt, apply_picks
 from .enhance.enhance import Enhanced
+from .provenance import KEY_ENHANCE, KEY_LORAS, KEY_NOTE, KEY_SETTINGS, KEY_TEMPLATE, loras_value
 from .selection import LoraIndex, Rules, pick_loras
 from .selection.pick import LLM_NOTE, Chooser, Pick, Selection
 from .selection.rules import MATCH_MODES
 from .selection.text import LORA_TAG
-
-# Infotext keys: letters, digits, spaces only (Forge's parser reads `\w[\w \-/]+`).
-KEY_SETTINGS = "Orchestrator"
-KEY_TEMPLATE = "Orchestrator template"
-KEY_LORAS = "Orchestrator LoRAs"
-KEY_NOTE = "Orchestrator note"
-KEY_ENHANCE = "Orchestrator LLM"
-# Images that differ only in their LoRAs (a swatch's cells, a by-LoRA batch's images of one seed) share this
-# value, so the history offers them to be compared side by side.
-KEY_GROUP = "Orchestrator group"
-
-
-def group_value(*parts: str) -> str:
-    """The `Orchestrator group` value of the images made from these parts: 16 hex digits."""
-    import hashlib
-
-    return hashlib.sha1("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -178,7 +162,7 @@ class JobPlan:
     def infotext_values(self, index: int) -> Dict[str, str]:
         """The Orchestrator keys for image `index` (global), as plain strings."""
         image = self.images[index]
-        loras = "; ".join(f"{p.name}:{p.weight:g}:{p.reason}" for p in image.composed.loras) or "none"
+        loras = loras_value((p.name, p.weight, p.reason) for p in image.composed.loras)
         values = {KEY_TEMPLATE: image.composed.template, KEY_LORAS: loras}
         if image.note:
             values[KEY_NOTE] = image.note
@@ -294,16 +278,3 @@ def _checked(selection: Selection, known: Optional[Collection[str]]) -> Selectio
         else:
             warnings.append(f"'{pick.name}' is not in Forge's LoRA list (refresh the LoRA tab?); left out")
     return Selection(tuple(kept), tuple(warnings))
-
-
-def parse_loras_value(text: str) -> List[Tuple[str, float, str]]:
-    """`name:0.8:match; other:-1:fallback` back into (name, weight, reason)."""
-    out = []
-    for part in text.split(";"):
-        bits = part.strip().rsplit(":", 2)
-        if len(bits) == 3:
-            try:
-                out.append((bits[0], float(bits[1]), bits[2]))
-            except ValueError:
-                continue
-    return out

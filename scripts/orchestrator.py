@@ -23,14 +23,8 @@ import orchestrator_state as state  # noqa: E402
 from lib_orchestrator import __version__  # noqa: E402
 from lib_orchestrator.enhance import PRESETS, TEMPLATE_NAMES, Enhanced  # noqa: E402
 from lib_orchestrator.errors import OrchestratorError  # noqa: E402
-from lib_orchestrator.job import (  # noqa: E402
-    KEY_NOTE,
-    KEY_SETTINGS,
-    JobSettings,
-    enhance_after_paste,
-    pasted_settings,
-    plan_job,
-)
+from lib_orchestrator.job import JobSettings, enhance_after_paste, pasted_settings, plan_job  # noqa: E402
+from lib_orchestrator.provenance import KEY_NOTE, KEY_SETTINGS  # noqa: E402
 from lib_orchestrator.selection.llm_choice import ChoiceResult  # noqa: E402
 from lib_orchestrator.selection.rules import MATCH_MODES  # noqa: E402
 

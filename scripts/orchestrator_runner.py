@@ -12,7 +12,15 @@ from modules import processing, sd_models, shared
 from lib_orchestrator.atomic import write_text_atomic
 from lib_orchestrator.batches import Batch, BatchImage, RunState, Settings
 from lib_orchestrator.batches.run import Progress, run_batch
-from lib_orchestrator.job import KEY_GROUP, KEY_LORAS, KEY_TEMPLATE, group_value
+from lib_orchestrator.provenance import (
+    KEY_BATCH,
+    KEY_GROUP,
+    KEY_LORAS,
+    KEY_SWATCH,
+    KEY_TEMPLATE,
+    group_value,
+    loras_value,
+)
 from lib_orchestrator.swatches import Swatch, SwatchCell
 from lib_orchestrator.swatches.grid import swatch_grid
 from lib_orchestrator.swatches.run import CellResult, Key, run_swatch, swatch_record
@@ -65,8 +73,7 @@ def _outdir(kind: str) -> str:
 
 
 def _provenance(batch: Batch, image: BatchImage) -> dict:
-    values = {KEY_LORAS: "; ".join(f"{n}:{w:g}:{r}" for n, w, r in image.loras) or "none",
-              "Orchestrator batch": f"{batch.name} #{image.index}"}
+    values = {KEY_LORAS: loras_value(image.loras), KEY_BATCH: f"{batch.name} #{image.index}"}
     if batch.template:
         values[KEY_TEMPLATE] = batch.template
     if batch.origin == "by LoRA":  # prompt k has one text and seed under every LoRA: those images are twins
@@ -120,7 +127,7 @@ def run_swatch_in_forge(swatch: Swatch, settings: Settings, checkpoint: Optional
     group = group_value(swatch.prompt, swatch.negative, str(swatch.seed), checkpoint or "")
 
     def generate(cell: SwatchCell) -> Optional[Tuple[Any, Optional[str]]]:
-        provenance = {"Orchestrator swatch": f"{cell.lora}:{cell.weight:g}" if cell.lora else "baseline",
+        provenance = {KEY_SWATCH: f"{cell.lora}:{cell.weight:g}" if cell.lora else "baseline",
                       KEY_GROUP: group}
         return make_image(cell.prompt, cell.negative_prompt, cell.seed, settings, checkpoint, provenance)
 
@@ -136,7 +143,7 @@ def run_swatch_in_forge(swatch: Swatch, settings: Settings, checkpoint: Optional
     first = images_made.get((0, 0)) or next(iter(images_made.values()))  # X/Y/Z's way: the first image's infotext
     info = (getattr(first, "info", {}) or {}).get("parameters", swatch.prompt)
     axes = f"{', '.join(swatch.loras) or 'none'} × {', '.join(swatch.column_labels())}"
-    info += f", Orchestrator swatch: {infotext_utils.quote(axes)}"  # quoted: its commas are not new keys
+    info += f", {KEY_SWATCH}: {infotext_utils.quote(axes)}"  # quoted: its commas are not new keys
     grid_file, _ = images.save_image(grid, _outdir("grids"),
                                      "swatch", seed=swatch.seed, prompt=swatch.prompt,
                                      extension=getattr(shared.opts, "grid_format", "png") or "png", info=info,

@@ -7,9 +7,10 @@ from dataclasses import replace
 import pytest
 
 from lib_orchestrator import SAMPLE_LORAS
-from lib_orchestrator.job import KEY_LORAS, KEY_NOTE, KEY_TEMPLATE, JobSettings, parse_loras_value, plan_job
+from lib_orchestrator.job import JobSettings, plan_job
 from lib_orchestrator.library import scan_library
 from lib_orchestrator.library.service import LibraryService
+from lib_orchestrator.provenance import KEY_LORAS, KEY_NOTE, KEY_TEMPLATE, parse_loras_value
 from lib_orchestrator.selection import LoraIndex, Rules
 from lib_orchestrator.wildcards import PromptEngine
 
@@ -177,7 +178,8 @@ def test_settings_from_any_pasted_infotext_fall_back_to_defaults_and_never_raise
 
 
 def test_pasting_restores_settings_and_enhances_again_only_with_the_template():
-    from lib_orchestrator.job import KEY_SETTINGS, enhance_after_paste, pasted_settings
+    from lib_orchestrator.job import enhance_after_paste, pasted_settings
+    from lib_orchestrator.provenance import KEY_SETTINGS
 
     made = JobSettings(True, False, 2, 3, 0.1, "", False, "__templates/noir__", True, "noir")
     assert pasted_settings({KEY_SETTINGS: made.to_infotext()}) == made

@@ -22,18 +22,22 @@ an image file holds whatever its writer put there.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Tuple
 
-KEY_SETTINGS = "Orchestrator"
-KEY_LORAS = "Orchestrator LoRAs"
-KEY_TEMPLATE = "Orchestrator template"
-KEY_BATCH = "Orchestrator batch"
-KEY_SWATCH = "Orchestrator swatch"
-KEY_GROUP = "Orchestrator group"
+from ..provenance import (
+    KEY_BATCH,
+    KEY_GROUP,
+    KEY_LORAS,
+    KEY_SETTINGS,
+    KEY_SWATCH,
+    KEY_TEMPLATE,
+    group_value,
+    number,
+    parse_loras_value,
+)
 
 _INT64 = 2 ** 63  # SQLite's INTEGER: a number outside it is no seed or size anyone generated with
 
@@ -91,10 +95,6 @@ _INTEGER = re.compile(r"\s*(-?\d{1,19})\s*")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # Forge's extra-network tag is `<type:args>`; LoRAs are `lora` (and `lyco` of the old LyCORIS extension).
 _LORA_TAG = re.compile(r"<(?:lora|lyco):([^>]+)>", re.IGNORECASE)
-_NUMBER = re.compile(r"\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*")
-# An `Orchestrator LoRAs` entry: name:weight:reason (job.py writes `{name}:{weight:g}:{reason}`). The name may
-# hold colons, so the weight and reason are taken from the right.
-_ORCHESTRATOR_ENTRY = re.compile(r"(.+):([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?inf|nan):([^:]*)", re.S)
 
 
 def _pairs(line: str) -> List[Tuple[str, str]]:
@@ -164,14 +164,6 @@ def _bounded(number: int) -> Optional[int]:
     return number if -_INT64 <= number < _INT64 else None
 
 
-def _weight(text: str) -> Optional[float]:
-    """A weight as written, or None when it is no finite number."""
-    if _NUMBER.fullmatch(text) is None:
-        return None
-    number = float(text)
-    return number if abs(number) < float("inf") else None
-
-
 def _loras(orchestrator: str, prompts: Tuple[str, ...], hashes: str) -> Tuple[LoraUse, ...]:
     """The image's LoRAs, one per name (compared case-insensitively; the first place that names it wins):
     the `Orchestrator LoRAs` entries (with their reasons) first, then the <lora:…> tags of the prompt and of
@@ -183,32 +175,14 @@ def _loras(orchestrator: str, prompts: Tuple[str, ...], hashes: str) -> Tuple[Lo
         if use.name and key not in found:
             found[key] = use
 
-    for entry in _orchestrator_entries(orchestrator):
-        add(entry)
+    for name, weight, reason in parse_loras_value(orchestrator):
+        add(LoraUse(name, weight, "orchestrator", reason))
     for prompt in prompts:
         for use in lora_tags(prompt):
             add(use)
     for name in _hash_names(hashes):
         add(LoraUse(name, None, "hashes"))
     return tuple(found.values())
-
-
-def _orchestrator_entries(value: str) -> Iterator[LoraUse]:
-    """`name:weight:reason; …` as job.py writes it ("none": no LoRA). A piece that is no entry on its own
-    (a name holding "; ") is joined with the next; what never makes an entry is left out."""
-    value = value.strip()
-    if not value or value == "none":
-        return
-    pending = ""
-    for piece in value.split("; "):
-        text = f"{pending}; {piece}" if pending else piece
-        m = _ORCHESTRATOR_ENTRY.fullmatch(text.strip())
-        if m is None:
-            pending = text
-            continue
-        pending = ""
-        weight = _weight(m.group(2))
-        yield LoraUse(m.group(1).strip(), weight, "orchestrator", m.group(3).strip())
 
 
 def lora_tags(prompt: str) -> List[LoraUse]:
@@ -228,9 +202,9 @@ def lora_tags(prompt: str) -> List[LoraUse]:
             continue
         weight: Optional[float] = 1.0
         if len(positional) > 1:
-            weight = _weight(positional[1])
+            weight = number(positional[1])
         if "te" in named:
-            weight = _weight(named["te"])
+            weight = number(named["te"])
         uses.append(LoraUse(positional[0].strip(), weight, "tag"))
     return uses
 
@@ -267,5 +241,4 @@ def _group(given: str, prompt: str, negative: str, seed: Optional[int], checkpoi
     if not prompt or seed is None:
         return ""
     size = f"{width}x{height}" if width is not None else ""
-    parts = (_normalised(prompt), _normalised(negative), str(seed), checkpoint, size)
-    return hashlib.sha1("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return group_value(_normalised(prompt), _normalised(negative), str(seed), checkpoint, size)

@@ -12,7 +12,7 @@ import pytest
 
 import lib_orchestrator
 from lib_orchestrator import SAMPLE_LORAS
-from lib_orchestrator.job import KEY_LORAS, KEY_SETTINGS, KEY_TEMPLATE, parse_loras_value
+from lib_orchestrator.provenance import KEY_LORAS, KEY_SETTINGS, KEY_TEMPLATE, parse_loras_value
 from tests.conftest import REPO
 
 from . import fake_gradio

@@ -25,7 +25,8 @@ from hypothesis import strategies as st
 
 from lib_orchestrator.enhance.cache import AnswerCache
 from lib_orchestrator.errors import OrchestratorError
-from lib_orchestrator.job import KEY_SETTINGS, JobSettings, enhance_after_paste, pasted_settings
+from lib_orchestrator.job import JobSettings, enhance_after_paste, pasted_settings
+from lib_orchestrator.provenance import KEY_SETTINGS
 from lib_orchestrator.sanitize import sanitise_html
 from lib_orchestrator.selection import Rules, load_rules
 from lib_orchestrator.selection.rules import RulesError
