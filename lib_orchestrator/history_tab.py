@@ -275,7 +275,7 @@ class HistoryModel:
     def counter(self, made: Any) -> str:
         """Judgements made in this session (skips too), and comparisons with a result in the whole index."""
         made = int(made or 0)
-        done = len(self.service.store().comparisons())
+        done = self.service.store().count_comparisons()
         return f"{made:,} judged in this session · {done:,} comparison{'' if done == 1 else 's'} in all"
 
     # -- leaderboard --------------------------------------------------------------------------------------

@@ -252,6 +252,11 @@ class HistoryStore:
             sql = "SELECT count(*) FROM images" + (" WHERE present = 1" if present_only else "")
             return int(self.db.execute(sql).fetchone()[0])
 
+    def count_comparisons(self) -> int:
+        """Comparisons with a result (skips left out), as comparisons() would list them."""
+        with self._using():
+            return int(self.db.execute("SELECT count(*) FROM comparisons WHERE outcome != 'skip'").fetchone()[0])
+
     def image(self, ref: Ref) -> Optional[ImageRow]:
         """The image by id or by path (as given, or as the index keys it: its folder's real path), or None."""
         with self._using():

@@ -369,6 +369,7 @@ def test_compare_records_winner_loser_and_tie_and_keeps_skips_out(store: History
     ink, neon = (("Ink", 0.8),), (("Neon", 1.0),)
     assert store.comparisons() == [Comparison(ink, neon), Comparison(neon, ink), Comparison(neon, ink, tie=True)]
     assert store.db.execute("SELECT count(*) FROM comparisons WHERE outcome = 'skip'").fetchone()[0] == 1
+    assert store.count_comparisons() == 3  # the skip has no result
 
 
 @pytest.mark.parametrize("outcome", ["LEFT", "win", "", "draw"])
