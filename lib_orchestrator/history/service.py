@@ -134,9 +134,9 @@ class HistoryService:
         """Index an image the host has just saved, in the background (a generation never waits on it)."""
         if not self._enabled():
             return
-        self._saved.put((self._path(), os.path.abspath(path)))
-        with self._lock:
-            if self._writer is None or not self._writer.is_alive():
+        with self._lock:  # with the writer's exit: an image put as it stops starts the next writer
+            self._saved.put((self._path(), os.path.abspath(path)))
+            if self._writer is None:
                 self._writer = threading.Thread(target=self._write_loop, name="orchestrator-history-add",
                                                 daemon=True)
                 self._writer.start()
@@ -147,24 +147,32 @@ class HistoryService:
                 try:
                     index, path = self._saved.get(timeout=5)
                 except queue.Empty:
-                    return
+                    with self._lock:
+                        if self._saved.empty():
+                            self._writer = None
+                            return
+                    continue
                 try:
                     self.store(index).add_file(path)
                 except Exception as exc:  # noqa: BLE001 (one image not indexed: the next scan finds it)
                     print(f"[Orchestrator] history: {path} not indexed: {type(exc).__name__}: {exc}",
                           file=sys.stderr)
+                finally:
+                    self._saved.task_done()
         finally:
+            with self._lock:  # stopped: a later image starts a writer again
+                if self._writer is threading.current_thread():
+                    self._writer = None
             self._close_thread_store()
 
     def wait(self, timeout: float = 60.0) -> None:
-        """Until the background scan and the saved images are done (tests, the CLI)."""
+        """Until the background scan is over and every saved image is indexed (tests, the CLI): an image taken
+        off the queue counts until its row is written."""
         end = time.monotonic() + timeout
-        for thread in (self._scanning, self._writer):
-            while thread is not None and thread.is_alive() and time.monotonic() < end:
-                thread.join(0.05)
-                if thread is self._writer and self._saved.empty():
-                    break
-        while not self._saved.empty() and time.monotonic() < end:
+        while time.monotonic() < end:
+            scanning = self._scanning is not None and self._scanning.is_alive()
+            if not scanning and not self._saved.unfinished_tasks:
+                return
             time.sleep(0.02)
 
     def close(self) -> None:
