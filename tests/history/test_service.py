@@ -16,10 +16,16 @@ def service(tmp_path, folders, enabled=True):
     return HistoryService(lambda: str(tmp_path / "data" / "history.sqlite"), lambda: folders, enabled=lambda: enabled)
 
 
-def test_refresh_scans_the_hosts_folders_in_the_background(tmp_path):
+def outputs(tmp_path):
+    """A folder of Forge's outputs: every sample image, as a PNG."""
     out = tmp_path / "outputs"
     out.mkdir()
     write_samples(str(out), formats=("png",))
+    return out
+
+
+def test_refresh_scans_the_hosts_folders_in_the_background(tmp_path):
+    out = outputs(tmp_path)
     h = service(tmp_path, [(str(out), "forge"), (str(tmp_path / "not-there"), "user")])
     h.refresh()
     h.wait()
@@ -40,9 +46,7 @@ def test_saved_images_are_added_off_the_callers_thread(tmp_path):
 
 
 def test_scores_follow_new_ratings_and_new_images(tmp_path):
-    out = tmp_path / "outputs"
-    out.mkdir()
-    write_samples(str(out), formats=("png",))
+    out = outputs(tmp_path)
     h = service(tmp_path, [(str(out), "forge")])
     h.refresh()
     h.wait()
@@ -58,9 +62,7 @@ def test_scores_follow_new_ratings_and_new_images(tmp_path):
 
 
 def test_feedback_index_is_made_once_per_change(tmp_path):
-    out = tmp_path / "outputs"
-    out.mkdir()
-    write_samples(str(out), formats=("png",))
+    out = outputs(tmp_path)
     h = service(tmp_path, [(str(out), "forge")])
     h.refresh()
     h.wait()
@@ -84,9 +86,7 @@ def test_an_index_that_cannot_be_used_leaves_picks_as_they_were(tmp_path):
 
 
 def test_off_in_settings_means_nothing_is_indexed(tmp_path):
-    out = tmp_path / "outputs"
-    out.mkdir()
-    write_samples(str(out), formats=("png",))
+    out = outputs(tmp_path)
     h = service(tmp_path, [(str(out), "forge")], enabled=False)
     h.refresh()
     h.add_file(str(out / "batch.png"))
@@ -104,9 +104,7 @@ def test_a_rating_made_by_another_process_is_seen_beside_a_thread_that_kept_its_
 
     from lib_orchestrator.history.store import HistoryStore
 
-    out = tmp_path / "outputs"
-    out.mkdir()
-    write_samples(str(out), formats=("png",))
+    out = outputs(tmp_path)
     db = str(tmp_path / "h.sqlite")
     kept = []
 
@@ -133,9 +131,7 @@ def test_a_rating_made_by_another_process_is_seen_beside_a_thread_that_kept_its_
 def test_new_images_do_not_make_the_picks_score_everything_again(tmp_path, monkeypatch):
     from lib_orchestrator.history import service as module
 
-    out = tmp_path / "outputs"
-    out.mkdir()
-    write_samples(str(out), formats=("png",))
+    out = outputs(tmp_path)
     h = service(tmp_path, [(str(out), "forge")])
     h.refresh()
     h.wait()
