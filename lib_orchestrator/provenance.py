@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Iterable, Iterator, Optional, Tuple
+from typing import Dict, Iterable, Iterator, Optional, Tuple
 
 # Infotext keys: letters, digits, spaces only (Forge's parser reads `\w[\w \-/]+`).
 KEY_SETTINGS = "Orchestrator"
@@ -28,6 +28,17 @@ _ENTRY = re.compile(r"(.+):([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?inf|n
 def group_value(*parts: str) -> str:
     """The `Orchestrator group` value of the images made from these parts: 16 hex digits."""
     return hashlib.sha1("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def batch_provenance(batch, image) -> Dict[str, str]:  # type: ignore[no-untyped-def]
+    """Our keys for one image of a saved batch (a `batches.Batch` and its `BatchImage`), wherever it is made: in
+    this Forge by the tab, or on another server by the dispatcher."""
+    values = {KEY_LORAS: loras_value(image.loras), KEY_BATCH: f"{batch.name} #{image.index}"}
+    if batch.template:
+        values[KEY_TEMPLATE] = batch.template
+    if batch.origin == "by LoRA":  # prompt k has one text and seed under every LoRA: those images are twins
+        values[KEY_GROUP] = group_value(batch.name, str(image.seed), batch.checkpoint_of(image) or "")
+    return values
 
 
 def loras_value(loras: Iterable[Tuple[str, float, str]]) -> str:

@@ -12,15 +12,7 @@ from modules import processing, sd_models, shared
 from lib_orchestrator.atomic import write_text_atomic
 from lib_orchestrator.batches import Batch, BatchImage, RunState, Settings
 from lib_orchestrator.batches.run import Progress, run_batch
-from lib_orchestrator.provenance import (
-    KEY_BATCH,
-    KEY_GROUP,
-    KEY_LORAS,
-    KEY_SWATCH,
-    KEY_TEMPLATE,
-    group_value,
-    loras_value,
-)
+from lib_orchestrator.provenance import KEY_GROUP, KEY_SWATCH, batch_provenance, group_value
 from lib_orchestrator.swatches import Swatch, SwatchCell
 from lib_orchestrator.swatches.grid import swatch_grid
 from lib_orchestrator.swatches.run import CellResult, Key, run_swatch, swatch_record
@@ -29,7 +21,7 @@ from lib_orchestrator.swatches.run import CellResult, Key, run_swatch, swatch_re
 def generator(batch: Batch) -> Callable[[BatchImage], Optional[str]]:
     def generate(image: BatchImage) -> Optional[str]:
         made = make_image(image.prompt, image.negative_prompt, image.seed, batch.settings,
-                          batch.checkpoint_of(image), _provenance(batch, image))
+                          batch.checkpoint_of(image), batch_provenance(batch, image))
         if made is None:
             return None
         return made[1] or f"seed-{image.seed} (not saved: Forge's saving is off)"
@@ -70,15 +62,6 @@ def _outdir(kind: str) -> str:
     opts = shared.opts
     return (getattr(opts, f"outdir_{kind}", "") or getattr(opts, f"outdir_txt2img_{kind}", "")
             or f"outputs/txt2img-{'images' if kind == 'samples' else 'grids'}")
-
-
-def _provenance(batch: Batch, image: BatchImage) -> dict:
-    values = {KEY_LORAS: loras_value(image.loras), KEY_BATCH: f"{batch.name} #{image.index}"}
-    if batch.template:
-        values[KEY_TEMPLATE] = batch.template
-    if batch.origin == "by LoRA":  # prompt k has one text and seed under every LoRA: those images are twins
-        values[KEY_GROUP] = group_value(batch.name, str(image.seed), batch.checkpoint_of(image) or "")
-    return values
 
 
 def _attach_empty_runner(p) -> None:  # type: ignore[no-untyped-def]
