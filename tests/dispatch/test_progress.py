@@ -1,0 +1,70 @@
+"""The batch's progress from the queue's rows: counts, per-server rates, ETA and the one-line text."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from lib_orchestrator.dispatch.progress import RATE_WINDOW_S, duration, snapshot
+
+
+def job(status, server="", started=None, finished=None):
+    return SimpleNamespace(status=status, server=server, started_at=started, finished_at=finished)
+
+
+def server(url, status="up", loaded="dream"):
+    return SimpleNamespace(url=url, status=status, loaded_checkpoint=loaded)
+
+
+NOW = 10_000.0
+
+
+def test_counts_per_state_and_per_server():
+    jobs = ([job("done", "http://a", NOW - 60 + 6 * i, NOW - 54 + 6 * i) for i in range(10)]  # 10 in the last minute
+            + [job("done", "http://b", NOW - 120 + 24 * i, NOW - 96 + 24 * i) for i in range(5)]  # 5 in 2 minutes
+            + [job("leased", "http://a", NOW - 3), job("leased", "http://b", NOW - 1)]
+            + [job("failed", "http://b")] + [job("pending") for _ in range(32)])
+    snap = snapshot(jobs, [server("http://b", loaded="other"), server("http://a")], NOW)
+    assert (snap.total, snap.done, snap.running, snap.failed, snap.pending) == (50, 15, 2, 1, 32)
+    a, b = snap.servers
+    assert (a.url, a.status, a.loaded, a.done, a.running) == ("http://a", "up", "dream", 10, 1)
+    assert (b.url, b.status, b.loaded, b.done, b.running) == ("http://b", "up", "other", 5, 1)
+    assert abs(a.images_per_min - 10.0) < 1e-9  # 10 images since the first began 60 s ago
+    assert abs(b.images_per_min - 2.5) < 1e-9
+    assert abs(snap.images_per_min - 12.5) < 1e-9
+    assert abs(snap.eta_s - 34 / 12.5 * 60) < 1e-6  # pending and running, at the summed rate
+    assert snap.text() == "15/50 done · 2 running · 1 failed · 12.5 img/min · ETA 3 min"  # 163 s
+
+
+def test_a_down_server_does_not_count_towards_the_eta_and_old_images_not_towards_rates():
+    jobs = ([job("done", "http://a", NOW - 30, NOW - 20), job("done", "http://a", NOW - 20, NOW)]
+            + [job("done", "http://b", NOW - 40, NOW - 10)]
+            + [job("done", "http://a", 0.0, 5.0)]  # a previous run's, hours ago
+            + [job("pending") for _ in range(4)])
+    snap = snapshot(jobs, [server("http://a"), server("http://b", status="down")], NOW)
+    a, b = snap.servers
+    assert a.done == 3 and abs(a.images_per_min - 4.0) < 1e-9  # 2 recent images in 30 s
+    assert b.status == "down" and b.images_per_min > 0
+    assert abs(snap.eta_s - 4 / 4.0 * 60) < 1e-6
+
+
+def test_nothing_measured_means_no_eta_and_a_finished_batch_shows_none():
+    start = snapshot([job("pending") for _ in range(3)], [server("http://a")], NOW)
+    assert start.eta_s is None and start.text() == "0/3 done · 0 running · 0 failed · 0.0 img/min · ETA ?"
+    stale = snapshot([job("done", "http://a", 0.0, NOW - RATE_WINDOW_S - 1), job("pending")], [], NOW)
+    assert stale.servers[0].status == "" and stale.servers[0].images_per_min == 0.0 and stale.eta_s is None
+    end = snapshot([job("done", "http://a", NOW - 5, NOW - 1), job("failed")], [server("http://a")], NOW)
+    assert end.finished and end.eta_s == 0.0
+    assert end.text() == "1/2 done · 0 running · 1 failed · 12.0 img/min"  # 1 image, begun 5 s ago
+    empty = snapshot([], [], NOW)
+    assert (empty.total, empty.servers, empty.finished) == (0, (), True)
+
+
+def test_durations_read_naturally():
+    assert [duration(s) for s in (None, 0, 44.6, 89, 90, 1900, 5399, 5400, 7500)] == [
+        "?", "0 s", "45 s", "89 s", "2 min", "32 min", "1 h 30 min", "1 h 30 min",
+        "2 h 05 min"]
+
+
+def test_a_server_line_reads_as_one_line():
+    snap = snapshot([job("done", "http://a", NOW - 12, NOW), job("leased", "http://a", NOW)], [server("http://a")],
+                    NOW)
+    assert snap.servers[0].text() == "http://a [up] · dream · 1 done · 1 running · 5.0 img/min"
