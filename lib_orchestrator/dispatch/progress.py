@@ -36,6 +36,7 @@ class Snapshot:
     pending: int
     eta_s: Optional[float]  # None: nothing measured yet (or no server finishing images)
     servers: Tuple[ServerLine, ...]
+    problems: Tuple[str, ...] = ()  # what the dispatcher could not do at all (images no server can make)
 
     @property
     def images_per_min(self) -> float:

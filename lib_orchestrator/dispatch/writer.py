@@ -175,7 +175,7 @@ def write_image(out_dir: str, stem: str, data: bytes, infotext: str) -> Tuple[st
     return path, hashlib.sha256(content).hexdigest()
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     """Whether process `pid` exists on this host (POSIX only: on Windows signal 0 is CTRL_C_EVENT)."""
     try:
         os.kill(pid, 0)
@@ -205,7 +205,7 @@ def sweep_temps(out_dir: str, now: Optional[float] = None) -> int:
         try:
             stale = now - os.stat(path).st_mtime > STALE_TEMP_S
             if not stale and sys.platform != "win32" and len(owner) == 3 and owner[0] == host:
-                stale = owner[1].isdigit() and not _alive(int(owner[1]))
+                stale = owner[1].isdigit() and not pid_alive(int(owner[1]))
             if stale:
                 os.unlink(path)
                 removed += 1

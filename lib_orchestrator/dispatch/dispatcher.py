@@ -1,0 +1,392 @@
+"""One saved batch made across several Forge servers: a worker thread per server claims jobs from the queue, sends
+each to its server, writes the image and marks the job done; the queue's leases make it exactly-once.
+
+What each worker does, and why (research dispatch-queue.md §3, §7):
+- It claims only jobs its server can run (the needs_keys whose checkpoint and LoRAs its inventory has), preferring
+  the checkpoint the server has loaded (affinity: a switch costs 5-30 s), which the queue bounds so no job starves.
+  After a job, the loaded checkpoint is the job's: the payload sends override_settings_restore_afterwards false.
+- While Forge works, every progress poll renews the lease: a lease expires only when this process stops hearing
+  from its server (or dies), never because a generation is long.
+- The server failing (refused, reset, timed out, 5xx) releases the job (attempts count) and marks the server down;
+  the worker then probes it every `probe_s` and, when it answers, reads its inventory again and goes on. Forge
+  refusing the job itself (out of memory, unknown sampler) fails that job and keeps the server.
+- An unexpected error inside a worker (a bug, a full disk, a lost database) releases its job and the worker goes
+  on after a pause; after `MAX_WORKER_ERRORS` in a row its server is marked down and probed like a failed one. A
+  worker thread that dies anyway is started again by the main loop: never a silent hang.
+- Jobs that no reachable server can run fail at once with what each server lacks (`Unrunnable`): in the queue's
+  error column, in the result's `problems`, and in the log. Nothing falls back to another model.
+
+`run` returns when no job of the batch is pending or leased, by anyone: other dispatcher processes sharing a
+PostgreSQL queue (or one SQLite file) finish the same batch together. While every server that can run the remaining
+jobs is down it keeps probing; `stop()` (or the `stop` event) ends it, handing the leases back without counting
+the attempt.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
+
+from ..batches.model import Batch, BatchImage
+from ..provenance import batch_provenance
+from .forge_client import ForgeClient, JobRejected, ServerDown, payload
+from .inventory import Inventory, checkpoint_title, missing
+from .jobs import NewJob, batch_jobs, image_stem
+from .progress import Snapshot, snapshot
+from .queue import Job, JobQueue
+from .writer import pid_alive, sweep_temps, with_params, write_image
+
+log = logging.getLogger("lib_orchestrator.dispatch")
+
+MAX_WORKER_ERRORS = 3  # unexpected errors in a row before a worker's server is treated as down
+ERROR_PAUSE_S = 1.0  # a worker's pause after an unexpected error, so a persistent one does not spin
+
+
+@dataclass(frozen=True)
+class Options:
+    lease_s: float = 60.0  # a claim lasts this long without news from its server; renewed on every progress poll
+    affinity: bool = True  # prefer jobs for the checkpoint a server has loaded
+    max_bypass: int = 24  # a job is passed over at most this many times for affinity
+    probe_s: float = 5.0  # how often a down server is asked whether it is back
+    timeout_floor_s: float = 60.0  # a request's timeout is never shorter
+    timeout_factor: float = 4.0  # ... and otherwise this many times the server's mean seconds per image
+    switch_allowance_s: float = 120.0  # added when the job needs another checkpoint than the one loaded
+    max_attempts: int = 3  # the queue's (JobQueue(max_attempts=)): claims of one job before it fails
+    window: int = 64  # how many pending jobs a claim looks at for affinity
+    idle_s: float = 1.0  # how often a worker with nothing to claim looks again (others may hand jobs back)
+    snapshot_s: float = 1.0  # how often `run` reports progress
+
+
+DEFAULT_OPTIONS = Options()
+
+
+@dataclass(frozen=True)
+class Unrunnable:
+    """Images no reachable server can run, and what each server lacks for them."""
+
+    checkpoint: str
+    loras: Tuple[str, ...]
+    images: int
+    lacking: Tuple[Tuple[str, Tuple[str, ...]], ...]  # (server url, what it lacks; ("unreachable: …",) when down)
+
+    def text(self) -> str:
+        what = "; ".join(f"{url} lacks {', '.join(names)}" if names and not names[0].startswith("unreachable")
+                         else f"{url} {names[0] if names else 'lacks nothing?'}" for url, names in self.lacking)
+        return f"{self.images} image{'s' if self.images != 1 else ''} no server can make: {what}"
+
+
+class _Worker:
+    """One server's state, owned by its thread (the main loop only reads it)."""
+
+    def __init__(self, client: ForgeClient, index: int, run_id: str) -> None:
+        self.client = client
+        self.url = _shown_url(client)
+        self.owner = f"{run_id}/{index}"
+        self.inventory: Optional[Inventory] = None
+        self.allowed: Set[str] = set()  # needs_keys this server can run
+        self.loaded = ""  # the server's title of its loaded checkpoint
+        self.claim_key = ""  # the batch's name for that checkpoint (what the queue compares), else the title
+        self.up = False
+        self.mean_s: Optional[float] = None  # seconds per image without a checkpoint switch
+        self.job: Optional[Job] = None  # the job in flight
+        self.errors = 0  # unexpected errors in a row
+        self.thread: Optional[threading.Thread] = None
+        self.switches = 0  # checkpoint switches this worker asked for (for the benchmark and the tests)
+
+
+def _shown_url(client: ForgeClient) -> str:
+    """The server's URL without a password, as the queue's rows show it."""
+    return getattr(client, "url", "") or str(client)
+
+
+class Dispatcher:
+    def __init__(self, queue: JobQueue, batch: Batch, batch_id: str, servers: Sequence[ForgeClient], out_dir: str,
+                 options: Options = DEFAULT_OPTIONS, on_done: Callable[[Job, str], None] = lambda job, path: None,
+                 clock: Callable[[], float] = time.time) -> None:
+        if not servers:
+            raise ValueError("the dispatcher needs at least one server")
+        self.queue, self.batch, self.batch_id, self.out_dir = queue, batch, batch_id, out_dir
+        self.options, self.on_done, self.clock = options, on_done, clock
+        self.run_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.workers = [_Worker(client, i, self.run_id) for i, client in enumerate(servers)]
+        self.images: Dict[int, BatchImage] = {image.index: image for image in batch.images}
+        self.jobs: List[NewJob] = batch_jobs(batch)
+        if any(job.batch_id != batch_id for job in self.jobs):
+            raise ValueError(f"batch_id {batch_id!r} is not this batch's ({self.jobs[0].batch_id!r})")
+        self.by_key: Dict[str, NewJob] = {}
+        for job in self.jobs:
+            self.by_key.setdefault(job.needs_key, job)
+        self.names_by_title: Dict[str, Dict[str, str]] = {}  # per server: title -> the batch's checkpoint name
+        self.problems: List[Unrunnable] = []
+        self._undecided: Optional[Dict[str, str]] = None  # no server answered at the start: why, per server
+        self._stop = threading.Event()
+        self._wake = threading.Event()  # a worker found the batch finished, or a job came back
+        self._lock = threading.Lock()
+
+    # -- the run ------------------------------------------------------------------------------------------------
+    def run(self, stop: Optional[threading.Event] = None,
+            on_snapshot: Callable[[Snapshot], None] = lambda s: None) -> Snapshot:
+        """Make the batch (see the module's docstring); the last snapshot, with `problems` of what cannot run."""
+        stop = stop or threading.Event()
+        self.queue.enqueue(self.jobs)
+        sweep_temps(self.out_dir)
+        self._release_dead_owners()
+        self._first_inventories(stop)
+        for worker in self.workers:
+            self._start(worker)
+        try:
+            while True:
+                snap = self.snapshot()
+                on_snapshot(snap)
+                if snap.finished:
+                    break
+                if stop.is_set() or self._stop.is_set():
+                    break
+                for worker in self.workers:
+                    if worker.thread is not None and not worker.thread.is_alive() and not self._stop.is_set():
+                        log.error("the worker of %s ended unexpectedly: started again", worker.url)
+                        self._start(worker)
+                self._wake.wait(self.options.snapshot_s)
+                self._wake.clear()
+        finally:
+            self.stop()
+        return self.snapshot()
+
+    def snapshot(self) -> Snapshot:
+        snap = snapshot(self.queue.jobs(self.batch_id), self.queue.servers(), self.clock())
+        return dataclasses.replace(snap, problems=tuple(p.text() for p in self.problems))
+
+    def stop(self) -> None:
+        """Stop claiming; the jobs in flight go back to pending without counting the attempt (their servers finish
+        them unseen: nothing is written). Waits a moment for the workers, never for a generation."""
+        self._stop.set()
+        self._wake.set()
+        for worker in self.workers:
+            job = worker.job
+            if job is not None:
+                try:
+                    self.queue.release(job.id, worker.owner, "the dispatcher was stopped", count_attempt=False)
+                except Exception:  # the lease expires on its own; nothing is lost
+                    log.exception("could not hand back image %s of %s", job.image_index, worker.url)
+        for worker in self.workers:
+            if worker.thread is not None and worker.thread is not threading.current_thread():
+                worker.thread.join(timeout=0.5 if worker.job is not None else 5.0)
+
+    @property
+    def switches(self) -> int:
+        return sum(worker.switches for worker in self.workers)
+
+    def _release_dead_owners(self) -> None:
+        """Hand back at once the leases of a dispatcher of this host that is gone (killed, crashed): its jobs would
+        otherwise wait for their leases to expire. Owners are `host:pid:…`; another host's are left to expiry."""
+        if sys.platform == "win32":
+            return
+        host = socket.gethostname()
+        for job in self.queue.jobs(self.batch_id):
+            if job.status != "leased" or not job.lease_owner:
+                continue
+            parts = job.lease_owner.split(":")
+            if len(parts) >= 3 and parts[0] == host and parts[1].isdigit() and int(parts[1]) != os.getpid() \
+                    and not pid_alive(int(parts[1])):
+                self.queue.release(job.id, job.lease_owner, f"its dispatcher (process {parts[1]}) is gone")
+
+    # -- inventories ----------------------------------------------------------------------------------------------
+    def _first_inventories(self, stop: threading.Event) -> None:
+        """Every server's inventory, read at once (a down one costs its connect timeout, not the sum); then the
+        jobs none of the reachable servers can run fail. With no server reachable nothing is failed: the workers
+        probe, and this is decided when the first one answers."""
+        errors: Dict[str, str] = {}
+
+        def read(worker: _Worker) -> None:
+            try:
+                self._take_inventory(worker, worker.client.inventory())
+            except ServerDown as error:
+                errors[worker.url] = str(error)
+                self._mark_down(worker, str(error))
+
+        threads = [threading.Thread(target=read, args=(w,), daemon=True) for w in self.workers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if any(w.up for w in self.workers):
+            self._fail_unrunnable(errors)
+        else:
+            self._undecided = errors
+            log.warning("no server answers (%s): probing every %g s", "; ".join(f"{u}: {e}" for u, e in errors.items()),
+                        self.options.probe_s)
+
+    def _take_inventory(self, worker: _Worker, inventory: Inventory) -> None:
+        names: Dict[str, str] = {}
+        for name in sorted({job.checkpoint for job in self.jobs if job.checkpoint}):
+            title = checkpoint_title(name, inventory)
+            if title is not None:
+                names.setdefault(title, name)
+        allowed = {key for key, job in self.by_key.items() if not missing(job, inventory)}
+        with self._lock:
+            worker.inventory, worker.allowed = inventory, allowed
+            self.names_by_title[worker.url] = names
+            self._set_loaded(worker, inventory.loaded)
+            worker.up = True
+        self.queue.server_seen(worker.url, "up", inventory.loaded)
+
+    def _set_loaded(self, worker: _Worker, title: str) -> None:
+        worker.loaded = title
+        worker.claim_key = self.names_by_title.get(worker.url, {}).get(title, title)
+
+    def _fail_unrunnable(self, down: Dict[str, str]) -> None:
+        """Fail the jobs no reachable server can run, saying what each server lacks."""
+        runnable: Set[str] = set()
+        for worker in self.workers:
+            runnable |= worker.allowed
+        counts: Dict[str, int] = {}
+        for job in self.jobs:
+            counts[job.needs_key] = counts.get(job.needs_key, 0) + 1
+        for key in sorted(set(self.by_key) - runnable):
+            job = self.by_key[key]
+            lacking = []
+            for worker in self.workers:
+                if worker.inventory is None or not worker.up:
+                    lacking.append((worker.url, (f"unreachable: {down.get(worker.url, 'down')}",)))
+                else:
+                    lacking.append((worker.url, tuple(missing(job, worker.inventory))))
+            problem = Unrunnable(job.checkpoint, job.loras, counts[key], tuple(lacking))
+            failed = self.queue.fail_jobs(self.batch_id, [key], problem.text())
+            if failed:
+                self.problems.append(dataclasses.replace(problem, images=failed))
+                log.error("%s", self.problems[-1].text())
+
+    # -- one worker -------------------------------------------------------------------------------------------------
+    def _start(self, worker: _Worker) -> None:
+        worker.thread = threading.Thread(target=self._work, args=(worker,), daemon=True,
+                                         name=f"dispatch {worker.url}")
+        worker.thread.start()
+
+    def _work(self, worker: _Worker) -> None:
+        """The worker loop: probe while down, claim, make, repeat; an unexpected error never ends it."""
+        try:
+            self._loop(worker)
+        except BaseException:  # the thread ends (the main loop starts another): its job goes back first
+            self._release(worker, "the dispatcher's worker ended")
+            raise
+
+    def _loop(self, worker: _Worker) -> None:
+        while not self._stop.is_set():
+            try:
+                if not worker.up:
+                    self._probe(worker)
+                    continue
+                if not self._work_once(worker):
+                    self._wait_for_work()
+                worker.errors = 0
+            except Exception as error:  # a bug, a full disk, a lost database: hand the job back, go on
+                worker.errors += 1
+                log.exception("worker of %s: unexpected error", worker.url)
+                self._release(worker, f"dispatcher error: {type(error).__name__}: {error}")
+                if worker.errors >= MAX_WORKER_ERRORS:
+                    self._mark_down(worker, f"{worker.errors} dispatcher errors in a row, the last: {error}")
+                    worker.errors = 0
+                self._stop.wait(ERROR_PAUSE_S)
+
+    def _wait_for_work(self) -> None:
+        if not self.queue.unfinished(self.batch_id):
+            self._wake.set()  # the main loop ends the run now rather than at its next snapshot
+        self._stop.wait(self.options.idle_s)
+
+    def _probe(self, worker: _Worker) -> None:
+        if self._stop.wait(self.options.probe_s):
+            return
+        if not worker.client.probe():
+            return
+        try:
+            inventory = worker.client.inventory()
+        except ServerDown as error:
+            self.queue.server_seen(worker.url, "down", error=str(error))
+            return
+        self._take_inventory(worker, inventory)
+        log.warning("%s answers again", worker.url)
+        with self._lock:
+            undecided, self._undecided = self._undecided, None
+        if undecided is not None:  # the first server to answer at all: now it is known what nobody can run
+            self._fail_unrunnable(undecided)
+
+    def _mark_down(self, worker: _Worker, error: str) -> None:
+        worker.up = False
+        log.warning("%s is down (%s): probing every %g s", worker.url, error, self.options.probe_s)
+        try:
+            self.queue.server_seen(worker.url, "down", error=error)
+        except Exception:
+            log.exception("could not record %s as down", worker.url)
+
+    def _release(self, worker: _Worker, error: str, count_attempt: bool = True) -> None:
+        job, worker.job = worker.job, None
+        if job is None:
+            return
+        try:
+            self.queue.release(job.id, worker.owner, error, count_attempt=count_attempt)
+        except Exception:  # the lease expires on its own and the job is taken again
+            log.exception("could not hand back image %s of %s", job.image_index, worker.url)
+        self._wake.set()
+
+    def _work_once(self, worker: _Worker) -> bool:
+        """Claim one job and make it; False when there was none to claim."""
+        options = self.options
+        job = self.queue.claim(worker.owner, worker.url, worker.allowed, worker.claim_key, options.lease_s,
+                               self.batch_id, options.affinity, options.window, options.max_bypass)
+        if job is None:
+            return False
+        worker.job = job
+        if self._stop.is_set():  # stop() came between its release and this claim
+            self._release(worker, "the dispatcher was stopped", count_attempt=False)
+            return True
+        image = self.images[job.image_index]
+        assert worker.inventory is not None
+        title = checkpoint_title(job.checkpoint, worker.inventory) if job.checkpoint else None
+        switching = title is not None and title != worker.loaded
+        timeout = max(options.timeout_floor_s, options.timeout_factor * (worker.mean_s or 0.0))
+        if switching:
+            timeout += options.switch_allowance_s
+            worker.switches += 1
+        body = payload(image, self.batch.settings, title, worker.inventory.has_orchestrator)
+        task_id = f"orchestrator-{job.id}-{uuid.uuid4().hex[:12]}"
+
+        def renew(_progress: float) -> None:
+            # False when another process recovered the lease meanwhile: the image, if it comes, is still right
+            # (the same bytes under the same name), so the work goes on.
+            self.queue.renew(job.id, worker.owner, options.lease_s)
+
+        try:
+            made = worker.client.txt2img(body, task_id, timeout, renew)
+        except ServerDown as error:
+            self._release(worker, f"{worker.url}: {error}")
+            self._mark_down(worker, str(error))
+            return True
+        except JobRejected as error:
+            worker.job = None
+            self.queue.fail(job.id, worker.owner, f"{worker.url} refused it: {error}")
+            if title is not None:  # Forge loads the checkpoint before it fails a generation: assume it did
+                self._set_loaded(worker, title)
+            return True
+        if self._stop.is_set():  # handed back by stop(): another run makes it
+            worker.job = None
+            return True
+        if title is not None:
+            self._set_loaded(worker, title)
+            if switching:
+                self.queue.server_seen(worker.url, "up", title)
+        if not switching:
+            worker.mean_s = made.seconds if worker.mean_s is None else 0.8 * worker.mean_s + 0.2 * made.seconds
+        infotext = with_params(made.infotext, batch_provenance(self.batch, image))
+        path, digest = write_image(self.out_dir, image_stem(self.batch_id, job.image_index), made.image, infotext)
+        self.queue.complete(job.id, worker.owner, path, digest, made.seconds)
+        worker.job = None
+        self.on_done(job, path)
+        self._wake.set()
+        return True
