@@ -24,6 +24,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Collection, Dict, Iterator, List, Optional, Sequence, Tuple
+from urllib.parse import unquote
 
 from ..errors import OrchestratorError
 from .jobs import NewJob
@@ -184,7 +185,7 @@ class JobQueue:
         self.url = JobQueue.url_for(url)
         self._clock = clock
         self.max_attempts = max_attempts
-        self._shown = _shown(self.url)
+        self._shown = _shown(url if "://" in str(url) else self.url)  # as the user wrote it, password hidden
         self._engine = _engine(self.url, self._shown)
         self.dialect = self._engine.dialect.name
         self._insert = _insert_for(self.dialect)
@@ -386,8 +387,9 @@ class JobQueue:
         True when the job is done afterwards; False only for a job that is not in the queue."""
         with self._write() as conn:
             now = self._clock()
+            # FOR UPDATE (PostgreSQL): a second completion of the job waits for this one, then finds it done.
             row = conn.execute(sa.select(jobs_t.c.status, jobs_t.c.lease_owner, jobs_t.c.server)
-                               .where(jobs_t.c.id == job_id)).first()
+                               .where(jobs_t.c.id == job_id).with_for_update()).first()
             if row is None:
                 return False
             if row.status == "done":
@@ -410,7 +412,7 @@ class JobQueue:
         stop) gives the claim back: attempts - 1, and always pending."""
         with self._write() as conn:
             now = self._clock()
-            row = conn.execute(sa.select(*_JOB_COLUMNS).where(jobs_t.c.id == job_id)).first()
+            row = conn.execute(sa.select(*_JOB_COLUMNS).where(jobs_t.c.id == job_id).with_for_update()).first()
             if row is None:
                 raise OrchestratorError(f"job {job_id} is not in the queue {self._shown}")
             if row.status != "leased" or row.lease_owner != owner:
@@ -515,9 +517,10 @@ class JobQueue:
 
 # ---------------------------------------------------------------------------------------------------------------
 def _shown(url: str) -> str:
-    """The URL for messages: the password hidden."""
+    """The URL for messages: the password hidden, the rest as readable as it was written (no %2F for a socket
+    folder)."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        return unquote(make_url(url).render_as_string(hide_password=True))
     except ArgumentError:
         return url
 
@@ -537,7 +540,7 @@ def _engine(url: str, shown: str) -> Engine:
                                     hint="give sqlite:///FILE or a path")
         folder = os.path.dirname(os.path.abspath(parsed.database))
         if not os.path.isdir(folder):
-            raise OrchestratorError(f"the folder of the job queue {parsed.database} does not exist",
+            raise OrchestratorError(f"the folder of the job queue {os.path.abspath(parsed.database)} does not exist",
                                     hint="make the folder first, or give the queue another path")
         engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_S, "check_same_thread": False},
                                   pool_size=10, max_overflow=20)
@@ -545,14 +548,19 @@ def _engine(url: str, shown: str) -> Engine:
         return engine
     if backend != "postgresql":
         raise OrchestratorError(f"the job queue cannot use {backend!r}: {shown}", hint=_HINT_URL)
+    # A host that drops packets would otherwise hold the first connection for the system's TCP timeout (minutes).
+    connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": 10}
     try:
-        return sa.create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        return sa.create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, connect_args=connect_args)
     except NoSuchModuleError as exc:
         raise OrchestratorError(f"unknown PostgreSQL driver in {shown}",
                                 hint="use postgresql://… (psycopg 3) or postgresql+psycopg://…") from exc
     except ImportError as exc:
-        raise OrchestratorError(f"a PostgreSQL queue needs the psycopg package ({exc})",
-                                hint="pip install 'psycopg[binary]'") from exc
+        if parsed.get_driver_name() == "psycopg":
+            raise OrchestratorError(f"a PostgreSQL queue needs the psycopg package (psycopg 3): {exc}",
+                                    hint="pip install 'psycopg[binary]'") from exc
+        raise OrchestratorError(f"the PostgreSQL driver of {shown} is not installed: {exc}",
+                                hint="use postgresql://… (psycopg 3: pip install 'psycopg[binary]')") from exc
 
 
 _WAL_LOCK = threading.Lock()
@@ -599,13 +607,13 @@ def _db_error(exc: DBAPIError, shown: str) -> OrchestratorError:
     lowered = text.lower()
     if "locked" in lowered or "busy" in lowered:
         hint = f"another process held the queue's write lock for over {SQLITE_BUSY_S:.0f} s; try again"
+    elif "database" in lowered and "does not exist" in lowered:
+        hint = "create the database first (createdb NAME), or check its name in the URL"
+    elif "password" in lowered or "authentication" in lowered or "role" in lowered:
+        hint = "check the user and password in the URL"
     elif "connection" in lowered or "could not connect" in lowered or "no such file or directory" in lowered \
             or "server closed" in lowered or "timeout" in lowered:
         hint = "is the PostgreSQL server running, and do host, port, user and database in the URL match it?"
-    elif "does not exist" in lowered:
-        hint = "create the database first (createdb NAME), or check its name in the URL"
-    elif "password" in lowered or "authentication" in lowered:
-        hint = "check the user and password in the URL"
     elif "not a database" in lowered or "malformed" in lowered:
         hint = "this file is not an SQLite database: give the queue another file"
     elif "readonly" in lowered or "read-only" in lowered or "unable to open" in lowered:
