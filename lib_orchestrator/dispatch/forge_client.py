@@ -269,8 +269,7 @@ class ForgeClient:
             try:
                 watch = _StartWatch(self._poll(task_id))  # what runs before ours is sent
             except ServerDown:
-                self._reset()
-                raise
+                pass  # unknown: ours counts as started; the polls below count the failures
         try:
             return self._send(dict(payload, force_task_id=task_id), task_id, timeout_s, on_poll, watch)
         except ServerDown:
@@ -359,19 +358,29 @@ class ForgeClient:
 
 
 class _StartWatch:
-    """Tells, from `/sdapi/v1/progress` answers alone (Forge without its web UI), when the jobs that ran before ours
-    was sent have ended, so ours is the one running: the server was idle when we sent, or a poll shows it idle, or
-    shows a job begun later (another `job_timestamp`). Jobs queued ahead of ours behind a running one cannot be seen:
-    with several, ours is thought started early (the timeout is generous)."""
+    """Tells, from `/sdapi/v1/progress` answers alone (Forge without its web UI), when the job that ran as ours was
+    sent has ended, so ours is the one running: the server was idle when we sent; or a poll shows it idle, or a job
+    begun later (another `job_timestamp`, which has whole seconds only), or progress gone back (a new job began).
+    Jobs queued ahead of ours behind the running one cannot be seen: ours is then thought started early, and its
+    (generous) timeout starts early."""
 
     def __init__(self, before: Optional[Dict[str, Any]]) -> None:
         self.stamp = _state(before).get("job_timestamp")
+        self.progress = _progress(before)
         self.started = before is None or not _busy(before)
 
     def see(self, answer: Dict[str, Any]) -> bool:
-        if not self.started and (not _busy(answer) or _state(answer).get("job_timestamp") != self.stamp):
-            self.started = True
+        if not self.started:
+            progress = _progress(answer)
+            if not _busy(answer) or _state(answer).get("job_timestamp") != self.stamp or progress < self.progress:
+                self.started = True
+            self.progress = progress
         return self.started
+
+
+def _progress(answer: Optional[Dict[str, Any]]) -> float:
+    value = (answer or {}).get("progress")
+    return float(value) if isinstance(value, (int, float)) else 0.0
 
 
 def _state(answer: Optional[Dict[str, Any]]) -> Dict[str, Any]:

@@ -1,0 +1,169 @@
+"""A server's inventory read from Forge-shaped answers, and what a job needs that a server lacks.
+
+The answers below are written as Forge's API writes them (modules/api/api.py:729 for sd-models,
+sd_forge_lora/scripts/lora_script.py:42-48 for loras, modules/scripts.py:663 for script-info names), by hand."""
+from __future__ import annotations
+
+from lib_orchestrator.batches.model import Batch, BatchImage, Settings
+from lib_orchestrator.dispatch.inventory import (
+    Checkpoint,
+    Inventory,
+    Lora,
+    checkpoint_title,
+    inventory_from_api,
+    missing,
+    split_hash,
+)
+from lib_orchestrator.dispatch.jobs import NewJob, batch_jobs
+
+SHA_BASE = "31e35c80fca78465ca6f6737693ab90732c7eea75a53fbdf42b6cce50206a3ac"
+SHA_JUGG = "4496b36d48" + "0" * 54
+
+SD_MODELS = [
+    {"title": "sd_xl_base_1.0.safetensors [31e35c80fc]", "model_name": "sd_xl_base_1.0", "hash": "31e35c80fc",
+     "sha256": SHA_BASE, "filename": "/forge/models/Stable-diffusion/sd_xl_base_1.0.safetensors", "config": None},
+    {"title": "SDXL/juggernautXL_v9.safetensors [4496b36d48]", "model_name": "SDXL_juggernautXL_v9",
+     "hash": "4496b36d48", "sha256": SHA_JUGG,
+     "filename": "/forge/models/Stable-diffusion/SDXL/juggernautXL_v9.safetensors", "config": None},
+    # a fresh install: the hash is computed at the first load only
+    {"title": "flux1-dev-bnb-nf4-v2.safetensors", "model_name": "flux1-dev-bnb-nf4-v2", "hash": None,
+     "sha256": None, "filename": "/forge/models/Stable-diffusion/flux1-dev-bnb-nf4-v2.safetensors", "config": None},
+]
+LORAS = [
+    {"name": "add-detail-xl", "alias": "add-detail-xl", "path": "/forge/models/Lora/add-detail-xl.safetensors",
+     "metadata": {}},
+    {"name": "frieren_v2-000010", "alias": "frieren", "path": "/forge/models/Lora/chars/frieren_v2-000010.safetensors",
+     "metadata": {"ss_output_name": "frieren"}},
+]
+SCRIPTS = [{"name": "orchestrator", "is_alwayson": True, "is_img2img": False, "args": []},
+           {"name": "orchestrator", "is_alwayson": True, "is_img2img": True, "args": []}]
+
+
+def forge_inventory(options=None, scripts=SCRIPTS, loras=LORAS, sd_models=SD_MODELS) -> Inventory:
+    return inventory_from_api("http://gpu1:7860", sd_models, loras,
+                              options or {"sd_model_checkpoint": "sd_xl_base_1.0.safetensors [31e35c80fc]"}, scripts)
+
+
+def job(checkpoint: str = "", loras=()) -> NewJob:
+    return NewJob("b-000000000000", 0, 0, checkpoint, tuple(loras), "key")
+
+
+def test_forge_answers_become_the_inventory():
+    inv = forge_inventory()
+    assert inv.url == "http://gpu1:7860"
+    assert inv.checkpoints[1] == Checkpoint("SDXL/juggernautXL_v9.safetensors [4496b36d48]", "SDXL_juggernautXL_v9",
+                                            "/forge/models/Stable-diffusion/SDXL/juggernautXL_v9.safetensors",
+                                            "4496b36d48", SHA_JUGG)
+    assert inv.checkpoints[2].hash == "" and inv.checkpoints[2].sha256 == ""  # null: not computed yet
+    assert inv.loras[1] == Lora("frieren_v2-000010", "frieren",
+                                "/forge/models/Lora/chars/frieren_v2-000010.safetensors")
+    assert inv.loaded == "sd_xl_base_1.0.safetensors [31e35c80fc]"
+    assert inv.has_orchestrator
+
+
+def test_the_selected_checkpoint_given_by_a_short_name_is_reported_as_its_title():
+    # POST /options stores the string it was given; the option then holds a short name, not the title
+    assert forge_inventory({"sd_model_checkpoint": "juggernautXL_v9"}).loaded == \
+        "SDXL/juggernautXL_v9.safetensors [4496b36d48]"
+    assert forge_inventory({"sd_model_checkpoint": None}).loaded == ""
+    assert forge_inventory({"sd_model_checkpoint": "gone.ckpt"}).loaded == "gone.ckpt"
+
+
+def test_our_script_counts_only_as_a_txt2img_always_on_script():
+    assert not forge_inventory(scripts=[]).has_orchestrator
+    assert not forge_inventory(scripts=[{"name": "orchestrator", "is_alwayson": True, "is_img2img": True}]
+                               ).has_orchestrator
+    assert not forge_inventory(scripts=[{"name": "orchestrator", "is_alwayson": False, "is_img2img": False}]
+                               ).has_orchestrator
+
+
+def test_odd_answers_leave_out_what_cannot_be_read():
+    inv = inventory_from_api("http://x", [{"title": None}, "junk", {"title": "a.ckpt"}], None, [], None)
+    assert [c.title for c in inv.checkpoints] == ["a.ckpt"]
+    assert inv.loras == () and inv.loaded == "" and not inv.has_orchestrator
+
+
+def test_a_checkpoint_is_found_by_title_name_model_name_file_name_stem_or_hash():
+    inv = forge_inventory()
+    jugg = "SDXL/juggernautXL_v9.safetensors [4496b36d48]"
+    for name in (jugg, "SDXL/juggernautXL_v9.safetensors", "SDXL_juggernautXL_v9", "juggernautXL_v9.safetensors",
+                 "juggernautXL_v9", "4496b36d48", SHA_JUGG, "  juggernautXL_v9  "):
+        assert checkpoint_title(name, inv) == jugg, name
+    assert checkpoint_title("flux1-dev-bnb-nf4-v2", inv) == "flux1-dev-bnb-nf4-v2.safetensors"
+
+
+def test_a_checkpoint_is_never_guessed_from_part_of_a_name_or_another_case():
+    inv = forge_inventory()
+    for name in ("juggernaut", "sd_xl", "SD_XL_BASE_1.0", "xl", "", "juggernautXL_v9.ckpt"):
+        assert checkpoint_title(name, inv) is None, name
+
+
+def test_a_hash_in_the_name_must_agree_with_the_servers():
+    inv = forge_inventory()
+    assert checkpoint_title("sd_xl_base_1.0.safetensors [31e35c80fc]", inv) == \
+        "sd_xl_base_1.0.safetensors [31e35c80fc]"
+    # another machine keeps it in a subfolder: found by file name, and the hash says it is the same file
+    moved = forge_inventory(sd_models=[dict(SD_MODELS[0], title="XL/sd_xl_base_1.0.safetensors [31e35c80fc]",
+                                            model_name="XL_sd_xl_base_1.0",
+                                            filename="/m/XL/sd_xl_base_1.0.safetensors")])
+    assert checkpoint_title("sd_xl_base_1.0.safetensors [31e35c80fc]", moved) == \
+        "XL/sd_xl_base_1.0.safetensors [31e35c80fc]"
+    assert checkpoint_title("sd_xl_base_1.0.safetensors [0123456789]", inv) is None
+    assert checkpoint_title(f"sd_xl_base_1.0.safetensors [{SHA_BASE}]", inv) is not None  # full sha256
+    # the server has not computed the hash: the name decides
+    assert checkpoint_title("flux1-dev-bnb-nf4-v2.safetensors [abcdef0123]", inv) == "flux1-dev-bnb-nf4-v2.safetensors"
+
+
+def test_two_files_with_one_stem_are_told_apart_by_hash_or_not_at_all():
+    models = [{"title": "a/model.safetensors [aaaaaaaaaa]", "model_name": "a_model", "hash": "aaaaaaaaaa",
+               "sha256": "a" * 64, "filename": "/m/a/model.safetensors"},
+              {"title": "b/model.safetensors [bbbbbbbbbb]", "model_name": "b_model", "hash": "bbbbbbbbbb",
+               "sha256": "b" * 64, "filename": "/m/b/model.safetensors"}]
+    inv = forge_inventory(sd_models=models)
+    assert checkpoint_title("model", inv) is None
+    assert checkpoint_title("model.safetensors [bbbbbbbbbb]", inv) == "b/model.safetensors [bbbbbbbbbb]"
+    assert missing(job("model"), inv) == ["checkpoint 'model' (ambiguous: a/model.safetensors [aaaaaaaaaa], "
+                                          "b/model.safetensors [bbbbbbbbbb])"]
+
+
+def test_split_hash_reads_only_a_hex_bracket():
+    assert split_hash("x.safetensors [31E35C80FC]") == ("x.safetensors", "31e35c80fc")
+    assert split_hash("x [v2]") == ("x [v2]", "")
+    assert split_hash("x") == ("x", "")
+
+
+def test_missing_names_the_checkpoint_and_loras_the_server_lacks():
+    inv = forge_inventory()
+    assert missing(job("sd_xl_base_1.0", ["add-detail-xl", "frieren"]), inv) == []
+    assert missing(job("", ["frieren_v2-000010"]), inv) == []  # "" = whatever is loaded
+    assert missing(job("ponyDiffusionV6XL", ["frieren", "eyepatch", "Frieren"]), inv) == \
+        ["checkpoint 'ponyDiffusionV6XL'", "LoRA 'eyepatch'", "LoRA 'Frieren'"]
+    assert missing(job("sd_xl_base_1.0.safetensors [0123456789]"), inv) == \
+        ["checkpoint 'sd_xl_base_1.0.safetensors [0123456789]' (the server's sd_xl_base_1.0.safetensors "
+         "[31e35c80fc] has another hash)"]
+
+
+def test_an_alias_two_files_share_works_only_as_a_file_name():
+    # networks.py:147-148: the second file with alias "style" makes it forbidden; each stem still works
+    loras = [{"name": "style_a", "alias": "style", "path": "/l/style_a.safetensors"},
+             {"name": "style_b", "alias": "style", "path": "/l/style_b.safetensors"},
+             {"name": "nothing", "alias": "None", "path": "/l/nothing.safetensors"},
+             {"name": "solo", "alias": "solo_alias", "path": "/l/solo.safetensors"}]
+    inv = forge_inventory(loras=loras)
+    assert missing(job(loras=["style", "None", "style_a", "style_b", "nothing", "solo_alias", "solo"]), inv) == \
+        ["LoRA 'style'", "LoRA 'None'"]
+
+
+def test_an_alias_equal_to_another_files_name_is_forbidden():
+    loras = [{"name": "detail", "alias": "detail", "path": "/l/detail.safetensors"},
+             {"name": "detail_v2", "alias": "detail", "path": "/l/detail_v2.safetensors"}]
+    assert missing(job(loras=["detail"]), forge_inventory(loras=loras)) == []  # still the first file's stem
+
+
+def test_a_lyco_tag_needs_its_lora_like_a_lora_tag():
+    batch = Batch("b", "", 1, Settings(checkpoint="sd_xl_base_1.0"),
+                  (BatchImage(0, 1, "a fox <lyco:watercolor_style:0.6> <lora:add-detail-xl:0.8>"),))
+    (new_job,) = batch_jobs(batch)
+    assert missing(new_job, forge_inventory()) == ["LoRA 'watercolor_style'"]
+    with_it = LORAS + [{"name": "watercolor_style", "alias": "watercolor_style", "path": "/l/w.safetensors"}]
+    assert missing(new_job, forge_inventory(loras=with_it)) == []
