@@ -39,12 +39,17 @@ from ..errors import OrchestratorError
 from .inventory import SCRIPT_TITLE, Inventory, inventory_from_api
 
 
-class ServerDown(OrchestratorError):
+class _ForgeError(OrchestratorError):
+    def __str__(self) -> str:  # the message and what to do, without the CLI's "error: " (callers prefix their own)
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class ServerDown(_ForgeError):
     """The server failed, not the job: unreachable, refused, reset, timed out, 502/503/504, hung, or it refuses our
     credentials. The job goes back to the queue; the server is probed until it answers."""
 
 
-class JobRejected(OrchestratorError):
+class JobRejected(_ForgeError):
     """Forge answered with its own error for this job (500 with an exception such as CUDA OOM, a 4xx for a bad
     request): the job fails, the server stays up."""
 

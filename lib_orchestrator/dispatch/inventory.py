@@ -172,7 +172,10 @@ def missing_loras(names: Iterable[str], inv: Inventory) -> List[str]:
 
 
 def missing(job: NewJob, inv: Inventory) -> List[str]:
-    """What this server lacks for the job, in words: ["checkpoint 'x'", "LoRA 'y'"]. Empty: it can run it."""
+    """What this server lacks for the job, in words: ["checkpoint 'x'", "LoRA 'y'"]. Empty: it can run it.
+    A `<lyco:X>` tag's X (in job.loras like any LoRA) is looked up the same way; note that Forge itself registers
+    no "lyco" alias and skips such tags (modules/extra_networks.py:112-119,
+    sd_forge_lora/scripts/lora_script.py:14-18)."""
     out: List[str] = []
     if job.checkpoint and checkpoint_title(job.checkpoint, inv) is None:
         out.append(f"checkpoint '{job.checkpoint}'{_why_no_checkpoint(job.checkpoint, inv)}")

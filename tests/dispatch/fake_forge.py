@@ -8,7 +8,7 @@ the host, not our idea of it.
     fake = FakeForge(checkpoints=["sd_xl_base_1.0.safetensors [31e35c80fc]"], loras=["detail", ("x_v2", "x")])
     fake.start(); ...; fake.stop()       # or: with FakeForge(...) as fake:
     python tests/dispatch/fake_forge.py --port P [--seconds-per-image S] [--switch-s S] [--checkpoint T]... \
-        [--lora NAME[=ALIAS]]... [--loaded T] [--auth USER:PASS] [--nowebui] [--no-orchestrator]
+        [--lora NAME[=ALIAS]]... [--loaded T] [--auth USER:PASS] [--nowebui] [--no-orchestrator] [--no-api]
     (prints "listening URL" then "ready" once it accepts connections; serves until killed)
 
 What it does like Forge:
@@ -195,8 +195,10 @@ class FakeForge:
     def __init__(self, checkpoints: Sequence[str] = ("sd_xl_base_1.0.safetensors [31e35c80fc]",),
                  loras: Sequence[Union[str, Tuple[str, str]]] = (), loaded: Optional[str] = None,
                  seconds_per_image: float = 0.0, switch_s: float = 0.0, auth: Optional[Tuple[str, str]] = None,
-                 nowebui: bool = False, has_orchestrator: bool = True, port: int = 0, host: str = "127.0.0.1") -> None:
+                 nowebui: bool = False, has_orchestrator: bool = True, api: bool = True, port: int = 0,
+                 host: str = "127.0.0.1") -> None:
         self.host, self.port = host, port
+        self.api = api  # False: Forge started without --api, only the LoRA extension's routes are there
         self.checkpoints = [FakeCheckpoint(t) for t in checkpoints]
         self.loras = [FakeLora(s) for s in loras]
         self.seconds_per_image = seconds_per_image
@@ -360,6 +362,8 @@ class FakeForge:
                 ("GET", "/internal/pending-tasks"): lambda: {"size": len(self.pending_tasks),
                                                              "tasks": list(self.pending_tasks)},
             })
+        if not self.api:  # webui.py:133-135 adds api.py's routes only with --api
+            routes = {k: v for k, v in routes.items() if not k[1].startswith("/sdapi/") or "loras" in k[1]}
         route = routes.get((method, path))
         if route is None:
             known = any(p == path for _, p in routes)
@@ -711,12 +715,14 @@ def main(argv: Optional[Iterable[str]] = None) -> int:
     parser.add_argument("--auth", default=None, help="USER:PASS, as Forge's --api-auth")
     parser.add_argument("--nowebui", action="store_true", help="no /internal/* routes, as Forge --nowebui")
     parser.add_argument("--no-orchestrator", action="store_true", help="our AlwaysOn script is not installed")
+    parser.add_argument("--no-api", action="store_true", help="as Forge without --api: only /sdapi/v1/loras")
     args = parser.parse_args(list(argv) if argv is not None else None)
     auth = tuple(args.auth.split(":", 1)) if args.auth else None
     fake = FakeForge(checkpoints=args.checkpoint or ("sd_xl_base_1.0.safetensors [31e35c80fc]",),
                      loras=[_lora_spec(x) for x in args.lora], loaded=args.loaded,
                      seconds_per_image=args.seconds_per_image, switch_s=args.switch_s, auth=auth,  # type: ignore[arg-type]
-                     nowebui=args.nowebui, has_orchestrator=not args.no_orchestrator, port=args.port)
+                     nowebui=args.nowebui, has_orchestrator=not args.no_orchestrator, api=not args.no_api,
+                     port=args.port)
     fake.start()
     print(f"listening {fake.url}", flush=True)
     print("ready", flush=True)

@@ -12,7 +12,14 @@ import pytest
 import requests
 
 from lib_orchestrator.batches.model import BatchImage, Settings
-from lib_orchestrator.dispatch.forge_client import ForgeClient, JobRejected, ServerDown, payload, split_credentials
+from lib_orchestrator.dispatch.forge_client import (
+    ForgeClient,
+    JobRejected,
+    ServerDown,
+    _StartWatch,
+    payload,
+    split_credentials,
+)
 from lib_orchestrator.dispatch.inventory import checkpoint_title
 
 from .fake_forge import OOM, FakeForge
@@ -232,3 +239,36 @@ def test_interrupt_reaches_forge_and_never_raises(fake):
     assert fake.interrupts == 1
     fake.stop()
     c.interrupt()
+
+
+def test_a_forge_started_without_api_says_so():
+    with FakeForge(api=False) as f:
+        with pytest.raises(ServerDown) as down:
+            client(f.url).inventory()
+    assert "has no API route" in down.value.message and "--api" in down.value.hint
+
+
+def test_errors_read_as_one_line_with_what_to_do():
+    error = ServerDown("Forge at http://h:1 asks for credentials", hint="give them in the URL")
+    assert str(error) == "Forge at http://h:1 asks for credentials (give them in the URL)"
+    assert str(JobRejected("Forge refused the image (500): OutOfMemoryError: CUDA out of memory", 500)) == \
+        "Forge refused the image (500): OutOfMemoryError: CUDA out of memory"
+
+
+def forge_progress(job_count: int, stamp: str, progress: float) -> dict:
+    """A /sdapi/v1/progress answer as Forge writes it (api.py:617-643, shared_state.py:103-116)."""
+    return {"progress": progress, "eta_relative": 3.0, "current_image": None, "textinfo": None,
+            "state": {"skipped": False, "interrupted": False, "stopping_generation": False,
+                      "job": "scripts_txt2img" if job_count else "", "job_count": job_count,
+                      "job_timestamp": stamp, "job_no": 0, "sampling_step": 4, "sampling_steps": 20}}
+
+
+def test_without_the_web_ui_our_task_starts_when_the_job_before_it_ends():
+    assert _StartWatch(forge_progress(0, "20250101120000", 0.0)).see(forge_progress(1, "20250101120000", 0.3))
+    assert _StartWatch(None).started  # nothing known: count from sending
+    for later in (forge_progress(0, "20250101120000", 0.0),  # idle between the two
+                  forge_progress(1, "20250101120005", 0.9),  # a job begun later
+                  forge_progress(1, "20250101120000", 0.2)):  # progress went back: a new job, same second
+        watch = _StartWatch(forge_progress(1, "20250101120000", 0.5))
+        assert not watch.see(forge_progress(1, "20250101120000", 0.6))  # still theirs
+        assert watch.see(later) and watch.see(forge_progress(1, "20250101120000", 0.7))
