@@ -28,10 +28,10 @@ def batch_id(batch: Batch) -> str:
 
 
 def loras_needed(image: BatchImage) -> Tuple[str, ...]:
-    """The LoRAs Forge must have for this image: the batch's picks and any `<lora:…>`/`<lyco:…>` tag in the prompt
-    (Forge activates extra networks from the prompt only, not the negative)."""
-    names = {name for name, _weight, _reason in image.loras}
-    names.update(m.group(2).strip() for m in LORA_TAG.finditer(image.prompt))
+    """The LoRAs Forge must have for this image: every `<lora:NAME:…>` tag of its prompt, which holds the batch's
+    picks. Forge activates extra networks from the prompt only (not the negative) and skips `<lyco:…>` tags
+    (extra_networks.py: no network registers that name), so neither needs a server to have it."""
+    names = {m.group(2).strip() for m in LORA_TAG.finditer(image.prompt) if m.group(1).lower() == "lora"}
     return tuple(sorted(n for n in names if n))
 
 
