@@ -29,9 +29,9 @@ def batch_id(batch: Batch) -> str:
 
 def loras_needed(image: BatchImage) -> Tuple[str, ...]:
     """The LoRAs Forge must have for this image: every `<lora:NAME:…>` tag of its prompt, which holds the batch's
-    picks. Forge activates extra networks from the prompt only (not the negative) and skips `<lyco:…>` tags
-    (extra_networks.py: no network registers that name), so neither needs a server to have it."""
-    names = {m.group(2).strip() for m in LORA_TAG.finditer(image.prompt) if m.group(1).lower() == "lora"}
+    picks. Forge activates extra networks from the prompt only (not the negative), by their exact lower-case
+    name (extra_networks.py parse_prompt): it skips `<lyco:…>` and `<LORA:…>`, so no server needs those."""
+    names = {m.group(2).strip() for m in LORA_TAG.finditer(image.prompt) if m.group(1) == "lora"}
     return tuple(sorted(n for n in names if n))
 
 

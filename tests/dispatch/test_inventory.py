@@ -160,10 +160,10 @@ def test_an_alias_equal_to_another_files_name_is_forbidden():
     assert missing(job(loras=["detail"]), forge_inventory(loras=loras)) == []  # still the first file's stem
 
 
-def test_a_lyco_tag_needs_nothing_since_forge_skips_it():
-    # Forge registers no `lyco` extra network (extra_networks.py), so the tag makes no difference on any server
+def test_a_tag_forge_skips_needs_nothing():
+    # Forge looks extra networks up by their exact name (extra_networks.py); none is registered as `lyco` or `LORA`
     batch = Batch("b", "", 1, Settings(checkpoint="sd_xl_base_1.0"),
-                  (BatchImage(0, 1, "a fox <lyco:watercolor_style:0.6> <LORA:add-detail-xl:0.8>"),))
+                  (BatchImage(0, 1, "a fox <lyco:watercolor_style:0.6> <LORA:loud:1> <lora:add-detail-xl:0.8>"),))
     (new_job,) = batch_jobs(batch)
     assert new_job.loras == ("add-detail-xl",)
     assert missing(new_job, forge_inventory()) == []
