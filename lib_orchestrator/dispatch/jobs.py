@@ -28,10 +28,11 @@ def batch_id(batch: Batch) -> str:
 
 
 def loras_needed(image: BatchImage) -> Tuple[str, ...]:
-    """The LoRAs Forge must have for this image: every `<lora:NAME:…>` tag of its prompt, which holds the batch's
-    picks. Forge activates extra networks from the prompt only (not the negative), by their exact lower-case
-    name (extra_networks.py parse_prompt): it skips `<lyco:…>` and `<LORA:…>`, so no server needs those."""
-    names = {m.group(2).strip() for m in LORA_TAG.finditer(image.prompt) if m.group(1) == "lora"}
+    """The LoRAs a server must have for this image: the batch's picks, and every `<lora:NAME:…>` tag of its prompt.
+    Forge activates extra networks from the prompt only (not the negative), by their exact lower-case name
+    (extra_networks.py parse_prompt): it skips `<lyco:…>` and `<LORA:…>`, so no server needs those."""
+    names = {name for name, _weight, _reason in image.loras}
+    names.update(m.group(2).strip() for m in LORA_TAG.finditer(image.prompt) if m.group(1) == "lora")
     return tuple(sorted(n for n in names if n))
 
 
