@@ -6,12 +6,13 @@ from urllib.parse import quote, urlsplit
 
 from ..errors import OrchestratorError
 
+AUTH_ENV = "ORCHESTRATOR_SERVER_AUTH"  # user:password for the listed servers started with --api-auth
 _LOOPBACK = {"localhost", "127.0.0.1", "::1", "0.0.0.0"}
 
 
-def parse_servers(text: str, where: str = "Servers") -> List[str]:
-    """One URL a line (or comma-separated): `http://host:port`, `http://user:pass@host:port` for `--api-auth`.
-    Blank lines and `#` comments are skipped; a server listed twice counts once."""
+def parse_servers(text: str, where: str = "Servers", credentials: bool = True) -> List[str]:
+    """One URL a line (or comma-separated): `http://host:port`, `http://user:pass@host:port` for `--api-auth`
+    (unless `credentials` is False). Blank lines and `#` comments are skipped; a server listed twice counts once."""
     found: List[str] = []
     seen = set()
     for number, line in enumerate(text.splitlines(), 1):
@@ -28,6 +29,10 @@ def parse_servers(text: str, where: str = "Servers") -> List[str]:
                 raise OrchestratorError(
                     f"{where}, line {number}: {item.strip()!r} is not a Forge server address",
                     hint="write one like http://192.168.1.20:7860 (http://user:pass@host:port with --api-auth)")
+            if not credentials and (parts.username or parts.password):
+                raise OrchestratorError(
+                    f"{where}, line {number}: no user or password here: Forge shows its settings to every API client",
+                    hint=f"set {AUTH_ENV}=user:password in the environment Forge starts in instead")
             url = parts._replace(path="").geturl()
             if same_server_key(url) not in seen:
                 seen.add(same_server_key(url))
@@ -58,3 +63,20 @@ def own_server(local_url: Optional[str], port: Optional[int], tls: bool, api_aut
         parts = urlsplit(base)
         base = parts._replace(netloc=f"{quote(user, safe='')}:{quote(password, safe='')}@{parts.netloc}").geturl()
     return base
+
+
+def fleet(listed: str, here: Optional[str], auth: Optional[str]) -> List[str]:
+    """The servers of *Run on all servers*: this Forge first (when it takes part), then the Settings list, which
+    holds no secrets; `auth` (user:password, from the environment) goes to each listed server."""
+    servers = [here] if here else []
+    seen = {same_server_key(url) for url in servers}
+    for url in parse_servers(listed, "Settings › Orchestrator › Servers", credentials=False):
+        if same_server_key(url) in seen:
+            continue
+        seen.add(same_server_key(url))
+        if auth:
+            user, _, password = auth.partition(":")
+            parts = urlsplit(url)
+            url = parts._replace(netloc=f"{quote(user, safe='')}:{quote(password, safe='')}@{parts.netloc}").geturl()
+        servers.append(url)
+    return servers

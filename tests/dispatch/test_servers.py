@@ -1,6 +1,6 @@
 import pytest
 
-from lib_orchestrator.dispatch.servers import own_server, parse_servers, same_server_key
+from lib_orchestrator.dispatch.servers import fleet, own_server, parse_servers, same_server_key
 from lib_orchestrator.errors import OrchestratorError
 
 
@@ -31,3 +31,17 @@ def test_this_forge_as_another_process_reaches_it():
     assert own_server(None, None, False, None) == "http://127.0.0.1:7860"
     assert own_server(None, 7861, True, None) == "https://127.0.0.1:7861"
     assert own_server(None, 7861, False, "me:p@ss:w,other:x") == "http://me:p%40ss%3Aw@127.0.0.1:7861"
+
+
+def test_the_fleet_is_this_forge_then_the_settings_list_with_credentials_from_the_environment():
+    here = "http://127.0.0.1:7860"
+    assert fleet("http://gpu2:7861, localhost:7860", here, None) == [here, "http://gpu2:7861"]
+    assert fleet("http://gpu2:7861", None, "me:pa:ss") == ["http://me:pa%3Ass@gpu2:7861"]
+    assert fleet("", None, None) == []
+
+
+def test_the_settings_list_holds_no_secrets():
+    # Forge publishes every setting over /sdapi/v1/options and in its sysinfo
+    with pytest.raises(OrchestratorError, match="line 1: no user or password here") as caught:
+        fleet("http://me:secret@gpu2:7861", None, None)
+    assert "ORCHESTRATOR_SERVER_AUTH=user:password" in caught.value.hint
