@@ -32,7 +32,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Callable, Collection, Dict, List, Optional, Sequence, Set, Tuple
 
 from ..batches.model import Batch, BatchImage
 from ..provenance import batch_provenance
@@ -109,7 +109,8 @@ def _shown_url(client: ForgeClient) -> str:
 class Dispatcher:
     def __init__(self, queue: JobQueue, batch: Batch, batch_id: str, servers: Sequence[ForgeClient], out_dir: str,
                  options: Options = DEFAULT_OPTIONS, on_done: Callable[[Job, str], None] = lambda job, path: None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, skip: Collection[int] = ()) -> None:
+        # skip: image indexes made some other way (the tab's Run in Forge): never enqueued, so never made twice
         if not servers:
             raise ValueError("the dispatcher needs at least one server")
         self.queue, self.batch, self.batch_id, self.out_dir = queue, batch, batch_id, out_dir
@@ -117,7 +118,7 @@ class Dispatcher:
         self.run_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.workers = [_Worker(client, i, self.run_id) for i, client in enumerate(servers)]
         self.images: Dict[int, BatchImage] = {image.index: image for image in batch.images}
-        self.jobs: List[NewJob] = batch_jobs(batch)
+        self.jobs: List[NewJob] = [job for job in batch_jobs(batch) if job.image_index not in skip]
         if any(job.batch_id != batch_id for job in self.jobs):
             raise ValueError(f"batch_id {batch_id!r} is not this batch's ({self.jobs[0].batch_id!r})")
         self.by_key: Dict[str, NewJob] = {}
@@ -127,7 +128,7 @@ class Dispatcher:
         self.problems: List[Unrunnable] = []
         self._undecided: Optional[Dict[str, str]] = None  # no server answered at the start: why, per server
         self._stop = threading.Event()
-        self._wake = threading.Event()  # a worker found the batch finished, or a job came back
+        self._wake = threading.Event()  # a worker found nothing left to do: the run may be over
         self._lock = threading.Lock()
 
     # -- the run ------------------------------------------------------------------------------------------------
@@ -333,7 +334,6 @@ class Dispatcher:
             self.queue.release(job.id, worker.owner, error, count_attempt=count_attempt)
         except Exception:  # the lease expires on its own and the job is taken again
             log.exception("could not hand back image %s of %s", job.image_index, worker.url)
-        self._wake.set()
 
     def _work_once(self, worker: _Worker) -> bool:
         """Claim one job and make it; False when there was none to claim."""
@@ -388,5 +388,4 @@ class Dispatcher:
         self.queue.complete(job.id, worker.owner, path, digest, made.seconds)
         worker.job = None
         self.on_done(job, path)
-        self._wake.set()
         return True
