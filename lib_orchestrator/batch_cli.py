@@ -15,19 +15,12 @@ from .selection import LoraIndex, Rules, load_rules
 
 
 def run_batch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.batch_command == "dispatch":
+        from .dispatch_cli import run_dispatch
+
+        return run_dispatch(args, out, err)
     if args.batch_command == "show":
-        batch = load_batch(args.file)
-        state = RunState(args.file)
-        done = state.done()
-        out.write(f"{batch.name}: {len(batch.images):,} images, seed {batch.seed}; {state.summary(batch)}\n")
-        if batch.template:
-            out.write(f"template: {batch.template}\n")
-        for image in batch.images:
-            loras = ", ".join(f"{n}:{w:g}" for n, w, _ in image.loras)
-            mark = "done" if image.index in done else "todo"
-            out.write(f"[{mark}] #{image.index} seed {image.seed}: {image.prompt}" + (f"  ({loras})" if loras else "")
-                      + "\n")
-        return 0
+        return _show(args, out)
     from .cli import _engine, _template
 
     template, _source = _template(args)
@@ -44,4 +37,23 @@ def run_batch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                        negative=args.negative, loras=index is not None)
     save_batch(batch, args.out)
     out.write(f"wrote {len(batch.images):,} images to {args.out}\n")
+    return 0
+
+
+def _show(args: argparse.Namespace, out: TextIO) -> int:
+    from .dispatch_cli import queue_jobs, show_lines
+
+    batch = load_batch(args.file)
+    state = RunState(args.file)
+    done = state.done()
+    jobs = queue_jobs(batch, args.file, args.queue) or {}
+    finished = sum(1 for image in batch.images if image.index in done or
+                   (image.index in jobs and jobs[image.index].status == "done"))
+    total = len(batch.images)
+    out.write(f"{batch.name}: {total:,} images, seed {batch.seed}; {finished:,}/{total:,} images done"
+              + (", finished" if finished >= total else "") + "\n")
+    if batch.template:
+        out.write(f"template: {batch.template}\n")
+    for line in show_lines(batch, jobs, done):
+        out.write(line + "\n")
     return 0

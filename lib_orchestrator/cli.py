@@ -17,6 +17,7 @@ from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Iterator, List, Optional, Sequence, TextIO
 
 from . import BUNDLED_WILDCARDS, SAMPLE_LORAS
+from .dispatch_cli import add_dispatch_parser
 from .enhance_cli import add_enhance_args
 from .errors import Location, OrchestratorError
 from .family_cli import TEMPLATE_HELP, add_checkpoint_args
@@ -133,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "and LoRAs (default: text)")
     add_enhance_args(story)
 
-    batch = sub.add_parser("batch", help="plan a batch of composed images to a file; show one and its run state")
+    batch = sub.add_parser("batch", help="plan a batch of composed images to a file; show one and its run state; "
+                                         "make it on several Forge servers")
     batch_sub = batch.add_subparsers(dest="batch_command", required=True, parser_class=_Parser)
     bplan = batch_sub.add_parser("plan", help="compose every image of a batch and write it (.json, .txt or .csv)")
     _template_args(bplan)
@@ -150,8 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     _cache_args(bplan)
     bplan.add_argument("--out", required=True, metavar="FILE",
                        help="where to write it: FILE.json (complete), .txt or .csv (required)")
-    bshow = batch_sub.add_parser("show", help="a batch file and its run state")
+    bshow = batch_sub.add_parser("show", help="a batch file and each image's state (server and attempts when "
+                                              "dispatched)")
     bshow.add_argument("file", metavar="FILE", help="the batch file (.json, .txt or .csv)")
+    bshow.add_argument("--queue", metavar="URL", help="the queue `batch dispatch` used (default: FILE.queue.sqlite "
+                                                      "beside the batch, when it exists)")
+    add_dispatch_parser(batch_sub, _positive)
 
     library = sub.add_parser("library", help="the LoRA library: scan a folder, show one LoRA")
     lib_sub = library.add_subparsers(dest="library_command", required=True, parser_class=_Parser)
@@ -233,6 +239,13 @@ def _non_negative(text: str) -> int:
     value = _whole_number(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"{value} is below 0")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _whole_number(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is below 1")
     return value
 
 

@@ -294,6 +294,58 @@ class TabModel:
             yield self._batch_view(batch, path, status)
         yield self._batch_view(batch, path, status, final=True)
 
+    def dispatch_batch(self, file: str, servers: Callable[[], List[str]], dispatch: Callable[..., Any]
+                       ) -> Iterator[Tuple[List[str], str, str]]:
+        """*Run on all servers*: what is left of a saved batch made on every server at once by the host's
+        `dispatch(batch, path, servers, on_snapshot)` (blocking: dispatch/run.py dispatch_file with the host's
+        queue, output folder and stop event), streaming (gallery, status with each server's rate, table) like
+        `run_batch`. The servers come from `servers()` (the Settings list and this Forge), which may refuse with an
+        OrchestratorError; whether each server can make each image is checked per server by the dispatcher."""
+        from .batches import load_batch
+        from .batches.stream import WorkFailed, stream
+
+        if not file:
+            yield [], "pick a saved batch first", ""
+            return
+        path = os.path.abspath(os.path.join(self.batches_dir, os.path.basename(file)))
+        try:
+            batch = load_batch(path)
+        except OrchestratorError as exc:
+            yield [], f"error: {exc.one_line()}", ""
+            return
+        try:
+            urls = servers()
+        except OrchestratorError as exc:  # the Settings' list: no file location, so the line reads "error: …"
+            yield self._batch_view(batch, path, exc.one_line())
+            return
+        if not urls:
+            yield self._batch_view(batch, path, "error: no server to run on: list them in Settings › Orchestrator "
+                                                "› Servers, or start this Forge with --api")
+            return
+        problem = self._missing_upscaler(batch.settings.enable_hr, batch.settings.hr_upscaler)
+        if path in self.running:
+            problem = f"{os.path.basename(path)} is running already: its images appear below as they are made"
+        if problem:
+            yield self._batch_view(batch, path, f"error: {problem}")
+            return
+        self.running.add(path)
+        last: List[Any] = []
+
+        def work(emit: Callable[[Any], None]) -> None:
+            try:
+                last.append(dispatch(batch, path, urls, emit))
+            finally:
+                self.running.discard(path)
+
+        status = f"starting on {len(urls)} server{'s' if len(urls) != 1 else ''}…"
+        yield self._batch_view(batch, path, status)
+        for event in stream(work, name="orchestrator-dispatch"):
+            status = f"error: {event}" if isinstance(event, WorkFailed) else dispatch_status(event)
+            yield self._batch_view(batch, path, status)
+        if last:
+            status = dispatch_status(last[-1], final=True)
+        yield self._batch_view(batch, path, status)
+
     def _cannot_run(self, batch: Any) -> str:
         problem = self._missing_upscaler(batch.settings.enable_hr, batch.settings.hr_upscaler)
         if problem:
@@ -575,6 +627,18 @@ class TabModel:
             return f"error: {exc}"
         self.overrides_changed()
         return "saved; the next picks use it"
+
+
+def dispatch_status(snapshot: Any, final: bool = False) -> str:
+    """A dispatch's progress (dispatch/progress.py Snapshot) as the status line: the batch's numbers, then one line
+    per server; what no server can make, and where the failures are told, at the end."""
+    lines = [("finished: " if final and snapshot.finished else "stopped: " if final else "") + snapshot.text()]
+    lines += [f"- {line.text()}" for line in snapshot.servers]
+    lines += [f"- error: {problem}" for problem in snapshot.problems]
+    if final and snapshot.failed:
+        lines.append(f"- {snapshot.failed} image{'s' if snapshot.failed != 1 else ''} failed: `batch show` says why; "
+                     "*Run on all servers* again tries them again")
+    return "\n".join(lines)
 
 
 def batch_table(batch: Any, done: Dict[int, Any]) -> str:

@@ -241,6 +241,15 @@ def on_ui_settings() -> None:
         "orchestrator_history_dirs": shared.OptionInfo(
             "", "More image folders for the history (comma-separated; Forge's output folders are always in it)",
             onchange=state.HISTORY.refresh, section=SECTION),
+        "orchestrator_servers": shared.OptionInfo(
+            "", "Servers for *Run on all servers* (comma-separated Forge addresses started with --api, e.g. "
+            "http://192.168.1.20:7860; no passwords here: set ORCHESTRATOR_SERVER_AUTH=user:password for --api-auth)",
+            section=SECTION),
+        "orchestrator_dispatch_here": shared.OptionInfo(
+            True, "*Run on all servers* makes images on this Forge too (needs --api)", section=SECTION),
+        "orchestrator_queue": shared.OptionInfo(
+            "", "Dispatch queue (empty: a file beside each batch; postgresql://user@host/db shares one queue between "
+            "machines, with the password in PGPASSWORD or ~/.pgpass)", section=SECTION),
         "orchestrator_split_batches": shared.OptionInfo(
             True, "Split batches into single images so every image gets its own LoRAs", section=SECTION),
         "orchestrator_llm_url": shared.OptionInfo(

@@ -36,7 +36,7 @@ def make_image(prompt: str, negative: str, seed: int, settings: Settings, checkp
         return None
     p = processing.StableDiffusionProcessingTxt2Img(
         prompt=prompt, negative_prompt=negative, seed=seed, subseed=-1, batch_size=1, n_iter=1,
-        do_not_save_grid=True, outpath_samples=_outdir("samples"), outpath_grids=_outdir("grids"),
+        do_not_save_grid=True, outpath_samples=outdir("samples"), outpath_grids=outdir("grids"),
         **settings.forge_fields())
     if checkpoint:
         info = sd_models.get_closet_checkpoint_match(checkpoint)
@@ -57,7 +57,7 @@ def make_image(prompt: str, negative: str, seed: int, settings: Settings, checkp
     return image, getattr(image, "already_saved_as", None)
 
 
-def _outdir(kind: str) -> str:
+def outdir(kind: str) -> str:
     """Where Forge's txt2img saves images ("samples") or grids: the one folder for all if set, else txt2img's."""
     opts = shared.opts
     return (getattr(opts, f"outdir_{kind}", "") or getattr(opts, f"outdir_txt2img_{kind}", "")
@@ -127,7 +127,7 @@ def run_swatch_in_forge(swatch: Swatch, settings: Settings, checkpoint: Optional
     info = (getattr(first, "info", {}) or {}).get("parameters", swatch.prompt)
     axes = f"{', '.join(swatch.loras) or 'none'} × {', '.join(swatch.column_labels())}"
     info += f", {KEY_SWATCH}: {infotext_utils.quote(axes)}"  # quoted: its commas are not new keys
-    grid_file, _ = images.save_image(grid, _outdir("grids"),
+    grid_file, _ = images.save_image(grid, outdir("grids"),
                                      "swatch", seed=swatch.seed, prompt=swatch.prompt,
                                      extension=getattr(shared.opts, "grid_format", "png") or "png", info=info,
                                      short_filename=False, grid=True)

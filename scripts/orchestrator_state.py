@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from typing import Any, Dict, List, Optional, Tuple
 
 import orchestrator_compat as compat
@@ -106,6 +107,20 @@ _ENGINES: Dict[Tuple[str, ...], PromptEngine] = {}
 _RULES: Dict[Tuple[str, float, str], Rules] = {}
 last_known: Optional[set] = None  # Forge's LoRA names when the library was last refreshed
 RUNNING: set = set()  # batch files being run: here, not in the tab's module, so a UI reload does not forget them
+DISPATCH_STOP = threading.Event()  # set by the batch's Interrupt: every *Run on all servers* stops and hands back
+
+
+def dispatch_servers() -> List[str]:
+    """*Run on all servers*: this Forge (when Settings say it takes part and it was started with --api, whose
+    txt2img the dispatcher calls like any other server's), then the servers of Settings."""
+    from lib_orchestrator.dispatch.servers import AUTH_ENV, fleet, own_server
+
+    cmd = shared.cmd_opts
+    here = None
+    if opt("orchestrator_dispatch_here", True) and getattr(cmd, "api", False):
+        here = own_server(getattr(getattr(shared, "demo", None), "local_url", None), getattr(cmd, "port", None),
+                          bool(getattr(cmd, "tls_keyfile", None)), getattr(cmd, "api_auth", None))
+    return fleet(str(opt("orchestrator_servers", "") or ""), here, os.environ.get(AUTH_ENV))
 
 
 def current_index() -> Any:

@@ -176,6 +176,7 @@ def on_ui_tabs() -> List[Any]:
                 b_refresh = gr.Button("Refresh list", elem_id="orchestrator_batch_refresh")
                 b_edit = gr.Button("Load into the form", elem_id="orchestrator_batch_edit")
                 b_run = gr.Button("Run (resumes where it stopped)", elem_id="orchestrator_batch_run")
+                b_run_all = gr.Button("Run on all servers", elem_id="orchestrator_batch_run_all")
                 b_skip = gr.Button("Skip image", elem_id="orchestrator_batch_skip")
                 b_interrupt = gr.Button("Interrupt", elem_id="orchestrator_batch_interrupt")
             b_task = _unsaved(gr.Textbox(visible=False, elem_id="orchestrator_batch_task"))  # Forge's task id, from JS
@@ -215,8 +216,11 @@ def on_ui_tabs() -> List[Any]:
             # Forge's own progress bar and live preview: the JS gives the run a task id and polls it
             b_run.click(_run_batch, [b_task, b_files], [b_gallery, b_status, b_table],
                         js="(...args) => window.orchestrator_batch_submit ? orchestrator_batch_submit(...args) : args")
+            # Not under Forge's queue lock: the dispatcher sends this Forge's images through its own API, which
+            # takes that lock for each image (holding it here would wait for ever)
+            b_run_all.click(_dispatch_batch, [b_files], [b_gallery, b_status, b_table])
             b_skip.click(lambda: shared.state.skip(), [], [])
-            b_interrupt.click(lambda: shared.state.interrupt(), [], [])
+            b_interrupt.click(_interrupt_batch, [], [])
 
             def save_story(*args):
                 status, table = MODEL.save_story(*args)
@@ -661,6 +665,30 @@ def _run_batch(task: str, file: str):
     finally:
         if task_id and not started:  # refused before any work: end the task, or its bar waits forever
             forge_progress.finish_task(task_id)
+
+
+def _dispatch_batch(file: str):
+    """*Run on all servers*: the saved batch across this Forge and the Settings' servers (lib_orchestrator/dispatch),
+    its images written to Forge's txt2img folder under the batch's name, each added to the history."""
+    from lib_orchestrator.dispatch.dispatcher import Options
+    from lib_orchestrator.dispatch.run import dispatch_file
+
+    def dispatch(batch: Any, path: str, urls: List[str], on_snapshot: Callable[[Any], None]) -> Any:
+        state.DISPATCH_STOP.clear()
+        out_dir = os.path.join(runner.outdir("samples"), batch.name)
+        return dispatch_file(batch, path, urls, out_dir, str(state.opt("orchestrator_queue", "") or "")
+                             or None, Options(), state.DISPATCH_STOP, on_snapshot, state.HISTORY.add_file)
+
+    try:
+        yield from MODEL.dispatch_batch(file, state.dispatch_servers, dispatch)
+    except Exception as exc:  # noqa: BLE001 (printed, and shown in the status line instead of a bare "Error")
+        traceback.print_exc()
+        yield gr.update(), f"error: {type(exc).__name__}: {exc}", gr.update()
+
+
+def _interrupt_batch() -> None:
+    shared.state.interrupt()
+    state.DISPATCH_STOP.set()
 
 
 def _bind_send_to_txt2img(button: Any, text: Any) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from typing import List, Tuple
 
@@ -50,3 +51,13 @@ def batch_jobs(batch: Batch) -> List[NewJob]:
 def image_stem(batch_id: str, image_index: int) -> str:
     """The image file's name without its extension: one name per (batch, image), so a rerun overwrites it."""
     return f"{batch_id}-{image_index:05d}"
+
+
+def default_queue(batch_path: str) -> str:
+    """The queue of a batch: one SQLite file beside it, as its run state is."""
+    return batch_path + ".queue.sqlite"
+
+
+def default_out(batch_path: str) -> str:
+    """The images of `night.json`: the folder `night/` beside it."""
+    return os.path.splitext(batch_path)[0]

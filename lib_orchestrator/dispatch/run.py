@@ -1,0 +1,39 @@
+"""Dispatching a saved batch file, as the CLI and the tab both do: its queue, its run state, its servers."""
+from __future__ import annotations
+
+import threading
+from typing import Callable, Optional, Sequence
+
+from ..batches import Batch, RunState
+from .dispatcher import DEFAULT_OPTIONS, Dispatcher, Options
+from .forge_client import ForgeClient
+from .jobs import batch_id, default_queue
+from .progress import Snapshot
+from .queue import Job, JobQueue
+
+
+def open_queue(url_or_path: str, max_attempts: int = 3) -> JobQueue:
+    return JobQueue(JobQueue.url_for(url_or_path), max_attempts=max_attempts)
+
+
+def dispatch_file(batch: Batch, batch_path: str, servers: Sequence[str], out_dir: str, queue: Optional[str] = None,
+                  options: Options = DEFAULT_OPTIONS, stop: Optional[threading.Event] = None,
+                  on_snapshot: Callable[[Snapshot], None] = lambda s: None,
+                  on_image: Callable[[str], None] = lambda path: None) -> Snapshot:
+    """Make what is left of the batch at `batch_path` on `servers`. Images the tab's *Run* already made in Forge
+    (its run state) are not made again, and each image made here is written to that run state too, so *Run* and
+    `batch show` see it: one batch, one record of what is done, whichever way its images were made."""
+    state = RunState(batch_path)
+    made_in_forge = set(state.done())
+
+    def done(job: Job, path: str) -> None:
+        state.record(job.image_index, "done", path)
+        on_image(path)
+
+    jobs = open_queue(queue or default_queue(batch_path), options.max_attempts)
+    try:
+        dispatcher = Dispatcher(jobs, batch, batch_id(batch), [ForgeClient(url) for url in servers], out_dir,
+                                options, on_done=done, skip=made_in_forge)
+        return dispatcher.run(stop, on_snapshot)
+    finally:
+        jobs.close()
