@@ -164,7 +164,7 @@ def _default_cmd_opts(variant=None) -> argparse.Namespace:
         lora_dir=os.path.join(models_path, "Lora"), data_dir=data_path, models_dir=None, ckpt=None, api=False,
         nowebui=False, skip_install=False, disable_extension_access=False, no_prompt_history=False,
         use_textbox_seed=False, listen=False, share=False, api_auth=None, hide_ui_dir_config=False,
-        freeze_settings=False,
+        freeze_settings=False, port=None, tls_keyfile=None, tls_certfile=None,
     )
     if (variant or _variant()) == "neo":  # --lora-dirs/--ckpt-dirs (appendable lists); embeddings under models
         common.update(lora_dirs=[], ckpt_dirs=[], embeddings_dir=os.path.join(models_path, "embeddings"))
