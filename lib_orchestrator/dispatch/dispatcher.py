@@ -110,7 +110,8 @@ class Dispatcher:
     def __init__(self, queue: JobQueue, batch: Batch, batch_id: str, servers: Sequence[ForgeClient], out_dir: str,
                  options: Options = DEFAULT_OPTIONS, on_done: Callable[[Job, str], None] = lambda job, path: None,
                  clock: Callable[[], float] = time.time, skip: Collection[int] = ()) -> None:
-        # skip: image indexes made some other way (the tab's Run in Forge): never enqueued, so never made twice
+        # skip: image indexes made some other way (the tab's Run in Forge): never enqueued, and marked done where an
+        # earlier dispatch enqueued them, so never made twice
         if not servers:
             raise ValueError("the dispatcher needs at least one server")
         self.queue, self.batch, self.batch_id, self.out_dir = queue, batch, batch_id, out_dir
@@ -118,7 +119,8 @@ class Dispatcher:
         self.run_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.workers = [_Worker(client, i, self.run_id) for i, client in enumerate(servers)]
         self.images: Dict[int, BatchImage] = {image.index: image for image in batch.images}
-        self.jobs: List[NewJob] = [job for job in batch_jobs(batch) if job.image_index not in skip]
+        self.skip = frozenset(skip)
+        self.jobs: List[NewJob] = [job for job in batch_jobs(batch) if job.image_index not in self.skip]
         if any(job.batch_id != batch_id for job in self.jobs):
             raise ValueError(f"batch_id {batch_id!r} is not this batch's ({self.jobs[0].batch_id!r})")
         self.by_key: Dict[str, NewJob] = {}
@@ -139,6 +141,7 @@ class Dispatcher:
         self.queue.enqueue(self.jobs)
         sweep_temps(self.out_dir)
         self._release_dead_owners()
+        self._settle_skipped()
         self._first_inventories(stop)
         for worker in self.workers:
             self._start(worker)
@@ -183,6 +186,16 @@ class Dispatcher:
     @property
     def switches(self) -> int:
         return sum(worker.switches for worker in self.workers)
+
+    def _settle_skipped(self) -> None:
+        """An image made some other way that an earlier dispatch left pending or failed in the queue is done: no
+        server makes it again. Its file is wherever that other way wrote it (the run state knows), not recorded here.
+        One being made right now (leased) is left to finish: its file has the same name and bytes."""
+        if not self.skip:
+            return
+        for job in self.queue.jobs(self.batch_id):
+            if job.image_index in self.skip and job.status in ("pending", "failed"):
+                self.queue.complete(job.id, self.run_id, "", "", 0.0)
 
     def _release_dead_owners(self) -> None:
         """Hand back at once the leases of a dispatcher of this host that is gone (killed, crashed): its jobs would

@@ -70,6 +70,20 @@ def test_a_batch_is_made_once_across_servers_and_a_rerun_adds_nothing(queue_url,
     assert check_exactly_once(queue_url, batch, out) == digests
 
 
+def test_images_made_some_other_way_are_skipped_even_when_already_queued(queue_url, fakes, tmp_path):
+    batch = make_batch(8)
+    queue = JobQueue(queue_url)
+    queue.enqueue(batch_jobs(batch))  # an earlier dispatch queued every image; then the tab's Run made 0, 3 and 5
+    queue.close()
+    server = fakes()
+    out = str(tmp_path / "out")
+    result, _ = run(queue_url, batch, [server], out, skip={0, 3, 5})
+    assert result.done == 8 and server.images == 5
+    assert all(f"number {i} <" not in body["prompt"] for body in server.received for i in (0, 3, 5))
+    made = sorted(j.image_index for j in rows(queue_url, batch) if j.file)
+    assert made == [1, 2, 4, 6, 7] and len(os.listdir(out)) == 5
+
+
 def _switches(queue_url, tmp_path, fakes, order, affinity, servers_loaded, count=100):
     batch = make_batch(count, name=f"aff-{order}-{affinity}-{len(servers_loaded)}")
     if order == "interleaved":  # run order alternating checkpoints (alpha, beta, alpha, …): affinity's worst case
