@@ -57,6 +57,8 @@ class Options:
     probe_s: float = 5.0  # how often a down server is asked whether it is back
     timeout_floor_s: float = 60.0  # a request's timeout is never shorter
     timeout_factor: float = 4.0  # ... and otherwise this many times the server's mean seconds per image
+    first_timeout_s: float = 600.0  # before a server's first image nothing says how slow it is (a big model at
+    # high resolution on a small GPU takes minutes): a hung server is found late rather than a slow one refused
     switch_allowance_s: float = 120.0  # added when the job needs another checkpoint than the one loaded
     max_attempts: int = 3  # the queue's (JobQueue(max_attempts=)): claims of one job before it fails
     window: int = 64  # how many pending jobs a claim looks at for affinity
@@ -128,7 +130,7 @@ class Dispatcher:
             self.by_key.setdefault(job.needs_key, job)
         self.names_by_title: Dict[str, Dict[str, str]] = {}  # per server: title -> the batch's checkpoint name
         self.problems: List[Unrunnable] = []
-        self._undecided: Optional[Dict[str, str]] = None  # no server answered at the start: why, per server
+        self._down: Dict[str, str] = {}  # why each server that is down is, for the message of what cannot run
         self._stop = threading.Event()
         self._wake = threading.Event()  # a worker found nothing left to do: the run may be over
         self._lock = threading.Lock()
@@ -179,9 +181,10 @@ class Dispatcher:
                     self.queue.release(job.id, worker.owner, "the dispatcher was stopped", count_attempt=False)
                 except Exception:  # the lease expires on its own; nothing is lost
                     log.exception("could not hand back image %s of %s", job.image_index, worker.url)
-        for worker in self.workers:
-            if worker.thread is not None and worker.thread is not threading.current_thread():
-                worker.thread.join(timeout=0.5 if worker.job is not None else 5.0)
+        deadline = time.monotonic() + 2.0
+        for worker in self.workers:  # one waiting on a generation is not waited for: it ends with the process
+            if worker.thread is not None and worker.thread is not threading.current_thread() and worker.job is None:
+                worker.thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
     @property
     def switches(self) -> int:
@@ -216,13 +219,10 @@ class Dispatcher:
         """Every server's inventory, read at once (a down one costs its connect timeout, not the sum); then the
         jobs none of the reachable servers can run fail. With no server reachable nothing is failed: the workers
         probe, and this is decided when the first one answers."""
-        errors: Dict[str, str] = {}
-
         def read(worker: _Worker) -> None:
             try:
                 self._take_inventory(worker, worker.client.inventory())
             except ServerDown as error:
-                errors[worker.url] = str(error)
                 self._mark_down(worker, str(error))
 
         threads = [threading.Thread(target=read, args=(w,), daemon=True) for w in self.workers]
@@ -231,11 +231,9 @@ class Dispatcher:
         for thread in threads:
             thread.join()
         if any(w.up for w in self.workers):
-            self._fail_unrunnable(errors)
+            self._fail_unrunnable()
         else:
-            self._undecided = errors
-            log.warning("no server answers (%s): probing every %g s", "; ".join(f"{u}: {e}" for u, e in errors.items()),
-                        self.options.probe_s)
+            log.warning("no server answers: probing every %g s", self.options.probe_s)
 
     def _take_inventory(self, worker: _Worker, inventory: Inventory) -> None:
         names: Dict[str, str] = {}
@@ -255,11 +253,15 @@ class Dispatcher:
         worker.loaded = title
         worker.claim_key = self.names_by_title.get(worker.url, {}).get(title, title)
 
-    def _fail_unrunnable(self, down: Dict[str, str]) -> None:
-        """Fail the jobs no reachable server can run, saying what each server lacks."""
-        runnable: Set[str] = set()
-        for worker in self.workers:
-            runnable |= worker.allowed
+    def _fail_unrunnable(self) -> None:
+        """Fail the pending jobs no server can run, saying what each lacks. What a server can run is what its last
+        inventory said: one unreachable since the start counts as having nothing (the jobs fail now, loudly, and a
+        rerun tries them again), one that went down later as having what it had (its jobs wait for it). Decided
+        once a server answers, and again whenever one answers after being down (its models may have changed)."""
+        with self._lock:
+            runnable: Set[str] = set()
+            for worker in self.workers:
+                runnable |= worker.allowed
         counts: Dict[str, int] = {}
         for job in self.jobs:
             counts[job.needs_key] = counts.get(job.needs_key, 0) + 1
@@ -267,8 +269,8 @@ class Dispatcher:
             job = self.by_key[key]
             lacking = []
             for worker in self.workers:
-                if worker.inventory is None or not worker.up:
-                    lacking.append((worker.url, (f"unreachable: {down.get(worker.url, 'down')}",)))
+                if worker.inventory is None:
+                    lacking.append((worker.url, (f"unreachable: {self._down.get(worker.url, 'down')}",)))
                 else:
                     lacking.append((worker.url, tuple(missing(job, worker.inventory))))
             problem = Unrunnable(job.checkpoint, job.loras, counts[key], tuple(lacking))
@@ -326,13 +328,11 @@ class Dispatcher:
             return
         self._take_inventory(worker, inventory)
         log.warning("%s answers again", worker.url)
-        with self._lock:
-            undecided, self._undecided = self._undecided, None
-        if undecided is not None:  # the first server to answer at all: now it is known what nobody can run
-            self._fail_unrunnable(undecided)
+        self._fail_unrunnable()
 
     def _mark_down(self, worker: _Worker, error: str) -> None:
         worker.up = False
+        self._down[worker.url] = error
         log.warning("%s is down (%s): probing every %g s", worker.url, error, self.options.probe_s)
         try:
             self.queue.server_seen(worker.url, "down", error=error)
@@ -363,7 +363,10 @@ class Dispatcher:
         assert worker.inventory is not None
         title = checkpoint_title(job.checkpoint, worker.inventory) if job.checkpoint else None
         switching = title is not None and title != worker.loaded
-        timeout = max(options.timeout_floor_s, options.timeout_factor * (worker.mean_s or 0.0))
+        if worker.mean_s is None:
+            timeout = max(options.timeout_floor_s, options.first_timeout_s)
+        else:
+            timeout = max(options.timeout_floor_s, options.timeout_factor * worker.mean_s)
         if switching:
             timeout += options.switch_allowance_s
             worker.switches += 1

@@ -109,17 +109,17 @@ def test_affinity_keeps_checkpoint_switches_few(queue_url, fakes, tmp_path, caps
     off = _switches(queue_url, tmp_path, fakes, "interleaved", False, [ALPHA])
     assert off == 99
     assert on <= 100 // FAST.max_bypass + 3
-    # Two servers, the batch's own run order (grouped by checkpoint), each server starting on another checkpoint.
-    grouped_on = _switches(queue_url, tmp_path, fakes, "grouped", True, [ALPHA, BETA])
-    grouped_off = _switches(queue_url, tmp_path, fakes, "grouped", False, [ALPHA, BETA])
-    pair_on = _switches(queue_url, tmp_path, fakes, "interleaved", True, [ALPHA, BETA])
-    pair_off = _switches(queue_url, tmp_path, fakes, "interleaved", False, [ALPHA, BETA])
+    # Two servers, each starting on another checkpoint: the batch's own run order (grouped by checkpoint), and the
+    # alternating one.
+    # (Without affinity two instant servers may alternate their claims perfectly or not at all: no bound there.)
+    grouped = _switches(queue_url, tmp_path, fakes, "grouped", True, [ALPHA, BETA])
+    alternating = _switches(queue_url, tmp_path, fakes, "interleaved", True, [ALPHA, BETA])
     with capsys.disabled():
-        print(f"\n[dispatch {queue_url.split(':')[0]}] checkpoint switches per 100 images: 1 server alternating "
-              f"order {on} with affinity / {off} without; 2 servers grouped order {grouped_on} / {grouped_off}; "
-              f"2 servers alternating order {pair_on} / {pair_off}")
-    assert grouped_on <= 6
-    assert pair_on <= 12  # (without affinity two instant servers may alternate claims perfectly: no bound there)
+        print(f"\n[dispatch {queue_url.split(':')[0]}] checkpoint switches per 100 images: one server, alternating "
+              f"order: {on} with affinity, {off} without; two servers with affinity: {grouped} in the batch's "
+              f"order, {alternating} in alternating order")
+    assert grouped <= 6
+    assert alternating <= 12
 
 
 def test_images_no_server_can_make_fail_loudly_with_what_each_lacks(queue_url, fakes, tmp_path):
@@ -147,6 +147,27 @@ def test_images_no_server_can_make_fail_loudly_with_what_each_lacks(queue_url, f
     assert {by_index[i].server for i in range(20) if plan[i % 5] == ("alpha.safetensors", ("rare",))} == \
         {alpha_only.url}
     assert all("<lora:rare" not in body["prompt"] and "rare" not in str(body) for body in both.received)
+
+
+def test_a_server_back_without_a_lora_fails_what_only_it_had_instead_of_waiting_forever(queue_url, fakes, tmp_path):
+    batch = make_batch(10, loras=(("rare",), ("fluffy",), ("fluffy",), ("fluffy",), ("fluffy",)))
+    changing, other = fakes(loras=("fluffy", "rare")), fakes(loaded=BETA, loras=("fluffy",))
+    changing.die_mid_request = True
+
+    def restart_without_rare():  # as if its owner restarted it with another LoRA folder
+        assert changing.wait_until(lambda f: f.txt2img_requests >= 1, 60)
+        changing.loras = [lora for lora in changing.loras if lora.name != "rare"]
+        changing.die_mid_request = False
+
+    threading.Thread(target=restart_without_rare, daemon=True).start()
+    out = str(tmp_path / "out")
+    # probe_s: the test's thread changes the server well within the dispatcher's wait before it asks again
+    result, _ = run(queue_url, batch, [changing, other], out, dataclasses.replace(FAST, probe_s=2.0))
+    assert (result.done, result.failed) == (8, 2)
+    check_exactly_once(queue_url, batch, out, failed=[0, 5])
+    errors = {j.image_index: j.error for j in rows(queue_url, batch) if j.status == "failed"}
+    assert all(f"{changing.url} lacks LoRA 'rare'" in e and f"{other.url} lacks LoRA 'rare'" in e
+               for e in errors.values()), errors
 
 
 def test_forge_refusing_a_job_fails_it_and_keeps_the_server(queue_url, fakes, tmp_path):
@@ -182,7 +203,7 @@ def test_a_hung_server_times_out_its_job_goes_elsewhere_and_it_is_used_again(que
     batch = make_batch(12)
     hung, healthy = fakes(), fakes(loaded=BETA)
     hung.hang = True
-    options = dataclasses.replace(FAST, timeout_floor_s=0.5)
+    options = dataclasses.replace(FAST, timeout_floor_s=0.5, first_timeout_s=0.5)
 
     def release_hang():  # the test frees the server once the dispatcher gave up on it
         wait_for(lambda: hung.interrupts >= 1 or _down(queue_url, hung.url), 60, "the hung server's timeout")
