@@ -340,6 +340,12 @@ class JobQueue:
         until now + lease_s, with attempts + 1."""
         keys = list(allowed_keys)
         with self._write() as conn:
+            if self.dialect == "postgresql":
+                # One claim of a batch at a time, as BEGIN IMMEDIATE makes it on SQLite: two servers claiming at
+                # once would each lock half the window (SKIP LOCKED) and take the other's checkpoint (affinity
+                # lost), and `now` is read once the claim may proceed, so leases begin in the order they are made.
+                # The two-key form keeps it apart from enqueue's lock on the same batch.
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(1, hashtext(:b))"), {"b": batch_id})
             now = self._clock()
             self._recover(conn, now)
             if not keys:
