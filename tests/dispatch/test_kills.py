@@ -4,7 +4,9 @@ image exists exactly once (one file, one done row) with the bytes an undisturbed
 dying inside a dispatcher: test_dispatcher.py, test_an_error_inside_a_worker_….)"""
 from __future__ import annotations
 
+import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,22 +20,22 @@ from lib_orchestrator.batches import save_batch
 from lib_orchestrator.dispatch.jobs import batch_id
 from lib_orchestrator.dispatch.queue import JobQueue
 
+from ..conftest import REPO
 from .helpers import ALPHA, BETA, check_exactly_once, fake, make_batch, reference_digests, rows, run, wait_for
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 
 HERE = Path(__file__).resolve().parent
-RUNNER = HERE / "run_dispatch.py"
 FAKE = HERE / "fake_forge.py"
 
 
 def dispatcher_process(batch_file: str, queue_url: str, out: str, urls: List[str]) -> subprocess.Popen:
-    """The dispatcher as its own process (tests/dispatch/run_dispatch.py), with the tests' short timings."""
-    command = [sys.executable, str(RUNNER), batch_file, "--queue", queue_url, "--out", out, "--lease", "30",
-               "--probe", "0.1", "--poll", "0.05"]
+    """The user's command, `python -m lib_orchestrator batch dispatch`, as its own process."""
+    command = [sys.executable, "-m", "lib_orchestrator", "batch", "dispatch", batch_file, "--queue", queue_url,
+               "--out", out]
     for url in urls:
         command += ["--forge", url]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(command, cwd=str(REPO), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def finish(process: subprocess.Popen, timeout: float = 120.0) -> str:
@@ -70,7 +72,8 @@ def test_a_dispatcher_killed_at_random_moments_then_run_again_makes_every_image_
         for round_ in range(4):
             process = dispatcher_process(path, queue_url, out, [s.url for s in servers])
             if round_ == 0:  # while it starts: enqueueing, reading inventories, first claims
-                assert process.stdout is not None and process.stdout.readline().strip() == "started"
+                wait_for(lambda process=process: servers[0].requests > 0 or process.poll() is not None, 120,
+                         "the dispatcher process reading the servers")
                 threading.Event().wait(rng.uniform(0.0, 0.1))  # the random moment itself, not a synchronisation
             else:  # with requests in flight: after a random number more of them were sent
                 target = sum(s.txt2img_requests for s in servers) + rng.randint(1, 8)
@@ -78,7 +81,7 @@ def test_a_dispatcher_killed_at_random_moments_then_run_again_makes_every_image_
                          or process.poll() is not None, 120, "requests of the dispatcher process")
             kill(process)
         output = finish(dispatcher_process(path, queue_url, out, [s.url for s in servers]))
-        assert "40/40 done" in output, output
+        assert "40/40 images done" in output, output
     finally:
         for server in servers:
             server.stop()
@@ -145,16 +148,22 @@ def test_a_server_process_killed_mid_request_hands_its_job_to_another(queue_url,
 
 def test_several_dispatcher_processes_share_one_queue(queue_url, tmp_path, saved_batch):
     batch, path = saved_batch
+    paths = []
+    for machine in ("one", "two"):  # each its own copy of the batch file (and run state), as on two machines
+        os.makedirs(tmp_path / machine)
+        paths.append(str(tmp_path / machine / "killed.json"))
+        shutil.copy(path, paths[-1])
     groups = [[fake(loaded=ALPHA, seconds_per_image=0.01).start(), fake(loaded=BETA, seconds_per_image=0.01).start()]
               for _ in range(2)]
     out = str(tmp_path / "out")
     try:
-        processes = [dispatcher_process(path, queue_url, out, [s.url for s in group]) for group in groups]
+        processes = [dispatcher_process(copy, queue_url, out, [s.url for s in group])
+                     for copy, group in zip(paths, groups)]
         outputs = [finish(process) for process in processes]
     finally:
         for group in groups:
             for server in group:
                 server.stop()
-    assert all("40/40 done" in output for output in outputs), outputs
+    assert all("40/40 images done" in output for output in outputs), outputs
     check_exactly_once(queue_url, batch, out)
     assert sum(s.images for group in groups for s in group) == 40  # no image generated twice
