@@ -97,12 +97,7 @@ def _switches(queue_url, tmp_path, fakes, order, affinity, servers_loaded, count
     return sum(s.switches for s in servers)
 
 
-def test_affinity_keeps_checkpoint_switches_few(queue_url, fakes, tmp_path, capsys, request):
-    if queue_url.startswith("postgresql"):
-        # Open point of the queue (see the report of issue 19, helper C): on PostgreSQL a claim locks its whole
-        # window FOR UPDATE SKIP LOCKED, so two servers claiming at once see different windows and leapfrog into the
-        # other checkpoint (9-13 switches here, 3 on SQLite); serialising claims per batch (an advisory lock) gives 3.
-        request.applymarker(pytest.mark.xfail(reason="PostgreSQL claims leapfrog each other's windows", strict=False))
+def test_affinity_keeps_checkpoint_switches_few(queue_url, fakes, tmp_path, capsys):
     # One server, alternating run order: without affinity every image switches; with it the server stays on its
     # checkpoint until a passed-over job reaches max_bypass (24), so about one switch per 24 images.
     on = _switches(queue_url, tmp_path, fakes, "interleaved", True, [ALPHA])
