@@ -79,8 +79,9 @@ class Unrunnable:
     lacking: Tuple[Tuple[str, Tuple[str, ...]], ...]  # (server url, what it lacks; ("unreachable: …",) when down)
 
     def text(self) -> str:
-        what = "; ".join(f"{url} lacks {', '.join(names)}" if names and not names[0].startswith("unreachable")
-                         else f"{url} {names[0] if names else 'lacks nothing?'}" for url, names in self.lacking)
+        """`4 images no server can make: http://a lacks LoRA 'x'; http://b unreachable: connection refused`."""
+        what = "; ".join(f"{url} {names[0]}" if names and names[0].startswith("unreachable")
+                         else f"{url} lacks {', '.join(names)}" for url, names in self.lacking)
         return f"{self.images} image{'s' if self.images != 1 else ''} no server can make: {what}"
 
 
