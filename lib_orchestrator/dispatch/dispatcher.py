@@ -14,7 +14,10 @@ What each worker does, and why (research dispatch-queue.md §3, §7):
   on after a pause; after `MAX_WORKER_ERRORS` in a row its server is marked down and probed like a failed one. A
   worker thread that dies anyway is started again by the main loop: never a silent hang.
 - Jobs that no reachable server can run fail at once with what each server lacks (`Unrunnable`): in the queue's
-  error column, in the result's `problems`, and in the log. Nothing falls back to another model.
+  error column, in the result's `problems`, and in the log. Nothing falls back to another model. This is decided
+  again whenever a server answers after being down (its models may have changed), so no job waits for nobody.
+- At the start, the leases of a dispatcher of this host that is gone (killed) come back at once, and the temporary
+  files it left are removed: a rerun after a kill goes on without waiting for leases to expire.
 
 `run` returns when no job of the batch is pending or leased, by anyone: other dispatcher processes sharing a
 PostgreSQL queue (or one SQLite file) finish the same batch together. While every server that can run the remaining
