@@ -23,7 +23,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Collection, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Collection, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 from urllib.parse import unquote
 
 from ..errors import OrchestratorError
@@ -80,6 +80,7 @@ jobs_t = sa.Table(
     sa.UniqueConstraint("batch_id", "image_index", name="jobs_batch_image"),
     sa.CheckConstraint("status IN ('pending', 'leased', 'done', 'failed')", name="jobs_status"),
     sa.Index("jobs_claim", "batch_id", "status", "seq"),  # the claim's window, in run order
+    sa.Index("jobs_affinity", "batch_id", "status", "checkpoint", "seq"),  # the loaded checkpoint's next job
     sa.Index("jobs_starved", "batch_id", "status", "bypassed"),  # jobs bypassed max_bypass times: usually none
     sa.Index("jobs_leases", "status", "lease_expires_at"),  # expired leases: a range that is usually empty
 )
@@ -332,12 +333,17 @@ class JobQueue:
               ) -> Optional[Job]:
         """Lease the next job of `batch_id` this server can run, or None.
 
-        Expired leases (of anyone) are recovered first. Then, in one transaction: a job that was bypassed
-        `max_bypass` times is taken first (the lowest seq of them), whatever the affinity; else among the first
-        `window` pending jobs in run order (seq) whose needs_key is allowed, with `affinity` the first whose
-        checkpoint is the loaded one (or "", any), else the first. Each job before the chosen one is bypassed once
-        more, so none waits behind more than `max_bypass` later jobs. The chosen one becomes leased by `owner`
-        until now + lease_s, with attempts + 1."""
+        Expired leases (of anyone) are recovered first. Then, in one transaction, among the pending jobs whose
+        needs_key is allowed:
+        1. a job passed over `max_bypass` times is taken first (the lowest seq of them), whatever the affinity;
+        2. with `affinity`, the first in run order (seq) for the loaded checkpoint (or for "", any), however far
+           down the batch it is: a server keeps to its checkpoint while the batch has images for it;
+        3. else, of the first `window` in run order, the first whose checkpoint no leased job is on (a checkpoint
+           nobody works on yet, rather than joining another server's), else the first.
+        Every allowed pending job before the chosen one whose checkpoint no leased job is on is passed over once
+        more: it waits for someone to switch, and waits past no more than `max_bypass` claims. A job whose
+        checkpoint is being made elsewhere is not counted: that server takes it in run order. The chosen job becomes
+        leased by `owner` until now + lease_s, with attempts + 1."""
         keys = list(allowed_keys)
         with self._write() as conn:
             if self.dialect == "postgresql":
@@ -352,31 +358,41 @@ class JobQueue:
                 return None
             pending = sa.select(*_JOB_COLUMNS).where(
                 jobs_t.c.batch_id == batch_id, jobs_t.c.status == "pending", jobs_t.c.needs_key.in_(keys))
-            # SKIP LOCKED on PostgreSQL: a row another claim is deciding on is not a candidate here (SQLite's
+            # SKIP LOCKED on PostgreSQL: a row another transaction is deciding on is not a candidate here (SQLite's
             # compiler leaves FOR UPDATE out: BEGIN IMMEDIATE already made this claim the only writer).
             # Starved jobs are few (each claim bypasses fewer than `window`, and the next claim takes one), so they
             # are read without ORDER BY and the first picked here: sorted by seq, PostgreSQL walks the run-order
             # index through every pending job instead of the short range of the bypass index.
             starved = conn.execute(pending.where(jobs_t.c.bypassed >= max_bypass).limit(max(1, window))
                                    .with_for_update(skip_locked=True)).all() if max_bypass > 0 else []
+            served: Set[str] = set()
             if starved:
-                chosen, before = min(starved, key=lambda r: r.seq), []
+                chosen = min(starved, key=lambda r: r.seq)
             else:
-                affinity = affinity and max_bypass > 0  # no bypass allowed: plain run order
                 rows = conn.execute(pending.order_by(jobs_t.c.seq).limit(max(1, window))
                                     .with_for_update(skip_locked=True)).all()
                 if not rows:
                     return None
-                at = 0
+                served = {r.checkpoint for r in conn.execute(sa.select(jobs_t.c.checkpoint).distinct().where(
+                    jobs_t.c.batch_id == batch_id, jobs_t.c.status == "leased"))}
+                chosen = None
+                affinity = affinity and max_bypass > 0  # no bypass allowed: plain run order
                 if affinity:
-                    at = next((i for i, r in enumerate(rows) if r.checkpoint in ("", loaded_checkpoint)), 0)
-                chosen, before = rows[at], [r.id for r in rows[:at]]
+                    chosen = next((r for r in rows if r.checkpoint in ("", loaded_checkpoint)), None)
+                    if chosen is None:  # further down the batch (the affinity index: one short range)
+                        chosen = conn.execute(pending.where(jobs_t.c.checkpoint.in_(("", loaded_checkpoint)))
+                                              .order_by(jobs_t.c.seq).limit(1)
+                                              .with_for_update(skip_locked=True)).first()
+                if chosen is None:
+                    chosen = next((r for r in rows if r.checkpoint not in served), rows[0]) if affinity else rows[0]
             changed = {"status": "leased", "attempts": chosen.attempts + 1, "lease_owner": owner,
                        "lease_expires_at": now + lease_s, "heartbeat_at": now, "server": server, "started_at": now}
             conn.execute(jobs_t.update().where(jobs_t.c.id == chosen.id).values(**changed))
-            if before:  # one statement shape whatever their number (an IN list would be a new statement each time)
-                conn.execute(jobs_t.update().where(jobs_t.c.id == sa.bindparam("job_id"))
-                             .values(bypassed=jobs_t.c.bypassed + 1), [{"job_id": i} for i in before])
+            if not starved:  # one statement: the passed-over jobs are few unless a checkpoint nobody has waits
+                waiting = [jobs_t.c.checkpoint.not_in(sorted(served))] if served else []
+                conn.execute(jobs_t.update().where(
+                    jobs_t.c.batch_id == batch_id, jobs_t.c.status == "pending", jobs_t.c.needs_key.in_(keys),
+                    jobs_t.c.seq < chosen.seq, *waiting).values(bypassed=jobs_t.c.bypassed + 1))
         return _job(chosen, **changed)
 
     def renew(self, job_id: int, owner: str, lease_s: float) -> bool:

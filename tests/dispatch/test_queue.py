@@ -139,10 +139,27 @@ def test_a_job_without_checkpoint_suits_any_server(queue):
     assert _claim(queue, loaded="C").image_index == 1
 
 
-def test_affinity_looks_only_inside_the_window(queue):
-    queue.enqueue(_jobs("b", "BBBA"))
-    assert _claim(queue, loaded="A", window=3).image_index == 0
-    assert _claim(queue, loaded="A", window=3).image_index == 3
+def test_affinity_finds_the_loaded_checkpoints_next_job_anywhere_in_the_batch(queue):
+    # a server keeps to its checkpoint while the batch has images for it, however far down they are
+    queue.enqueue(_jobs("b", "B" * 100 + "A"))
+    assert _claim(queue, loaded="A", window=3).image_index == 100
+    assert _claim(queue, loaded="A", window=3).image_index == 0  # none left for A: the run order's first
+
+
+def test_without_a_job_for_its_checkpoint_a_server_starts_one_nobody_works_on(queue):
+    queue.enqueue(_jobs("b", "BBBCC"))
+    assert _claim(queue, owner="s1", loaded="B").image_index == 0
+    # s2 has A loaded, which no job needs: it takes C (nobody on it) rather than joining s1 on B
+    assert _claim(queue, owner="s2", loaded="A").image_index == 3
+
+
+def test_jobs_of_a_checkpoint_another_server_is_on_are_not_counted_as_passed_over(queue):
+    queue.enqueue(_jobs("b", "A" * 5 + "B" * 60))
+    assert _claim(queue, owner="s1", loaded="A").image_index == 0  # s1 is on A
+    for k in range(30):  # s2 takes B's jobs past A's four waiting ones, which s1 is making
+        assert _claim(queue, owner="s2", loaded="B", max_bypass=5).image_index == 5 + k
+    assert {j.image_index: j.bypassed for j in queue.jobs("b") if j.image_index < 5} == {0: 0, 1: 0, 2: 0, 3: 0,
+                                                                                           4: 0}
 
 
 def test_claim_leases_the_job(queue, clock):
@@ -180,13 +197,15 @@ _COUNTER = [0]
        loaded=st.lists(st.sampled_from("ABC"), min_size=1, max_size=5),
        max_bypass=st.integers(0, 6), window=st.integers(1, 40))
 def test_no_job_waits_behind_more_than_max_bypass_later_jobs(queue, checkpoints, loaded, max_bypass, window):
-    """Servers with different loaded checkpoints take turns claiming with affinity: every job is claimed, and while a
-    job is pending at most max_bypass claims take a job later in run order than it."""
+    """Servers with different loaded checkpoints take turns claiming with affinity (the claims stay leased): every job
+    is claimed, and while a job is pending and no leased job has its checkpoint (nobody is on it), at most
+    max_bypass claims take a job later in run order than it."""
     _COUNTER[0] += 1
     batch = f"prop{_COUNTER[0]}"
     queue.enqueue(_jobs(batch, checkpoints))
     pending = set(range(len(checkpoints)))
     overtaken = {i: 0 for i in pending}
+    leased_checkpoints = set()
     turn = 0
     while True:
         job = _claim(queue, loaded=loaded[turn % len(loaded)], batch=batch, max_bypass=max_bypass, window=window)
@@ -195,8 +214,9 @@ def test_no_job_waits_behind_more_than_max_bypass_later_jobs(queue, checkpoints,
             break
         pending.discard(job.image_index)
         for i in pending:
-            if i < job.image_index:  # image_index = seq here
+            if i < job.image_index and checkpoints[i] not in leased_checkpoints:  # image_index = seq here
                 overtaken[i] += 1
+        leased_checkpoints.add(checkpoints[job.image_index])
     assert not pending
     assert max(overtaken.values()) <= max_bypass
 
