@@ -19,15 +19,20 @@ Facts from Forge (lllyasviel/stable-diffusion-webui-forge, snapshot dfdcbab6), c
 - `--api-auth user:pass` protects every /sdapi/v1 route of api.py with HTTP Basic (api.py:277-286): 401
   {"detail": "Not authenticated"} without credentials, {"detail": "Incorrect username or password"} with wrong ones.
   `/sdapi/v1/loras` and `/internal/*` are never protected (sd_forge_lora/scripts/lora_script.py:51-58).
-- `POST /sdapi/v1/interrupt` answers {} (api.py:664-667); Forge then returns the partial image with status 200.
+- `POST /sdapi/v1/interrupt` answers {} (api.py:664-667); Forge then returns the partial image with status 200, and
+  so it does after Skip (api.py:679-680) or the Interrupt/Skip buttons of its own UI. Nothing in the answer says so:
+  only `state.interrupted` / `state.skipped` in `/sdapi/v1/progress` (shared_state.py:83-89, 103-107), which stay
+  set after the job ends (state.end leaves them, shared_state.py:137-141) until the next job's state.begin clears
+  them (shared_state.py:129-131). The answer's info carries the job's `job_timestamp` (processing.py:548, 604).
 """
 from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Dict, Optional, Tuple
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -65,6 +70,9 @@ class Generated:
     image: bytes  # the first image of the answer, as Forge encoded it (PNG with a `parameters` chunk by default)
     infotext: str  # its infotexts[0]
     seconds: float  # from when Forge started our task (as far as polling can tell) to the answer
+    # someone pressed Interrupt or Skip (in Forge's UI, or ours): the image is a partial one, not the batch's image.
+    # Last, with a default, so Generated(image, infotext, seconds) still works.
+    interrupted: bool = False
 
 
 def split_credentials(url: str) -> Tuple[str, Optional[Tuple[str, str]]]:
@@ -167,13 +175,15 @@ class ForgeClient:
             old, self._session = self._session, self._new_session()
         old.close()
 
-    def _call(self, method: str, path: str, timeout: Tuple[float, float], **kwargs: Any) -> requests.Response:
+    def _call(self, method: str, path: str, timeout: Tuple[float, float], allow_missing: bool = False,
+              **kwargs: Any) -> requests.Response:
         """One request; transport failures and the server-side statuses become ServerDown."""
         try:
             response = self._session.request(method, self.url + path, timeout=timeout, **kwargs)
         except _TRANSPORT as e:
             raise ServerDown(f"Forge at {self.url} did not answer {path}: {_reason(e)}") from e
-        self._check_server(response, path)
+        if not (allow_missing and response.status_code == 404):
+            self._check_server(response, path)
         return response
 
     def _check_server(self, response: requests.Response, path: str) -> None:
@@ -189,6 +199,13 @@ class ForgeClient:
                              hint="start Forge with --api (or --nowebui)")
         if status in (502, 503, 504):
             raise ServerDown(f"Forge at {self.url} is unavailable ({status} on {path})")
+        if status in (408, 429):  # a proxy's timeout or a rate limit: the way to the server, not the job
+            raise ServerDown(f"Forge at {self.url} answered {status} on {path} "
+                             f"({'request timeout' if status == 408 else 'too many requests'})")
+        if (status == 200 or status >= 500) and _json_of(response) is _NOT_JSON:
+            # Forge answers JSON, even for its errors (webui.py:30-38): this is something else (a proxy's page)
+            raise ServerDown(f"Forge at {self.url} answered {status} on {path} with something that is not JSON: "
+                             f"{_what_answered(response)}", hint="is this address a Forge server (or a proxy to one)?")
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._call(method, path, (self.connect_timeout_s, self.read_timeout_s), **kwargs)
@@ -196,10 +213,14 @@ class ForgeClient:
             error, message, detail = _forge_error(response)
             raise ServerDown(f"Forge at {self.url} answered {response.status_code} on {path}: "
                              f"{': '.join(x for x in (error, message or detail) if x)}")
-        try:
-            return response.json()
-        except ValueError as e:
-            raise ServerDown(f"{self.url}{path} answered something that is not JSON: is this a Forge server?") from e
+        return _json_of(response)
+
+    def _optional_json(self, path: str) -> Any:
+        """A route older servers lack (/sdapi/v1/schedulers came with A1111 1.9): None when it is not there."""
+        response = self._call("GET", path, (self.connect_timeout_s, self.read_timeout_s), allow_missing=True)
+        if response.status_code != 200:
+            return None
+        return _json_of(response)
 
     # ---- inventory and health --------------------------------------------------------------------------------------
 
@@ -210,11 +231,16 @@ class ForgeClient:
             loras = self._json("GET", "/sdapi/v1/loras")
             options = self._json("GET", "/sdapi/v1/options")
             scripts = self._json("GET", "/sdapi/v1/script-info")
+            samplers = self._json("GET", "/sdapi/v1/samplers")
+            schedulers = self._optional_json("/sdapi/v1/schedulers")
+            upscalers = self._json("GET", "/sdapi/v1/upscalers")
+            latent_modes = self._json("GET", "/sdapi/v1/latent-upscale-modes")
             self._internal_progress = self._has_internal_progress()
         except ServerDown:
             self._reset()
             raise
-        return inventory_from_api(self.url, sd_models, loras, options, scripts)
+        return inventory_from_api(self.url, sd_models, loras, options, scripts, samplers, schedulers, upscalers,
+                                  latent_modes)
 
     def probe(self) -> bool:
         """True when the server answers GET /sdapi/v1/options (short timeout, credentials accepted)."""
@@ -247,12 +273,18 @@ class ForgeClient:
                                   json={"id_task": task_id, "id_live_preview": -1, "live_preview": False})
         else:
             response = self._call("GET", "/sdapi/v1/progress", timeout, params={"skip_current_image": "true"})
+        return self._progress_answer(response)
+
+    def _state_poll(self) -> Dict[str, Any]:
+        """`/sdapi/v1/progress`, whose `state` holds the interrupted/skipped flags. Raises ServerDown."""
+        response = self._call("GET", "/sdapi/v1/progress", (self.connect_timeout_s, self.poll_timeout_s),
+                              params={"skip_current_image": "true"})
+        return self._progress_answer(response)
+
+    def _progress_answer(self, response: requests.Response) -> Dict[str, Any]:
         if response.status_code != 200:
             raise ServerDown(f"Forge at {self.url} answered {response.status_code} to a progress poll")
-        try:
-            data = response.json()
-        except ValueError as e:
-            raise ServerDown(f"Forge at {self.url} answered a progress poll with something that is not JSON") from e
+        data = _json_of(response)
         if not isinstance(data, dict):
             raise ServerDown(f"Forge at {self.url} answered a progress poll with {type(data).__name__}")
         return data
@@ -303,6 +335,7 @@ class ForgeClient:
         ours_since: Optional[float] = None
         failures = 0
         running = False  # our task is the one running now (what an interrupt would stop)
+        flagged: set = set()  # job_timestamps of the jobs seen interrupted or skipped while ours ran
         while not done.wait(self.poll_s):
             now = time.monotonic()
             try:
@@ -318,9 +351,16 @@ class ForgeClient:
                 running = bool(answer.get("active"))
                 started = running or bool(answer.get("completed"))
                 progress = answer.get("progress") if running else 0.0
+                if running:  # /internal/progress has no flags: one more (small) poll while ours runs
+                    try:
+                        _note_flags(self._state_poll(), flagged)
+                    except ServerDown:
+                        pass  # the flags are read once more after the answer; a dead server shows in the polls
             else:
                 started = running = watch.see(answer)
                 progress = answer.get("progress") if running else 0.0
+                if running:
+                    _note_flags(answer, flagged)
             if started and ours_since is None:
                 ours_since = not_ours_at
             elif not started:
@@ -340,7 +380,28 @@ class ForgeClient:
             if isinstance(error, _TRANSPORT):
                 raise ServerDown(f"Forge at {self.url} failed during the image: {_reason(error)}") from error
             raise error
-        return self._result(box["response"], seconds)
+        generated = self._result(box["response"], seconds)
+        return replace(generated, interrupted=self._was_interrupted(box["response"], flagged))
+
+    def _was_interrupted(self, response: requests.Response, flagged: set) -> bool:
+        """Whether our job was interrupted or skipped: seen while it ran, or in the flags it left behind (read once
+        after the answer; they hold until another job begins, so they count only while the server is idle since
+        ours and its job_timestamp is ours). An image whose job is unknown counts as whole."""
+        info = _json_of(response).get("info")
+        try:
+            stamp = json.loads(info).get("job_timestamp") if isinstance(info, str) else None
+        except (ValueError, AttributeError):
+            stamp = None
+        if flagged and (stamp is None or stamp in flagged):
+            return True
+        try:
+            after = self._state_poll()
+        except ServerDown:
+            return False  # the image came; the server's health shows at its next request
+        state = _state(after)
+        if state.get("job_count", 0) != 0 or (stamp is not None and state.get("job_timestamp") != stamp):
+            return False  # another job has begun since ours (state.begin cleared the flags)
+        return bool(state.get("interrupted") or state.get("skipped"))
 
     def _result(self, response: requests.Response, seconds: float) -> Generated:
         self._check_server(response, "/sdapi/v1/txt2img")
@@ -350,7 +411,7 @@ class ForgeClient:
             said = ": ".join(x for x in (error, message or detail) if x) or f"status {status}"
             raise JobRejected(f"Forge refused the image ({status}): {said}", status, error, message or detail)
         try:
-            data = response.json()
+            data = _json_of(response)
             info = json.loads(data.get("info") or "{}")
             images = data.get("images") or []
             first = int(info.get("index_of_first_image") or 0)  # 1 when Forge put a grid first (save_images)
@@ -381,6 +442,38 @@ class _StartWatch:
                 self.started = True
             self.progress = progress
         return self.started
+
+
+_NOT_JSON = object()
+
+
+def _json_of(response: requests.Response) -> Any:
+    """The answer's JSON, parsed once (an image answer is megabytes of base64), or _NOT_JSON."""
+    cached = getattr(response, "_orchestrator_json", None)
+    if cached is None:
+        try:
+            cached = response.json()
+        except ValueError:
+            cached = _NOT_JSON
+        if cached is None:
+            return None  # Forge's `null` (POST /sdapi/v1/skip): not cached, parsing it again is free
+        response._orchestrator_json = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def _what_answered(response: requests.Response) -> str:
+    """A short description of a non-JSON answer: its type and the start of its text ("<title>502 Bad Gateway")."""
+    kind = response.headers.get("Content-Type", "no content type").split(";")[0]
+    text = " ".join((response.text or "").split())
+    title = re.search(r"<title>(.*?)</title>", text, re.IGNORECASE)
+    return f"{kind}, {(title.group(1) if title else text)[:120]!r}" if text else f"{kind}, empty"
+
+
+def _note_flags(answer: Dict[str, Any], flagged: set) -> None:
+    """Remember the job of a /sdapi/v1/progress answer that shows it interrupted or skipped."""
+    state = _state(answer)
+    if state.get("interrupted") or state.get("skipped"):
+        flagged.add(state.get("job_timestamp"))
 
 
 def _progress(answer: Optional[Dict[str, Any]]) -> float:

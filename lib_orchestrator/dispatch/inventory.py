@@ -13,6 +13,14 @@ Facts from Forge (lllyasviel/stable-diffusion-webui-forge, snapshot dfdcbab6), c
   (extensions-builtin/sd_forge_lora/scripts/lora_script.py:42-48, network.py:42). A `<lora:X>` tag finds its file
   by exact dict lookup of X among stems and aliases; an alias two files share (or that equals another file's stem)
   is "forbidden" and then only the stem works (sd_forge_lora/networks.py:79-90, 145-151, 163).
+- Sampler, scheduler and hires upscaler names (research: none of them may be guessed). The API looks a sampler up
+  by its exact name only, after cutting a trailing " <scheduler label, name or alias>" off it ("DPM++ 2M Karras");
+  an unknown one is replaced by the first sampler without a word (modules/sd_samplers.py:113-134, api.py:454); the
+  sampler aliases /sdapi/v1/samplers lists ("k_dpmpp_2m") are not consulted there. A scheduler is looked up by exact
+  name or label, an unknown one becomes "Automatic" silently (sd_schedulers.py:230, sd_samplers.py:115). A hires
+  upscaler must be an exact latent mode name or upscaler name, else the job fails with a 500
+  (processing.py:1318-1321). Forge Neo does the same (its modules/sd_samplers.py:113-134, sd_schedulers.py:289).
+  `/sdapi/v1/schedulers` is missing on servers older than A1111 1.9: there the scheduler is not checked.
 """
 from __future__ import annotations
 
@@ -21,6 +29,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
+from ..batches.model import Settings
 from .jobs import NewJob
 
 SCRIPT_TITLE = "Orchestrator"  # our AlwaysOn script's title(); Forge lists it lowercased (modules/scripts.py:663)
@@ -62,12 +71,31 @@ class Lora:
 
 
 @dataclass(frozen=True)
+class Sampler:
+    name: str
+    aliases: Tuple[str, ...] = ()  # listed by /sdapi/v1/samplers, but the API does not look a sampler up by them
+
+
+@dataclass(frozen=True)
+class Scheduler:
+    name: str  # "karras"
+    label: str  # "Karras"
+    aliases: Tuple[str, ...] = ()  # "SGMUniform": only used when cut off a sampler name ("Euler SGMUniform")
+
+
+@dataclass(frozen=True)
 class Inventory:
     url: str
     checkpoints: Tuple[Checkpoint, ...]
     loras: Tuple[Lora, ...]
     loaded: str  # the server's title of its selected checkpoint ("" = none); the raw option value if unknown
     has_orchestrator: bool  # our AlwaysOn script is installed: send it args [False] so it does not compose again
+    # What the settings need; None: not read (an inventory built by hand, or the server has no such route): unknown,
+    # so not checked. The fields come last, with defaults, so Inventory(url, checkpoints, loras, loaded, has) works.
+    samplers: Optional[Tuple[Sampler, ...]] = None  # /sdapi/v1/samplers
+    schedulers: Optional[Tuple[Scheduler, ...]] = None  # /sdapi/v1/schedulers (None on servers without it)
+    upscalers: Optional[Tuple[str, ...]] = None  # /sdapi/v1/upscalers names ("None", "Lanczos", "R-ESRGAN 4x+", …)
+    latent_upscale_modes: Optional[Tuple[str, ...]] = None  # /sdapi/v1/latent-upscale-modes names ("Latent", …)
 
 
 def _basename(path: str) -> str:
@@ -78,9 +106,38 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def inventory_from_api(url: str, sd_models: Any, loras: Any, options: Any, script_info: Any) -> Inventory:
-    """The server's inventory from its four answers (sd-models, loras, options, script-info), tolerant of nulls and
-    of items it cannot read (a server is never refused for an odd entry; the entry is just not offered)."""
+def _names(items: Any, key: str = "name") -> Optional[Tuple[str, ...]]:
+    """The `key` of each item of a list answer; None when the answer is not a list (not read)."""
+    if not isinstance(items, list):
+        return None
+    return tuple(_text(x.get(key)) for x in items if isinstance(x, dict) and _text(x.get(key)))
+
+
+def _strings(value: Any) -> Tuple[str, ...]:
+    return tuple(x for x in value if isinstance(x, str)) if isinstance(value, list) else ()
+
+
+def settings_from_api(samplers: Any = None, schedulers: Any = None, upscalers: Any = None,
+                      latent_upscale_modes: Any = None) -> Dict[str, Any]:
+    """Inventory's settings fields from those four answers (None: that answer is missing, so unknown)."""
+    return {
+        "samplers": None if not isinstance(samplers, list) else tuple(
+            Sampler(_text(x.get("name")), _strings(x.get("aliases")))
+            for x in samplers if isinstance(x, dict) and _text(x.get("name"))),
+        "schedulers": None if not isinstance(schedulers, list) else tuple(
+            Scheduler(_text(x.get("name")), _text(x.get("label")) or _text(x.get("name")), _strings(x.get("aliases")))
+            for x in schedulers if isinstance(x, dict) and _text(x.get("name"))),
+        "upscalers": _names(upscalers),
+        "latent_upscale_modes": _names(latent_upscale_modes),
+    }
+
+
+def inventory_from_api(url: str, sd_models: Any, loras: Any, options: Any, script_info: Any,
+                       samplers: Any = None, schedulers: Any = None, upscalers: Any = None,
+                       latent_upscale_modes: Any = None) -> Inventory:
+    """The server's inventory from its answers (sd-models, loras, options, script-info; then samplers, schedulers,
+    upscalers, latent-upscale-modes, each None when not read), tolerant of nulls and of items it cannot read (a
+    server is never refused for an odd entry; the entry is just not offered)."""
     checkpoints = tuple(
         Checkpoint(_text(m.get("title")), _text(m.get("model_name")), _text(m.get("filename")),
                    _text(m.get("hash")).lower(), _text(m.get("sha256")).lower())
@@ -96,7 +153,8 @@ def inventory_from_api(url: str, sd_models: Any, loras: Any, options: Any, scrip
     # The option holds whatever string was last set, possibly a short name (research forge-api.md §1.4): give the
     # title, so a job's checkpoint_title() compares equal to it.
     loaded = checkpoint_title(selected, partial) or selected if selected else ""
-    return Inventory(url, checkpoints, lora_items, loaded, has_script)
+    return Inventory(url, checkpoints, lora_items, loaded, has_script,
+                     **settings_from_api(samplers, schedulers, upscalers, latent_upscale_modes))
 
 
 def split_hash(name: str) -> Tuple[str, str]:
@@ -193,3 +251,36 @@ def _why_no_checkpoint(name: str, inv: Inventory) -> str:
     if len(matches) > 1:
         return f" (ambiguous: {', '.join(sorted(c.title for c in matches))})"
     return ""
+
+
+def sampler_known(name: str, inv: Inventory) -> bool:
+    """True when Forge's API would run `name` as given, not its first sampler instead: the exact name (case
+    counts), or the name with a trailing " <scheduler>" cut off as Forge cuts it (sd_samplers.py:119-128: for each
+    scheduler in order, the first of its label, name and aliases that ends the name)."""
+    names = {s.name for s in inv.samplers or ()}
+    if name in names:
+        return True
+    base = name
+    for scheduler in inv.schedulers or ():
+        for option in (scheduler.label, scheduler.name, *scheduler.aliases):
+            if option and base.endswith(" " + option):
+                base = base[: -len(option) - 1]
+                break
+    return base in names
+
+
+def missing_settings(settings: Settings, inv: Inventory) -> List[str]:
+    """What of the batch's settings this server lacks, in words: ["sampler 'DPM++ 2M Karras'", "scheduler 'Beta'",
+    "hires upscaler 'Latent'"]. Forge would render with another sampler or scheduler without a word, or fail every
+    hires image. Only what the server listed is checked: a list it did not give (None) blocks nothing."""
+    out: List[str] = []
+    if inv.samplers is not None and not sampler_known(settings.sampler_name, inv):
+        out.append(f"sampler '{settings.sampler_name}'")
+    if inv.schedulers is not None and settings.scheduler != "Automatic":
+        if settings.scheduler not in {n for s in inv.schedulers for n in (s.name, s.label)}:
+            out.append(f"scheduler '{settings.scheduler}'")
+    if settings.enable_hr and (inv.upscalers is not None or inv.latent_upscale_modes is not None):
+        # Forge takes hr_upscaler None as its default latent mode; the batch always names one
+        if settings.hr_upscaler not in (*(inv.latent_upscale_modes or ()), *(inv.upscalers or ())):
+            out.append(f"hires upscaler '{settings.hr_upscaler}'")
+    return out

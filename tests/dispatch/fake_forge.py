@@ -57,6 +57,20 @@ LORA_DIR = "/forge/models/Lora"
 SAMPLERS = ("DPM++ 2M", "DPM++ SDE", "DPM++ 2M SDE", "DPM++ 2M SDE Heun", "DPM++ 2S a", "DPM++ 3M SDE", "Euler a",
             "Euler", "LMS", "Heun", "DPM2", "DPM2 a", "DPM fast", "DPM adaptive", "Restart", "HeunPP2", "IPNDM",
             "IPNDM_V", "DEIS", "DDIM", "DDIM CFG++", "PLMS", "UniPC", "LCM", "DDPM")
+# a few of their aliases, as /sdapi/v1/samplers lists them (sd_samplers_kdiffusion.py:15-28); the API never looks a
+# sampler up by alias (sd_samplers.py:128 reads all_samplers_map, keyed by name)
+SAMPLER_ALIASES = {"DPM++ 2M": ["k_dpmpp_2m"], "DPM++ SDE": ["k_dpmpp_sde"],
+                   "Euler a": ["k_euler_a", "k_euler_ancestral"], "Euler": ["k_euler"],
+                   "LMS": ["k_lms"], "Heun": ["k_heun"], "DDIM": ["ddim"], "UniPC": ["unipc"]}
+# (name, label, aliases) in Forge's order; the first is the fallback (sd_schedulers.py:211-228)
+SCHEDULERS = (("automatic", "Automatic", None), ("uniform", "Uniform", None), ("karras", "Karras", None),
+              ("exponential", "Exponential", None), ("polyexponential", "Polyexponential", None),
+              ("sgm_uniform", "SGM Uniform", ["SGMUniform"]), ("kl_optimal", "KL Optimal", None),
+              ("align_your_steps", "Align Your Steps", None), ("simple", "Simple", None), ("normal", "Normal", None),
+              ("ddim", "DDIM", None), ("beta", "Beta", None), ("turbo", "Turbo", None))
+UPSCALERS = ("None", "Lanczos", "Nearest", "ESRGAN_4x", "R-ESRGAN 4x+", "R-ESRGAN 4x+ Anime6B", "SwinIR_4x")
+LATENT_UPSCALE_MODES = ("Latent", "Latent (antialiased)", "Latent (bicubic)", "Latent (bicubic antialiased)",
+                        "Latent (nearest)", "Latent (nearest-exact)")  # modules/shared.py:56-63
 OPTION_DEFAULTS: Dict[str, Any] = {  # a few of Forge's options (modules/shared_options.py), enough for clients
     "sd_model_checkpoint": None, "sd_checkpoint_hash": "", "CLIP_stop_at_last_layers": 1, "samples_format": "png",
     "sd_vae": "Automatic", "forge_additional_modules": [], "forge_preset": "sd", "sd_lora": "None",
@@ -196,7 +210,10 @@ class FakeForge:
                  loras: Sequence[Union[str, Tuple[str, str]]] = (), loaded: Optional[str] = None,
                  seconds_per_image: float = 0.0, switch_s: float = 0.0, auth: Optional[Tuple[str, str]] = None,
                  nowebui: bool = False, has_orchestrator: bool = True, api: bool = True, port: int = 0,
-                 host: str = "127.0.0.1") -> None:
+                 host: str = "127.0.0.1", samplers: Sequence[str] = SAMPLERS,
+                 schedulers: Optional[Sequence[Tuple[str, str, Optional[List[str]]]]] = SCHEDULERS,
+                 upscalers: Sequence[str] = UPSCALERS, latent_upscale_modes: Sequence[str] = LATENT_UPSCALE_MODES
+                 ) -> None:
         self.host, self.port = host, port
         self.api = api  # False: Forge started without --api, only the LoRA extension's routes are there
         self.checkpoints = [FakeCheckpoint(t) for t in checkpoints]
@@ -206,6 +223,10 @@ class FakeForge:
         self.auth = auth
         self.nowebui = nowebui
         self.has_orchestrator = has_orchestrator
+        self.samplers = list(samplers)  # names in Forge's order; the first is the fallback for an unknown one
+        self.schedulers = None if schedulers is None else list(schedulers)  # None: no /schedulers (before A1111 1.9)
+        self.upscalers = list(upscalers)
+        self.latent_upscale_modes = list(latent_upscale_modes)
         # faults
         self.reject_with: Optional[Tuple[int, Dict[str, Any]]] = None  # e.g. OOM: every generation fails with it
         self.hang = False  # txt2img starts (progress shows it) and never answers; progress keeps answering
@@ -350,11 +371,20 @@ class FakeForge:
             ("POST", "/sdapi/v1/options"): lambda: self._set_options(body),
             ("GET", "/sdapi/v1/progress"): self._progress,
             ("GET", "/sdapi/v1/script-info"): self._script_info,
-            ("GET", "/sdapi/v1/samplers"): lambda: [{"name": s, "aliases": [], "options": {}} for s in SAMPLERS],
+            ("GET", "/sdapi/v1/samplers"): lambda: [{"name": s, "aliases": SAMPLER_ALIASES.get(s, []), "options": {}}
+                                                    for s in self.samplers],  # api.py:693-694
+            ("GET", "/sdapi/v1/upscalers"): lambda: [  # api.py:707-717
+                {"name": u, "model_name": None if u in ("None", "Lanczos", "Nearest") else u,
+                 "model_path": None, "model_url": None, "scale": 4} for u in self.upscalers],
+            ("GET", "/sdapi/v1/latent-upscale-modes"): lambda: [{"name": m} for m in self.latent_upscale_modes],
             ("POST", "/sdapi/v1/interrupt"): self._interrupt,
-            ("POST", "/sdapi/v1/skip"): lambda: None,
+            ("POST", "/sdapi/v1/skip"): lambda: self.interrupt_running(skip=True, count=False),  # api.py:679-680
             ("POST", "/sdapi/v1/txt2img"): lambda: self._txt2img(body),
         }
+        if self.schedulers is not None:
+            routes[("GET", "/sdapi/v1/schedulers")] = lambda: [  # api.py:696-705
+                {"name": n, "label": label, "aliases": aliases, "default_rho": -1, "need_inner_model": False}
+                for n, label, aliases in self.schedulers or ()]
         if not self.nowebui:
             routes.update({
                 ("GET", "/internal/ping"): lambda: {},
@@ -445,11 +475,18 @@ class FakeForge:
                     "live_preview": None, "id_live_preview": 0, "textinfo": None}
 
     def _interrupt(self) -> Dict[str, Any]:
-        with self._cond:
-            self.interrupts += 1
-            self.state["interrupted"] = True
-            self._cond.notify_all()
+        self.interrupt_running(count=True)
         return {}
+
+    def interrupt_running(self, skip: bool = False, count: bool = False) -> None:
+        """Someone pressed Interrupt (or Skip) in this Forge's UI: the running generation stops and answers 200 with
+        its partial image; `state.interrupted` (`skipped`) stays set in /sdapi/v1/progress until the next job begins
+        (shared_state.py:83-89, 129-131). `count`: counted in `interrupts` (the API's /interrupt)."""
+        with self._cond:
+            if count:
+                self.interrupts += 1
+            self.state["skipped" if skip else "interrupted"] = True
+            self._cond.notify_all()
 
     # ---- generation -------------------------------------------------------------------------------------------------
 
@@ -462,7 +499,7 @@ class FakeForge:
             while True:
                 if self._stopping or generation != self._generation:
                     raise _Dropped()
-                if interruptible and self.state["interrupted"]:
+                if interruptible and (self.state["interrupted"] or self.state["skipped"]):
                     return False
                 if until():
                     return True
@@ -489,8 +526,8 @@ class FakeForge:
             if title.lower() not in scripts and title.lower() != "seed":
                 raise _HttpError(422, {"detail": f"Script '{title}' not found"})  # api.py:36-40
         task = body.get("force_task_id") or f"task(txt2img-{random.randrange(10**7):07d})"
-        sampler = body.get("sampler_name") or body.get("sampler_index") or "Euler"
-        sampler = sampler if sampler in SAMPLERS else SAMPLERS[0]  # silent fallback (sd_samplers.py:128)
+        sampler, scheduler = self._sampler_and_scheduler(body.get("sampler_name") or body.get("sampler_index"),
+                                                         body.get("scheduler"))
         with self._cond:
             self.pending_tasks[task] = time.time()  # add_task_to_queue before the lock (api.py:478)
             self.concurrent += 1
@@ -500,7 +537,7 @@ class FakeForge:
             if not self._queue_lock.acquire(lambda: self._stopping or generation != self._generation):
                 raise _Dropped()
             try:
-                return self._generate(body, task, sampler, generation)
+                return self._generate(body, task, sampler, scheduler, generation)
             finally:
                 self._queue_lock.release()
         finally:
@@ -509,7 +546,22 @@ class FakeForge:
                 self.pending_tasks.pop(task, None)
                 self._cond.notify_all()
 
-    def _generate(self, body: Dict[str, Any], task: str, sampler: str, generation: int) -> Dict[str, Any]:
+    def _sampler_and_scheduler(self, sampler: Optional[str], scheduler: Optional[str]) -> Tuple[str, str]:
+        """Forge's get_sampler_and_scheduler (sd_samplers.py:113-134) without its 'Automatic' folding: a trailing
+        " <scheduler>" is cut off the sampler; an unknown sampler is the first one, an unknown scheduler the first
+        one ("Automatic"), both silently."""
+        table = self.schedulers or [("automatic", "Automatic", None)]
+        found = next((label for n, label, _ in table if scheduler in (n, label)), table[0][1])
+        name = sampler or (self.samplers[0] if self.samplers else "Euler")
+        for n, label, aliases in table:
+            for option in (label, n, *(aliases or [])):
+                if name.endswith(" " + option):
+                    found, name = label, name[: -len(option) - 1]
+                    break
+        return (name if name in self.samplers else (self.samplers or ["DPM++ 2M"])[0]), found
+
+    def _generate(self, body: Dict[str, Any], task: str, sampler: str, scheduler: str, generation: int
+                  ) -> Dict[str, Any]:
         steps = int(body.get("steps") or 50)
         with self._cond:  # state.begin + start_task (api.py:488-489, shared_state.py:118-133)
             if self._stopping or generation != self._generation:
@@ -551,10 +603,15 @@ class FakeForge:
             finished = self._wait(self._work_s, generation)
             hr_sampler = body.get("hr_sampler_name")
             same = hr_sampler in (None, "", "Use same sampler")
-            if body.get("enable_hr") and not same and hr_sampler not in SAMPLERS:
+            if body.get("enable_hr") and not same and hr_sampler not in self.samplers:
                 raise _HttpError(500, {"error": "AssertionError", "detail": "", "body": "",
                                        "message": f"bad sampler name: {hr_sampler}"})
-            answer = self._answer(body, selected, sampler, count, interrupted=not finished)
+            upscaler = body.get("hr_upscaler")
+            if body.get("enable_hr") and upscaler is not None and upscaler not in self.latent_upscale_modes \
+                    and upscaler not in self.upscalers:  # processing.py:1318-1321
+                raise _HttpError(500, {"error": "Exception", "detail": "", "body": "",
+                                       "message": f"could not find upscaler named {upscaler}"})
+            answer = self._answer(body, selected, sampler, scheduler, count, interrupted=not finished)
             with self._cond:
                 self.images += count
                 self.finished_tasks.append(task)  # finish_task keeps the last 16 (progress.py:31-39)
@@ -569,7 +626,7 @@ class FakeForge:
                     self.options["sd_model_checkpoint"] = previous
                 self._cond.notify_all()
 
-    def _answer(self, body: Dict[str, Any], ckpt: FakeCheckpoint, sampler: str, count: int,
+    def _answer(self, body: Dict[str, Any], ckpt: FakeCheckpoint, sampler: str, scheduler: str, count: int,
                 interrupted: bool) -> Dict[str, Any]:
         prompt = str(body.get("prompt") or "")
         negative = str(body.get("negative_prompt") or "")
@@ -582,7 +639,6 @@ class FakeForge:
         steps = int(body.get("steps") or 50)
         width, height = int(body.get("width") or 512), int(body.get("height") or 512)
         cfg = body.get("cfg_scale") if body.get("cfg_scale") is not None else 7.0
-        scheduler = body.get("scheduler") or "Automatic"
         lora_hashes = self._lora_hashes(prompt)
         extra: Dict[str, Any] = {"Schedule type": scheduler}
         if body.get("enable_hr"):
