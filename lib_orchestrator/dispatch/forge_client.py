@@ -198,7 +198,8 @@ class ForgeClient:
             raise ServerDown(f"Forge at {self.url} has no API route {path} (404)",
                              hint="start Forge with --api (or --nowebui)")
         if status in (502, 503, 504):
-            raise ServerDown(f"Forge at {self.url} is unavailable ({status} on {path})")
+            said = "" if _json_of(response) is not _NOT_JSON else f": {_what_answered(response)}"
+            raise ServerDown(f"Forge at {self.url} is unavailable ({status} on {path}{said})")
         if status in (408, 429):  # a proxy's timeout or a rate limit: the way to the server, not the job
             raise ServerDown(f"Forge at {self.url} answered {status} on {path} "
                              f"({'request timeout' if status == 408 else 'too many requests'})")

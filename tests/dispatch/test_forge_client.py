@@ -39,7 +39,7 @@ def fake(request):
 
 
 def client(url: str, **kwargs) -> ForgeClient:
-    options = dict(poll_s=0.02, connect_timeout_s=2.0)
+    options = dict(poll_s=0.02, connect_timeout_s=10.0)  # polls are quick; a poll may stall seconds on a loaded box
     options.update(kwargs)
     return ForgeClient(url, **options)
 
@@ -158,13 +158,15 @@ def test_the_timeout_starts_when_forge_starts_our_task_not_while_it_waits_in_lin
                                                            json=dict(BODY, force_task_id="ui-job"), timeout=60))
     theirs.start()
     assert fake.wait_until(lambda f: f.current_task == "ui-job")
-    timeout_s = 0.2
+    # seconds, not tenths: ours runs in no time once started, but a loaded box may stall a poll for a while, and a
+    # stall longer than the timeout would count against ours
+    timeout_s = 3.0
     sent = time.monotonic()
     polls = []
 
     def on_poll(progress: float) -> None:
         polls.append(progress)
-        if time.monotonic() - sent > 3 * timeout_s and fake.hang:  # we have waited in line past our timeout
+        if time.monotonic() - sent > 2 * timeout_s and fake.hang:  # we have waited in line past our timeout
             fake.hang = False
 
     got = c.txt2img(BODY, "ours", timeout_s=timeout_s, on_poll=on_poll)
@@ -272,3 +274,123 @@ def test_without_the_web_ui_our_task_starts_when_the_job_before_it_ends():
         watch = _StartWatch(forge_progress(1, "20250101120000", 0.5))
         assert not watch.see(forge_progress(1, "20250101120000", 0.6))  # still theirs
         assert watch.see(later) and watch.see(forge_progress(1, "20250101120000", 0.7))
+
+
+def test_a_whole_image_is_not_interrupted(fake):
+    assert client(fake.url).txt2img(BODY, "whole", 60).interrupted is False
+
+
+@pytest.mark.parametrize("skip", [False, True], ids=["interrupt", "skip"])
+def test_an_image_interrupted_in_forges_ui_while_ours_runs_is_told(fake, skip):
+    """Interrupt or Skip pressed in that Forge's own UI: Forge answers 200 with the partial image."""
+    fake.seconds_per_image = 3600.0  # ours would run for an hour: only the interrupt ends it
+    c = client(fake.url)
+    c.inventory()
+    polls = threading.Event()
+    pressed = threading.Thread(target=lambda: fake.wait_until(lambda f: f.current_task == "ours")
+                               and polls.wait(60) and fake.interrupt_running(skip=skip))
+    pressed.start()
+    got = c.txt2img(BODY, "ours", timeout_s=3600, on_poll=lambda progress: polls.set())
+    pressed.join()
+    assert got.image.startswith(b"\x89PNG") and got.interrupted is True
+    assert fake.interrupts == 0  # nobody called the API's /interrupt
+
+
+def test_an_interrupt_between_the_last_poll_and_the_answer_is_read_from_the_flags_left_behind(fake):
+    """No poll runs while ours does (poll_s is an hour): the flags Forge leaves set after the job tell."""
+    fake.seconds_per_image = 3600.0
+    c = client(fake.url, poll_s=3600.0)
+    c.inventory()
+    pressed = threading.Thread(target=lambda: fake.wait_until(lambda f: f.current_task == "ours")
+                               and fake.interrupt_running())
+    pressed.start()
+    got = c.txt2img(BODY, "ours", timeout_s=3600)
+    pressed.join()
+    assert got.interrupted is True
+    fake.seconds_per_image = 0.0
+    assert c.txt2img(BODY, "next", 60).interrupted is False  # the next job began with the flags cleared
+
+
+def test_an_interrupt_seen_while_ours_ran_holds_even_when_the_next_job_clears_the_flags(fake):
+    """A job queued behind ours begins at once and clears the flags before our last look: the poll that saw them
+    while ours ran still counts."""
+    c = client(fake.url)
+    c.inventory()
+    fake.hang = True
+    seen = threading.Event()
+    theirs = threading.Thread(target=lambda: requests.post(fake.url + "/sdapi/v1/txt2img",
+                                                           json=dict(BODY, force_task_id="ui-job"), timeout=60))
+
+    def on_poll(progress: float) -> None:
+        if fake.state["interrupted"] and not seen.is_set():  # a poll after the press has returned
+            seen.set()
+
+    def press_then_queue_theirs() -> None:
+        fake.wait_until(lambda f: f.current_task == "ours")
+        fake.interrupt_running()  # the hung job ignores it, as Forge's does until its next step
+        seen.wait(60)
+        theirs.start()
+        fake.wait_until(lambda f: "ui-job" in f.pending_tasks)
+        fake.hang = False
+
+    helper = threading.Thread(target=press_then_queue_theirs)
+    helper.start()
+    got = c.txt2img(BODY, "ours", timeout_s=3600, on_poll=on_poll)
+    helper.join()
+    theirs.join()
+    assert got.interrupted is True
+
+
+@pytest.mark.parametrize("status", [408, 429])
+def test_a_proxy_timeout_or_rate_limit_is_the_servers_trouble_not_the_jobs(status):
+    with _Canned(status, b'{"detail": "slow down"}', "application/json") as url:
+        with pytest.raises(ServerDown) as down:
+            client(url).txt2img(BODY, "t", 60)
+        assert str(status) in down.value.message
+        with pytest.raises(ServerDown):
+            client(url).inventory()
+
+
+@pytest.mark.parametrize("status", [200, 500, 502])
+def test_an_html_page_instead_of_forge_is_the_servers_trouble_and_says_what_answered(status):
+    page = b"<html><head><title>Welcome to nginx!</title></head><body>nginx</body></html>"
+    with _Canned(status, page, "text/html; charset=utf-8") as url:
+        for call in (lambda c: c.txt2img(BODY, "t", 60), lambda c: c.inventory()):
+            with pytest.raises(ServerDown) as down:
+                call(client(url))
+            assert "text/html, 'Welcome to nginx!'" in down.value.message and str(status) in down.value.message
+
+
+class _Canned:
+    """A server answering every request with one status and body (a proxy in front of a Forge that is gone)."""
+
+    def __init__(self, status: int, body: bytes, content_type: str) -> None:
+        import http.server
+
+        canned = (status, body, content_type)
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                self.send_response(canned[0])
+                self.send_header("Content-Type", canned[2])
+                self.send_header("Content-Length", str(len(canned[1])))
+                self.end_headers()
+                self.wfile.write(canned[1])
+
+            do_GET = do_POST = _answer
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+
+    def __enter__(self) -> str:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
