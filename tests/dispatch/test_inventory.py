@@ -5,6 +5,7 @@ sd_forge_lora/scripts/lora_script.py:42-48 for loras, modules/scripts.py:663 for
 from __future__ import annotations
 
 from lib_orchestrator.batches.model import Batch, BatchImage, Settings
+from lib_orchestrator.dispatch.forge_client import ForgeClient
 from lib_orchestrator.dispatch.inventory import (
     Checkpoint,
     Inventory,
@@ -12,9 +13,12 @@ from lib_orchestrator.dispatch.inventory import (
     checkpoint_title,
     inventory_from_api,
     missing,
+    missing_settings,
     split_hash,
 )
 from lib_orchestrator.dispatch.jobs import NewJob, batch_jobs
+
+from .fake_forge import FakeForge
 
 SHA_BASE = "31e35c80fca78465ca6f6737693ab90732c7eea75a53fbdf42b6cce50206a3ac"
 SHA_JUGG = "4496b36d48" + "0" * 54
@@ -167,3 +171,86 @@ def test_a_tag_forge_skips_needs_nothing():
     (new_job,) = batch_jobs(batch)
     assert new_job.loras == ("add-detail-xl",)
     assert missing(new_job, forge_inventory()) == []
+
+
+# ---- the batch's settings on the server ------------------------------------------------------------------------
+
+
+def forge_settings_inventory(**answers):
+    """An inventory read from answers shaped like Forge's (api.py:693-724), written here by hand."""
+    samplers = [{"name": "DPM++ 2M", "aliases": ["k_dpmpp_2m"], "options": {"scheduler": "karras"}},
+                {"name": "Euler a", "aliases": ["k_euler_a", "k_euler_ancestral"], "options": {"uses_ensd": True}},
+                {"name": "Euler", "aliases": ["k_euler"], "options": {}}]
+    schedulers = [{"name": "automatic", "label": "Automatic", "aliases": None, "default_rho": -1,
+                   "need_inner_model": False},
+                  {"name": "karras", "label": "Karras", "aliases": None, "default_rho": 7.0, "need_inner_model": False},
+                  {"name": "sgm_uniform", "label": "SGM Uniform", "aliases": ["SGMUniform"], "default_rho": -1,
+                   "need_inner_model": True}]
+    upscalers = [{"name": "None", "model_name": None, "model_path": None, "model_url": None, "scale": 4},
+                 {"name": "R-ESRGAN 4x+", "model_name": "RealESRGAN_x4plus", "model_path": "x", "model_url": None,
+                  "scale": 4}]
+    latent = [{"name": "Latent"}, {"name": "Latent (nearest-exact)"}]
+    given = dict(samplers=samplers, schedulers=schedulers, upscalers=upscalers, latent_upscale_modes=latent)
+    given.update(answers)
+    return inventory_from_api("http://gpu1:7860", [], [], {}, [], **given)
+
+
+def test_the_settings_lists_are_read_from_forges_answers():
+    inv = forge_settings_inventory()
+    assert [s.name for s in inv.samplers] == ["DPM++ 2M", "Euler a", "Euler"]
+    assert inv.samplers[1].aliases == ("k_euler_a", "k_euler_ancestral")
+    assert [(s.name, s.label, s.aliases) for s in inv.schedulers] == [
+        ("automatic", "Automatic", ()), ("karras", "Karras", ()), ("sgm_uniform", "SGM Uniform", ("SGMUniform",))]
+    assert inv.upscalers == ("None", "R-ESRGAN 4x+")
+    assert inv.latent_upscale_modes == ("Latent", "Latent (nearest-exact)")
+
+
+def test_an_inventory_built_without_the_settings_lists_knows_none_and_blocks_nothing():
+    inv = Inventory("http://h:1", (), (), "", False)
+    assert (inv.samplers, inv.schedulers, inv.upscalers, inv.latent_upscale_modes) == (None, None, None, None)
+    assert missing_settings(Settings(sampler_name="Anything", scheduler="Whatever", enable_hr=True,
+                                     hr_upscaler="Nope"), inv) == []
+
+
+def test_settings_the_server_has_are_not_missing():
+    inv = forge_settings_inventory()
+    assert missing_settings(Settings(sampler_name="Euler a", scheduler="Automatic"), inv) == []
+    assert missing_settings(Settings(sampler_name="DPM++ 2M", scheduler="Karras"), inv) == []
+    assert missing_settings(Settings(sampler_name="DPM++ 2M", scheduler="karras"), inv) == []  # name or label
+    # A1111's old "<sampler> <scheduler>" names: Forge cuts the scheduler off (label, name or alias)
+    assert missing_settings(Settings(sampler_name="DPM++ 2M Karras"), inv) == []
+    assert missing_settings(Settings(sampler_name="Euler SGMUniform"), inv) == []
+    assert missing_settings(Settings(enable_hr=True, hr_upscaler="Latent (nearest-exact)"), inv) == []
+    assert missing_settings(Settings(enable_hr=True, hr_upscaler="R-ESRGAN 4x+"), inv) == []
+
+
+def test_settings_forge_would_swap_silently_or_refuse_are_missing():
+    inv = forge_settings_inventory()
+    assert missing_settings(Settings(sampler_name="DPM++ 3M SDE"), inv) == ["sampler 'DPM++ 3M SDE'"]
+    assert missing_settings(Settings(sampler_name="euler a"), inv) == ["sampler 'euler a'"]  # case counts
+    assert missing_settings(Settings(sampler_name="k_euler_a"), inv) == ["sampler 'k_euler_a'"]  # no alias lookup
+    assert missing_settings(Settings(sampler_name="DPM++ 2M Turbo"), inv) == ["sampler 'DPM++ 2M Turbo'"]
+    assert missing_settings(Settings(scheduler="Beta"), inv) == ["scheduler 'Beta'"]
+    assert missing_settings(Settings(scheduler="SGMUniform"), inv) == ["scheduler 'SGMUniform'"]  # alias: no
+    assert missing_settings(Settings(sampler_name="Heun", scheduler="Beta", enable_hr=True,
+                                     hr_upscaler="4x-UltraSharp"), inv) == [
+        "sampler 'Heun'", "scheduler 'Beta'", "hires upscaler '4x-UltraSharp'"]
+    assert missing_settings(Settings(hr_upscaler="4x-UltraSharp"), inv) == []  # no hires pass: not needed
+
+
+def test_a_server_without_the_schedulers_route_does_not_block_on_the_scheduler():
+    inv = forge_settings_inventory(schedulers=None)
+    assert inv.schedulers is None
+    assert missing_settings(Settings(sampler_name="Euler", scheduler="Beta"), inv) == []
+    assert missing_settings(Settings(sampler_name="DPM++ 2M Karras"), inv) == ["sampler 'DPM++ 2M Karras'"]
+
+
+def test_the_client_reads_the_settings_lists_from_the_fake_forge():
+    with FakeForge(samplers=["Euler", "DDIM"], schedulers=[("automatic", "Automatic", None), ("beta", "Beta", None)],
+                   upscalers=["None", "Lanczos"], latent_upscale_modes=["Latent"]) as fake:
+        inv = ForgeClient(fake.url, connect_timeout_s=10.0).inventory()
+    assert [s.name for s in inv.samplers] == ["Euler", "DDIM"]
+    assert [s.label for s in inv.schedulers] == ["Automatic", "Beta"]
+    assert (inv.upscalers, inv.latent_upscale_modes) == (("None", "Lanczos"), ("Latent",))
+    with FakeForge(schedulers=None) as old:
+        assert ForgeClient(old.url, connect_timeout_s=10.0).inventory().schedulers is None
