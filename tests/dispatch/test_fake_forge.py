@@ -244,3 +244,61 @@ def test_process_mode_serves_until_killed():
             proc.kill()
             proc.wait(30)
         proc.stdout.close()
+
+
+def test_the_settings_routes_answer_in_forges_shapes():
+    with FakeForge(samplers=["Euler", "DPM++ 2M"], schedulers=[("automatic", "Automatic", None),
+                                                               ("sgm_uniform", "SGM Uniform", ["SGMUniform"])],
+                   upscalers=["None", "R-ESRGAN 4x+"], latent_upscale_modes=["Latent"]) as f:
+        samplers = requests.get(f.url + "/sdapi/v1/samplers", timeout=10).json()
+        assert samplers == [{"name": "Euler", "aliases": ["k_euler"], "options": {}},
+                            {"name": "DPM++ 2M", "aliases": ["k_dpmpp_2m"], "options": {}}]
+        schedulers = requests.get(f.url + "/sdapi/v1/schedulers", timeout=10).json()
+        assert [(s["name"], s["label"], s["aliases"]) for s in schedulers] == [
+            ("automatic", "Automatic", None), ("sgm_uniform", "SGM Uniform", ["SGMUniform"])]
+        assert set(schedulers[0]) == {"name", "label", "aliases", "default_rho", "need_inner_model"}
+        upscalers = requests.get(f.url + "/sdapi/v1/upscalers", timeout=10).json()
+        assert [u["name"] for u in upscalers] == ["None", "R-ESRGAN 4x+"]
+        assert set(upscalers[0]) == {"name", "model_name", "model_path", "model_url", "scale"}
+        assert requests.get(f.url + "/sdapi/v1/latent-upscale-modes", timeout=10).json() == [{"name": "Latent"}]
+    with FakeForge(schedulers=None) as old:  # before A1111 1.9
+        assert requests.get(old.url + "/sdapi/v1/schedulers", timeout=10).status_code == 404
+
+
+def test_unknown_samplers_and_schedulers_fall_back_silently_and_old_combined_names_are_split(fake):
+    def params(**body):
+        return json.loads(txt2img(fake.url, prompt="x", **body).json()["info"])["infotexts"][0]
+
+    assert "Sampler: DPM++ 2M, Schedule type: Automatic," in params(sampler_name="Nope", scheduler="Nope")
+    assert "Sampler: DPM++ 2M, Schedule type: Karras," in params(sampler_name="DPM++ 2M Karras")
+    assert "Sampler: Euler, Schedule type: SGM Uniform," in params(sampler_name="Euler", scheduler="sgm_uniform")
+    assert "Sampler: DPM++ 2M," in params(sampler_name="k_euler")  # an alias is not a name to the API
+
+
+def test_an_unknown_hires_upscaler_fails_the_job(fake):
+    answer = txt2img(fake.url, prompt="x", enable_hr=True, hr_upscaler="4x-Nope")
+    assert (answer.status_code, answer.json()) == (500, {"error": "Exception", "detail": "", "body": "",
+                                                         "message": "could not find upscaler named 4x-Nope"})
+    assert txt2img(fake.url, prompt="x", enable_hr=True, hr_upscaler="Latent (nearest-exact)").status_code == 200
+
+
+@pytest.mark.parametrize("how", ["ui-interrupt", "ui-skip", "api-skip"])
+def test_an_interrupted_generation_answers_200_with_a_partial_image_and_the_flag_stays_until_the_next_job(fake, how):
+    whole = txt2img(fake.url, prompt="x", seed=5).json()["images"][0]
+    fake.seconds_per_image = 3600.0
+    answers = []
+    running = threading.Thread(target=lambda: answers.append(txt2img(fake.url, prompt="x", seed=5)))
+    running.start()
+    assert fake.wait_until(lambda f: f.current_task is not None)
+    if how == "api-skip":
+        assert requests.post(fake.url + "/sdapi/v1/skip", timeout=10).json() is None
+    else:
+        fake.interrupt_running(skip=how == "ui-skip")
+    running.join(60)
+    assert answers[0].status_code == 200 and answers[0].json()["images"][0] != whole
+    flag = "interrupted" if how == "ui-interrupt" else "skipped"
+    state = requests.get(fake.url + "/sdapi/v1/progress", timeout=10).json()["state"]
+    assert state[flag] is True and state["job_count"] == 0 and fake.interrupts == 0
+    fake.seconds_per_image = 0.0
+    assert txt2img(fake.url, prompt="x", seed=5).json()["images"][0] == whole
+    assert requests.get(fake.url + "/sdapi/v1/progress", timeout=10).json()["state"][flag] is False
