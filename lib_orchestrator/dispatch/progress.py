@@ -68,37 +68,84 @@ def duration(seconds: Optional[float]) -> str:
     return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
-def snapshot(jobs: Sequence, servers: Sequence, now: float) -> Snapshot:  # type: ignore[type-arg]
-    """The batch's state from its jobs (`queue.Job` rows of one batch) and the queue's servers (`queue.ServerRow`).
-    ETA: the images still to make over the summed rate of the servers that are up."""
+@dataclass(frozen=True)
+class ServerTally:
+    """One server's share of a batch, counted: all `snapshot` needs of its jobs, so the queue can count it in SQL
+    instead of handing over every row (225 ms a second at 20,000 images)."""
+    url: str
+    done: int  # the batch's images it finished
+    running: int  # the batch's jobs leased to it now
+    recent: int  # of those done, the ones finished at or after `window_start(now)`
+    recent_begun: Optional[float]  # the earliest start among the recent ones (their finish where no start is known)
+
+
+@dataclass(frozen=True)
+class Tally:
+    """A batch's jobs counted by status, and per server (servers with a job of the batch done or running)."""
+    pending: int
+    leased: int
+    done: int
+    failed: int
+    servers: Tuple[ServerTally, ...]
+
+    @property
+    def total(self) -> int:
+        return self.pending + self.leased + self.done + self.failed
+
+
+def window_start(now: float) -> float:
+    """The earliest finish that still counts towards a rate at `now`: one comparison for SQL and Python alike."""
+    return now - RATE_WINDOW_S
+
+
+def tally(jobs: Sequence, now: float) -> Tally:  # type: ignore[type-arg]
+    """The tally of a batch's jobs (`queue.Job` rows), counted here; `JobQueue.tally` counts the same in SQL."""
     counts = {"pending": 0, "leased": 0, "done": 0, "failed": 0}
-    done_by: Dict[str, List] = {}  # type: ignore[type-arg]
-    running_by: Dict[str, int] = {}
+    per: Dict[str, List] = {}  # type: ignore[type-arg]  # url -> [done, running, recent, recent_begun]
+    since = window_start(now)
     for job in jobs:
         counts[job.status] = counts.get(job.status, 0) + 1
-        if job.status == "done" and job.server:
-            done_by.setdefault(job.server, []).append(job)
-        elif job.status == "leased" and job.server:
-            running_by[job.server] = running_by.get(job.server, 0) + 1
+        if not job.server or job.status not in ("done", "leased"):
+            continue
+        entry = per.setdefault(job.server, [0, 0, 0, None])
+        if job.status == "leased":
+            entry[1] += 1
+            continue
+        entry[0] += 1
+        if job.finished_at is not None and job.finished_at >= since:
+            begun = job.started_at if job.started_at is not None else job.finished_at
+            entry[2] += 1
+            entry[3] = begun if entry[3] is None else min(entry[3], begun)
+    return Tally(counts["pending"], counts["leased"], counts["done"], counts["failed"],
+                 tuple(ServerTally(url, *per[url]) for url in sorted(per)))
+
+
+def snapshot(jobs: Sequence, servers: Sequence, now: float) -> Snapshot:  # type: ignore[type-arg]
+    """The batch's state from its jobs (`queue.Job` rows of one batch) and the queue's servers (`queue.ServerRow`).
+    The dispatcher asks the queue instead (`JobQueue.progress`), which counts in SQL and reads no rows."""
+    return from_tally(tally(jobs, now), servers, now)
+
+
+def from_tally(counted: Tally, servers: Sequence, now: float) -> Snapshot:  # type: ignore[type-arg]
+    """The snapshot of a counted batch and the queue's servers (`queue.ServerRow`): a line per server that has a row
+    or a job of the batch done or running. ETA: the images still to make over the summed rate of the servers up."""
     rows = {row.url: row for row in servers}
+    tallies = {t.url: t for t in counted.servers}
     lines = []
-    for url in sorted(set(rows) | set(done_by) | set(running_by)):
+    for url in sorted(set(rows) | set(tallies)):
         row = rows.get(url)
-        finished = done_by.get(url, [])
+        t = tallies.get(url) or ServerTally(url, 0, 0, 0, None)
         lines.append(ServerLine(url, row.status if row else "", (row.loaded_checkpoint or "") if row else "",
-                                len(finished), _rate(finished, now), running_by.get(url, 0)))
-    remaining = counts["pending"] + counts["leased"]
+                                t.done, _rate(t.recent, t.recent_begun, now), t.running))
+    remaining = counted.pending + counted.leased
     rate = sum(line.images_per_min for line in lines if line.status != "down")
     eta = remaining / rate * 60.0 if rate > 0 else (0.0 if remaining == 0 else None)
-    return Snapshot(len(jobs), counts["done"], counts["leased"], counts["failed"], counts["pending"], eta,
-                    tuple(lines))
+    return Snapshot(counted.total, counted.done, counted.leased, counted.failed, counted.pending, eta, tuple(lines))
 
 
-def _rate(finished: Sequence, now: float) -> float:  # type: ignore[type-arg]
+def _rate(recent: int, begun: Optional[float], now: float) -> float:
     """Images per minute: those finished in the last RATE_WINDOW_S, over the time since the first of them began."""
-    recent = [job for job in finished if job.finished_at is not None and now - job.finished_at <= RATE_WINDOW_S]
-    if not recent:
+    if not recent or begun is None:
         return 0.0
-    begun = min(job.started_at if job.started_at is not None else job.finished_at for job in recent)
     span = now - begun
-    return len(recent) / span * 60.0 if span > 0 else 0.0
+    return recent / span * 60.0 if span > 0 else 0.0

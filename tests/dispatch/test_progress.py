@@ -68,3 +68,62 @@ def test_a_server_line_reads_as_one_line():
     snap = snapshot([job("done", "http://a", NOW - 12, NOW), job("leased", "http://a", NOW)], [server("http://a")],
                     NOW)
     assert snap.servers[0].text() == "http://a [up] · dream · 1 done · 1 running · 5.0 img/min"
+
+
+# -- counted by the queue ---------------------------------------------------------------------------------------------
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_queue_counts_the_same_snapshot_in_sql(queue_url):
+    """`JobQueue.progress` counts in the database what `snapshot` counts from the rows: the expected values are worked
+    out by hand from the claims made here, and the rows' snapshot must agree too."""
+    from lib_orchestrator.dispatch.jobs import NewJob
+    from lib_orchestrator.dispatch.queue import JobQueue
+
+    t0 = 1_000_000.0
+    clock = Clock(t0 - 1000)
+    with JobQueue(queue_url, clock=clock) as queue:
+        queue.enqueue([NewJob("b", i, i, "", (), "k") for i in range(10)]
+                      + [NewJob("other", i, i, "", (), "k") for i in range(2)])
+
+        def run(owner, server, start, finish=None):
+            clock.now = start
+            job = queue.claim(owner, server, ["k"], "", 3600.0, "b")
+            if finish is not None:
+                clock.now = finish
+                assert queue.complete(job.id, owner, f"f{job.id}", "d", finish - start)
+            return job
+
+        run("o1", "http://s1", t0 - 1000, t0 - 900)  # done long ago: counts as done, not towards the rate
+        run("o1", "http://s1", t0, t0 + 30)
+        run("o2", "http://s2", t0 + 30, t0 + 50)
+        run("o1", "http://s1", t0 + 50, t0 + 60)
+        run("o2", "http://s2", t0 + 60)  # running
+        queue.fail(run("o1", "http://s1", t0 + 60).id, "o1", "out of memory")
+        made_in_forge = [j for j in queue.jobs("b") if j.status == "pending"][0]
+        assert queue.complete(made_in_forge.id, "tab", "f", "d", 1.0)  # done without a server
+        clock.now = t0 + 70
+        other = queue.claim("o3", "http://s3", ["k"], "", 3600.0, "other")
+        assert queue.complete(other.id, "o3", "f", "d", 1.0)  # another batch's: s3 shows, with nothing of this one
+        queue.server_seen("http://s2", "down", "X")
+        now = t0 + 100
+        counted = queue.progress("b", now)
+        from_rows = snapshot(queue.jobs("b"), queue.servers(), now)
+        empty = queue.progress("no such batch", now)
+
+    assert (counted.total, counted.done, counted.running, counted.failed, counted.pending) == (10, 5, 1, 1, 3)
+    s1, s2, s3 = counted.servers
+    assert (s1.url, s1.status, s1.done, s1.running) == ("http://s1", "up", 3, 0)
+    assert abs(s1.images_per_min - 2 / 100 * 60) < 1e-9  # 2 recent images, the first begun 100 s ago
+    assert (s2.url, s2.status, s2.loaded, s2.done, s2.running) == ("http://s2", "down", "X", 1, 1)
+    assert abs(s2.images_per_min - 1 / 70 * 60) < 1e-9
+    assert (s3.url, s3.status, s3.done, s3.running, s3.images_per_min) == ("http://s3", "up", 0, 0, 0.0)
+    assert abs(counted.eta_s - 4 / 1.2 * 60) < 1e-6  # 3 pending + 1 running at s1's rate (s2 is down)
+    assert counted.text() == "5/10 done · 1 running · 1 failed · 2.1 img/min · ETA 3 min"
+    assert counted == from_rows
+    assert (empty.total, empty.eta_s, [line.done for line in empty.servers]) == (0, 0.0, [0, 0, 0])
