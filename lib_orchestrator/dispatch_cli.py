@@ -3,10 +3,12 @@ from a durable queue; the same command continues a stopped or killed run. Also w
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Collection, Dict, List, Optional, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Collection, Dict, Iterator, List, Optional, TextIO
 
 from .errors import Location, OrchestratorError
 
@@ -34,6 +36,9 @@ def add_dispatch_parser(batch_sub: "argparse._SubParsersAction", positive: Calla
     dispatch.add_argument("--no-affinity", action="store_true",
                           help="take images strictly in order instead of preferring each server's loaded "
                                "checkpoint (switching costs 5-30 s)")
+    dispatch.add_argument("--wait", type=positive, default=60, metavar="S",
+                          help="seconds to wait at the start for a first server to answer before giving up with "
+                               "why each did not (default: 60; servers that go down later are waited for)")
     dispatch.add_argument("--lease", type=positive, default=60, metavar="S",
                           help="seconds an image stays claimed without news from its server before another may "
                                "take it (default: 60; renewed every second while Forge works)")
@@ -62,30 +67,54 @@ def run_dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .dispatch.dispatcher import Options
     from .dispatch.jobs import default_out
     from .dispatch.run import dispatch_file
+    from .dispatch.servers import parse_servers
 
+    servers = parse_servers("\n".join(args.forge), "--forge")
     batch = load_batch(args.file)
     if not batch.images:
         raise OrchestratorError("the batch has no images", Location(args.file, 0, 0), "plan it with a --count")
     out_dir = args.out or default_out(args.file)
     if not any(batch.checkpoint_of(image) for image in batch.images):
         err.write("note: the batch names no checkpoint: each server makes its images with the one it has loaded\n")
-    options = Options(lease_s=float(args.lease), affinity=not args.no_affinity, max_attempts=args.max_attempts)
+    options = Options(lease_s=float(args.lease), affinity=not args.no_affinity, max_attempts=args.max_attempts,
+                      first_contact_s=float(args.wait))
     bar = _Bar(err)
     stop = threading.Event()
     start = time.monotonic()
+    with _stopped_by_sigterm(stop):
+        try:
+            result = dispatch_file(batch, args.file, servers, out_dir, args.queue, options, stop, bar.update)
+        except KeyboardInterrupt:
+            stop.set()
+            bar.close()
+            err.write("stopped: the images being made were handed back; run the same command to continue\n")
+            return 130
+        finally:
+            bar.close()
+    return _summary(result, len(batch.images), args.file, out_dir, time.monotonic() - start, out, err)
+
+
+@contextlib.contextmanager
+def _stopped_by_sigterm(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM (a service manager, `kill`) and SIGHUP (the terminal closed) stop the run as Ctrl-C does: the images
+    being made are handed back at once instead of waiting out their leases."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    names = [name for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    previous = {name: signal.signal(getattr(signal, name), lambda *_: stop.set()) for name in names}
     try:
-        result = dispatch_file(batch, args.file, args.forge, out_dir, args.queue, options, stop, bar.update)
-    except KeyboardInterrupt:
-        stop.set()
-        bar.close()
-        err.write("stopped: the images being made were handed back; run the same command to continue\n")
-        return 130
-    bar.close()
-    return _summary(result, args.file, out_dir, time.monotonic() - start, out, err)
+        yield
+    finally:
+        for name, handler in previous.items():
+            signal.signal(getattr(signal, name), handler)
 
 
-def _summary(result: "Snapshot", batch_path: str, out_dir: str, seconds: float, out: TextIO, err: TextIO) -> int:
-    out.write(f"{result.done:,}/{result.total:,} images done in {seconds:,.0f} s, in {out_dir}\n")
+def _summary(result: "Snapshot", images: int, batch_path: str, out_dir: str, seconds: float, out: TextIO,
+             err: TextIO) -> int:
+    elsewhere = images - result.total  # made by the tab's Run in Forge: never queued
+    out.write(f"{result.done + elsewhere:,}/{images:,} images done in {seconds:,.0f} s, in {out_dir}"
+              + (f" ({elsewhere:,} made earlier by Run in Forge)" if elsewhere else "") + "\n")
     for line in result.servers:
         out.write(f"  {line.url}: {line.done:,} images, {line.images_per_min:.1f}/min ({line.status or '?'})\n")
     for problem in result.problems:  # nothing fell back to another model or LoRA: say what is missing where
@@ -109,16 +138,22 @@ class _Bar:
         self.tty = bool(getattr(err, "isatty", lambda: False)())
 
     def update(self, snapshot: "Snapshot") -> None:
+        from .dispatch.progress import duration
+
         if self.tty and self.bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=snapshot.total, unit="img", file=self.err, dynamic_ncols=True)
+            # tqdm's own rate and ETA would count a resumed batch's earlier images as made in the first second:
+            # the bar shows the snapshot's, measured from the queue as the tab's are
+            self.bar = tqdm(total=snapshot.total, initial=snapshot.done, unit="img", file=self.err,
+                            dynamic_ncols=True, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} {postfix}")
         if self.bar is not None:
             self.bar.n = snapshot.done
             rates = " ".join(f"{_host(s.url)} {s.images_per_min:.1f}/min{'' if s.status == 'up' else ' down'}"
                              for s in snapshot.servers)
-            self.bar.set_postfix_str(f"{snapshot.running} running, {snapshot.failed} failed · {rates}",
-                                     refresh=True)
+            self.bar.set_postfix_str(f"{snapshot.running} running, {snapshot.failed} failed · "
+                                     f"{snapshot.images_per_min:.1f} img/min · ETA {duration(snapshot.eta_s)} · "
+                                     f"{rates}", refresh=True)
             return
         now = time.monotonic()
         if now - self.last_line >= 30 or snapshot.pending + snapshot.running == 0:
@@ -128,6 +163,7 @@ class _Bar:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
 
 
 def _host(url: str) -> str:

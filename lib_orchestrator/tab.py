@@ -334,6 +334,8 @@ class TabModel:
         def work(emit: Callable[[Any], None]) -> None:
             try:
                 last.append(dispatch(batch, path, urls, emit))
+            except OrchestratorError as exc:  # no server answered, a queue it cannot use: said as such
+                last.append(exc)
             finally:
                 self.running.discard(path)
 
@@ -343,7 +345,8 @@ class TabModel:
             status = f"error: {event}" if isinstance(event, WorkFailed) else dispatch_status(event)
             yield self._batch_view(batch, path, status)
         if last:
-            status = dispatch_status(last[-1], final=True)
+            status = last[-1].one_line() if isinstance(last[-1], OrchestratorError) else \
+                dispatch_status(last[-1], final=True)
         yield self._batch_view(batch, path, status)
 
     def _cannot_run(self, batch: Any) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 from typing import Any, Dict, List, Optional, Tuple
 
 import orchestrator_compat as compat
@@ -107,7 +106,7 @@ _ENGINES: Dict[Tuple[str, ...], PromptEngine] = {}
 _RULES: Dict[Tuple[str, float, str], Rules] = {}
 last_known: Optional[set] = None  # Forge's LoRA names when the library was last refreshed
 RUNNING: set = set()  # batch files being run: here, not in the tab's module, so a UI reload does not forget them
-DISPATCH_STOP = threading.Event()  # set by the batch's Interrupt: every *Run on all servers* stops and hands back
+DISPATCH_STOPS: set = set()  # one event per *Run on all servers* under way: the batch's Interrupt sets them all
 
 
 def dispatch_servers() -> List[str]:

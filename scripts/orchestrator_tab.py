@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import threading
 import traceback
 from typing import Any, Callable, List, Optional, Tuple
 
@@ -674,10 +675,14 @@ def _dispatch_batch(file: str):
     from lib_orchestrator.dispatch.run import dispatch_file
 
     def dispatch(batch: Any, path: str, urls: List[str], on_snapshot: Callable[[Any], None]) -> Any:
-        state.DISPATCH_STOP.clear()
-        out_dir = os.path.join(runner.outdir("samples"), batch.name)
-        return dispatch_file(batch, path, urls, out_dir, str(state.opt("orchestrator_queue", "") or "")
-                             or None, Options(), state.DISPATCH_STOP, on_snapshot, state.HISTORY.add_file)
+        stop = threading.Event()
+        state.DISPATCH_STOPS.add(stop)
+        try:
+            out_dir = os.path.join(runner.outdir("samples"), batch.name)
+            return dispatch_file(batch, path, urls, out_dir, str(state.opt("orchestrator_queue", "") or "")
+                                 or None, Options(), stop, on_snapshot, state.HISTORY.add_file)
+        finally:
+            state.DISPATCH_STOPS.discard(stop)
 
     try:
         yield from MODEL.dispatch_batch(file, state.dispatch_servers, dispatch)
@@ -687,8 +692,11 @@ def _dispatch_batch(file: str):
 
 
 def _interrupt_batch() -> None:
+    # The dispatches first: Forge answers an interrupted image with the partial image, which a run not yet told
+    # to stop would keep as done
+    for stop in list(state.DISPATCH_STOPS):
+        stop.set()
     shared.state.interrupt()
-    state.DISPATCH_STOP.set()
 
 
 def _bind_send_to_txt2img(button: Any, text: Any) -> None:

@@ -38,11 +38,12 @@ from dataclasses import dataclass
 from typing import Callable, Collection, Dict, List, Optional, Sequence, Set, Tuple
 
 from ..batches.model import Batch, BatchImage
+from ..errors import OrchestratorError
 from ..provenance import batch_provenance
 from .forge_client import ForgeClient, JobRejected, ServerDown, payload
-from .inventory import Inventory, checkpoint_title, missing
+from .inventory import Inventory, checkpoint_title, missing, missing_settings
 from .jobs import NewJob, batch_jobs, image_stem
-from .progress import Snapshot, snapshot
+from .progress import Snapshot
 from .queue import Job, JobQueue
 from .writer import pid_alive, sweep_temps, with_params, write_image
 
@@ -67,6 +68,9 @@ class Options:
     window: int = 64  # how many pending jobs a claim looks at for affinity
     idle_s: float = 1.0  # how often a worker with nothing to claim looks again (others may hand jobs back)
     snapshot_s: float = 1.0  # how often `run` reports progress
+    first_contact_s: float = 60.0  # no server answered this long after the start: the addresses are wrong, say so
+    max_refusals: int = 3  # images a server refuses in a row before it counts as broken rather than the images
+    recheck_s: float = 30.0  # how often what no server can make is decided again (another dispatcher may be gone)
 
 
 DEFAULT_OPTIONS = Options()
@@ -105,6 +109,7 @@ class _Worker:
         self.errors = 0  # unexpected errors in a row
         self.thread: Optional[threading.Thread] = None
         self.switches = 0  # checkpoint switches this worker asked for (for the benchmark and the tests)
+        self.refusals = 0  # images Forge refused in a row
 
 
 def _shown_url(client: ForgeClient) -> str:
@@ -134,6 +139,9 @@ class Dispatcher:
             self.by_key.setdefault(job.needs_key, job)
         self.names_by_title: Dict[str, Dict[str, str]] = {}  # per server: title -> the batch's checkpoint name
         self.problems: List[Unrunnable] = []
+        self.waiting: Dict[str, Unrunnable] = {}  # needs_key -> what this dispatcher's servers lack, while another
+        # dispatcher's servers on a shared queue may make those images
+        self._answered = False  # some server answered since the start
         self._down: Dict[str, str] = {}  # why each server that is down is, for the message of what cannot run
         self._stop = threading.Event()
         self._wake = threading.Event()  # a worker found nothing left to do: the run may be over
@@ -143,22 +151,31 @@ class Dispatcher:
     def run(self, stop: Optional[threading.Event] = None,
             on_snapshot: Callable[[Snapshot], None] = lambda s: None) -> Snapshot:
         """Make the batch (see the module's docstring); the last snapshot, with `problems` of what cannot run."""
-        stop = stop or threading.Event()
+        if stop is not None:  # the caller's event is this run's: setting it stops the workers at once
+            self._stop = stop
         self.queue.enqueue(self.jobs)
         sweep_temps(self.out_dir)
         self._release_dead_owners()
         self._settle_skipped()
-        self._first_inventories(stop)
+        self._first_inventories()
         for worker in self.workers:
             self._start(worker)
+        started, checked = time.monotonic(), time.monotonic()
         try:
             while True:
                 snap = self.snapshot()
                 on_snapshot(snap)
-                if snap.finished:
+                if snap.finished or self._stop.is_set():
                     break
-                if stop.is_set() or self._stop.is_set():
-                    break
+                if not self._answered and time.monotonic() - started > self.options.first_contact_s:
+                    raise OrchestratorError(
+                        "no server answered in {:g} s: {}".format(self.options.first_contact_s, "; ".join(
+                            f"{w.url}: {self._down.get(w.url, 'no answer')}" for w in self.workers)),
+                        hint="check the addresses, that each Forge runs with --api, and the user and password of "
+                             "one started with --api-auth")
+                if time.monotonic() - checked > self.options.recheck_s and self._answered:
+                    checked = time.monotonic()
+                    self._fail_unrunnable()
                 for worker in self.workers:
                     if worker.thread is not None and not worker.thread.is_alive() and not self._stop.is_set():
                         log.error("the worker of %s ended unexpectedly: started again", worker.url)
@@ -170,8 +187,9 @@ class Dispatcher:
         return self.snapshot()
 
     def snapshot(self) -> Snapshot:
-        snap = snapshot(self.queue.jobs(self.batch_id), self.queue.servers(), self.clock())
-        return dataclasses.replace(snap, problems=tuple(p.text() for p in self.problems))
+        snap = self.queue.progress(self.batch_id, self.clock())  # counted in SQL: no rows read every second
+        waiting = tuple(f"{p.text()}; they wait for the other dispatchers' servers" for p in self.waiting.values())
+        return dataclasses.replace(snap, problems=tuple(p.text() for p in self.problems) + waiting)
 
     def stop(self) -> None:
         """Stop claiming; the jobs in flight go back to pending without counting the attempt (their servers finish
@@ -216,10 +234,12 @@ class Dispatcher:
             parts = job.lease_owner.split(":")
             if len(parts) >= 3 and parts[0] == host and parts[1].isdigit() and int(parts[1]) != os.getpid() \
                     and not pid_alive(int(parts[1])):
-                self.queue.release(job.id, job.lease_owner, f"its dispatcher (process {parts[1]}) is gone")
+                # not the image's fault: a batch killed three times with one image in flight still finishes
+                self.queue.release(job.id, job.lease_owner, f"its dispatcher (process {parts[1]}) is gone",
+                                   count_attempt=False)
 
     # -- inventories ----------------------------------------------------------------------------------------------
-    def _first_inventories(self, stop: threading.Event) -> None:
+    def _first_inventories(self) -> None:
         """Every server's inventory, read at once (a down one costs its connect timeout, not the sum); then the
         jobs none of the reachable servers can run fail. With no server reachable nothing is failed: the workers
         probe, and this is decided when the first one answers."""
@@ -228,6 +248,8 @@ class Dispatcher:
                 self._take_inventory(worker, worker.client.inventory())
             except ServerDown as error:
                 self._mark_down(worker, str(error))
+            except Exception as error:  # an address requests cannot use, a bug: that server is down, with why
+                self._mark_down(worker, f"{type(error).__name__}: {error}")
 
         threads = [threading.Thread(target=read, args=(w,), daemon=True) for w in self.workers]
         for thread in threads:
@@ -245,12 +267,15 @@ class Dispatcher:
             title = checkpoint_title(name, inventory)
             if title is not None:
                 names.setdefault(title, name)
-        allowed = {key for key, job in self.by_key.items() if not missing(job, inventory)}
+        # the batch's sampler, scheduler or hires upscaler missing: Forge would quietly use another, so nothing
+        allowed = set() if missing_settings(self.batch.settings, inventory) else \
+            {key for key, job in self.by_key.items() if not missing(job, inventory)}
         with self._lock:
             worker.inventory, worker.allowed = inventory, allowed
             self.names_by_title[worker.url] = names
             self._set_loaded(worker, inventory.loaded)
             worker.up = True
+            self._answered = True
         self.queue.server_seen(worker.url, "up", inventory.loaded)
 
     def _set_loaded(self, worker: _Worker, title: str) -> None:
@@ -276,12 +301,28 @@ class Dispatcher:
                 if worker.inventory is None:
                     lacking.append((worker.url, (f"unreachable: {self._down.get(worker.url, 'down')}",)))
                 else:
-                    lacking.append((worker.url, tuple(missing(job, worker.inventory))))
+                    lacking.append((worker.url, tuple(missing_settings(self.batch.settings, worker.inventory)
+                                                      + missing(job, worker.inventory))))
             problem = Unrunnable(job.checkpoint, job.loras, counts[key], tuple(lacking))
+            others = self._other_servers()
+            if others:  # a shared queue: another dispatcher's servers may have what ours lack
+                if key not in self.waiting:
+                    log.warning("%s; left to the other dispatchers' servers (%s)", problem.text(), ", ".join(others))
+                self.waiting[key] = problem
+                continue
+            self.waiting.pop(key, None)
             failed = self.queue.fail_jobs(self.batch_id, [key], problem.text())
             if failed:
                 self.problems.append(dataclasses.replace(problem, images=failed))
                 log.error("%s", self.problems[-1].text())
+
+    def _other_servers(self) -> List[str]:
+        """Servers another dispatcher on this queue used lately (up, seen within two leases): they may make what
+        this dispatcher's servers cannot, so those images wait for them instead of failing."""
+        ours = {worker.url for worker in self.workers}
+        now = self.clock()
+        return sorted(row.url for row in self.queue.servers() if row.url not in ours and row.status == "up"
+                      and row.last_seen is not None and now - row.last_seen <= 2 * self.options.lease_s)
 
     # -- one worker -------------------------------------------------------------------------------------------------
     def _start(self, worker: _Worker) -> None:
@@ -389,13 +430,27 @@ class Dispatcher:
             self._mark_down(worker, str(error))
             return True
         except JobRejected as error:
+            worker.refusals += 1
+            if worker.refusals >= options.max_refusals:  # the server is broken, not every image it gets
+                self._release(worker, f"{worker.url} refused it: {error}")
+                self._mark_down(worker, f"refused {worker.refusals} images in a row, the last: {error}")
+                worker.refusals = 0
+                return True
             worker.job = None
             self.queue.fail(job.id, worker.owner, f"{worker.url} refused it: {error}")
             if title is not None:  # Forge loads the checkpoint before it fails a generation: assume it did
                 self._set_loaded(worker, title)
             return True
-        if self._stop.is_set():  # handed back by stop(): another run makes it
-            worker.job = None
+        worker.refusals = 0
+        if self._stop.is_set():  # the run was stopped while Forge worked: the image goes back, unwritten
+            self._release(worker, "the dispatcher was stopped", count_attempt=False)
+            return True
+        if made.interrupted:  # someone pressed Interrupt or Skip in that Forge: a partial image
+            self._release(worker, f"{worker.url}: the image was interrupted in Forge")
+            return True
+        current = self.queue.job(job.id)
+        if current is not None and current.status == "done":  # another server made it while this lease had lapsed
+            worker.job = None  # its file stays as the row says: not overwritten by this second copy
             return True
         if title is not None:
             self._set_loaded(worker, title)

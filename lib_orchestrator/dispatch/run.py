@@ -24,7 +24,7 @@ def dispatch_file(batch: Batch, batch_path: str, servers: Sequence[str], out_dir
     (its run state) are not made again, and each image made here is written to that run state too, so *Run* and
     `batch show` see it: one batch, one record of what is done, whichever way its images were made."""
     state = RunState(batch_path)
-    made_in_forge = set(state.done())
+    identity = batch_id(batch)
 
     def done(job: Job, path: str) -> None:
         state.record(job.image_index, "done", path)
@@ -32,8 +32,22 @@ def dispatch_file(batch: Batch, batch_path: str, servers: Sequence[str], out_dir
 
     jobs = open_queue(queue or default_queue(batch_path), options.max_attempts)
     try:
-        dispatcher = Dispatcher(jobs, batch, batch_id(batch), [ForgeClient(url) for url in servers], out_dir,
+        _catch_up(state, jobs, identity)
+        made_in_forge = set(state.done())
+        dispatcher = Dispatcher(jobs, batch, identity, [ForgeClient(url) for url in servers], out_dir,
                                 options, on_done=done, skip=made_in_forge)
-        return dispatcher.run(stop, on_snapshot)
+        try:
+            return dispatcher.run(stop, on_snapshot)
+        finally:
+            _catch_up(state, jobs, identity)
     finally:
         jobs.close()
+
+
+def _catch_up(state: RunState, jobs: JobQueue, identity: str) -> None:
+    """Images the queue has done whose `done` never reached the run state (a kill between the two writes, or
+    another dispatcher on a shared queue): recorded now, so the tab's Run never makes them a second time."""
+    recorded = state.done()
+    for job in jobs.jobs(identity):
+        if job.status == "done" and job.file and job.image_index not in recorded:
+            state.record(job.image_index, "done", job.file)

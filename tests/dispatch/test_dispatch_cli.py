@@ -95,7 +95,7 @@ def test_images_the_tab_already_made_in_forge_are_not_made_again(tmp_path, serve
     RunState(path).record(0, "done", str(tmp_path / "made-in-forge.png"))
     server = servers()
     code, out, _ = cli("batch", "dispatch", path, "--forge", server.url)
-    assert code == 0 and out.startswith("3/3 images done")
+    assert code == 0 and out.startswith("4/4 images done") and "(1 made earlier by Run in Forge)" in out
     assert server.txt2img_requests == 3
     assert set(RunState(path).done()) == {0, 1, 2, 3}  # the tab's Run sees them done too
     code, shown, _ = cli("batch", "show", path)
@@ -105,3 +105,39 @@ def test_images_the_tab_already_made_in_forge_are_not_made_again(tmp_path, serve
 def test_a_batch_file_that_is_not_there_says_so(tmp_path):
     code, _, err = cli("batch", "dispatch", str(tmp_path / "nope.json"), "--forge", "http://127.0.0.1:9")
     assert code == 2 and "nope.json" in err
+
+
+def test_a_server_address_that_is_none_is_refused_before_anything(tmp_path):
+    save_batch(make_batch(2), str(tmp_path / "cats.json"))
+    code, _, err = cli("batch", "dispatch", str(tmp_path / "cats.json"), "--forge", "ftp://127.0.0.1:21")
+    assert code == 2 and "--forge, line 1: 'ftp://127.0.0.1:21' is not a Forge server address" in err
+    assert not os.path.exists(tmp_path / "cats.json.queue.sqlite")
+
+
+def test_when_no_server_answers_at_the_start_it_says_why_each_did_not(tmp_path, servers):
+    save_batch(make_batch(2), str(tmp_path / "cats.json"))
+    locked = servers(auth=("me", "secret"))  # started with --api-auth, given without credentials
+    code, _, err = cli("batch", "dispatch", str(tmp_path / "cats.json"), "--forge", "http://127.0.0.1:9",
+                       "--forge", locked.url, "--wait", "1")
+    assert code == 2, err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("error: no server answered in 1 s: http://127.0.0.1:9: ") and "401" in line
+    assert "--api-auth" in line
+
+
+def test_images_the_queue_made_reach_the_run_state_even_after_a_kill_between_the_two(tmp_path, servers):
+    from lib_orchestrator.dispatch.jobs import batch_id, batch_jobs
+    from lib_orchestrator.dispatch.queue import JobQueue
+
+    batch = make_batch(3, checkpoints=("alpha.safetensors",))
+    path = str(tmp_path / "cats.json")
+    save_batch(batch, path)
+    with JobQueue(JobQueue.url_for(path + ".queue.sqlite")) as queue:  # image 1 was done, then the process died
+        queue.enqueue(batch_jobs(batch))
+        job = queue.claim("gone", "http://gone", [j.needs_key for j in batch_jobs(batch)], "", 60.0, batch_id(batch))
+        queue.complete(job.id, "gone", str(tmp_path / "cats" / "made.png"), "d", 1.0)
+    assert job.image_index == 0 and RunState(path).done() == {}
+    server = servers()
+    assert cli("batch", "dispatch", path, "--forge", server.url)[0] == 0
+    assert server.txt2img_requests == 2
+    assert RunState(path).done()[0] == str(tmp_path / "cats" / "made.png")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 import threading
 import time
 
@@ -170,7 +171,8 @@ def test_forge_refusing_a_job_fails_it_and_keeps_the_server(queue_url, fakes, tm
     refusing, healthy = fakes(), fakes(loaded=BETA, seconds_per_image=0.01)
     refusing.reject_with = OOM
     out = str(tmp_path / "out")
-    result, _ = run(queue_url, batch, [refusing, healthy], out)
+    patient = dataclasses.replace(FAST, max_refusals=1000)  # never taken for broken, however many it refuses
+    result, _ = run(queue_url, batch, [refusing, healthy], out, patient)
     jobs = rows(queue_url, batch)
     failed = sorted(j.image_index for j in jobs if j.status == "failed")
     assert failed and result.failed == len(failed) and result.done == 20 - len(failed)
@@ -180,9 +182,119 @@ def test_forge_refusing_a_job_fails_it_and_keeps_the_server(queue_url, fakes, tm
     check_exactly_once(queue_url, batch, out, failed=failed)
     assert {line.url: line.status for line in result.servers}[refusing.url] == "up"  # the job failed, not the server
     refusing.reject_with = None
-    again, _ = run(queue_url, batch, [refusing, healthy], out)  # a rerun tries the failed ones again
+    again, _ = run(queue_url, batch, [refusing, healthy], out, patient)  # a rerun tries the failed ones again
     assert again.done == 20
     check_exactly_once(queue_url, batch, out)
+
+
+def test_a_server_refusing_image_after_image_counts_as_broken_and_its_images_go_elsewhere(queue_url, fakes, tmp_path,
+                                                                                          caplog):
+    # a lost CUDA context, a checkpoint that will not load: every image would fail in milliseconds there while
+    # the healthy server is busy, if refusals only ever counted against the images
+    batch = make_batch(20)
+    broken, healthy = fakes(), fakes(loaded=BETA, seconds_per_image=0.05)
+    broken.reject_with = OOM
+    out = str(tmp_path / "out")
+    with caplog.at_level("WARNING", logger="lib_orchestrator.dispatch"):
+        result, _ = run(queue_url, batch, [broken, healthy], out, dataclasses.replace(FAST, probe_s=2.0))
+    jobs = rows(queue_url, batch)
+    failed = [j for j in jobs if j.status == "failed"]
+    assert result.done + result.failed == 20 and result.done > 0
+    assert all("OutOfMemoryError" in j.error for j in failed)
+    assert "refused 3 images in a row" in caplog.text  # then down: probed every 2 s while the healthy one works
+    assert len(failed) < 20 - len(failed)  # most were made, by the healthy server
+    check_exactly_once(queue_url, batch, out, failed=[j.image_index for j in failed])
+
+
+def test_a_shared_queue_leaves_to_another_dispatcher_what_only_its_servers_can_make(queue_url, fakes, tmp_path):
+    batch = make_batch(12)  # alpha and beta images
+    both, alpha_only = fakes(loaded=BETA, seconds_per_image=0.05), fakes(checkpoints=(ALPHA,))
+    out = str(tmp_path / "out")
+    results, errors = [], []
+
+    def one(servers, delay):
+        try:
+            if delay:
+                wait_for(lambda: both.txt2img_requests > 0, 60, "the first dispatcher at work")
+            results.append(run(queue_url, batch, servers, out)[0])
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=one, args=([both], False)),
+               threading.Thread(target=one, args=([alpha_only], True))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert [r.failed for r in results] == [0, 0]  # the second never failed the beta images the first could make
+    check_exactly_once(queue_url, batch, out)
+
+
+def test_a_killed_dispatchers_images_do_not_count_the_attempt(queue_url, fakes, tmp_path):
+    from lib_orchestrator.dispatch.jobs import batch_id, batch_jobs
+    from lib_orchestrator.dispatch.queue import JobQueue
+
+    batch = make_batch(2, checkpoints=("alpha.safetensors",))
+    dead = f"{socket.gethostname()}:999999999:deadbeef/0"  # a process of this host that is gone
+    queue = JobQueue(queue_url, max_attempts=1)
+    try:
+        queue.enqueue(batch_jobs(batch))
+        job = queue.claim(dead, "http://gone", [j.needs_key for j in batch_jobs(batch)], "", 600.0, batch_id(batch))
+    finally:
+        queue.close()
+    out = str(tmp_path / "out")
+    result, _ = run(queue_url, batch, [fakes()], out, dataclasses.replace(FAST, max_attempts=1))
+    assert (result.done, result.failed) == (2, 0)  # with one attempt allowed, the killed claim did not use it
+    assert next(j for j in rows(queue_url, batch) if j.id == job.id).attempts == 1
+
+
+def test_an_image_interrupted_in_forges_ui_is_made_again_not_kept_half_made(queue_url, fakes, tmp_path):
+    batch = make_batch(3, checkpoints=("alpha.safetensors",))
+    server = fakes(seconds_per_image=1.0)
+
+    def press_interrupt():
+        wait_for(lambda: server.current_task is not None, 60, "a generation under way")
+        server.interrupt_running()  # someone at that Forge pressed Interrupt: 200 with a partial image
+
+    threading.Thread(target=press_interrupt, daemon=True).start()
+    out = str(tmp_path / "out")
+    result, _ = run(queue_url, batch, [server], out)
+    assert (result.done, result.failed) == (3, 0)
+    assert server.txt2img_requests == 4  # the interrupted one was made again
+    assert check_exactly_once(queue_url, batch, out) == reference_digests(str(tmp_path), batch)  # whole images
+
+
+def test_stopping_a_run_while_forge_works_keeps_no_partial_image(queue_url, fakes, tmp_path):
+    # the tab's Interrupt: the run is told to stop first, then Forge is interrupted and answers with a partial image
+    batch = make_batch(2, checkpoints=("alpha.safetensors",))
+    server = fakes(seconds_per_image=5.0)
+    stop = threading.Event()
+
+    def interrupt():
+        wait_for(lambda: server.current_task is not None, 60, "a generation under way")
+        stop.set()
+        server.interrupt_running()
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    queue = JobQueue(queue_url)
+    try:
+        result = Dispatcher(queue, batch, batch_id(batch), clients([server]), str(tmp_path / "out"), FAST).run(stop)
+    finally:
+        queue.close()
+    assert (result.done, result.pending) == (0, 2)
+    assert not os.path.exists(tmp_path / "out") or not os.listdir(tmp_path / "out")
+    assert {j.attempts for j in rows(queue_url, batch)} == {0}  # handed back, not counted
+
+
+def test_a_server_without_the_batchs_sampler_makes_none_of_its_images(queue_url, fakes, tmp_path):
+    # Forge would quietly make them with its first sampler instead
+    plain = make_batch(2, checkpoints=("alpha.safetensors",))
+    batch = dataclasses.replace(plain, settings=dataclasses.replace(plain.settings, sampler_name="Heun"))
+    server = fakes(samplers=("Euler a", "DPM++ 2M"))
+    result, _ = run(queue_url, batch, [server], str(tmp_path / "out"))
+    assert (result.done, result.failed) == (0, 2) and server.txt2img_requests == 0
+    assert result.problems == (f"2 images no server can make: {server.url} lacks sampler 'Heun'",)
 
 
 def _gate(server_of_interest, until, what):
