@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
+import sqlite3
 import threading
 import time
 from contextlib import contextmanager
@@ -30,13 +32,19 @@ from ..errors import OrchestratorError
 from .jobs import NewJob
 from .progress import ServerTally, Snapshot, Tally, from_tally, window_start
 
+_NEED_SQLALCHEMY = "pip install 'SQLAlchemy>=2.0'"
 try:
     import sqlalchemy as sa
-    from sqlalchemy import event
-    from sqlalchemy.engine import Connection, Engine, make_url
-    from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 except ImportError as _exc:  # Forge does not ship SQLAlchemy: say what to install instead of a bare traceback
-    raise OrchestratorError("the job queue needs SQLAlchemy 2", hint="pip install 'SQLAlchemy>=2.0'") from _exc
+    raise OrchestratorError("the job queue needs SQLAlchemy 2", hint=_NEED_SQLALCHEMY) from _exc
+# A Forge venv may hold 1.4 (another extension's pin): its 2.0-style API is partial, and what fails then is a
+# confusing error deep inside a claim, so it is refused here, as a missing one is.
+if not str(getattr(sa, "__version__", "0")).split(".")[0].isdigit() or int(sa.__version__.split(".")[0]) < 2:
+    raise OrchestratorError(f"the job queue needs SQLAlchemy 2; this Python has {getattr(sa, '__version__', '?')}",
+                            hint=_NEED_SQLALCHEMY)
+from sqlalchemy import event  # noqa: E402 (after the version check)
+from sqlalchemy.engine import Connection, Engine, make_url  # noqa: E402
+from sqlalchemy.exc import ArgumentError, DBAPIError  # noqa: E402
 
 __all__ = ["APP", "SCHEMA_VERSION", "Counts", "Enqueued", "Job", "JobQueue", "ServerRow", "STATUSES"]
 
@@ -44,6 +52,14 @@ APP = "orchestrator-queue"  # meta's `app`: a database of something else is refu
 SCHEMA_VERSION = 1
 STATUSES = ("pending", "leased", "done", "failed")
 SQLITE_BUSY_S = 30.0  # how long a claim waits for another process's write lock before it reports "locked"
+# PostgreSQL's waits, bounded as SQLite's busy wait is (libpq `options`; a URL's own options= come after and win):
+# a lock held by a stalled process fails after 30 s with "locked" instead of hanging the dispatcher, and a
+# transaction left open by a stopped process (SIGSTOP, a laptop asleep) is ended by the server after 60 s,
+# releasing its row and advisory locks. Our transactions last milliseconds.
+PG_OPTIONS = "-c lock_timeout=30s -c idle_in_transaction_session_timeout=60s"
+# A machine that vanishes (power, network) leaves its TCP connection open for hours without keepalives: its
+# server-side session, and the locks of a transaction in it, would stay. libpq's defaults are the system's (2 h).
+PG_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
 _PG_MIGRATION_LOCK = 0x4F524348  # "ORCH": pg_advisory_xact_lock key, so two processes migrate one after the other
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -184,14 +200,20 @@ def _after(error: str, attempts: int) -> str:
 class JobQueue:
     """The queue at `url` ("sqlite:///FILE" or "postgresql://…"); thread-safe (one engine, a connection per call)."""
 
-    def __init__(self, url: str, clock: Callable[[], float] = time.time, max_attempts: int = 3) -> None:
+    def __init__(self, url: str, clock: Callable[[], float] = time.time, max_attempts: int = 3,
+                 create: bool = True) -> None:
+        """create=False opens an existing queue for reading only (`batch show`): nothing is created, laid out,
+        migrated or written, the SQLite file is never switched to WAL; a missing SQLite file is an error, a
+        database without the queue's tables reads as empty (no jobs, no servers) until a dispatch lays them out."""
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self.url = JobQueue.url_for(url)
         self._clock = clock
         self.max_attempts = max_attempts
+        self.create = create
+        self._ready = False  # our tables are there, at this schema
         self._shown = _shown(url if "://" in str(url) else self.url)  # as the user wrote it, password hidden
-        self._engine = _engine(self.url, self._shown)
+        self._engine = _engine(self.url, self._shown, create)
         self.dialect = self._engine.dialect.name
         self._insert = _insert_for(self.dialect)
         try:
@@ -218,6 +240,9 @@ class JobQueue:
     @contextmanager
     def _write(self) -> Iterator[Connection]:
         """One writing transaction: BEGIN IMMEDIATE on SQLite (the begin listener), plain BEGIN on PostgreSQL."""
+        if not self.create:
+            raise OrchestratorError(f"the job queue {self._shown} was opened for reading only",
+                                    hint="open it with JobQueue(url) to change it")
         try:
             with self._engine.begin() as conn:
                 yield conn
@@ -251,7 +276,15 @@ class JobQueue:
         with self._read() as conn:
             found = self._found(conn)
         if found == SCHEMA_VERSION:
+            self._ready = True
             return
+        if not self.create:
+            if found is not None:  # only a queue laid out halfway: schema 1 is laid out in one transaction
+                raise OrchestratorError(
+                    f"the job queue {self._shown} has schema version {found}, older than this Orchestrator's "
+                    f"{SCHEMA_VERSION}; opened for reading only, it was left as it is",
+                    hint="dispatch with it once (batch dispatch) to update it")
+            return  # no queue here yet: it reads as empty
         with self._write() as conn:
             if self.dialect == "postgresql":
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
@@ -266,6 +299,14 @@ class JobQueue:
                 if version > found:
                     step(conn)
             conn.execute(meta_t.update().where(meta_t.c.key == "schema").values(value=str(SCHEMA_VERSION)))
+        self._ready = True
+
+    def _readable(self) -> bool:
+        """Our tables are there (always after a creating open; a reading-only open looks again until they are)."""
+        if not self._ready:
+            with self._read() as conn:
+                self._ready = self._found(conn) == SCHEMA_VERSION
+        return self._ready
 
     def _found(self, conn: Connection) -> Optional[int]:
         """The stored schema version; None for a database with none of our tables yet. Raises for a newer schema
@@ -502,17 +543,23 @@ class JobQueue:
 
     # -- reading ------------------------------------------------------------------------------------------------
     def jobs(self, batch_id: str) -> List[Job]:
+        if not self._readable():
+            return []
         with self._read() as conn:
             rows = conn.execute(sa.select(*_JOB_COLUMNS).where(jobs_t.c.batch_id == batch_id)
                                 .order_by(jobs_t.c.image_index)).all()
         return [_job(row) for row in rows]
 
     def job(self, job_id: int) -> Optional[Job]:
+        if not self._readable():
+            return None
         with self._read() as conn:
             row = conn.execute(sa.select(*_JOB_COLUMNS).where(jobs_t.c.id == job_id)).first()
         return None if row is None else _job(row)
 
     def counts(self, batch_id: str) -> Counts:
+        if not self._readable():
+            return Counts(0, 0, 0, 0, 0)
         with self._read() as conn:
             found = dict(conn.execute(sa.select(jobs_t.c.status, sa.func.count())
                                       .where(jobs_t.c.batch_id == batch_id).group_by(jobs_t.c.status)).all())
@@ -524,6 +571,8 @@ class JobQueue:
         ask for it every second, so it reads no job rows (at 20,000 jobs the rows took 225 ms; this takes 3 ms on
         SQLite, 7 ms on PostgreSQL)."""
         now = self._clock() if now is None else now
+        if not self._readable():
+            return from_tally(Tally(0, 0, 0, 0, ()), [], now)
         with self._read() as conn:
             counted = self._tally(conn, batch_id, now)
             servers = self._servers(conn)
@@ -532,6 +581,8 @@ class JobQueue:
     def tally(self, batch_id: str, now: Optional[float] = None) -> Tally:
         """The batch's jobs counted by status and per server (progress.Tally), without reading its rows."""
         now = self._clock() if now is None else now
+        if not self._readable():
+            return Tally(0, 0, 0, 0, ())
         with self._read() as conn:
             return self._tally(conn, batch_id, now)
 
@@ -560,6 +611,8 @@ class JobQueue:
 
     def unfinished(self, batch_id: str) -> bool:
         """Any job of the batch pending or leased (by anyone: another process on a shared queue too)."""
+        if not self._readable():
+            return False
         with self._read() as conn:
             return conn.execute(sa.select(jobs_t.c.id).where(
                 jobs_t.c.batch_id == batch_id, jobs_t.c.status.in_(("pending", "leased"))).limit(1)).first() is not None
@@ -578,6 +631,8 @@ class JobQueue:
                          .on_conflict_do_update(index_elements=["url"], set_=values))
 
     def servers(self) -> List[ServerRow]:
+        if not self._readable():
+            return []
         with self._read() as conn:
             return self._servers(conn)
 
@@ -600,7 +655,7 @@ def _shown(url: str) -> str:
 _HINT_URL = "give a file path, sqlite:///FILE or postgresql://USER@HOST/DATABASE"
 
 
-def _engine(url: str, shown: str) -> Engine:
+def _engine(url: str, shown: str, create: bool = True) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
@@ -610,9 +665,19 @@ def _engine(url: str, shown: str) -> Engine:
         if parsed.database in (None, "", ":memory:") or (parsed.query or {}).get("mode") == "memory":
             raise OrchestratorError(f"the job queue must be a file, not an in-memory database: {shown}",
                                     hint="give sqlite:///FILE or a path")
-        folder = os.path.dirname(os.path.abspath(parsed.database))
-        if not os.path.isdir(folder):
-            raise OrchestratorError(f"the folder of the job queue {os.path.abspath(parsed.database)} does not exist",
+        path = os.path.abspath(parsed.database)
+        if not create:
+            if not os.path.isfile(path):
+                raise OrchestratorError(f"there is no job queue at {path}",
+                                        hint="dispatch the batch first (batch dispatch), or check the path")
+            # mode=rw: SQLite opens the file only if it exists, so a file removed meanwhile is not made anew.
+            uri = pathlib.Path(path).as_uri() + "?mode=rw"
+            engine = sa.create_engine(url, pool_size=10, max_overflow=20, creator=lambda: sqlite3.connect(
+                uri, uri=True, timeout=SQLITE_BUSY_S, check_same_thread=False))
+            _sqlite_transactions(engine, read_only=True)
+            return engine
+        if not os.path.isdir(os.path.dirname(path)):
+            raise OrchestratorError(f"the folder of the job queue {path} does not exist",
                                     hint="make the folder first, or give the queue another path")
         engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_S, "check_same_thread": False},
                                   pool_size=10, max_overflow=20)
@@ -620,30 +685,35 @@ def _engine(url: str, shown: str) -> Engine:
         return engine
     if backend != "postgresql":
         raise OrchestratorError(f"the job queue cannot use {backend!r}: {shown}", hint=_HINT_URL)
+    driver = parsed.get_driver_name()
+    if driver != "psycopg":  # the settings below are psycopg 3's; another driver would fail on them obscurely
+        raise OrchestratorError(f"the job queue talks to PostgreSQL through psycopg 3 only, not {driver}: {shown}",
+                                hint="use postgresql://… with psycopg 3 (pip install 'psycopg[binary]')")
     # A host that drops packets would otherwise hold the first connection for the system's TCP timeout (minutes).
     connect_args: Dict[str, Any] = {} if "connect_timeout" in parsed.query else {"connect_timeout": 10}
+    connect_args.update({key: value for key, value in PG_KEEPALIVES.items() if key not in parsed.query})
+    options = PG_OPTIONS + ("" if create else " -c default_transaction_read_only=on")  # reading only: enforced
+    if "options" in parsed.query:  # the URL's own come last, so a lock_timeout there wins
+        given = parsed.query["options"]
+        options += " " + (" ".join(given) if isinstance(given, tuple) else given)
+    connect_args["options"] = options
     # No server-side prepared statements: after 5 runs psycopg would prepare the claim's queries, and PostgreSQL's
     # generic plan for "bypassed >= $n" walked every pending job of a 10k batch (2 ms a claim, growing with the
     # batch) where the plan for the actual values reads an empty index range. Planning them costs ~0.05 ms.
     connect_args["prepare_threshold"] = None
     try:
         return sa.create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, connect_args=connect_args)
-    except NoSuchModuleError as exc:
-        raise OrchestratorError(f"unknown PostgreSQL driver in {shown}",
-                                hint="use postgresql://… (psycopg 3) or postgresql+psycopg://…") from exc
     except ImportError as exc:
-        if parsed.get_driver_name() == "psycopg":
-            raise OrchestratorError(f"a PostgreSQL queue needs the psycopg package (psycopg 3): {exc}",
-                                    hint="pip install 'psycopg[binary]'") from exc
-        raise OrchestratorError(f"the PostgreSQL driver of {shown} is not installed: {exc}",
-                                hint="use postgresql://… (psycopg 3: pip install 'psycopg[binary]')") from exc
+        raise OrchestratorError(f"a PostgreSQL queue needs the psycopg package (psycopg 3): {exc}",
+                                hint="pip install 'psycopg[binary]'") from exc
 
 
 _WAL_LOCK = threading.Lock()
 
 
-def _sqlite_transactions(engine: Engine) -> None:
-    """SQLAlchemy's recipe for pysqlite: its own BEGIN handling off, ours on the engine's begin event."""
+def _sqlite_transactions(engine: Engine, read_only: bool = False) -> None:
+    """SQLAlchemy's recipe for pysqlite: its own BEGIN handling off, ours on the engine's begin event. read_only:
+    the file is left in its journal mode and SQLite itself refuses any write (query_only)."""
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
@@ -651,6 +721,9 @@ def _sqlite_transactions(engine: Engine) -> None:
         cursor = dbapi_conn.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_S * 1000)}")
+            if read_only:
+                cursor.execute("PRAGMA query_only = ON")
+                return
             with _WAL_LOCK:
                 from ..sqlite_wal import write_ahead
                 write_ahead(dbapi_conn, SQLITE_BUSY_S)
@@ -676,13 +749,22 @@ def _insert_for(dialect: str) -> Callable[[sa.Table], Any]:
     return insert
 
 
+_LOCKED_HINT = f"another process held the queue's write lock for over {SQLITE_BUSY_S:.0f} s; try again"
+
+
 def _db_error(exc: DBAPIError, shown: str) -> OrchestratorError:
     """A database error as one line that says what to do."""
     text = str(exc.orig) if exc.orig is not None else str(exc)
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     lowered = text.lower()
-    if "locked" in lowered or "busy" in lowered:
-        hint = f"another process held the queue's write lock for over {SQLITE_BUSY_S:.0f} s; try again"
+    sqlstate = getattr(exc.orig, "sqlstate", None)  # psycopg's SQLSTATE code
+    if sqlstate == "55P03" or "lock timeout" in lowered:  # PostgreSQL's lock_timeout (PG_OPTIONS): as SQLite's busy
+        return OrchestratorError(f"job queue {shown}: database is locked ({first})", hint=_LOCKED_HINT)
+    if sqlstate == "25P03" or "idle-in-transaction" in lowered:
+        hint = ("PostgreSQL ended a transaction of this process that stalled for over 60 s (the process was "
+                "stopped or starved); try again")
+    elif "locked" in lowered or "busy" in lowered:
+        hint = _LOCKED_HINT
     elif "database" in lowered and "does not exist" in lowered:
         hint = "create the database first (createdb NAME), or check its name in the URL"
     elif "password" in lowered or "authentication" in lowered or "role" in lowered:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
 import sys
 import threading
 from typing import List
+from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
@@ -231,8 +233,150 @@ def test_missing_psycopg_says_what_to_install(monkeypatch):
     assert error.value.hint == "pip install 'psycopg[binary]'"
 
 
-def test_a_driver_other_than_psycopg_3_is_named(monkeypatch):
-    monkeypatch.setitem(sys.modules, "psycopg2", None)
-    with pytest.raises(OrchestratorError, match="not installed") as error:
-        JobQueue("postgresql+psycopg2://orch@db.lan/queue")
-    assert "postgresql://" in error.value.hint
+@pytest.mark.parametrize("driver", ["psycopg2", "pg8000", "asyncpg"])
+def test_a_driver_other_than_psycopg_3_is_refused_saying_which_url_works(driver):
+    """The queue's connection settings (prepared statements off, lock and idle timeouts, keepalives) are psycopg 3's:
+    another driver is refused before it is loaded, not failed with a hint about installing it."""
+    with pytest.raises(OrchestratorError, match=f"psycopg 3 only, not {driver}") as error:
+        JobQueue(f"postgresql+{driver}://orch@db.lan/queue")
+    assert error.value.hint.startswith("use postgresql://… with psycopg 3")
+
+
+def test_sqlalchemy_older_than_2_is_refused_at_import_with_the_install_hint(tmp_path):
+    """A Forge venv may hold SQLAlchemy 1.4: importing the queue says what to install, as a missing one does."""
+    fake = tmp_path / "sqlalchemy"
+    fake.mkdir()
+    (fake / "__init__.py").write_text('__version__ = "1.4.54"\n')
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    probe = ("from lib_orchestrator.errors import OrchestratorError\n"
+             "try:\n    import lib_orchestrator.dispatch.queue\n"
+             "except OrchestratorError as e:\n    print(str(e)); print(e.hint)\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), root])})
+    assert done.returncode == 0, done.stderr
+    assert "needs SQLAlchemy 2; this Python has 1.4.54" in done.stdout
+    assert done.stdout.strip().splitlines()[-1] == "pip install 'SQLAlchemy>=2.0'"
+
+
+# -- PostgreSQL's waits are bounded --------------------------------------------------------------------------------
+def _with_options(url: str, options: str) -> str:
+    return f"{url}&options={quote(options)}"
+
+
+def test_postgresql_sessions_bound_their_lock_waits_and_keep_alive(postgres_url):
+    with JobQueue(postgres_url) as queue:
+        with queue._engine.connect() as conn:
+            settings = {name: conn.exec_driver_sql(f"SHOW {name}").scalar()
+                        for name in ("lock_timeout", "idle_in_transaction_session_timeout")}
+            parameters = conn.connection.driver_connection.info.get_parameters()
+    assert settings == {"lock_timeout": "30s", "idle_in_transaction_session_timeout": "1min"}
+    assert {k: parameters.get(k) for k in ("keepalives", "keepalives_idle", "keepalives_interval",
+                                           "keepalives_count")} == {"keepalives": "1", "keepalives_idle": "30",
+                                                                    "keepalives_interval": "10",
+                                                                    "keepalives_count": "3"}
+    with JobQueue(_with_options(postgres_url, "-c lock_timeout=5s")) as queue:  # the URL's own options win
+        with queue._engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == "5s"
+
+
+def test_a_postgresql_lock_held_too_long_fails_as_locked_not_hanging(postgres_url):
+    """Another session holding the jobs table, or one job's row, past the lock timeout: the claim or completion
+    fails with SQLite's "locked" message and hint instead of waiting without end; once it lets go, all works."""
+    import psycopg
+
+    with JobQueue(postgres_url) as queue:
+        queue.enqueue([NewJob("b", i, i, "", (), "k") for i in range(3)])
+        job = queue.claim("me", "http://s", ["k"], "", 60.0, "b")
+    url = _with_options(postgres_url, "-c lock_timeout=200ms")
+    parsed = sa.engine.make_url(JobQueue.url_for(postgres_url))
+    other = psycopg.connect(host=parsed.query["host"], port=parsed.query["port"], user=parsed.username,
+                            dbname=parsed.database)
+    try:
+        with JobQueue(url) as queue:
+            other.execute("SELECT id FROM jobs WHERE id = %s FOR UPDATE", (job.id,))
+            with pytest.raises(OrchestratorError, match="database is locked") as error:
+                queue.complete(job.id, "me", "f", "d", 1.0)
+            assert error.value.hint == "another process held the queue's write lock for over 30 s; try again"
+            other.execute("LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE")
+            with pytest.raises(OrchestratorError, match="database is locked"):
+                queue.claim("me", "http://s", ["k"], "", 60.0, "b")
+            other.rollback()
+            assert queue.complete(job.id, "me", "f", "d", 1.0)
+            assert queue.claim("me", "http://s", ["k"], "", 60.0, "b") is not None
+    finally:
+        other.close()
+
+
+# -- opening only to read ------------------------------------------------------------------------------------------
+def test_reading_a_missing_sqlite_queue_says_so_and_makes_no_file(tmp_path):
+    path = tmp_path / "q.sqlite"
+    with pytest.raises(OrchestratorError, match="there is no job queue at") as error:
+        JobQueue(str(path), create=False)
+    assert str(path) in str(error.value) and "batch dispatch" in error.value.hint
+    assert os.listdir(tmp_path) == []
+
+
+def test_reading_an_empty_database_finds_no_jobs_and_lays_nothing_out(queue_url):
+    if queue_url.startswith("sqlite"):
+        open(queue_url.removeprefix("sqlite:///"), "wb").close()  # an empty file is an empty database
+    with JobQueue(queue_url, create=False) as reader:
+        assert reader.jobs("b") == [] and reader.servers() == [] and not reader.unfinished("b")
+        assert reader.counts("b").total == 0 and reader.progress("b", 0.0).total == 0
+        with pytest.raises(OrchestratorError, match="reading only"):
+            reader.enqueue([NewJob("b", 0, 0, "", (), "k")])
+        assert _tables(queue_url) == []
+        with JobQueue(queue_url) as writer:  # a dispatch starts meanwhile: the reader sees its jobs from then on
+            writer.enqueue([NewJob("b", i, i, "", (), "k") for i in range(2)])
+        assert [j.image_index for j in reader.jobs("b")] == [0, 1]
+
+
+def test_reading_a_queue_changes_nothing_in_it(queue_url):
+    with JobQueue(queue_url) as writer:
+        writer.enqueue([NewJob("b", i, i, "", (), "k") for i in range(3)])
+        writer.claim("me", "http://s", ["k"], "", 60.0, "b")
+    path = queue_url.removeprefix("sqlite:///") if queue_url.startswith("sqlite") else None
+    before = open(path, "rb").read() if path else _sql(queue_url, "SELECT * FROM jobs ORDER BY id")
+    with JobQueue(queue_url, create=False) as reader:
+        assert [j.status for j in reader.jobs("b")] == ["leased", "pending", "pending"]
+        assert reader.counts("b").leased == 1 and reader.progress("b", 0.0).running == 1
+        with pytest.raises(OrchestratorError, match="reading only"):
+            reader.claim("me", "http://s", ["k"], "", 60.0, "b")
+    after = open(path, "rb").read() if path else _sql(queue_url, "SELECT * FROM jobs ORDER BY id")
+    assert after == before
+
+
+def test_reading_a_sqlite_file_leaves_its_journal_mode(tmp_path):
+    """A reader never switches a file to WAL, nor writes it at all (SQLite's query_only)."""
+    path = tmp_path / "q.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE notes (x)")
+    db.commit()
+    db.close()
+    with JobQueue(str(path), create=False) as reader:
+        assert reader.jobs("b") == []
+        with reader._engine.connect() as conn:
+            with pytest.raises(sa.exc.OperationalError, match="readonly"):
+                conn.exec_driver_sql("CREATE TABLE jobs (x)")
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+        assert [r[0] for r in db.execute("SELECT name FROM sqlite_master")] == ["notes"]
+    finally:
+        db.close()
+
+
+def test_reading_refuses_what_opening_refuses(queue_url):
+    with JobQueue(queue_url) as queue:
+        queue.enqueue([NewJob("b", 0, 0, "", (), "k")])
+    _sql(queue_url, "UPDATE meta SET value = '7' WHERE key = 'schema'")
+    with pytest.raises(OrchestratorError, match="schema version 7"):
+        JobQueue(queue_url, create=False)
+
+
+def _tables(url: str) -> List[str]:
+    engine = sa.create_engine(JobQueue.url_for(url))
+    try:
+        with engine.connect() as conn:
+            return sorted(sa.inspect(conn).get_table_names())
+    finally:
+        engine.dispose()
