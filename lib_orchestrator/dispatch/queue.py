@@ -7,8 +7,10 @@ plain table with an atomic leased claim beats a queue library here: affinity liv
   with `BEGIN IMMEDIATE`, so claims of several processes on one file take the write lock in turn instead of failing
   with "database is locked" when a reader tries to write. pysqlite's own transaction handling is switched off for
   that (SQLAlchemy's documented recipe: isolation_level None on connect, our BEGIN on the engine's begin event).
-- **PostgreSQL** (several dispatchers or machines on one queue): the claim reads its window of candidates with
-  `FOR UPDATE SKIP LOCKED`, so two claims at once see disjoint rows and never wait on each other.
+- **PostgreSQL** (several dispatchers or machines on one queue, psycopg 3 only): claims of one batch take turns on
+  an advisory lock (as BEGIN IMMEDIATE makes them on SQLite) and read rows `FOR UPDATE SKIP LOCKED`. Every wait is
+  bounded as SQLite's is: a 30 s lock timeout, a 60 s idle-in-transaction timeout, TCP keepalives (PG_OPTIONS).
+- `JobQueue(url, create=False)` only reads (`batch show`): it creates, lays out and writes nothing.
 
 Crash semantics (§7): a claim is a lease (owner, expiry) renewed while Forge works; an expired lease goes back to
 pending (attempts already counted the claim) or to failed after max_attempts. Results are exactly once because the

@@ -450,6 +450,7 @@ def test_threads_racing_claim_each_job_exactly_once(queue_url, shared):
             t.start()
         for t in threads:
             t.join(timeout=300)
+        assert not any(t.is_alive() for t in threads), "a claimer hung"
         assert not errors, errors
         every = [i for ids in claimed for i in ids]
         assert len(every) == n_jobs

@@ -43,9 +43,10 @@ def test_processes_racing_claim_each_job_exactly_once(queue_url):
                  for slot in range(N_PROCESSES)]
     for p in processes:
         p.start()
-    got = [results.get(timeout=300) for _ in processes]
+    got = [results.get(timeout=300) for _ in processes]  # a deadline for a hang, not a timing: it ends far sooner
     for p in processes:
         p.join(timeout=60)
+    assert [p.exitcode for p in processes] == [0] * N_PROCESSES
     assert [error for _, _, error in got if error] == []
     every = [job_id for _, ids, _ in got for job_id in ids]
     assert len(every) == N_JOBS
@@ -110,6 +111,7 @@ def test_threads_with_expiring_leases_never_hold_one_job_at_once(queue_url):
             t.start()
         for t in threads:
             t.join(timeout=600)
+        assert not any(t.is_alive() for t in threads), "a worker hung"
         assert not errors, errors
         rows = queue.jobs("lease")
     assert len(rows) == n_jobs

@@ -120,6 +120,7 @@ def test_many_openers_of_a_new_queue_lay_it_out_once(queue_url):
         t.start()
     for t in threads:
         t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "an opener hung"
     assert errors == []
     assert _sql(queue_url, "SELECT count(*) FROM jobs") == [(1,)]
     assert _sql(queue_url, "SELECT count(*) FROM meta") == [(2,)]
