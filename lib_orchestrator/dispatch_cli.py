@@ -53,9 +53,9 @@ def queue_jobs(batch: "Batch", batch_path: str, queue: Optional[str]) -> Optiona
         queue = default_queue(batch_path)
         if not os.path.exists(queue):
             return None
-    from .dispatch.run import open_queue
+    from .dispatch.queue import JobQueue
 
-    jobs = open_queue(queue)
+    jobs = JobQueue(JobQueue.url_for(queue), create=False)  # reading: nothing created or written
     try:
         return {job.image_index: job for job in jobs.jobs(batch_id(batch))}
     finally:

@@ -141,3 +141,11 @@ def test_images_the_queue_made_reach_the_run_state_even_after_a_kill_between_the
     assert cli("batch", "dispatch", path, "--forge", server.url)[0] == 0
     assert server.txt2img_requests == 2
     assert RunState(path).done()[0] == str(tmp_path / "cats" / "made.png")
+
+
+def test_show_reads_a_queue_without_creating_or_changing_it(tmp_path):
+    path = str(tmp_path / "cats.json")
+    save_batch(make_batch(2), path)
+    code, _, err = cli("batch", "show", path, "--queue", str(tmp_path / "elsewhere.sqlite"))
+    assert code == 2 and "there is no job queue at" in err
+    assert not os.path.exists(tmp_path / "elsewhere.sqlite")
