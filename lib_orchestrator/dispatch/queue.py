@@ -53,6 +53,7 @@ __all__ = ["APP", "SCHEMA_VERSION", "Counts", "Enqueued", "Job", "JobQueue", "Se
 APP = "orchestrator-queue"  # meta's `app`: a database of something else is refused, not written into
 SCHEMA_VERSION = 1
 STATUSES = ("pending", "leased", "done", "failed")
+SERVED_S = 10.0  # a checkpoint with a job done this recently is still being worked on (affinity)
 SQLITE_BUSY_S = 30.0  # how long a claim waits for another process's write lock before it reports "locked"
 # PostgreSQL's waits, bounded as SQLite's busy wait is (libpq `options`; a URL's own options= come after and win):
 # a lock held by a stalled process fails after 30 s with "locked" instead of hanging the dispatcher, and a
@@ -385,12 +386,12 @@ class JobQueue:
         1. a job passed over `max_bypass` times is taken first (the lowest seq of them), whatever the affinity;
         2. with `affinity`, the first in run order (seq) for the loaded checkpoint (or for "", any), however far
            down the batch it is: a server keeps to its checkpoint while the batch has images for it;
-        3. else, of the first `window` in run order, the first whose checkpoint no leased job is on (a checkpoint
-           nobody works on yet, rather than joining another server's), else the first.
-        Every allowed pending job before the chosen one whose checkpoint no leased job is on is passed over once
-        more: it waits for someone to switch, and waits past no more than `max_bypass` claims. A job whose
-        checkpoint is being made elsewhere is not counted: that server takes it in run order. The chosen job becomes
-        leased by `owner` until now + lease_s, with attempts + 1."""
+        3. else, of the first `window` in run order, the first whose checkpoint nobody works on (no job of it
+           leased or done in the last SERVED_S), rather than joining another server's, else the first.
+        Every allowed pending job before the chosen one whose checkpoint nobody works on is passed over once more:
+        it waits for someone to switch, and waits past no more than `max_bypass` claims. A job whose checkpoint is
+        being made elsewhere is not counted: that server takes it in run order. The chosen job becomes leased by
+        `owner` until now + lease_s, with attempts + 1."""
         keys = list(allowed_keys)
         with self._write() as conn:
             if self.dialect == "postgresql":
@@ -420,8 +421,12 @@ class JobQueue:
                                     .with_for_update(skip_locked=True)).all()
                 if not rows:
                     return None
+                # A checkpoint someone works on: a job of it leased, or done a moment ago (its server is between
+                # completing one and claiming the next; counted as waiting, its jobs would starve and pull another
+                # server over to it)
                 served = {r.checkpoint for r in conn.execute(sa.select(jobs_t.c.checkpoint).distinct().where(
-                    jobs_t.c.batch_id == batch_id, jobs_t.c.status == "leased"))}
+                    jobs_t.c.batch_id == batch_id, sa.or_(jobs_t.c.status == "leased", sa.and_(
+                        jobs_t.c.status == "done", jobs_t.c.finished_at >= now - SERVED_S))))}
                 chosen = None
                 affinity = affinity and max_bypass > 0  # no bypass allowed: plain run order
                 if affinity:

@@ -146,6 +146,20 @@ def test_affinity_finds_the_loaded_checkpoints_next_job_anywhere_in_the_batch(qu
     assert _claim(queue, loaded="A", window=3).image_index == 0  # none left for A: the run order's first
 
 
+def test_a_checkpoint_whose_job_was_just_done_still_counts_as_worked_on(queue, clock):
+    # between completing an image and claiming its next, a server has no job leased: its checkpoint's images are
+    # not waiting for anyone, and must not starve into pulling another server over to them
+    queue.enqueue(_jobs("b", "AAA" + "B" * 30))
+    first = _claim(queue, owner="s1", loaded="A")
+    queue.complete(first.id, "s1", "f", "d", 1.0)
+    for _ in range(5):
+        _claim(queue, owner="s2", loaded="B")
+    assert [j.bypassed for j in queue.jobs("b")[1:3]] == [0, 0]
+    clock.now += 60  # nobody on A for a minute: its images wait now
+    _claim(queue, owner="s2", loaded="B")
+    assert [j.bypassed for j in queue.jobs("b")[1:3]] == [1, 1]
+
+
 def test_without_a_job_for_its_checkpoint_a_server_starts_one_nobody_works_on(queue):
     queue.enqueue(_jobs("b", "BBBCC"))
     assert _claim(queue, owner="s1", loaded="B").image_index == 0
