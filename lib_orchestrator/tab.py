@@ -260,21 +260,13 @@ class TabModel:
         makes the images), streaming (gallery files, status line, batch table with its done column). A batch
         that cannot run here (a checkpoint or upscaler this host lacks) or is already running is refused
         before any image is made."""
-        from .batches import load_batch
         from .batches.stream import WorkFailed, stream
 
-        if not file:
-            yield [], "pick a saved batch first", ""
+        batch, path, refused = self._saved(file)
+        if refused:
+            yield refused
             return
-        path = os.path.abspath(os.path.join(self.batches_dir, os.path.basename(file)))
-        try:
-            batch = load_batch(path)
-        except OrchestratorError as exc:
-            yield [], f"error: {exc.one_line()}", ""
-            return
-        problem = self._cannot_run(batch)
-        if path in self.running:
-            problem = f"{os.path.basename(path)} is running already: its images appear below as they are made"
+        problem = self._already_running(path) or self._cannot_run(batch)
         if problem:
             yield self._batch_view(batch, path, f"error: {problem}")
             return
@@ -301,17 +293,11 @@ class TabModel:
         queue, output folder and stop event), streaming (gallery, status with each server's rate, table) like
         `run_batch`. The servers come from `servers()` (the Settings list and this Forge), which may refuse with an
         OrchestratorError; whether each server can make each image is checked per server by the dispatcher."""
-        from .batches import load_batch
         from .batches.stream import WorkFailed, stream
 
-        if not file:
-            yield [], "pick a saved batch first", ""
-            return
-        path = os.path.abspath(os.path.join(self.batches_dir, os.path.basename(file)))
-        try:
-            batch = load_batch(path)
-        except OrchestratorError as exc:
-            yield [], f"error: {exc.one_line()}", ""
+        batch, path, refused = self._saved(file)
+        if refused:
+            yield refused
             return
         try:
             urls = servers()
@@ -322,9 +308,7 @@ class TabModel:
             yield self._batch_view(batch, path, "error: no server to run on: list them in Settings › Orchestrator "
                                                 "› Servers, or start this Forge with --api")
             return
-        problem = self._missing_upscaler(batch.settings.enable_hr, batch.settings.hr_upscaler)
-        if path in self.running:
-            problem = f"{os.path.basename(path)} is running already: its images appear below as they are made"
+        problem = self._already_running(path)  # what each server lacks, the dispatcher checks per server
         if problem:
             yield self._batch_view(batch, path, f"error: {problem}")
             return
@@ -348,6 +332,23 @@ class TabModel:
             status = last[-1].one_line() if isinstance(last[-1], OrchestratorError) else \
                 dispatch_status(last[-1], final=True)
         yield self._batch_view(batch, path, status)
+
+    def _saved(self, file: str) -> Tuple[Any, str, Optional[Tuple[List[str], str, str]]]:
+        """(the saved batch, its path, None), or (None, path, the view that says why it cannot be read)."""
+        from .batches import load_batch
+
+        if not file:
+            return None, "", ([], "pick a saved batch first", "")
+        path = os.path.abspath(os.path.join(self.batches_dir, os.path.basename(file)))
+        try:
+            return load_batch(path), path, None
+        except OrchestratorError as exc:
+            return None, path, ([], f"error: {exc.one_line()}", "")
+
+    def _already_running(self, path: str) -> str:
+        if path in self.running:
+            return f"{os.path.basename(path)} is running already: its images appear below as they are made"
+        return ""
 
     def _cannot_run(self, batch: Any) -> str:
         problem = self._missing_upscaler(batch.settings.enable_hr, batch.settings.hr_upscaler)

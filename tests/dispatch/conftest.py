@@ -35,3 +35,20 @@ def queue_url(request: pytest.FixtureRequest, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'queue.sqlite'}"
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def fakes():
+    """fakes(...) -> a started fake Forge (helpers.fake's arguments); every one is stopped after the test."""
+    from .helpers import fake
+
+    started = []
+
+    def start(**kwargs):  # type: ignore[no-untyped-def]
+        server = fake(**kwargs).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

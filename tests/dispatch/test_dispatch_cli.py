@@ -7,12 +7,10 @@ import io
 import os
 import re
 
-import pytest
-
 from lib_orchestrator.batches import RunState, save_batch
 from lib_orchestrator.cli import main
 
-from .helpers import ALPHA, BETA, fake, make_batch
+from .helpers import ALPHA, BETA, make_batch
 
 
 def cli(*argv: str):  # type: ignore[no-untyped-def]
@@ -21,28 +19,15 @@ def cli(*argv: str):  # type: ignore[no-untyped-def]
     return code, out.getvalue(), err.getvalue()
 
 
-@pytest.fixture
-def servers():
-    started = []
-
-    def start(**kw):  # type: ignore[no-untyped-def]
-        server = fake(**kw).start()
-        started.append(server)
-        return server
-    yield start
-    for server in started:
-        server.stop()
-
-
 def images_in(folder) -> list:  # type: ignore[no-untyped-def]
     return sorted(name for name in os.listdir(folder) if name.endswith(".png"))
 
 
-def test_two_servers_make_the_batch_once_and_a_rerun_makes_nothing(tmp_path, servers, queue_url):
+def test_two_servers_make_the_batch_once_and_a_rerun_makes_nothing(tmp_path, fakes, queue_url):
     batch = make_batch(8)
     path = str(tmp_path / "cats.json")
     save_batch(batch, path)
-    one, two = servers(loaded=ALPHA), servers(loaded=BETA)
+    one, two = fakes(loaded=ALPHA), fakes(loaded=BETA)
     code, out, err = cli("batch", "dispatch", path, "--forge", one.url, "--forge", two.url, "--queue", queue_url)
     assert code == 0, err
     assert out.startswith("8/8 images done in ") and str(tmp_path / "cats") in out
@@ -62,22 +47,22 @@ def test_two_servers_make_the_batch_once_and_a_rerun_makes_nothing(tmp_path, ser
     assert hosts <= {one.url.split("//")[1], two.url.split("//")[1]}
 
 
-def test_the_default_queue_is_a_file_beside_the_batch_and_show_reads_it(tmp_path, servers):
+def test_the_default_queue_is_a_file_beside_the_batch_and_show_reads_it(tmp_path, fakes):
     batch = make_batch(3, checkpoints=("alpha.safetensors",))
     path = str(tmp_path / "cats.json")
     save_batch(batch, path)
-    server = servers()
+    server = fakes()
     assert cli("batch", "dispatch", path, "--forge", server.url, "--out", str(tmp_path / "pics"))[0] == 0
     assert os.path.isfile(path + ".queue.sqlite") and len(images_in(tmp_path / "pics")) == 3
     code, shown, _ = cli("batch", "show", path)
     assert code == 0 and shown.count("[done]") == 3
 
 
-def test_images_no_server_can_make_fail_loudly_with_what_is_missing_where(tmp_path, servers):
+def test_images_no_server_can_make_fail_loudly_with_what_is_missing_where(tmp_path, fakes):
     batch = make_batch(4, loras=(("fluffy",), ("rare_style",)))
     path = str(tmp_path / "cats.json")
     save_batch(batch, path)
-    server = servers()  # has fluffy, not rare_style
+    server = fakes()  # has fluffy, not rare_style
     code, out, err = cli("batch", "dispatch", path, "--forge", server.url)
     assert code == 1
     assert "2/4 images done" in out and "2 images failed" in out
@@ -88,12 +73,12 @@ def test_images_no_server_can_make_fail_loudly_with_what_is_missing_where(tmp_pa
     assert len(failed) == 2 and "error:" in shown and "rare_style" in shown.split("[failed]", 1)[1]
 
 
-def test_images_the_tab_already_made_in_forge_are_not_made_again(tmp_path, servers):
+def test_images_the_tab_already_made_in_forge_are_not_made_again(tmp_path, fakes):
     batch = make_batch(4, checkpoints=("alpha.safetensors",))
     path = str(tmp_path / "cats.json")
     save_batch(batch, path)
     RunState(path).record(0, "done", str(tmp_path / "made-in-forge.png"))
-    server = servers()
+    server = fakes()
     code, out, _ = cli("batch", "dispatch", path, "--forge", server.url)
     assert code == 0 and out.startswith("4/4 images done") and "(1 made earlier by Run in Forge)" in out
     assert server.txt2img_requests == 3
@@ -114,9 +99,9 @@ def test_a_server_address_that_is_none_is_refused_before_anything(tmp_path):
     assert not os.path.exists(tmp_path / "cats.json.queue.sqlite")
 
 
-def test_when_no_server_answers_at_the_start_it_says_why_each_did_not(tmp_path, servers):
+def test_when_no_server_answers_at_the_start_it_says_why_each_did_not(tmp_path, fakes):
     save_batch(make_batch(2), str(tmp_path / "cats.json"))
-    locked = servers(auth=("me", "secret"))  # started with --api-auth, given without credentials
+    locked = fakes(auth=("me", "secret"))  # started with --api-auth, given without credentials
     code, _, err = cli("batch", "dispatch", str(tmp_path / "cats.json"), "--forge", "http://127.0.0.1:9",
                        "--forge", locked.url, "--wait", "1")
     assert code == 2, err
@@ -125,7 +110,7 @@ def test_when_no_server_answers_at_the_start_it_says_why_each_did_not(tmp_path, 
     assert "--api-auth" in line
 
 
-def test_images_the_queue_made_reach_the_run_state_even_after_a_kill_between_the_two(tmp_path, servers):
+def test_images_the_queue_made_reach_the_run_state_even_after_a_kill_between_the_two(tmp_path, fakes):
     from lib_orchestrator.dispatch.jobs import batch_id, batch_jobs
     from lib_orchestrator.dispatch.queue import JobQueue
 
@@ -137,7 +122,7 @@ def test_images_the_queue_made_reach_the_run_state_even_after_a_kill_between_the
         job = queue.claim("gone", "http://gone", [j.needs_key for j in batch_jobs(batch)], "", 60.0, batch_id(batch))
         queue.complete(job.id, "gone", str(tmp_path / "cats" / "made.png"), "d", 1.0)
     assert job.image_index == 0 and RunState(path).done() == {}
-    server = servers()
+    server = fakes()
     assert cli("batch", "dispatch", path, "--forge", server.url)[0] == 0
     assert server.txt2img_requests == 2
     assert RunState(path).done()[0] == str(tmp_path / "cats" / "made.png")

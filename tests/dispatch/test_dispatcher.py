@@ -24,7 +24,6 @@ from .helpers import (
     FAST,
     check_exactly_once,
     clients,
-    fake,
     make_batch,
     prompt,
     reference_digests,
@@ -32,21 +31,6 @@ from .helpers import (
     run,
     wait_for,
 )
-
-
-@pytest.fixture
-def fakes():
-    """fakes(...) -> a started FakeForge (helpers.fake's arguments); all stopped after the test."""
-    started = []
-
-    def start(**kwargs):
-        server = fake(**kwargs).start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
 
 
 def test_a_batch_is_made_once_across_servers_and_a_rerun_adds_nothing(queue_url, fakes, tmp_path):

@@ -32,6 +32,7 @@ from modules import call_queue, processing, scripts, shared  # noqa: E402
 from modules_forge import main_thread  # noqa: E402
 
 from ..conftest import REPO  # noqa: E402
+from ..dispatch.conftest import fakes  # noqa: E402,F401 (fake Forge servers for Run on all servers)
 
 # The LoRA of the golden traces: Forge reported `Lora hashes: "test_lora: 1e736908a712"`.
 TEST_LORA_SSHS = "1e736908a712" + "5" * 52

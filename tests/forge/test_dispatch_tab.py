@@ -11,7 +11,7 @@ import pytest
 from lib_orchestrator import SAMPLE_LORAS
 from lib_orchestrator.batches import RunState, save_batch
 
-from ..dispatch.helpers import ALPHA, BETA, fake, make_batch
+from ..dispatch.helpers import ALPHA, BETA, make_batch
 
 pytest.importorskip("gradio")
 
@@ -25,23 +25,10 @@ def tab_module(lora_dir, forge_app, tmp_path):
     return module
 
 
-@pytest.fixture
-def servers():
-    started = []
-
-    def start(**kw):  # type: ignore[no-untyped-def]
-        server = fake(**kw).start()
-        started.append(server)
-        return server
-    yield start
-    for server in started:
-        server.stop()
-
-
-def test_the_settings_servers_make_the_batch_and_the_tab_follows_it(tab_module, servers, tmp_path):
+def test_the_settings_servers_make_the_batch_and_the_tab_follows_it(tab_module, fakes, tmp_path):
     from modules import shared
 
-    one, two = servers(loaded=ALPHA), servers(loaded=BETA)
+    one, two = fakes(loaded=ALPHA), fakes(loaded=BETA)
     shared.opts.data.update(orchestrator_servers=f"{one.url}, {two.url}", orchestrator_dispatch_here=True,
                             outdir_txt2img_samples=str(tmp_path / "outputs"))
     shared.cmd_opts.api = False  # this Forge has no API: it makes none of them

@@ -228,35 +228,31 @@ def test_enhance_in_the_preview_then_plan_and_save_a_story(app, serve, tmp_path)
     assert "lights the lamp" in saved and "<lora:lighthouse_keeper_xl:0.8>" in saved
 
 
-def test_run_on_all_servers_in_a_real_browser(app, tmp_path):
+def test_run_on_all_servers_in_a_real_browser(app, tmp_path, fakes):
     """*Run on all servers* clicked in Chromium: two fake Forge servers from Settings make a saved batch; the status
     streams to "finished" with a line per server and the gallery shows every image."""
     from modules import shared
 
     from lib_orchestrator.batches import save_batch
 
-    from ..dispatch.helpers import ALPHA, BETA, fake, make_batch
+    from ..dispatch.helpers import ALPHA, BETA, make_batch
 
     url, module = app
     module.MODEL.batches_dir = str(tmp_path / "batches")
     save_batch(make_batch(4), str(tmp_path / "batches" / "cats.json"))
-    servers = [fake(loaded=ALPHA, seconds_per_image=0.2).start(), fake(loaded=BETA, seconds_per_image=0.2).start()]
-    try:
-        shared.opts.data.update(orchestrator_servers=", ".join(s.url for s in servers),
-                                orchestrator_dispatch_here=False, outdir_txt2img_samples=str(tmp_path / "outputs"))
-        with open_tab(url, height=1100) as page:
-            page.get_by_role("tab", name="Batches").click()
-            page.locator("#orchestrator_batch_refresh").click()
-            page.locator("#orchestrator_batch_files input").click()
-            page.get_by_role("option", name="cats.json").click()
-            wait_for_text(page, "orchestrator_batch_status", "0/4 images done")
-            page.locator("#orchestrator_batch_run_all").click()
-            wait_for_text(page, "orchestrator_batch_status", "finished: 4/4 done", timeout=60_000)
-            status = page.locator("#orchestrator_batch_status").inner_text()
-            assert all(f"{s.url} [up]" in status for s in servers), status
-            page.wait_for_function(
-                "() => document.querySelectorAll('#orchestrator_batch_gallery img').length >= 4", timeout=20_000)
-            screenshot(page, "orchestrator-dispatch.png")
-    finally:
-        for server in servers:
-            server.stop()
+    servers = [fakes(loaded=ALPHA, seconds_per_image=0.2), fakes(loaded=BETA, seconds_per_image=0.2)]
+    shared.opts.data.update(orchestrator_servers=", ".join(s.url for s in servers), orchestrator_dispatch_here=False,
+                            outdir_txt2img_samples=str(tmp_path / "outputs"))
+    with open_tab(url, height=1100) as page:
+        page.get_by_role("tab", name="Batches").click()
+        page.locator("#orchestrator_batch_refresh").click()
+        page.locator("#orchestrator_batch_files input").click()
+        page.get_by_role("option", name="cats.json").click()
+        wait_for_text(page, "orchestrator_batch_status", "0/4 images done")
+        page.locator("#orchestrator_batch_run_all").click()
+        wait_for_text(page, "orchestrator_batch_status", "finished: 4/4 done", timeout=60_000)
+        status = page.locator("#orchestrator_batch_status").inner_text()
+        assert all(f"{s.url} [up]" in status for s in servers), status
+        page.wait_for_function(
+            "() => document.querySelectorAll('#orchestrator_batch_gallery img').length >= 4", timeout=20_000)
+        screenshot(page, "orchestrator-dispatch.png")

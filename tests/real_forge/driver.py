@@ -267,3 +267,14 @@ def unique(stem: str) -> str:
 def normalise(text: str) -> str:
     return re.sub(r"\s+", " ", text or "").strip()
 
+
+def fill_batch_form(page: Any, template: str, count: int, name: str) -> None:
+    """The Batches form for a small batch: `count` images of 1 step at 64×64, hires off, saved as `name`.json."""
+    fill(page, "orchestrator_batch_template", template)
+    for elem_id, value in (("orchestrator_batch_count", count), ("orchestrator_batch_steps", 1),
+                           ("orchestrator_batch_width", 64), ("orchestrator_batch_height", 64)):
+        fill(page, elem_id, value)
+    set_checkbox(page, "orchestrator_batch_hires", False)
+    fill(page, "orchestrator_batch_name", name)
+    if value_of(page, "orchestrator_batch_format") != "json":
+        pick_dropdown(page, "orchestrator_batch_format", "json")

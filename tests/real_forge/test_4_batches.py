@@ -29,14 +29,7 @@ def test_a_batch_interrupted_after_one_image_resumes_and_ends_two_of_two(step):
     file = f"{name}.json"
     step.note("batch", file)
     driver.open_sub_tab(page, SCREEN)
-    driver.fill(page, "orchestrator_batch_template", TEMPLATE)
-    for elem_id, value in (("orchestrator_batch_count", 2), ("orchestrator_batch_steps", 1),
-                           ("orchestrator_batch_width", 64), ("orchestrator_batch_height", 64)):
-        driver.fill(page, elem_id, value)
-    driver.set_checkbox(page, "orchestrator_batch_hires", False)
-    driver.fill(page, "orchestrator_batch_name", name)
-    if driver.value_of(page, "orchestrator_batch_format") != "json":
-        driver.pick_dropdown(page, "orchestrator_batch_format", "json")
+    driver.fill_batch_form(page, TEMPLATE, 2, name)
 
     # The form's upscaler must be one this host has (Neo has no latent modes: "Latent" fails there with hires)
     known = [u["name"] for u in step.host.api("sdapi/v1/upscalers")] + \

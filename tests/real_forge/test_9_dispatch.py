@@ -8,7 +8,7 @@ import os
 import re
 
 from . import driver
-from .test_4_batches import TABLE
+from .test_4_batches import TABLE, TEMPLATE
 
 SCREEN = "orchestrator_batches"
 SECOND = os.environ.get("ORCH_FORGE_SECOND_URL", "").strip().rstrip("/")
@@ -22,14 +22,7 @@ def test_run_on_all_servers_makes_each_image_once_across_the_hosts(step):
     step.note("batch", file)
     step.note("second server", SECOND or "(none: this Forge alone)")
     driver.open_sub_tab(page, SCREEN)
-    driver.fill(page, "orchestrator_batch_template", "a lighthouse keeper at dusk, {watercolor wash|misty pine forest}")
-    for elem_id, value in (("orchestrator_batch_count", 4), ("orchestrator_batch_steps", 1),
-                           ("orchestrator_batch_width", 64), ("orchestrator_batch_height", 64)):
-        driver.fill(page, elem_id, value)
-    driver.set_checkbox(page, "orchestrator_batch_hires", False)
-    driver.fill(page, "orchestrator_batch_name", name)
-    if driver.value_of(page, "orchestrator_batch_format") != "json":
-        driver.pick_dropdown(page, "orchestrator_batch_format", "json")
+    driver.fill_batch_form(page, TEMPLATE, 4, name)
     driver.click(page, "orchestrator_batch_save")
     saved = driver.wait_for_text(page, "#orchestrator_batch_status", r"saved|error", what="Plan and save")
     assert "saved 4 images" in saved, f"Plan and save: expected 'saved 4 images'; the status says {saved!r}"
