@@ -35,7 +35,7 @@ def test_history_indexes_what_forge_saves_rates_by_keyboard_and_compares_blind(s
     driver.click(page, "orchestrator_history_search")
     # The sub-tab opened on its first page of every image: wait for the search's own answer. The word is this
     # run's alone; by meaning, earlier runs' "a zebrafinch… on a branch" may follow it, but never come first.
-    summary = driver.wait_for_text(page, "#orchestrator_history_summary", "^[1-9] images? ·", timeout=driver.UI,
+    summary = driver.wait_for_text(page, "#orchestrator_history_summary", "^[1-9][0-9,]* images? ·", timeout=driver.UI,
                                    what=f"History: a search for {WORD!r} should find the image made over REST")
     step.note("search", summary)
 
