@@ -137,3 +137,14 @@ def reference_digests(tmp_root: str, batch: Batch, fakes_kw: Optional[dict] = No
     finally:
         server.stop()
     return {int(name.rsplit("-", 1)[1].split(".")[0]): sha256(os.path.join(out, name)) for name in os.listdir(out)}
+
+
+def run_threads(target, count: int, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    """target(0) … target(count - 1) in threads at once, all joined; a thread still alive after `timeout` fails the
+    test as "<what> hung" instead of hanging it."""
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
+    assert not any(thread.is_alive() for thread in threads), f"{what} hung"

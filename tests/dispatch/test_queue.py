@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from lib_orchestrator.dispatch.jobs import NewJob
 from lib_orchestrator.dispatch.queue import Counts, JobQueue
 
+from .helpers import run_threads
+
 
 class Clock:
     """Time that moves only when a test moves it."""
@@ -459,12 +461,7 @@ def test_threads_racing_claim_each_job_exactly_once(queue_url, shared):
                 if not shared:
                     q.close()
 
-        threads = [threading.Thread(target=work, args=(i,)) for i in range(n_threads)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=300)
-        assert not any(t.is_alive() for t in threads), "a claimer hung"
+        run_threads(work, n_threads, 300, "a claimer")
         assert not errors, errors
         every = [i for ids in claimed for i in ids]
         assert len(every) == n_jobs

@@ -10,6 +10,8 @@ from typing import Dict, List, Tuple
 from lib_orchestrator.dispatch.jobs import NewJob
 from lib_orchestrator.dispatch.queue import JobQueue
 
+from .helpers import run_threads
+
 N_PROCESSES = 4
 N_JOBS = 400
 
@@ -106,12 +108,7 @@ def test_threads_with_expiring_leases_never_hold_one_job_at_once(queue_url):
             except BaseException as exc:
                 errors.append(exc)
 
-        threads = [threading.Thread(target=work, args=(slot,)) for slot in range(n_threads)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=600)
-        assert not any(t.is_alive() for t in threads), "a worker hung"
+        run_threads(work, n_threads, 600, "a worker")
         assert not errors, errors
         rows = queue.jobs("lease")
     assert len(rows) == n_jobs
