@@ -27,7 +27,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Collection, Dict, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Collection, Dict, Iterator, List, Optional, Sequence, Tuple
 from urllib.parse import unquote
 
 from ..errors import OrchestratorError
@@ -388,10 +388,10 @@ class JobQueue:
            down the batch it is: a server keeps to its checkpoint while the batch has images for it;
         3. else, of the first `window` in run order, the first whose checkpoint nobody works on (no job of it
            leased or done in the last SERVED_S), rather than joining another server's, else the first.
-        Every allowed pending job before the chosen one whose checkpoint nobody works on is passed over once more:
-        it waits for someone to switch, and waits past no more than `max_bypass` claims. A job whose checkpoint is
-        being made elsewhere is not counted: that server takes it in run order. The chosen job becomes leased by
-        `owner` until now + lease_s, with attempts + 1."""
+        Each job of the window before the chosen one whose checkpoint nobody works on is passed over once more: it
+        waits for someone to switch, and waits past no more than `max_bypass` claims once in the window. A job whose
+        checkpoint is being made elsewhere is not counted: that server takes it in run order. The chosen job becomes
+        leased by `owner` until now + lease_s, with attempts + 1."""
         keys = list(allowed_keys)
         with self._write() as conn:
             if self.dialect == "postgresql":
@@ -413,7 +413,7 @@ class JobQueue:
             # index through every pending job instead of the short range of the bypass index.
             starved = conn.execute(pending.where(jobs_t.c.bypassed >= max_bypass).limit(max(1, window))
                                    .with_for_update(skip_locked=True)).all() if max_bypass > 0 else []
-            served: Set[str] = set()
+            before: List[int] = []
             if starved:
                 chosen = min(starved, key=lambda r: r.seq)
             else:
@@ -437,14 +437,15 @@ class JobQueue:
                                               .with_for_update(skip_locked=True)).first()
                 if chosen is None:
                     chosen = next((r for r in rows if r.checkpoint not in served), rows[0]) if affinity else rows[0]
+                # Only the window's: the starved are then never more than `window`, all read by the cheap query
+                # above, and a job further down reaches the window as those before it are made.
+                before = [r.id for r in rows if r.seq < chosen.seq and r.checkpoint not in served]
             changed = {"status": "leased", "attempts": chosen.attempts + 1, "lease_owner": owner,
                        "lease_expires_at": now + lease_s, "heartbeat_at": now, "server": server, "started_at": now}
             conn.execute(jobs_t.update().where(jobs_t.c.id == chosen.id).values(**changed))
-            if not starved:  # one statement: the passed-over jobs are few unless a checkpoint nobody has waits
-                waiting = [jobs_t.c.checkpoint.not_in(sorted(served))] if served else []
-                conn.execute(jobs_t.update().where(
-                    jobs_t.c.batch_id == batch_id, jobs_t.c.status == "pending", jobs_t.c.needs_key.in_(keys),
-                    jobs_t.c.seq < chosen.seq, *waiting).values(bypassed=jobs_t.c.bypassed + 1))
+            if before:  # one statement shape whatever their number (an IN list would be a new statement each time)
+                conn.execute(jobs_t.update().where(jobs_t.c.id == sa.bindparam("job_id"))
+                             .values(bypassed=jobs_t.c.bypassed + 1), [{"job_id": i} for i in before])
         return _job(chosen, **changed)
 
     def renew(self, job_id: int, owner: str, lease_s: float) -> bool:

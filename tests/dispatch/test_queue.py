@@ -214,8 +214,8 @@ _COUNTER = [0]
        max_bypass=st.integers(0, 6), window=st.integers(1, 40))
 def test_no_job_waits_behind_more_than_max_bypass_later_jobs(queue, checkpoints, loaded, max_bypass, window):
     """Servers with different loaded checkpoints take turns claiming with affinity (the claims stay leased): every job
-    is claimed, and while a job is pending and no leased job has its checkpoint (nobody is on it), at most
-    max_bypass claims take a job later in run order than it."""
+    is claimed, and while a job is among the first `window` pending and no leased job has its checkpoint (nobody is
+    on it), at most max_bypass claims take a job later in run order than it."""
     _COUNTER[0] += 1
     batch = f"prop{_COUNTER[0]}"
     queue.enqueue(_jobs(batch, checkpoints))
@@ -228,9 +228,10 @@ def test_no_job_waits_behind_more_than_max_bypass_later_jobs(queue, checkpoints,
         turn += 1
         if job is None:
             break
+        in_window = sorted(pending)[:window]  # image_index = seq here
         pending.discard(job.image_index)
-        for i in pending:
-            if i < job.image_index and checkpoints[i] not in leased_checkpoints:  # image_index = seq here
+        for i in in_window:
+            if i < job.image_index and checkpoints[i] not in leased_checkpoints:
                 overtaken[i] += 1
         leased_checkpoints.add(checkpoints[job.image_index])
     assert not pending
