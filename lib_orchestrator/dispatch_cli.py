@@ -55,7 +55,7 @@ def queue_jobs(batch: "Batch", batch_path: str, queue: Optional[str]) -> Optiona
             return None
     from .dispatch.queue import JobQueue
 
-    jobs = JobQueue(JobQueue.url_for(queue), create=False)  # reading: nothing created or written
+    jobs = JobQueue(queue, create=False)  # reading: nothing created or written
     try:
         return {job.image_index: job for job in jobs.jobs(batch_id(batch))}
     finally:

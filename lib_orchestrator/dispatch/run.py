@@ -12,10 +12,6 @@ from .progress import Snapshot
 from .queue import Job, JobQueue
 
 
-def open_queue(url_or_path: str, max_attempts: int = 3) -> JobQueue:
-    return JobQueue(JobQueue.url_for(url_or_path), max_attempts=max_attempts)
-
-
 def dispatch_file(batch: Batch, batch_path: str, servers: Sequence[str], out_dir: str, queue: Optional[str] = None,
                   options: Options = DEFAULT_OPTIONS, stop: Optional[threading.Event] = None,
                   on_snapshot: Callable[[Snapshot], None] = lambda s: None,
@@ -30,7 +26,7 @@ def dispatch_file(batch: Batch, batch_path: str, servers: Sequence[str], out_dir
         state.record(job.image_index, "done", path)
         on_image(path)
 
-    jobs = open_queue(queue or default_queue(batch_path), options.max_attempts)
+    jobs = JobQueue(queue or default_queue(batch_path), max_attempts=options.max_attempts)
     try:
         _catch_up(state, jobs, identity)
         made_in_forge = set(state.done())

@@ -117,7 +117,7 @@ def test_images_the_queue_made_reach_the_run_state_even_after_a_kill_between_the
     batch = make_batch(3, checkpoints=("alpha.safetensors",))
     path = str(tmp_path / "cats.json")
     save_batch(batch, path)
-    with JobQueue(JobQueue.url_for(path + ".queue.sqlite")) as queue:  # image 1 was done, then the process died
+    with JobQueue(path + ".queue.sqlite") as queue:  # image 1 was done, then the process died
         queue.enqueue(batch_jobs(batch))
         job = queue.claim("gone", "http://gone", [j.needs_key for j in batch_jobs(batch)], "", 60.0, batch_id(batch))
         queue.complete(job.id, "gone", str(tmp_path / "cats" / "made.png"), "d", 1.0)
