@@ -7,7 +7,7 @@ on its own, and a batch resumed after hours is not slowed by the old images' tim
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 RATE_WINDOW_S = 600.0
 
@@ -70,7 +70,7 @@ def duration(seconds: Optional[float]) -> str:
 
 @dataclass(frozen=True)
 class ServerTally:
-    """One server's share of a batch, counted: all `snapshot` needs of its jobs, so the queue can count it in SQL
+    """One server's share of a batch, counted: all a Snapshot needs of its jobs, so the queue can count it in SQL
     instead of handing over every row (225 ms a second at 20,000 images)."""
     url: str
     done: int  # the batch's images it finished
@@ -96,34 +96,6 @@ class Tally:
 def window_start(now: float) -> float:
     """The earliest finish that still counts towards a rate at `now`: one comparison for SQL and Python alike."""
     return now - RATE_WINDOW_S
-
-
-def tally(jobs: Sequence, now: float) -> Tally:  # type: ignore[type-arg]
-    """The tally of a batch's jobs (`queue.Job` rows), counted here; `JobQueue.tally` counts the same in SQL."""
-    counts = {"pending": 0, "leased": 0, "done": 0, "failed": 0}
-    per: Dict[str, List] = {}  # type: ignore[type-arg]  # url -> [done, running, recent, recent_begun]
-    since = window_start(now)
-    for job in jobs:
-        counts[job.status] = counts.get(job.status, 0) + 1
-        if not job.server or job.status not in ("done", "leased"):
-            continue
-        entry = per.setdefault(job.server, [0, 0, 0, None])
-        if job.status == "leased":
-            entry[1] += 1
-            continue
-        entry[0] += 1
-        if job.finished_at is not None and job.finished_at >= since:
-            begun = job.started_at if job.started_at is not None else job.finished_at
-            entry[2] += 1
-            entry[3] = begun if entry[3] is None else min(entry[3], begun)
-    return Tally(counts["pending"], counts["leased"], counts["done"], counts["failed"],
-                 tuple(ServerTally(url, *per[url]) for url in sorted(per)))
-
-
-def snapshot(jobs: Sequence, servers: Sequence, now: float) -> Snapshot:  # type: ignore[type-arg]
-    """The batch's state from its jobs (`queue.Job` rows of one batch) and the queue's servers (`queue.ServerRow`).
-    The dispatcher asks the queue instead (`JobQueue.progress`), which counts in SQL and reads no rows."""
-    return from_tally(tally(jobs, now), servers, now)
 
 
 def from_tally(counted: Tally, servers: Sequence, now: float) -> Snapshot:  # type: ignore[type-arg]

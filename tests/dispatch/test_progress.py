@@ -3,7 +3,31 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from lib_orchestrator.dispatch.progress import RATE_WINDOW_S, duration, snapshot
+from lib_orchestrator.dispatch.progress import RATE_WINDOW_S, ServerTally, Tally, duration, from_tally
+
+
+def snapshot(jobs, servers, now):
+    """The snapshot counted here from the rows (`queue.Job`-like: status, server, started_at, finished_at), as the
+    queue counts it in SQL: the rates, ETA and text of `from_tally` tested on hand-made rows, and an oracle for
+    `JobQueue.progress`."""
+    counts = {"pending": 0, "leased": 0, "done": 0, "failed": 0}
+    per = {}  # url -> [done, running, recent, earliest start of the recent]
+    for job in jobs:
+        counts[job.status] += 1
+        if not job.server or job.status not in ("done", "leased"):
+            continue
+        entry = per.setdefault(job.server, [0, 0, 0, None])
+        if job.status == "leased":
+            entry[1] += 1
+        else:
+            entry[0] += 1
+            if job.finished_at is not None and job.finished_at >= now - RATE_WINDOW_S:
+                begun = job.started_at if job.started_at is not None else job.finished_at
+                entry[2] += 1
+                entry[3] = begun if entry[3] is None else min(entry[3], begun)
+    counted = Tally(counts["pending"], counts["leased"], counts["done"], counts["failed"],
+                    tuple(ServerTally(url, *per[url]) for url in sorted(per)))
+    return from_tally(counted, servers, now)
 
 
 def job(status, server="", started=None, finished=None):
