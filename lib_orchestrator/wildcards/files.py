@@ -8,13 +8,14 @@ named after the file.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Tuple
 
 from ..errors import Location, WildcardFileError
 from .diagnostics import WARNING, Finding
 from .options import MAX_WEIGHT, weight_problem
-from .structured import Marked, json_tree, yaml_tree
+from .structured import Marked, YamlNumber, json_tree, yaml_tree
 
 WILDCARD_SUFFIXES = (".txt", ".yaml", ".yml", ".json")
 # Caps that keep one file's cost in time and memory bounded (a few seconds and a few hundred MB at
@@ -92,7 +93,8 @@ def read_file(path: str, display: str) -> ReadResult:
         raise WildcardFileError(f"wildcard file has {lines:,} lines, over the {MAX_LINES:,} limit",
                                 Location(display, 1, 1), "split it into smaller files")
     if suffix == ".txt":
-        return ReadResult({stem: list(read_text_lines(text, display))}, tuple(warnings))
+        entries = list(read_text_lines(text, display, warnings))
+        return ReadResult({stem: entries}, tuple(warnings))
     tree = json_tree(text, display) if suffix == ".json" else yaml_tree(text, display)
     lists = dict(structured_lists(tree, stem, display, warnings))
     return ReadResult(lists, tuple(warnings))
@@ -144,18 +146,52 @@ def _first_nul(data: bytes, display: str) -> Location:
     return Location(display, data.count(b"\n", 0, at) + 1, at - (data.rfind(b"\n", 0, at) + 1) + 1)
 
 
-def read_text_lines(text: str, display: str = "") -> Iterator[Entry]:
-    """A .txt list: one entry per line, stripped; blank lines and `#` lines skipped."""
+# `2::entry`, `0.5 :: entry`: the weight syntax of `{2::a|b}` at the start of a .txt line. No published
+# pack has a line starting so (checked over sd-dynamic-prompts' collections), so packs read as before.
+_TXT_WEIGHT = re.compile(r"((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)[ \t]*::")
+# What a weight was probably meant to be but cannot be: `-1::`, `1,5::`, `1.2.3::`. Kept as text, as
+# dynamicprompts reads them, and said.
+_TXT_WEIGHT_LIKE = re.compile(r"([-+]?[\d.,_]*\d[\d.,_eE+-]*)[ \t]*::")
+
+
+def read_text_lines(text: str, display: str = "", warnings: Optional[List[Finding]] = None) -> Iterator[Entry]:
+    """A .txt list: one entry per line, stripped; blank lines and `#` lines skipped; a line may start
+    with a weight, `3::entry`. A weight over the limit is the file's error; one that is not a number
+    (`-1::`, `1,5::`) leaves the line as text, with a warning in `warnings`."""
     for number, raw in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), 1):
         line = raw.strip()
-        if line and not line.startswith("#"):
-            yield Entry(line, 1.0, number, display)
+        if not line or line[0] == "#":
+            continue
+        if "::" in line and (line[0].isdigit() or line[0] in ".-+"):
+            column = len(raw) - len(raw.lstrip()) + 1
+            weighted = _TXT_WEIGHT.match(line)
+            if weighted:
+                content = line[weighted.end():].strip()
+                weight = _checked(float(weighted.group(1)), weighted.group(1), display, number, column)
+                yield Entry(content, weight, number, display)  # `3::` alone: a weighted "nothing"
+                continue
+            odd = _TXT_WEIGHT_LIKE.match(line)
+            if odd and warnings is not None:
+                problem = "is negative" if _negative(odd.group(1)) else "is not a number"
+                warnings.append(Finding(Location(display, number, column), WARNING,
+                                        f"weight {odd.group(1)!r} {problem}; the line is read as text "
+                                        f"({_WEIGHT_HINT}, written like 2 or 0.5)"))
+        yield Entry(line, 1.0, number, display)
+
+
+def _negative(text: str) -> bool:
+    try:
+        return float(text) < 0
+    except ValueError:
+        return False
 
 
 def structured_lists(root: Marked, stem: str, display: str,
                      warnings: List[Finding]) -> Iterator[Tuple[str, List[Entry]]]:
     value, line, _ = root
-    if isinstance(value, dict):
+    if isinstance(value, dict) and _is_weight_map(value):
+        yield stem, _weighted_entries(value, display)
+    elif isinstance(value, dict):
         yield from _walk_map(value, (), display, warnings)
     elif isinstance(value, list):
         yield stem, list(_list_entries(value, display, warnings))
@@ -170,6 +206,9 @@ def _walk_map(mapping: Dict[str, Marked], prefix: Tuple[str, ...], display: str,
         if value is None or value == [] or value == {} or value == "":
             continue
         name = "/".join(prefix + (key,))
+        if isinstance(value, dict) and _is_weight_map(value):
+            yield name, _weighted_entries(value, display)
+            continue
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             value = [(value, line, column)]
         if isinstance(value, list):
@@ -178,6 +217,37 @@ def _walk_map(mapping: Dict[str, Marked], prefix: Tuple[str, ...], display: str,
             yield from _walk_map(value, prefix + (key,), display, warnings)
         else:
             warnings.append(Finding(Location(display, line, 1), WARNING, f"key {name!r} has an unsupported value"))
+
+
+def _is_weight_map(mapping: Dict[str, Marked]) -> bool:
+    """`{red: 3, blue: 0.5}`: a list whose entries are the keys, weighted by the values. dynamicprompts
+    ignores a number as a value, so no pack it reads means anything else by such a map."""
+    return bool(mapping) and all(_is_number(v) for v, _, _ in mapping.values())
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float, YamlNumber)) and not isinstance(value, bool)
+
+
+def _weighted_entries(mapping: Dict[str, Marked], display: str) -> List[Entry]:
+    return [Entry(key, _checked(_number(weight, display, line, column), str(weight), display, line, column),
+                  line, display) for key, (weight, line, column) in mapping.items()]
+
+
+def _number(value: object, display: str, line: int, column: int) -> float:
+    """A JSON number, or the number a YAML 1.1 scalar stands for (`1_000`, `0x10`, `.inf`)."""
+    if not isinstance(value, YamlNumber):
+        return float(value)  # type: ignore[arg-type]
+    text = value.replace("_", "").lower()
+    special = {".inf": "inf", "+.inf": "inf", "-.inf": "-inf", ".nan": "nan"}
+    try:
+        return float(special.get(text, text))
+    except ValueError:
+        try:
+            return float(int(text, 0))
+        except ValueError:  # sexagesimal `1:30` and the like
+            raise WildcardFileError(f"weight {value[:40]!r} is not a number", Location(display, line, column),
+                                    _WEIGHT_HINT) from None
 
 
 def _list_entries(items: List[Marked], display: str, warnings: List[Finding]) -> Iterator[Entry]:

@@ -32,6 +32,14 @@ MAX_ALIAS_VALUES = 100_000
 MAX_VALUES = 1_000_000
 
 Marked = Tuple[Any, int, int]
+_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+
+
+class YamlNumber(str):
+    """A scalar YAML reads as a number (`3`, `0.5`, unquoted): its text wherever text is wanted (a list
+    item `- 1990`), a weight where a number is (`red: 3` in an entry → weight map)."""
+
+    __slots__ = ()
 
 _DEPTH_HINT = "flatten the file: wildcard names are at most a few folders deep"
 
@@ -107,7 +115,8 @@ class _YamlTree:
                 if tag is None or tag == "!":
                     tag = resolver.resolve(yaml.ScalarNode, event.value, event.implicit)
                 line = mark.line + 1 + (1 if event.style in ("|", ">") else 0)  # a block's text starts below
-                value = None if tag == "tag:yaml.org,2002:null" else event.value
+                value = None if tag == "tag:yaml.org,2002:null" else \
+                    YamlNumber(event.value) if tag in _NUMBER_TAGS else event.value
                 self._anchor(event.anchor, mark)
                 done = ((value, line, mark.column + 1), event.value, 1, 0)
                 if event.anchor:

@@ -47,10 +47,9 @@ def test_txt_blank_and_comment_lines_are_skipped_and_line_numbers_kept(read):
     assert [(e.text, e.line) for e in result.collections["colors"]] == [("red", 2), ("blue", 6)]
 
 
-def test_txt_entries_have_weight_one_even_with_weight_syntax(read):
-    # `N::text` is a structured-file shorthand only; in .txt it is template syntax left for the parser.
-    result = read("w.txt", "2::heavy\n")
-    assert pairs(result, "w") == [("2::heavy", 1.0)]
+def test_txt_entries_without_a_weight_prefix_have_weight_one(read):
+    result = read("w.txt", "heavy\na::b\n{2::x|y}\n")
+    assert pairs(result, "w") == [("heavy", 1.0), ("a::b", 1.0), ("{2::x|y}", 1.0)]
 
 
 def test_read_text_lines_numbers_lines_from_one():
