@@ -3,7 +3,7 @@ with everything needed to explain and reproduce them."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Collection, Dict, List, Optional, Sequence, Tuple
 
 from .selection import LoraIndex, Rules, pick_loras
 from .selection.pick import Chooser, Pick
@@ -27,9 +27,28 @@ class ComposedPrompt:
             "loras": [{"name": p.name, "path": p.record.path if p.record else None, "weight": p.weight,
                        "category": p.category, "score": p.score, "matched": list(p.matched), "reason": p.reason,
                        "similarity": p.similarity, "why": p.why,
-                       "activation": p.activation if p.reason != "user" else None} for p in self.loras],
+                       "activation": p.activation if p.reason != "user" or p.tag else None} for p in self.loras],
             "warnings": list(self.warnings),
         }
+
+
+def lora_gate(index: LoraIndex, family: str, base_model: str,
+              known: Optional[Collection[str]] = None) -> Callable[[str], str]:
+    """For the wildcard engine: why a LoRA a wildcard entry carries cannot be used here ("" when it can):
+    not in the library (or not in Forge's LoRA list), or not loading on the checkpoint."""
+    compat = index.compatible(family, base_model)
+
+    def why_not(name: str) -> str:
+        i = index.by_name.get(name.lower())
+        if i is None:
+            return "is not in the LoRA library"
+        if known is not None and index.records[i].name not in known and name not in known:
+            return "is not in Forge's LoRA list"
+        if compat[i] <= 0:
+            return f"does not load on a {base_model or family} checkpoint"
+        return ""
+
+    return why_not
 
 
 def compose(template: str, base_prompt: str, seed: int, index: LoraIndex, rules: Rules, family: str,
@@ -45,6 +64,12 @@ def apply_picks(prompt: str, negative: str, picks: Sequence[Pick]) -> Tuple[str,
     out = prompt.strip()
     kept: List[Pick] = []
     for pick in picks:
+        if pick.reason == "user" and pick.tag:  # `<lora:NAME>`: the weight and activation text it lacked
+            filled = lora_tag(pick.name, pick.weight)
+            activation = unsaid(pick.activation, out.replace(pick.tag, "")) if pick.activation else None
+            out = _after_tag(out.replace(pick.tag, filled, 1), filled, activation)
+            kept.append(replace(pick, activation=activation))
+            continue
         if pick.reason == "user":
             kept.append(pick)
             continue
@@ -62,6 +87,15 @@ def apply_picks(prompt: str, negative: str, picks: Sequence[Pick]) -> Tuple[str,
         if text and normalise_tag(text) not in {normalise_tag(n) for n in negatives}:
             negatives.append(text)
     return out, ", ".join(negatives), tuple(kept)
+
+
+def _after_tag(prompt: str, tag: str, text: Optional[str]) -> str:
+    """`text` after the comma-separated part that holds `tag`: `<lora:x:0.8> zelda, TEXT, hat`."""
+    if not text:
+        return prompt
+    at = prompt.find(tag)
+    end = prompt.find(",", at + len(tag))
+    return f"{prompt}, {text}" if end < 0 else f"{prompt[:end]}, {text}{prompt[end:]}"
 
 
 def _insert_after(prompt: str, phrase: Optional[str], text: str) -> str:

@@ -7,7 +7,7 @@ import json
 import os
 from typing import TextIO
 
-from .compose import compose
+from .compose import compose, lora_gate
 from .enhance_cli import make_enhancer
 from .errors import Location, OrchestratorError
 from .family_cli import checkpoint_of
@@ -25,9 +25,9 @@ def run_compose(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise OrchestratorError("LoRA folder does not exist", Location(args.loras, 0, 0), "check --loras")
     family, base = checkpoint_of(args)
     rules = match_rules(args, load_rules(args.rules) if args.rules else Rules())
-    engine = _engine(args)
     index = with_vectors(LoraIndex(scan_folder(args, args.loras, err).records), rules, cache_for(args, args.loras),
                          err).with_feedback(feedback_scores(args.history))
+    engine = _engine(args).gated("cli", lora_gate(index, family, base))
     enhancer = make_enhancer(args.enhance_url, args, "enhance_") if args.enhance_url else None
     chooser = chooser_for(args, rules, args.enhance_cache)
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")

@@ -50,6 +50,7 @@ class Pick:
     record: Optional[LoraRecord] = None  # None for a user's tag naming no known LoRA
     similarity: Optional[float] = None  # cosine of its vector to the prompt's, where vectors exist
     why: str = ""  # the LLM's reason, for an `llm` pick
+    tag: str = ""  # a user's `<lora:NAME>` written without a weight: the composer gives it this pick's weight
 
 
 @dataclass(frozen=True)
@@ -66,9 +67,12 @@ def pick_loras(index: LoraIndex, prompt: str, seed: int, rules: Rules, family: s
     state = _State(index, rules, compat, {n.lower() for n in rules.blocked}, family, base_model)
     warnings: List[str] = []
 
-    for name, weight_text in user_loras(prompt):
+    for name, weight_text, tag in user_loras(prompt):
         i = index.by_name.get(name.lower())
         record = index.records[i] if i is not None else None
+        if record is not None and not weight_text:
+            state.add(i, _weight_filled(record, name, tag, state.rules, seed))
+            continue
         state.add(i, Pick(name, _parse_weight(weight_text), record.category if record else "other", "user",
                           record=record))
     for name in rules.pinned:
@@ -297,6 +301,17 @@ class _State:
                     negative=record.negative_text, record=record,
                     similarity=round(found.similarity, 3) if found and found.similarity is not None else None,
                     why=self.why.get(i, ""))
+
+
+def _weight_filled(record: LoraRecord, name: str, tag: str, rules: Rules, seed: int) -> Pick:
+    """`<lora:NAME>` with no weight (a wildcard entry that carries a LoRA): the LoRA's preferred weight,
+    else its category's, and one of its activation texts. Drawn from a stream of its own, so the other
+    picks of the image stay what they were."""
+    rule = rules.category(record.category)
+    weight = record.preferred_weight or (sum(rule.weight_range) / 2 if rule.weight_range else rule.lora_weight)
+    rng = random.Random(f"{seed}:{record.name}")
+    return Pick(name, round(weight, 2), record.category, "user", activation=_activation(record, rng),
+                negative=record.negative_text, record=record, tag=tag)
 
 
 def _activation(record: LoraRecord, rng: random.Random) -> Optional[str]:

@@ -40,9 +40,9 @@ def words(text: str) -> List[str]:
     return [w for w in _WORD.findall(text.lower().replace("_", " ")) if w not in STOPWORDS and len(w) > 1]
 
 
-def user_loras(prompt: str) -> List[Tuple[str, str]]:
-    """`<lora:name:w>` tags the user wrote: (name, weight text)."""
-    return [(m.group(2).strip(), (m.group(3) or "").strip()) for m in LORA_TAG.finditer(prompt)]
+def user_loras(prompt: str) -> List[Tuple[str, str, str]]:
+    """`<lora:name:w>` tags the user wrote: (name, weight text, the tag as written)."""
+    return [(m.group(2).strip(), (m.group(3) or "").strip(), m.group(0)) for m in LORA_TAG.finditer(prompt)]
 
 
 def naming_phrases(alternatives: Sequence[str], character: bool) -> List[str]:

@@ -5,18 +5,19 @@ import sys
 import threading
 from dataclasses import dataclass
 from itertools import islice
-from typing import Dict, Iterator, List, Sequence, Tuple
+from typing import Dict, Hashable, Iterator, List, Optional, Sequence, Tuple
 
 from . import rng
 from .ast import AnyNode
 from .cyclical import Cycler
 from .parser import parse
 from .random_sampler import PromptFn, RandomCompiler
-from .resolve import Resolver
+from .resolve import LoraGate, Resolver
 from .store import WildcardStore
 
 MODES = ("random", "combinatorial", "cyclical")
 MAX_CACHED_TEMPLATES = 512
+MAX_GATED = 8  # checkpoints (and library versions) a Forge session switches between, each kept compiled
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,9 @@ class _Generation:
     """Everything read or compiled from the files as they were at one time. A refresh replaces the
     whole of it at once, so a call that started with one generation finishes with it."""
 
-    def __init__(self, store: WildcardStore, on_missing: str) -> None:
-        self.resolver = Resolver(store, on_missing)
+    def __init__(self, store: WildcardStore, on_missing: str, lora_gate: Optional[LoraGate] = None) -> None:
+        self.store_generation = store.generation
+        self.resolver = Resolver(store, on_missing, lora_gate)
         self.randoms = RandomCompiler(self.resolver)
         self.cycler = Cycler(self.resolver, self.randoms)
         self.randoms.cyclical = self.cycler.render
@@ -50,11 +52,29 @@ class PromptEngine:
     Safe to share between threads (Forge's generations and its tab): the store locks itself, and a
     refresh swaps in a new generation under the engine's lock while running calls keep theirs."""
 
-    def __init__(self, roots: Sequence[str], on_missing: str = "error") -> None:
-        self.store = WildcardStore(roots)
+    def __init__(self, roots: Sequence[str], on_missing: str = "error", lora_gate: Optional[LoraGate] = None,
+                 store: Optional[WildcardStore] = None) -> None:
+        self.store = store if store is not None else WildcardStore(roots)
         self.on_missing = on_missing
+        self.lora_gate = lora_gate
         self._lock = threading.RLock()
-        self._gen = _Generation(self.store, on_missing)
+        self._gen = self._new_generation()
+        self._gated: Dict[Hashable, PromptEngine] = {}
+
+    def _new_generation(self) -> _Generation:
+        return _Generation(self.store, self.on_missing, self.lora_gate)
+
+    def gated(self, key: Hashable, lora_gate: LoraGate) -> "PromptEngine":
+        """This engine for one checkpoint and LoRA library: entries carrying a LoRA that `lora_gate`
+        refuses are left out (kept as text with `keep`). The files are read once for all of them; `key`
+        (checkpoint, library version) names the gate, and the last few are kept compiled."""
+        with self._lock:
+            engine = self._gated.get(key)
+            if engine is None:
+                if len(self._gated) >= MAX_GATED:
+                    self._gated.pop(next(iter(self._gated)))
+                engine = self._gated[key] = PromptEngine(self.store.roots, self.on_missing, lora_gate, self.store)
+            return engine
 
     @property
     def resolver(self) -> Resolver:
@@ -71,8 +91,12 @@ class PromptEngine:
     def refresh(self) -> bool:
         """Drop everything read from files that changed since; True when something did."""
         with self._lock:
-            if self.store.refresh():
-                self._gen = _Generation(self.store, self.on_missing)
+            # The store is shared with the gated engines: whichever refreshes it first, all see the change.
+            changed = self.store.refresh()
+            if changed or self._gen.store_generation != self.store.generation:
+                self._gen = self._new_generation()
+                for engine in self._gated.values():
+                    engine.refresh()
                 return True
             return False
 
@@ -102,7 +126,7 @@ class PromptEngine:
             with self._lock:  # one compilation at a time: the compiler keeps state while it works
                 if len(gen.compiled) >= MAX_CACHED_TEMPLATES and gen is self._gen:
                     # a long Forge session sees many templates: compiled code goes, the store keeps what it read
-                    gen = self._gen = _Generation(self.store, self.on_missing)
+                    gen = self._gen = self._new_generation()
                 fn = gen.compiled.get(key)
                 if fn is None:
                     fn = gen.compiled[key] = gen.randoms.compile(self._parse(gen, template, source))

@@ -33,6 +33,7 @@ class Entry:
     weight: float = 1.0
     line: int = 0
     source: str = field(default="", compare=False)
+    column: int = field(default=1, compare=False)  # where the text starts on its line
 
 
 @dataclass(frozen=True)
@@ -162,13 +163,14 @@ def read_text_lines(text: str, display: str = "", warnings: Optional[List[Findin
         line = raw.strip()
         if not line or line[0] == "#":
             continue
+        column = len(raw) - len(raw.lstrip()) + 1
         if "::" in line and (line[0].isdigit() or line[0] in ".-+"):
-            column = len(raw) - len(raw.lstrip()) + 1
             weighted = _TXT_WEIGHT.match(line)
             if weighted:
-                content = line[weighted.end():].strip()
+                content = line[weighted.end():].lstrip()
                 weight = _checked(float(weighted.group(1)), weighted.group(1), display, number, column)
-                yield Entry(content, weight, number, display)  # `3::` alone: a weighted "nothing"
+                at = column + len(line) - len(content)
+                yield Entry(content.rstrip(), weight, number, display, at)  # `3::` alone: a weighted "nothing"
                 continue
             odd = _TXT_WEIGHT_LIKE.match(line)
             if odd and warnings is not None:
@@ -176,7 +178,7 @@ def read_text_lines(text: str, display: str = "", warnings: Optional[List[Findin
                 warnings.append(Finding(Location(display, number, column), WARNING,
                                         f"weight {odd.group(1)!r} {problem}; the line is read as text "
                                         f"({_WEIGHT_HINT}, written like 2 or 0.5)"))
-        yield Entry(line, 1.0, number, display)
+        yield Entry(line, 1.0, number, display, column)
 
 
 def _negative(text: str) -> bool:
@@ -265,9 +267,10 @@ def _list_entries(items: List[Marked], display: str, warnings: List[Finding]) ->
                 except ValueError:  # "2::3::x": not a weight, the item is literal text
                     pass
                 else:
-                    yield Entry(content, _checked(weight, weight_text, display, line, column), line, display)
+                    yield Entry(content, _checked(weight, weight_text, display, line, column), line, display,
+                                column + len(weight_text) + 2)
                     continue
-            yield Entry(item, 1.0, line, display)
+            yield Entry(item, 1.0, line, display, column)
         elif isinstance(item, dict):
             content = item.get("text") or item.get("content") or (None, 0, 0)
             if isinstance(content[0], str) and content[0]:
@@ -279,7 +282,8 @@ def _list_entries(items: List[Marked], display: str, warnings: List[Finding]) ->
                 except (TypeError, ValueError):
                     raise WildcardFileError(f"weight {str(weight)[:40]!r} is not a number",
                                             Location(display, w_line, w_column), _WEIGHT_HINT) from None
-                yield Entry(content[0], _checked(number, str(weight), display, w_line, w_column), line, display)
+                yield Entry(content[0], _checked(number, str(weight), display, w_line, w_column), line, display,
+                            content[2] or 1)
                 continue
             warnings.append(Finding(Location(display, line, 1), WARNING, "list item without text/content; ignored"))
         else:

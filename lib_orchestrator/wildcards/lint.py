@@ -5,18 +5,22 @@ Checks: file encoding and structure, template syntax of every line, missing wild
 """
 from __future__ import annotations
 
-from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple, Union
+import difflib
+from typing import Collection, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 from ..errors import Location, OrchestratorError
 from .ast import AnyNode, Seq, Text, VarGet, Variant, VarSet, Wildcard, Wrap
 from .diagnostics import WARNING, Finding
+from .files import Entry
 from .parser import parse
 from .random_sampler import RandomCompiler
-from .resolve import Resolver
+from .resolve import LORA_NAME, Resolver
 from .store import WildcardStore
 
 
-def lint(roots: Sequence[str], templates: Sequence[Union[str, Tuple[str, str]]] = ()) -> List[Finding]:
+def lint(roots: Sequence[str], templates: Sequence[Union[str, Tuple[str, str]]] = (),
+         lora_names: Optional[Collection[str]] = None) -> List[Finding]:
+    """`lora_names`: the LoRA library's names, lowercase; entries carrying another LoRA are flagged."""
     store = WildcardStore(roots)
     resolver = Resolver(store, on_missing="error")
     compiler = RandomCompiler(resolver)
@@ -48,6 +52,8 @@ def lint(roots: Sequence[str], templates: Sequence[Union[str, Tuple[str, str]]] 
                 clean = False
                 continue
             findings.extend(_unused_variables(node, resolver))
+            if lora_names is not None and "<l" in entry.text.lower():
+                findings.extend(_unknown_loras(entry, lora_names))
         if clean:
             parsed_ok.append(name)
     findings.extend(store.file_warnings())
@@ -72,6 +78,17 @@ def lint(roots: Sequence[str], templates: Sequence[Union[str, Tuple[str, str]]] 
     # A lookup notes each unreadable file it had to skip; here each is an error of its own already.
     findings.extend(n for n in resolver.notes if not (n.location and n.location.source in unreadable))
     return _unique(findings)
+
+
+def _unknown_loras(entry: Entry, lora_names: Collection[str]) -> Iterator[Finding]:
+    for match in LORA_NAME.finditer(entry.text):
+        name = match.group(1).strip()
+        if name.lower() not in lora_names:
+            close = difflib.get_close_matches(name.lower(), list(lora_names), n=1, cutoff=0.75)
+            hint = f" (did you mean <lora:{close[0]}>?)" if close else \
+                " (at generation this entry is left out; add the LoRA or fix the name)"
+            yield Finding(Location(entry.source, entry.line or 1, entry.column + match.start()), WARNING,
+                          f"<lora:{name}> is not in the LoRA library{hint}")
 
 
 def _unique(findings: List[Finding]) -> List[Finding]:

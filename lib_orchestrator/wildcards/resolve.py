@@ -1,11 +1,12 @@
 """From a wildcard reference to its parsed options: shared by every sampler and the linter."""
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
-from ..errors import TemplateError
+from ..errors import Location, TemplateError
 from .ast import AnyNode, Node, Text
 from .diagnostics import WARNING, Finding
 from .files import Entry
@@ -32,12 +33,19 @@ class Resolved:
     note: str = ""
 
 
+# A LoRA name -> "" when the LoRA can be used, else why not ("does not load on a Pony checkpoint").
+LoraGate = Callable[[str], str]
+# `<lora:NAME>`, `<lora:NAME:0.8>`, `<lyco:NAME>`: the name only (the composer reads the rest).
+LORA_NAME = re.compile(r"<(?:lora|lyco):([^:>]+)", re.IGNORECASE)
+
+
 class Resolver:
-    def __init__(self, store: WildcardStore, on_missing: str = "error") -> None:
+    def __init__(self, store: WildcardStore, on_missing: str = "error", lora_gate: Optional[LoraGate] = None) -> None:
         if on_missing not in ON_MISSING:
             raise ValueError(f"on_missing must be one of {ON_MISSING}")
         self.store = store
         self.on_missing = on_missing
+        self.lora_gate = lora_gate  # set when prompts are made for a checkpoint whose LoRAs are known
         self.notes: List[Finding] = []  # warnings met while resolving, for the CLI and the linter
         self._parsed: Dict[Tuple[str, str, int], AnyNode] = {}
         self._resolved: Dict[str, Resolved] = {}
@@ -91,13 +99,41 @@ class Resolver:
                                       f"{skipped.message}; any lines this file has for __{pattern}__ are left out"))
         if lookup.note:
             self.notes.append(Finding(at.location(), WARNING, f"wildcard '{pattern}': {lookup.note}"))
-        if lookup.entries and not any(e.weight > 0 for e in lookup.entries):
+        entries = self._usable(lookup.entries, pattern, at)
+        if entries and not any(e.weight > 0 for e in entries):
             raise TemplateError(f"every line of wildcard '{pattern}' has weight 0", at.location(),
                                 "give one line a weight above 0")
-        choices = tuple(Choice(self.entry_node(e), e.weight, e) for e in lookup.entries)
+        choices = tuple(Choice(self.entry_node(e), e.weight, e) for e in entries)
         found = Resolved(pattern, choices, lookup.note)
         self._resolved[pattern] = found
         return found
+
+
+    def _usable(self, entries: Tuple[Entry, ...], pattern: str, at: Node) -> Tuple[Entry, ...]:
+        """The entries whose LoRAs load on the checkpoint: an entry that carries a LoRA the checkpoint
+        cannot use is left out with a note (kept as text with `keep`), so the draw goes to the others."""
+        gate = self.lora_gate
+        if gate is None or not any("<l" in e.text.lower() for e in entries):
+            return entries
+        kept: List[Entry] = []
+        for entry in entries:
+            match = next((m for m in LORA_NAME.finditer(entry.text) if gate(m.group(1).strip())), None)
+            if match is None:
+                kept.append(entry)
+                continue
+            name = match.group(1).strip()
+            where = Location(entry.source or "<wildcard>", entry.line or 1, 1)
+            if self.on_missing == "keep":
+                self.notes.append(Finding(where, WARNING, f"<lora:{name}> {gate(name)}; entry kept as text"))
+                kept.append(entry)
+            else:
+                self.notes.append(Finding(where, WARNING, f"<lora:{name}> {gate(name)}; entry left out of "
+                                                          f"__{pattern}__"))
+        if entries and not kept:
+            raise TemplateError(f"no entry of wildcard '{pattern}' can be used: each carries a LoRA that "
+                                "this checkpoint cannot use", at.location(),
+                                "add entries without LoRAs, use another checkpoint, or --on-missing keep")
+        return tuple(kept)
 
 
 MAX_PROMPT_CHARS = 1_000_000
