@@ -12,7 +12,7 @@ import sys
 from typing import Any, Dict, List, Optional, Tuple
 
 import orchestrator_compat as compat
-from modules import shared
+from modules import extensions, shared
 
 from lib_orchestrator import BUNDLED_WILDCARDS
 from lib_orchestrator.enhance import API_KEY_ENV, PRESETS, AnswerCache, Breaker, EnhanceOptions, Enhancer, load_genres
@@ -23,6 +23,7 @@ from lib_orchestrator.library.service import LibraryService
 from lib_orchestrator.selection import Rules, load_rules
 from lib_orchestrator.selection.rules import MATCH_MODES
 from lib_orchestrator.wildcards import PromptEngine
+from lib_orchestrator.wildcards.discovery import InstalledExtension, WildcardFolder, search_order
 
 EXT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_DIR = os.path.join(EXT_DIR, "data")
@@ -33,9 +34,24 @@ def opt(key: str, default: Any) -> Any:
     return getattr(shared.opts, key, default)
 
 
-def wildcard_dirs() -> Tuple[str, ...]:
+def wildcard_folders() -> Tuple[WildcardFolder, ...]:
+    """The folders searched for wildcards, in order (discovery.py): ours, the user's, then the extensions'."""
     extra = [d.strip() for d in str(opt("orchestrator_wildcard_dirs", "")).replace("\n", ",").split(",")]
-    return tuple([BUNDLED_WILDCARDS, SAVED_WILDCARDS] + [d for d in extra if d and os.path.isdir(d)])
+    sddp_dir = str(opt("wildcard_dir", "") or "")  # sd-dynamic-prompts' own setting, kept in config.json
+    return search_order(BUNDLED_WILDCARDS, SAVED_WILDCARDS, extra, _installed_extensions(), EXT_DIR,
+                        os.path.abspath(sddp_dir) if sddp_dir else "",
+                        bool(opt("orchestrator_wildcard_extensions", True)))
+
+
+def wildcard_dirs() -> Tuple[str, ...]:
+    return tuple(f.path for f in wildcard_folders())
+
+
+def _installed_extensions() -> List[InstalledExtension]:
+    """Forge's extensions in its order, each enabled when active() lists it (which also honours "disable all
+    extensions")."""
+    active = {id(e) for e in extensions.active()}
+    return [InstalledExtension(e.name, e.path, id(e) in active) for e in extensions.extensions]
 
 
 def cache_path() -> str:
