@@ -21,7 +21,7 @@ import fnmatch
 import os
 import threading
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from ..errors import Location, WildcardFileError
 from .diagnostics import Finding
@@ -43,9 +43,8 @@ class Lookup:
     skipped: Tuple[WildcardFileError, ...] = ()  # files that might have added to it but could not be read
 
 
-@dataclass(frozen=True)
-class _File:
-    """A wildcard file the walk found."""
+class _File(NamedTuple):
+    """A wildcard file the walk found (a tuple: a big pack has tens of thousands, made at every walk)."""
 
     path: str
     display: str
@@ -53,10 +52,17 @@ class _File:
     order: int  # position in the walk: holders of a name keep the walk's order
     name: str  # the path below the root without extension: a .txt's name, a flat YAML/JSON list's name
     prefix: str  # for YAML/JSON, the folder the keys hang below ("" or "dir/")
+    structured: bool  # YAML/JSON rather than .txt
 
-    @property
-    def structured(self) -> bool:
-        return not self.path.endswith(".txt")
+
+@dataclass(frozen=True)
+class _Folder:
+    """One folder's listing as it was at `mtime`: listed again only when the folder's mtime changes (a file
+    added, removed or renamed in it), so a refresh after one change lists one folder, not the whole pack."""
+
+    mtime: int
+    files: Tuple[str, ...]  # wildcard file names, sorted
+    folders: Tuple[Tuple[str, bool], ...]  # (sub-folder name, is a symlink), sorted
 
 
 @dataclass(frozen=True)
@@ -85,7 +91,8 @@ class WildcardStore:
         self._by_path: Dict[str, _File] = {}
         self._txt: Dict[str, List[_File]] = {}
         self._structured: List[_File] = []
-        self._dirs: Dict[str, int] = {}
+        self._dirs: Dict[str, int] = {}  # every folder walked, with its mtime: what refresh() watches
+        self._listings: Dict[str, _Folder] = {}  # kept across refreshes: unchanged folders are not listed again
         self._index: Optional[Dict[str, List[Holder]]] = None  # every name: built only when asked for
         self._lower: Dict[str, List[str]] = {}
         self._files: Dict[str, _FileState] = {}
@@ -95,13 +102,19 @@ class WildcardStore:
     def _files_found(self) -> Tuple[_File, ...]:
         if self._walked is None:
             found: List[_File] = []
-            self._dirs = {}
+            dirs: Dict[str, int] = {}
+            listings: Dict[str, _Folder] = {}
             for root in self.roots:
-                self._dirs[root] = _mtime(root)  # a root that does not exist yet is watched too
-                for path, rel in _walk(root, self._dirs):
-                    name = os.path.splitext(rel)[0].replace(os.sep, "/")
-                    folder = os.path.dirname(name)
-                    found.append(_File(path, _display(path), root, len(found), name, folder + "/" if folder else ""))
+                dirs[root] = _mtime(root)  # a root that does not exist yet is watched too
+                for folder, prefix, names in _walk(root, self._listings, listings, dirs):
+                    display = _display_folder(folder)
+                    folder = os.path.join(folder, "")  # with its separator: a join per file cost 15%
+                    for filename in names:
+                        path = folder + filename
+                        found.append(_File(path, path if display is None else display + filename, root, len(found),
+                                           prefix + filename[:filename.rindex(".")], prefix,
+                                           not filename.endswith(".txt")))
+            self._dirs, self._listings = dirs, listings
             self._walked = tuple(found)
             self._by_path = {f.path: f for f in found}
             self._txt = {}
@@ -301,34 +314,71 @@ def _mtime(path: str) -> int:
         return -1
 
 
-def _display(path: str) -> str:
-    """The path as a user would type it: relative to the working folder when inside it."""
+def _display_folder(folder: str) -> Optional[str]:
+    """What a file's display path starts with in this folder: the folder relative to the working folder with
+    a separator ("" for the working folder itself), or None when the folder is outside it (the file's display
+    is then its absolute path). Once per folder: os.path.relpath per file was most of a big pack's walk."""
     try:
-        rel = os.path.relpath(path)
+        rel = os.path.relpath(folder)
     except ValueError:  # another drive on Windows
-        return path
-    return path if rel.startswith("..") else rel
+        return None
+    if rel.startswith(".."):
+        return None
+    return "" if rel == os.curdir else rel + os.sep
 
 
-def _walk(root: str, dirs: Dict[str, int]) -> Iterable[Tuple[str, str]]:
-    """(path, path relative to root) of wildcard files; hidden folders skipped, symlink loops cut."""
+def _walk(root: str, listings: Dict[str, _Folder], listed: Dict[str, _Folder],
+          dirs: Dict[str, int]) -> Iterator[Tuple[str, str, Tuple[str, ...]]]:
+    """(folder, its name prefix "" or "a/b/", its wildcard file names) in os.walk's top-down order, sub-folders
+    sorted; hidden folders and files skipped, symlinks followed, a folder reached again (a symlink loop, two
+    links to one folder) walked only the first time. A folder is listed again only when its mtime is not the
+    one in `listings`; each folder walked goes into `listed` and `dirs` (its mtime).
+
+    A folder's real path is its parent's plus its name unless it is a symlink: realpath() is called only for
+    those, not once per folder."""
     seen = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        real = os.path.realpath(dirpath)
+    todo: List[Tuple[str, str, Optional[str]]] = [(root, "", None)]
+    while todo:
+        folder, prefix, real = todo.pop()
+        if real is None:
+            real = os.path.realpath(folder)
         if real in seen:
-            dirnames[:] = []
             continue
         seen.add(real)
-        try:
-            dirs[dirpath] = os.stat(dirpath).st_mtime_ns
-        except OSError:
+        mtime = _mtime(folder)
+        if mtime == -1:  # gone since its parent was listed (or the root does not exist yet)
             continue
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for filename in sorted(filenames):
-            if filename.startswith(".") or not filename.endswith(WILDCARD_SUFFIXES):
-                continue
-            path = os.path.join(dirpath, filename)
-            yield path, os.path.relpath(path, root)
+        dirs[folder] = mtime
+        listing = listings.get(folder)
+        if listing is None or listing.mtime != mtime:
+            listing = _list(folder, mtime)
+        listed[folder] = listing
+        yield folder, prefix, listing.files
+        for name, is_link in reversed(listing.folders):  # popped in sorted order
+            todo.append((os.path.join(folder, name), f"{prefix}{name}/",
+                         None if is_link else os.path.join(real, name)))
+
+
+def _list(folder: str, mtime: int) -> _Folder:
+    """The folder's wildcard files and sub-folders (hidden ones left out); an unreadable folder has none."""
+    files: List[str] = []
+    folders: List[Tuple[str, bool]] = []
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                try:
+                    is_dir = entry.is_dir()  # follows symlinks, as os.walk(followlinks=True) does
+                except OSError:
+                    is_dir = False
+                if is_dir:
+                    folders.append((entry.name, entry.is_symlink()))
+                elif entry.name.endswith(WILDCARD_SUFFIXES):
+                    files.append(entry.name)
+    except OSError:
+        pass
+    return _Folder(mtime, tuple(sorted(files)), tuple(sorted(folders)))
 
 
 def location_of(entry: Entry) -> Location:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 from typing import List
 
@@ -299,3 +300,30 @@ def test_a_hostile_pack_spoils_only_what_names_it_in_prompts_and_lint(make_wildc
                 "block.yaml:65:65: error", "picture.txt:", "nul.txt:2:3: error", "heavy.yaml:2:5: error"):
         assert bad in linted, bad
     assert "error(s)" in linted
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symlinks")
+def test_a_folder_linked_twice_is_walked_once_under_the_first_path_the_walk_reaches(make_wildcards):
+    """Top-down, sub-folders by name: a link sorting before its target claims the target's files."""
+    root = make_wildcards({"b/x.txt": "x\n", "c/y.txt": "y\n"})
+    try:
+        os.symlink(os.path.join(root, "b"), os.path.join(root, "a_link"))
+        os.symlink(os.path.join(root, "b"), os.path.join(root, "z_link"))
+    except (OSError, NotImplementedError):
+        pytest.skip("cannot create symlinks here")
+    assert WildcardStore([root]).names() == ["a_link/x", "c/y"]
+
+
+def test_a_folder_that_appears_inside_a_root_later_is_found_by_refresh(make_wildcards, tmp_path):
+    root = make_wildcards({"a.txt": "a\n"})
+    store = WildcardStore([root])
+    assert store.names() == ["a"]
+    os.makedirs(os.path.join(root, "later", "deeper"))
+    write(os.path.join(root, "later", "deeper", "n.txt"), "n\n")
+    bump_mtime(root)
+    assert store.refresh() is True
+    assert store.names() == ["a", "later/deeper/n"]
+    shutil.rmtree(os.path.join(root, "later"))
+    bump_mtime(root)
+    assert store.refresh() is True
+    assert store.names() == ["a"]
