@@ -12,6 +12,13 @@ of names, the linter). A structured file that cannot be read is set aside with i
 nothing, a lookup that could have used it carries the error as a warning, and a name that only that
 file could define (its own, `__pack__` for pack.yaml) fails with the file's error.
 
+Big packs (tens of thousands of files): the walk is done at the first lookup, not before, and lists each
+folder once (os.scandir; 0.1 s for 50,000 files in 450 folders). A file's lists are kept by its (mtime,
+size), a folder's listing by its mtime: refresh() stats the folders walked and the files read, and a change
+lists again only the folders that changed. Every lookup still sees the whole walk, because a .txt name's
+owner depends on every root before it, YAML files above it, symlinks met earlier in the walk and the case
+fallback; walking costs less than a process start, so no lookup takes a shortcut around it.
+
 Forge's generations and the tab use one store from several threads: one lock guards all of its state.
 Nothing in the sampling loop takes it; only resolving a name (once per template) does.
 """
