@@ -17,7 +17,7 @@ folder once (os.scandir; 0.1 s for 50,000 files in 450 folders). A file's lists 
 size), a folder's listing by its mtime: refresh() stats the folders walked and the files read, and a change
 lists again only the folders that changed. Every lookup still sees the whole walk, because a .txt name's
 owner depends on every root before it, YAML files above it, symlinks met earlier in the walk and the case
-fallback; walking costs less than a process start, so no lookup takes a shortcut around it.
+fallback; the walk is a tenth of the first prompt's 1 s budget, so no lookup takes a shortcut around it.
 
 Forge's generations and the tab use one store from several threads: one lock guards all of its state.
 Nothing in the sampling loop takes it; only resolving a name (once per template) does.
