@@ -188,3 +188,25 @@ def test_folders_are_de_duplicated_by_real_path_the_first_kept():
 def test_describe_lists_the_folders_numbered_in_search_order():
     text = describe([WildcardFolder("/b", "bundled"), WildcardFolder("/e/wildcards", "e")])
     assert text == "1. /b (bundled)\n2. /e/wildcards (e)"
+
+
+def test_the_tab_shows_the_folders_in_search_order_and_refresh_updates_it(installed, lora_dir, forge_app):
+    gr = pytest.importorskip("gradio")
+    from modules import script_callbacks, shared
+
+    shutil.copytree(SAMPLE_LORAS, lora_dir, dirs_exist_ok=True)
+    forge_app()
+    tab = script_callbacks.ui_tabs_callback()[0][0]
+    blocks = {b.elem_id: b for b in tab.blocks.values() if getattr(b, "elem_id", None)}
+    shown = blocks["orchestrator_wildcard_order"]
+    assert isinstance(shown, gr.Textbox) and not shown.interactive
+    lines = shown.value.splitlines()
+    assert [line.split(" (")[-1] for line in lines] == ["bundled)", "saved templates)", "Settings)", "a-pack)",
+                                                        "sd-dynamic-prompts)", "stable-diffusion-webui-wildcards)"]
+    assert lines[3].startswith("4. ") and str(installed[0] / "a-pack" / "wildcards") in lines[3]
+    # the Refresh wildcard list button's handler: the one event that updates both the names and the order
+    refresh = next(fn for fn in tab.fns.values() if list(fn.outputs) == [blocks["orchestrator_wildcards"], shown])
+    shared.opts.data["orchestrator_wildcard_extensions"] = False
+    names, order = refresh.fn()
+    assert "animals" not in names["choices"] and "mine" in names["choices"]
+    assert [line.split(" (")[-1] for line in order.splitlines()] == ["bundled)", "saved templates)", "Settings)"]
