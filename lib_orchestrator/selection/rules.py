@@ -35,6 +35,8 @@ DEFAULT_CATEGORIES: Dict[str, CategoryRule] = {
 }
 
 MATCH_MODES = ("keyword", "semantic", "hybrid", "llm")
+# Immediate variables `${v=!…}`: drawn from each image's seed, or once for the whole batch (wildcards/batch_vars.py)
+VARIABLE_SCOPES = ("image", "batch")
 # With nothing matched, a fallback may only add what leaves the prompt's subject alone: a look, a detailer, an
 # idea. A character, an outfit or a pose drawn at random changes who or what the image is of.
 NEUTRAL_CATEGORIES = ("style", "concept", "detailer")
@@ -71,6 +73,15 @@ class Rules:
     # How much the user's ratings move a drawn LoRA's chance (0: not at all, today's picks exactly; 1: a LoRA a star
     # better than average is e^2 = 7.4 times as likely). history/effect.py's feedback_factor turns it into a factor.
     feedback: float = 0.25
+    variables: str = ""  # image | batch ("": the host's setting, else image): see variable_scope()
+
+    def variable_scope(self, setting: Any = "") -> str:
+        """Whether immediate variables are drawn per image or per batch: the rules file's `variables` when it
+        sets one, else the host's setting (Forge's Settings) when that is one of VARIABLE_SCOPES, else image."""
+        if self.variables:
+            return self.variables
+        setting = setting.strip().lower() if isinstance(setting, str) else ""
+        return setting if setting in VARIABLE_SCOPES else "image"
 
     def category(self, name: str) -> CategoryRule:
         return self.categories.get(name, self.categories.get("other", CategoryRule()))
@@ -78,7 +89,7 @@ class Rules:
 
 # -- loading ----------------------------------------------------------------------------------------
 _TOP = {"count", "temperature", "min_score", "min_relative_score", "fallback", "detailer", "jitter", "categories",
-        "conflicts", "pinned", "blocked", "match", "semantic", "llm", "embed", "feedback"}
+        "conflicts", "pinned", "blocked", "match", "semantic", "llm", "embed", "feedback", "variables"}
 _CATEGORY_KEYS = {"min", "max", "weight", "lora_weight", "weight_range"}
 
 
@@ -215,6 +226,10 @@ class _Reader:
                 rules = replace(rules, **{key: self.names(top[key], key)})
         if "match" in top:
             rules = replace(rules, match=self.choice(top["match"], "match", MATCH_MODES))
+        if "variables" in top:
+            rules = replace(rules, variables=self.choice(top["variables"], "variables", VARIABLE_SCOPES,
+                                                         "image: each image draws its own; batch: one value for "
+                                                         "every image of a generation"))
         if "semantic" in top:
             semantic = self.mapping(top["semantic"], {"min", "relative", "candidates", "strict", "strict_min",
                                                       "strict_relative"}, "semantic")
@@ -261,11 +276,11 @@ class _Reader:
                             f"known categories: {', '.join(CATEGORIES)}")
         return names
 
-    def choice(self, node: Any, what: str, allowed: Tuple[str, ...]) -> str:
+    def choice(self, node: Any, what: str, allowed: Tuple[str, ...], hint: str = "") -> str:
         import yaml
 
         if not isinstance(node, yaml.ScalarNode) or node.value not in allowed:
-            raise self.fail(node, f"{what} must be one of {', '.join(allowed)}")
+            raise self.fail(node, f"{what} must be one of {', '.join(allowed)}", hint)
         return str(node.value)
 
     def text(self, node: Any, what: str) -> str:
