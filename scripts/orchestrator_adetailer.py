@@ -43,6 +43,7 @@ class Binding:
         self.index = -1  # the image whose prompts are in p.script_args now
         self.written: Any = None  # the args put there
         self.shown: Dict[int, str] = {}  # image -> infotext value
+        self.fixed: Dict[str, str] = {}  # variables per batch: template -> the template with them written in
 
 
 def prepare(p: Any, engine: Any, expand: Any = None) -> None:
@@ -133,7 +134,9 @@ def _expanded_args(binding: Binding, image: Any, index: int) -> Sequence[Any]:
     for key, main, col in ((PROMPT, image.composed.template, 0), (NEGATIVE, image.negative_template, 1)):
         chosen = [unit.get(key) for (_, _, unit), flags in zip(binding.units, binding.templated) if flags[col]]
         if chosen and main and binding.batch_seed is not None:  # the template the plan expanded
-            main = batch_template(binding.engine, main, binding.batch_seed)
+            if main not in binding.fixed:
+                binding.fixed[main] = batch_template(binding.engine, main, binding.batch_seed)
+            main = binding.fixed[main]
         texts = iter(expand_with(binding.engine, main, chosen, seed, extra_sources=[f"<ADetailer {key}>"] *
                                  len(chosen)).extras if chosen else ())
         values[key] = [next(texts) if flags[col] else None for flags in binding.templated]
