@@ -15,6 +15,7 @@ from .history_cli import feedback_scores
 from .library_cli import cache_for, scan_folder
 from .match_cli import chooser_for, match_rules, with_vectors
 from .selection import LoraIndex, Rules, load_rules
+from .wildcards.batch_vars import fix_variables
 
 
 def run_compose(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -31,6 +32,11 @@ def run_compose(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     enhancer = make_enhancer(args.enhance_url, args, "enhance_") if args.enhance_url else None
     chooser = chooser_for(args, rules, args.enhance_cache)
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
+    if rules.variable_scope() == "batch":  # one run is one batch: every prompt reads the first seed's variables
+        fixed = fix_variables(engine, template, seed, "random", source)
+        template = fixed.text
+        for note in fixed.notes:
+            err.write(f"warning: {note}\n")
     for k, base_prompt in enumerate(engine.texts(template, "random", seed, args.count, source)):
         enhanced = enhancer(base_prompt, seed + k, family, base) if enhancer else None
         if enhanced is not None:  # before the picks: they match what the LLM wrote

@@ -214,3 +214,20 @@ def test_the_command_line_refuses_to_write_a_batch_over_a_users_file(tmp_path):
     err = io.StringIO()
     assert main(["batch", "plan", "a cat", "--count", "2", "--out", str(notes)], io.StringIO(), err) == 2
     assert "not an Orchestrator batch" in err.getvalue() and notes.read_text(encoding="utf-8") == "my notes\n"
+
+
+@pytest.mark.parametrize("rules, setting", [(Rules(variables="batch"), ""), (Rules(), "batch")])
+def test_variables_per_batch_share_the_first_seeds_value(rules, setting):
+    template = "${who=!{ann|bea|cid|dot|eve|fay}} ${who}, __setting__"
+    batch = plan_batch("vars", template, 6, 40, ENGINE, None, rules, "sdxl", "SDXL 1.0", loras=False,
+                       variables=setting)
+    names = {image.prompt.split(",")[0].strip() for image in batch.images}
+    first_alone = ENGINE.prompt(template, 40).split(",")[0].strip()  # the first image is the same in both modes
+    assert names == {first_alone}
+    assert len({image.prompt for image in batch.images}) > 1  # the rest still varies per image
+
+
+def test_variables_per_image_by_default():
+    template = "${who=!{ann|bea|cid|dot|eve|fay}} ${who}"
+    batch = plan_batch("vars", template, 12, 40, ENGINE, None, Rules(), "sdxl", "SDXL 1.0", loras=False)
+    assert len({image.prompt for image in batch.images}) > 1

@@ -6,12 +6,14 @@ from typing import Any, Collection, Optional
 from ..errors import OrchestratorError
 from ..job import JobSettings, plan_job
 from ..selection import LoraIndex, Rules
+from ..wildcards.batch_vars import batch_expander
 from .model import MAX_IMAGES, MAX_SEED, Batch, BatchImage, Settings
 
 
 def plan_batch(name: str, template: str, count: int, seed: int, engine: Any, index: Optional[LoraIndex],
                rules: Rules, family: str, base_model: str, settings: Optional[Settings] = None, negative: str = "",
-               known_loras: Optional[Collection[str]] = None, loras: bool = True) -> Batch:
+               known_loras: Optional[Collection[str]] = None, loras: bool = True, variables: str = "") -> Batch:
+    """`variables`: the host's setting for immediate variables (image or batch); the rules' wins."""
     if not 0 <= count <= MAX_IMAGES:
         raise OrchestratorError(f"a batch holds 0 to {MAX_IMAGES:,} images, not {count:,}",
                                 hint="split a bigger run into several batches")
@@ -19,9 +21,11 @@ def plan_batch(name: str, template: str, count: int, seed: int, engine: Any, ind
         raise OrchestratorError(f"seeds run from {seed} to {seed + count - 1}, past Forge's 0 to {MAX_SEED}",
                                 hint="choose a smaller first seed")
     seeds = list(range(seed, seed + count))
+    # A batch is one batch for `variables: batch` too: every image reads the first seed's variables.
+    expand = batch_expander(engine, seed) if rules.variable_scope(variables) == "batch" else \
+        (lambda text, s: engine.prompt(text, s) if text else text)
     plan = plan_job([template] * count, [negative] * count, seeds, JobSettings(enabled=True, loras=loras),
-                    lambda text, s: engine.prompt(text, s) if text else text, index, rules, family, base_model,
-                    known_loras)
+                    expand, index, rules, family, base_model, known_loras)
     images = tuple(
         BatchImage(k, seeds[k], plan.prompts[k], plan.negative_prompts[k],
                    tuple((p.name, p.weight, p.reason) for p in plan.images[k].composed.loras))

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lib_orchestrator import SAMPLE_LORAS
 from lib_orchestrator.cli import main
 from lib_orchestrator.errors import OrchestratorError, TemplateError
 from lib_orchestrator.selection import Rules, load_rules
@@ -257,3 +258,14 @@ def test_the_cli_draws_the_variables_once_per_run_with_variables_batch(engine):
     assert len(values("--variables", "batch")) == 1
     assert len(values("--variables", "image")) > 3
     assert len(values()) > 3  # per image unless asked
+
+
+def test_compose_cli_follows_the_rules_variables(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("count: {min: 0, max: 0}\nvariables: batch\n")
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["compose", "${who=!{ann|bea|cid|dot|eve|fay}} ${who} in __setting__", "--loras", SAMPLE_LORAS,
+                 "--no-cache", "--family", "sdxl", "--count", "8", "--seed", "3", "--rules", str(rules)], out, err)
+    assert code == 0, err.getvalue()
+    lines = out.getvalue().splitlines()
+    assert len({line.split(" in ")[0] for line in lines}) == 1 and len(set(lines)) > 1
