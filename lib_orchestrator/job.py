@@ -146,6 +146,8 @@ class ImageResult:
     composed: ComposedPrompt
     note: str = ""
     enhanced: Optional[Enhanced] = None
+    negative_template: str = ""  # the negative prompt before wildcards (ADetailer's negative shares its choices)
+    prompt_seed: Optional[int] = None  # the seed the wildcards were drawn with (the first image's when fixed)
 
 
 @dataclass
@@ -245,7 +247,7 @@ def plan_job(templates: Sequence[str], negatives: Sequence[str], seeds: Sequence
             plan.hr_negative_prompts.append(negative_prompt)  # type: ignore[union-attr]
         plan.prompts.append(prompt)
         plan.negative_prompts.append(negative_prompt)
-        plan.images.append(ImageResult(composed, note, enhanced))
+        plan.images.append(ImageResult(composed, note, enhanced, negative, prompt_seed))
     return plan
 
 

@@ -17,16 +17,19 @@ from modules import script_callbacks, scripts, sd_models, shared
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:  # Forge loads script files by path, not as a package
     sys.path.insert(0, _HERE)
+import orchestrator_adetailer as adetailer  # noqa: E402
 import orchestrator_compat as compat  # noqa: E402
 import orchestrator_state as state  # noqa: E402
 
 from lib_orchestrator import __version__  # noqa: E402
+from lib_orchestrator.compose import lora_gate  # noqa: E402
 from lib_orchestrator.enhance import PRESETS, TEMPLATE_NAMES, Enhanced  # noqa: E402
 from lib_orchestrator.errors import OrchestratorError  # noqa: E402
 from lib_orchestrator.job import JobSettings, enhance_after_paste, pasted_settings, plan_job  # noqa: E402
 from lib_orchestrator.provenance import KEY_NOTE, KEY_SETTINGS  # noqa: E402
 from lib_orchestrator.selection.llm_choice import ChoiceResult  # noqa: E402
-from lib_orchestrator.selection.rules import MATCH_MODES  # noqa: E402
+from lib_orchestrator.selection.rules import MATCH_MODES, VARIABLE_SCOPES  # noqa: E402
+from lib_orchestrator.wildcards.batch_vars import batch_expander  # noqa: E402
 
 SECTION = ("orchestrator", f"Orchestrator {__version__}")  # the id keys the settings; the label shows the version
 DEFAULTS = JobSettings()
@@ -113,6 +116,9 @@ class OrchestratorScript(scripts.Script):
         if not settings.enabled:
             p._orchestrator_plan = None
             return
+        plan = getattr(p, "_orchestrator_plan", None)
+        if plan is not None and p.all_prompts is plan.prompts:
+            return  # ADetailer runs every script's process() again, on a copy of this p, after each batch
         index = state.current_index()
         known = compat.known_lora_names()
         if index is None or (known is not None and known != state.last_known):
@@ -124,13 +130,19 @@ class OrchestratorScript(scripts.Script):
             if settings.enhance else None
         try:
             engine = state.engine()
+            if index is not None and settings.loras:  # wildcard entries that carry a LoRA: only loadable ones
+                engine = engine.gated((id(index), id(known), kind.family, kind.base_model),
+                                      lora_gate(index, kind.family, kind.base_model, known))
             rules = state.rules(settings.rules_file)
             if index is not None:
                 pinned = OVERRIDES.pinned_names(index.records)
                 if pinned:
                     rules = replace(rules, pinned=tuple(dict.fromkeys([*rules.pinned, *pinned])))
-            plan = plan_job(list(p.all_prompts), list(p.all_negative_prompts), list(p.all_seeds), settings,
-                            lambda text, seed: engine.prompt(text, seed) if text else text,
+            # Per batch: every image of this generation reads the immediate variables of its first seed
+            per_batch = rules.variable_scope(state.opt("orchestrator_variables", "image")) == "batch"
+            expand = batch_expander(engine, int(p.all_seeds[0])) if per_batch and p.all_seeds else \
+                lambda text, seed: engine.prompt(text, seed) if text else text
+            plan = plan_job(list(p.all_prompts), list(p.all_negative_prompts), list(p.all_seeds), settings, expand,
                             index, rules, kind.family, kind.base_model, known,
                             batch_size=int(getattr(p, "batch_size", 1) or 1),
                             hr_templates=list(hr) if hr else None, enhance=enhance,
@@ -140,6 +152,7 @@ class OrchestratorScript(scripts.Script):
             p.extra_generation_params[KEY_NOTE] = exc.one_line()
             p._orchestrator_plan = None
             return
+        plan.warnings.extend(getattr(expand, "notes", ()))  # variables per batch that stayed per image
         p.all_prompts = plan.prompts
         p.all_negative_prompts = plan.negative_prompts
         if hr and plan.hr_prompts is not None:
@@ -151,6 +164,11 @@ class OrchestratorScript(scripts.Script):
         for warning in plan.warnings:
             print(f"[Orchestrator] {warning}", file=sys.stderr)
         p._orchestrator_plan = plan
+        adetailer.prepare(p, engine, expand)  # ADetailer's unit prompts with templates, expanded per image
+
+    def process_batch(self, p: Any, *args: Any, **kwargs: Any) -> None:
+        batch = int(kwargs.get("batch_number", getattr(p, "iteration", 0)) or 0)
+        adetailer.apply(p, batch * int(getattr(p, "batch_size", 1) or 1))  # the batch's first image
 
     def postprocess_image(self, p: Any, pp: Any, *args: Any) -> None:
         plan = getattr(p, "_orchestrator_plan", None)
@@ -159,6 +177,8 @@ class OrchestratorScript(scripts.Script):
         index = compat.postprocess_index(p, pp)
         if not 0 <= index < len(plan.images):
             return
+        adetailer.apply(p, index)  # when ours runs before ADetailer's
+        p.extra_generation_params.update(adetailer.infotext_values(p, index))
         # Plain strings set here land in this image's infotext (a list would be read batch-locally).
         p.extra_generation_params.update(plan.infotext_values(index))
         if plan.hr_prompts is not None:
@@ -166,6 +186,10 @@ class OrchestratorScript(scripts.Script):
             same = plan.hr_prompts[index] == plan.prompts[index]
             p.extra_generation_params["Hires prompt"] = None if same else plan.hr_prompts[index]
             p.extra_generation_params["Hires negative prompt"] = None
+
+    def postprocess_image_after_composite(self, p: Any, pp: Any, *args: Any) -> None:
+        # ADetailer's postprocess_image of the next image may come before ours: its args are set now
+        adetailer.after_image(p, compat.postprocess_index(p, pp))
 
 
 def _no_library_note() -> str:
@@ -218,6 +242,10 @@ def on_ui_settings() -> None:
         "orchestrator_wildcard_dirs": shared.OptionInfo(
             "", "Extra wildcard folders (comma-separated; the bundled wildcards are always searched first)",
             section=SECTION),
+        "orchestrator_wildcard_extensions": shared.OptionInfo(
+            True, "Also search every enabled extension's wildcards/ folder, after yours (sd-dynamic-prompts' "
+            "folder too, even when it is disabled); the search order is listed under the Orchestrator tab's "
+            "wildcard list", section=SECTION),
         "orchestrator_rules_file": shared.OptionInfo("", "Default rules file (YAML)", section=SECTION),
         "orchestrator_cache_path": shared.OptionInfo(
             "", "LoRA library cache file (empty: cache/library.sqlite in the extension folder)", section=SECTION),
@@ -250,6 +278,10 @@ def on_ui_settings() -> None:
         "orchestrator_queue": shared.OptionInfo(
             "", "Dispatch queue (empty: a file beside each batch; postgresql://user@host/db shares one queue between "
             "machines, with the password in PGPASSWORD or ~/.pgpass)", section=SECTION),
+        "orchestrator_variables": shared.OptionInfo(
+            "image", "Immediate variables ${v=!…}: drawn per image (default) or once per batch (one value for every "
+            "image of a generation; a rules file's `variables:` wins)", compat.gr.Radio,
+            {"choices": list(VARIABLE_SCOPES)}, section=SECTION),
         "orchestrator_split_batches": shared.OptionInfo(
             True, "Split batches into single images so every image gets its own LoRAs", section=SECTION),
         "orchestrator_llm_url": shared.OptionInfo(

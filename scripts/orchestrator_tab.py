@@ -33,6 +33,7 @@ from lib_orchestrator.checkpoint import identify_file  # noqa: E402
 from lib_orchestrator.history_tab import LEADERBOARD_SORTS, RATED, REJECTED, SORTS, HistoryModel  # noqa: E402
 from lib_orchestrator.library.categories import CATEGORIES  # noqa: E402
 from lib_orchestrator.tab import BATCH_FORMATS, TabModel  # noqa: E402
+from lib_orchestrator.wildcards.discovery import describe  # noqa: E402
 
 gr = compat.gr  # module level: Gradio resolves the handlers' type hints (gr.SelectData) in module globals
 
@@ -94,6 +95,10 @@ def on_ui_tabs() -> List[Any]:
                     names = _unsaved(gr.Dropdown(choices=[], label="Wildcards (pick one to insert it)",
                                                  elem_id="orchestrator_wildcards"))
                     refresh_names = gr.Button("Refresh wildcard list", elem_id="orchestrator_refresh_wildcards")
+                    # read-only: where a name is looked for, first folder first (Settings › Orchestrator sets it)
+                    search_order = _unsaved(gr.Textbox(describe(state.wildcard_folders()), lines=3, interactive=False,
+                                                       label="Wildcard folders, in search order",
+                                                       elem_id="orchestrator_wildcard_order"))
             messages = _unsaved(gr.Textbox(label="Lint", interactive=False, elem_id="orchestrator_lint"))
             table = gr.HTML(elem_id="orchestrator_preview_table")
             # The first previewed prompt, as infotext text: the paste binding reads it when "send" is clicked.
@@ -112,7 +117,8 @@ def on_ui_tabs() -> List[Any]:
                 _guarded(first_as_infotext, 1, 0), first_inputs, [sent])
             check.click(_guarded(MODEL.check_llm, 1, 0), [], [status])
             save.click(_guarded(MODEL.save_template, 1, 0), [template_name, template], [status])
-            refresh_names.click(lambda: gr.update(choices=state.engine().store.names()), [], [names])
+            refresh_names.click(lambda: (gr.update(choices=state.engine().store.names()),
+                                         describe(state.wildcard_folders())), [], [names, search_order])
             names.change(lambda t, n: f"{t} __{n}__".strip() if n else t, [template, names], [template])
             _bind_send_to_txt2img(send, sent)
 
