@@ -58,7 +58,7 @@ class RandomCompiler:
         self.resolver = resolver
         self.cyclical = cyclical  # the cyclical sampler, for `@` nodes met in random mode
         self.ns: Dict[str, Any] = {
-            "bisect": bisect_right, "PICK": pick_many, "GET": self._get_var, "DYN": self._dynamic,
+            "bisect": bisect_right, "GET": self._get_var, "DYN": self._dynamic,
             "WRAP": wrap_text, "CYC": self._cyclical,
         }
         self._units: Dict[int, Unit] = {}
@@ -174,13 +174,27 @@ class RandomCompiler:
         if isinstance(node, VarGet):
             x = self._fresh("x")
             default = self._const(None if node.default is None else self.unit(node.default))
-            lines.append(f"{pad}{x}, s = GET({node.name!r}, {default}, s, v, {self._const(node)})")
+            # A value already drawn (an immediate variable's) is text: read in place, without a call
+            lines.append(f"{pad}{x} = v.get({node.name!r}, {default})")
+            lines.append(f"{pad}if {x}.__class__ is not str: {x}, s = GET({node.name!r}, {default}, s, v, "
+                         f"{self._const(node)})")
             return x
         if isinstance(node, Wrap):
             w = self._emit(node.wrapper, lines, ind)
             i = self._emit(node.inner, lines, ind)
+            if w[0] in "'\"":  # a wrapper without syntax: where the inner text goes is known now
+                return self._emit_wrapped(literal_eval(w), i, lines, ind)
             return f"WRAP({w}, {i})"
         raise TypeError(node)  # pragma: no cover
+
+    def _emit_wrapped(self, wrapper: str, inner: str, lines: List[str], ind: int) -> str:
+        """wrap_text(wrapper, inner) for a literal wrapper, as the text around the inner one."""
+        if inner[0] in "'\"":
+            return repr(wrap_text(wrapper, literal_eval(inner)))
+        mark = next(chr(c) for c in range(0xE000, 0xF900) if chr(c) not in wrapper)  # a private-use character
+        before, after = wrap_text(wrapper, mark).split(mark)
+        parts = [p for p in (repr(before), self._simple(inner, lines, ind), repr(after)) if p != "''"]
+        return parts[0] if len(parts) == 1 else _fstring(parts)
 
     def _simple(self, expr: str, lines: List[str], ind: int) -> str:
         """A literal or a name, as f-string parts must be (an f-string cannot nest another before 3.12)."""
@@ -281,8 +295,8 @@ class RandomCompiler:
                    lines: List[str], ind: int, scope: str = "v") -> str:
         x = self._fresh("x")
         weights = finite_weights(weights, node)
-        lines.append(f"{' ' * ind}{x}, s = PICK(s, {scope}, {self._const(tuple(units))}, "
-                     f"{self._const(tuple(weights))}, {node.lo}, {node.hi}, {node.sep!r})")
+        pick = many_picker(units, weights, node.lo, node.hi, node.sep)
+        lines.append(f"{' ' * ind}{x}, s = {self._const(pick)}(s, {scope})")
         return x
 
     def _cyc_call(self, node: AnyNode, lines: List[str], ind: int) -> str:
@@ -457,31 +471,61 @@ def _fstring(parts: Sequence[str]) -> str:
     return "f'" + "".join(out) + "'"
 
 
-def pick_many(s: int, v: Dict[str, Any], units: Tuple[Unit, ...], weights: Tuple[float, ...],
-              lo: int, hi: int, sep: str) -> Tuple[str, int]:
-    """`{lo-hi$$sep$$…}`: a count in [lo, hi], then that many options without replacement, by weight."""
+def many_picker(units: Sequence[Unit], weights: Sequence[float], lo: int, hi: int,
+                sep: str) -> Callable[[int, Dict[str, Any]], Tuple[str, int]]:
+    """`{lo-hi$$sep$$…}`: a function (s, scope) -> (text, s) that draws a count in [lo, hi], then that many
+    options without replacement, by weight. What does not change between prompts (the options left after
+    zero weights, the bounds) is worked out here, once per template rather than once per prompt."""
     live = [(u, w) for u, w in zip(units, weights) if w > 0]
+    options = tuple(u for u, _ in live)
     hi = min(hi, len(live))
     lo = min(lo, hi)
-    s = rng.advance(s)
-    k = lo + rng.index(s, hi - lo + 1)
-    texts: List[str] = []
-    for _ in range(k):
-        total = sum(w for _, w in live)
-        s = rng.advance(s)
-        target = rng.unit(s) * total
-        acc = 0.0
-        pick = len(live) - 1
-        for j, (_, w) in enumerate(live):
-            acc += w
-            if target < acc:
-                pick = j
-                break
-        unit = live.pop(pick)[0]
-        if unit.__class__ is not str:
-            unit, s = unit(s, v)
-        texts.append(unit)
-    return join_results(texts, sep), s
+    span = hi - lo + 1
+    mul, inc, mask, bits, to_unit = rng.LCG_MUL, rng.LCG_INC, rng.MASK, rng.BITS, rng.TO_UNIT  # closure cells
+    if all(w == 1.0 for _, w in live):
+        # Weights of 1 (every wildcard file line, most options): the running sums are whole numbers and
+        # the target `s * 2**-30 * n` is exact, so the first sum above it is option `s * n >> 30` itself,
+        # the same pick as the search below, without it.
+        def pick_even(s: int, v: Dict[str, Any]) -> Tuple[str, int]:
+            s = (s * mul + inc) & mask
+            k = lo + (s * span >> bits)
+            left = list(options)
+            texts = []
+            for _ in range(k):
+                s = (s * mul + inc) & mask
+                unit = left.pop(s * len(left) >> bits)
+                if unit.__class__ is not str:
+                    unit, s = unit(s, v)
+                texts.append(unit)
+            return join_results(texts, sep), s
+
+        return pick_even
+    weights_left = tuple(w for _, w in live)
+
+    def pick_weighted(s: int, v: Dict[str, Any]) -> Tuple[str, int]:
+        s = (s * mul + inc) & mask
+        k = lo + (s * span >> bits)
+        left, ws = list(options), list(weights_left)
+        texts = []
+        for _ in range(k):
+            total = sum(ws)  # summed again, never decremented: the same float as the options left add up to
+            s = (s * mul + inc) & mask
+            target = s * to_unit * total
+            acc = 0.0
+            pick = len(ws) - 1
+            for j, w in enumerate(ws):
+                acc += w
+                if target < acc:
+                    pick = j
+                    break
+            del ws[pick]
+            unit = left.pop(pick)
+            if unit.__class__ is not str:
+                unit, s = unit(s, v)
+            texts.append(unit)
+        return join_results(texts, sep), s
+
+    return pick_weighted
 
 
 def join_results(texts: Sequence[str], sep: str) -> str:
