@@ -1,28 +1,29 @@
 """`python -m lib_orchestrator …`: the core's capabilities on the command line, one subcommand each.
 
 Bad input prints one line, `path:line:col: error: message (hint)`, and exits with status 2.
+
+Start-up is part of every command's time (`prompts` makes 50,000 prompts in well under a second), so this
+module imports only what `--help` needs; each subcommand's modules (and the errors, which pull in
+dataclasses) are imported when it runs, and `main` builds the arguments of the subcommand given only
+(see build_parser).
 """
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import re
-import shlex
 import shutil
 import signal
 import sys
 import threading
 from itertools import islice
-from json.encoder import encode_basestring  # type: ignore[attr-defined]
-from typing import Iterator, List, Optional, Sequence, TextIO
 
 from . import BUNDLED_WILDCARDS, SAMPLE_LORAS
-from .dispatch_cli import add_dispatch_parser
-from .enhance_cli import add_enhance_args
-from .errors import Location, OrchestratorError
-from .family_cli import TEMPLATE_HELP, add_checkpoint_args
-from .history_cli import add_feedback_arg, add_history_parser
-from .match_cli import add_match_args
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: `--help` reads nothing else of it
+if TYPE_CHECKING:
+    from typing import Callable, Iterator, List, Optional, Sequence, TextIO
 
 EXIT_OK, EXIT_LINT_ERRORS, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130  # 130: the shell's Ctrl-C
 DESCRIPTION = ("Orchestrator on the command line, one subcommand each: wildcard prompts, the LoRA\n"
@@ -44,7 +45,11 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
+    """The whole command line. With `only`, what parsing a command line needs, for a fraction of the
+    start-up (the other subcommands' options, and the modules that add them, are never read): a subcommand's
+    name builds just that subcommand, LISTING_ONLY every subcommand without its options, which is all the
+    top level's `--help`, `--version` and errors read. Help and errors are those of the whole parser."""
     parser = _Parser(prog=command_name(plain=True), description=DESCRIPTION, epilog=EXIT_CODES,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     from . import __version__
@@ -52,7 +57,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"orchestrator {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
+    for name, add in (("prompts", _prompts_parser), ("count", _count_parser), ("lint", _lint_parser),
+                      ("demo", _demo_parser), ("compose", _compose_parser), ("enhance", _enhance_parser),
+                      ("story", _story_parser), ("batch", _batch_parser), ("library", _library_parser),
+                      ("history", _history_parser)):
+        if only in (None, name, LISTING_ONLY):
+            add(sub, only != LISTING_ONLY)
+    return parser
+
+
+SUBCOMMANDS = ("prompts", "count", "lint", "demo", "compose", "enhance", "story", "batch", "library", "history")
+LISTING_ONLY = ""  # build_parser(LISTING_ONLY): the subcommands' names and help lines, not their options
+
+
+def _parser_for(argv: Sequence[str]) -> argparse.ArgumentParser:
+    """A command line that starts with a subcommand is parsed by that subcommand alone. One that names none
+    (`--help`, `--version`, a mistyped name, nothing) is never handed to a subcommand: the list of their
+    names is all it needs. Any other (`-h prompts`) gets the whole parser."""
+    if argv and argv[0] in SUBCOMMANDS:
+        return build_parser(argv[0])
+    if not any(word in SUBCOMMANDS for word in argv):
+        return build_parser(LISTING_ONLY)
+    return build_parser()
+
+
+def _prompts_parser(sub: "argparse._SubParsersAction", arguments: bool) -> None:
     p = sub.add_parser("prompts", help="make prompts from a wildcard template")
+    if not arguments:
+        return
     _template_args(p)
     _wildcard_args(p)
     p.add_argument("--mode", choices=("random", "combinatorial", "cyclical"), default="random",
@@ -67,21 +99,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("text", "jsonl"), default="text",
                    help='text: one prompt a line; jsonl: {"prompt", "seed", "index"} a line (default: text)')
 
+
+def _demo_parser(sub: "argparse._SubParsersAction", arguments: bool) -> None:
+    sub.add_parser("demo", help="prompts from the bundled wildcards and genre templates")
+
+
+def _history_parser(sub: "argparse._SubParsersAction", arguments: bool) -> None:
+    if not arguments:  # the line history_cli gives it, without importing it (a test keeps the two the same)
+        sub.add_parser("history", help="the image history: scan folders, search prompts, rate, compare, LoRA scores")
+        return
+    from .history_cli import add_history_parser
+
+    add_history_parser(sub, _Parser, _whole_number)
+
+
+def _count_parser(sub: "argparse._SubParsersAction", arguments: bool) -> None:
     c = sub.add_parser("count", help="how many prompts combinatorial mode makes, without listing them")
+    if not arguments:
+        return
     _template_args(c)
     _wildcard_args(c)
     c.add_argument("--format", choices=("text", "jsonl"), default="text",
                    help='text: the number with thousands separators; jsonl: {"combinations": N} (default: text)')
 
+
+def _lint_parser(sub: "argparse._SubParsersAction", arguments: bool) -> None:
     lint = sub.add_parser("lint", help="check wildcard folders and templates")
+    if not arguments:
+        return
     lint.add_argument("templates", nargs="*", metavar="TEMPLATE|FILE|DIR",
                       help="what to check: template text, a template file, or a wildcard folder (default: the "
                            "--wildcards folders, else the bundled ones)")
     _wildcard_args(lint)
 
-    sub.add_parser("demo", help="prompts from the bundled wildcards and genre templates")
 
+def _compose_parser(sub: "argparse._SubParsersAction", arguments: bool) -> None:
     comp = sub.add_parser("compose", help="prompts with LoRAs picked from a library for a checkpoint")
+    if not arguments:
+        return
+    from .enhance_cli import add_enhance_args
+    from .family_cli import add_checkpoint_args
+    from .history_cli import add_feedback_arg
+    from .match_cli import add_match_args
+
     _template_args(comp)
     _wildcard_args(comp)
     comp.add_argument("--loras", required=True, metavar="DIR", help="the LoRA folder (required)")
@@ -103,7 +163,14 @@ def build_parser() -> argparse.ArgumentParser:
                            "picks (default: no enhancement)")
     add_enhance_args(comp, "enhance-")
 
+
+def _enhance_parser(sub: "argparse._SubParsersAction", arguments: bool) -> None:
     enh = sub.add_parser("enhance", help="one prompt through a local LLM (LM Studio, Ollama, llama.cpp's server)")
+    if not arguments:
+        return
+    from .enhance_cli import add_enhance_args
+    from .family_cli import TEMPLATE_HELP, add_checkpoint_args
+
     enh.add_argument("prompt", help="the prompt (wildcards already expanded)")
     enh.add_argument("--url", default="lmstudio", metavar="URL",
                      help="the server's OpenAI-compatible address, or lmstudio, ollama, llamacpp "
@@ -116,7 +183,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help='text: the prompt; jsonl: {"prompt", "original", "status", "reason"} (default: text)')
     add_enhance_args(enh)
 
+
+def _story_parser(sub: "argparse._SubParsersAction", arguments: bool) -> None:
     story = sub.add_parser("story", help="a story bible into scene prompts in order (and a batch file)")
+    if not arguments:
+        return
+    from .enhance_cli import add_enhance_args
+    from .family_cli import TEMPLATE_HELP, add_checkpoint_args
+
     story.add_argument("bible", metavar="BIBLE", help="the story bible (YAML or JSON)")
     story.add_argument("--scenes", type=_scene_count, default=6, metavar="N",
                        help="how many scenes, 1 to 100 (default: 6)")
@@ -134,8 +208,17 @@ def build_parser() -> argparse.ArgumentParser:
                             "and LoRAs (default: text)")
     add_enhance_args(story)
 
+
+def _batch_parser(sub: "argparse._SubParsersAction", arguments: bool) -> None:
     batch = sub.add_parser("batch", help="plan a batch of composed images to a file; show one and its run state; "
                                          "make it on several Forge servers")
+    if not arguments:
+        return
+    from .dispatch_cli import add_dispatch_parser
+    from .family_cli import add_checkpoint_args
+    from .history_cli import add_feedback_arg
+    from .match_cli import add_match_args
+
     batch_sub = batch.add_subparsers(dest="batch_command", required=True, parser_class=_Parser)
     bplan = batch_sub.add_parser("plan", help="compose every image of a batch and write it (.json, .txt or .csv)")
     _template_args(bplan)
@@ -159,7 +242,14 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "beside the batch, when it exists)")
     add_dispatch_parser(batch_sub, _positive)
 
+
+def _library_parser(sub: "argparse._SubParsersAction", arguments: bool) -> None:
     library = sub.add_parser("library", help="the LoRA library: scan a folder, show one LoRA")
+    if not arguments:
+        return
+    from .family_cli import add_checkpoint_args
+    from .match_cli import add_match_args
+
     lib_sub = library.add_subparsers(dest="library_command", required=True, parser_class=_Parser)
     scan = lib_sub.add_parser("scan", help="every LoRA in a folder with what is known and what is wrong")
     scan.add_argument("dir", metavar="DIR", help="the LoRA folder")
@@ -189,8 +279,6 @@ def build_parser() -> argparse.ArgumentParser:
     match.add_argument("--llm-cache", metavar="FILE",
                        help="keep the LLM's answers in this file (default: none, every request is sent)")
     _library_args(match)
-    add_history_parser(sub, _Parser, _whole_number)
-    return parser
 
 
 def _library_args(p: argparse.ArgumentParser) -> None:
@@ -267,11 +355,18 @@ class _WholeWrites:
         self.stream = stream
 
     def write(self, text: str) -> int:
+        return self._whole(self.stream.write, text)  # type: ignore[no-any-return]
+
+    def write_bytes(self, data: bytes) -> int:
+        """Bytes to the stream's binary buffer (see _block_writer)."""
+        return self._whole(self.stream.buffer.write, data)  # type: ignore[no-any-return]
+
+    def _whole(self, write: Callable[[object], object], data: object) -> object:
         if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
-            return self.stream.write(text)
+            return write(data)
         held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
-            return self.stream.write(text)
+            return write(data)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
@@ -280,7 +375,7 @@ class _WholeWrites:
 
 
 def main(argv: Optional[Sequence[str]] = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
-    args = build_parser().parse_args(argv)
+    args = _parser_for(sys.argv[1:] if argv is None else argv).parse_args(argv)
     try:
         return _run(args, _WholeWrites(out), err)  # type: ignore[arg-type]
     except KeyboardInterrupt:  # Ctrl-C: what was written stays, whole (files are written whole or not at all)
@@ -292,6 +387,8 @@ def main(argv: Optional[Sequence[str]] = None, out: TextIO = sys.stdout, err: Te
 
 
 def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .errors import OrchestratorError
+
     try:
         if args.command == "prompts":
             return _prompts(args, out, err)
@@ -337,6 +434,8 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _roots(args: argparse.Namespace) -> List[str]:
+    from .errors import Location, OrchestratorError
+
     roots = args.wildcards or [BUNDLED_WILDCARDS]
     for root in roots:
         if not os.path.isdir(root):
@@ -346,6 +445,8 @@ def _roots(args: argparse.Namespace) -> List[str]:
 
 
 def _template(args: argparse.Namespace) -> tuple:
+    from .errors import OrchestratorError
+
     if args.template_file:
         if args.template is not None:
             raise OrchestratorError("give the template as text or with --template-file, not both")
@@ -359,6 +460,8 @@ MAX_TEMPLATE_FILE = 1024 * 1024  # the engine's own limit on a template
 
 
 def _read_template_file(path: str) -> str:
+    from .errors import Location, OrchestratorError
+
     try:
         with open(path, "rb") as fh:
             raw = fh.read(MAX_TEMPLATE_FILE + 1)
@@ -392,6 +495,8 @@ def _prompts(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     count = COMBINATORIAL_DEFAULT_MAX if every_combination else 1 if args.count is None else args.count
     texts = engine.texts(template, args.mode, seed, count, source)
     if args.format == "jsonl":  # formatted by hand: json.dumps per line would cost more than the prompt
+        from json.encoder import encode_basestring  # type: ignore[attr-defined]
+
         texts = (f'{{"prompt": {encode_basestring(text)}, "seed": {seed + k}, "index": {k}}}'
                  for k, text in enumerate(texts))
     _write_lines(texts, out)
@@ -406,15 +511,37 @@ def _prompts(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _write_lines(texts: Iterator[str], out: TextIO, chunk: int = 4096) -> None:
     """One prompt per line; a prompt written over several lines (YAML block entries) is joined
-    with spaces, its blank lines dropped."""
+    with spaces, its blank lines dropped. Written a few thousand lines at a time (a few MB at most)."""
+    write = _block_writer(out)
     while True:
         batch = list(islice(texts, chunk))
         if not batch:
             return
+        batch.append("")  # the last line's newline, without copying the block to add it
         block = "\n".join(batch)
         if block.count("\n") != len(batch) - 1:
-            block = "\n".join(_one_line(t) for t in batch)
-        out.write(block + "\n")
+            block = "\n".join([_one_line(t) for t in batch[:-1]] + [""])
+        write(block)
+
+
+def _block_writer(out: TextIO) -> Callable[[str], object]:
+    """How to write a block of lines to `out`: encoded by us and handed to stdout's binary buffer, when
+    `out` is the process's stdout on a system whose lines end in \\n (about a third of the time through
+    its text layer, for 20 MB of prompts); else `out.write`."""
+    stream = out.stream if isinstance(out, _WholeWrites) else None
+    buffer = getattr(stream, "buffer", None)
+    if stream is None or stream is not sys.__stdout__ or os.linesep != "\n" \
+            or not isinstance(buffer, io.BufferedWriter):
+        return out.write
+    encoding, errors = stream.encoding, stream.errors
+    stream.flush()  # what went through the text layer first comes first
+
+    def write(block: str) -> None:
+        out.write_bytes(block.encode(encoding, errors))  # type: ignore[attr-defined]
+        if stream.line_buffering:  # a terminal sees each block when it is made, as through the text layer
+            buffer.flush()
+
+    return write
 
 
 def _one_line(text: str) -> str:
@@ -431,6 +558,7 @@ def _count(args: argparse.Namespace, out: TextIO) -> int:
 def _lint(args: argparse.Namespace, out: TextIO) -> int:
     """Each argument is a wildcard folder, a template file or template text: a path that exists is read as
     a path (so `lint my.txt` checks the file, not the words "my.txt")."""
+    from .errors import Location, OrchestratorError
     from .wildcards.lint import lint
 
     folders, templates = [], []
@@ -525,4 +653,6 @@ def _shown_path(path: str) -> str:
 def _shell_word(text: str) -> str:
     if os.name == "nt":
         return f'"{text}"' if any(c in text for c in ' \t&()^') else text
+    import shlex
+
     return shlex.quote(text)

@@ -1,6 +1,7 @@
 """The command line: lib_orchestrator/cli.py (main(argv, out, err) -> exit status) and `python -m`."""
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import os
@@ -408,6 +409,101 @@ def test_library_commands_import_only_the_library():
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == []
+
+
+def _modules_after(argv: list) -> set:
+    """The modules a fresh interpreter holds after main(argv): what that command line pays for at start-up."""
+    code = ("import io, sys; from lib_orchestrator.cli import main\n"
+            "try:\n"
+            f"    main({argv!r}, io.StringIO(), io.StringIO())\n"
+            "except SystemExit:\n"
+            "    pass\n"
+            "print(' '.join(sorted(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return set(done.stdout.split())
+
+
+def test_prompts_imports_only_the_wildcard_engine():
+    """`prompts` is timed as a whole process (50,000 prompts, start-up included): it must not pay for the
+    other subcommands (their *_cli modules, the library, selection, LLM client, history, batches, dispatch)
+    nor for YAML on a pack of .txt files (the bundled one)."""
+    modules = _modules_after(["prompts", "{a|b} __mood__", "--count", "3"])
+    ours = {m for m in modules if m.startswith("lib_orchestrator.")}
+    assert "lib_orchestrator.wildcards.engine" in ours  # it did run
+    # bounded_json: the wildcard file reader's, for JSON packs (imported with it today)
+    assert sorted(m for m in ours if m.split(".")[1] not in ("wildcards", "cli", "errors", "bounded_json")) == []
+    assert sorted(m for m in modules if m.split(".")[0] in ("yaml", "requests", "sqlite3")) == []
+
+
+def test_help_imports_neither_the_engine_nor_the_subcommands():
+    """`--help` and `prompts --help` are what a new user runs first: argparse and the CLI module, no more."""
+    for argv in (["--help"], ["prompts", "--help"]):
+        modules = _modules_after(argv)
+        assert sorted(m for m in modules if m.startswith("lib_orchestrator.")) == ["lib_orchestrator.cli"], argv
+        assert "dataclasses" not in modules and "json" not in modules, argv
+
+
+def _tree(parser: argparse.ArgumentParser, path: tuple = ()):
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield from _tree(child, path + (name,))
+
+
+def test_a_subcommand_built_alone_is_the_same_as_in_the_whole_parser():
+    """main builds only the subcommand a command line starts with (or, for the top level's own --help,
+    --version and errors, only the list of subcommands): every help text and every parse must read as the
+    whole parser's."""
+    from lib_orchestrator.cli import LISTING_ONLY
+
+    whole = build_parser()
+    names = [path[0] for path, _ in _tree(whole) if len(path) == 1]
+    assert len(names) >= 10
+    assert build_parser(LISTING_ONLY).format_help() == whole.format_help()
+    for name in names:
+        alone = dict(_tree(build_parser(name)))
+        for path, parser in _tree(whole):
+            if path[:1] == (name,):
+                assert alone[path].format_help() == parser.format_help(), path
+                assert alone[path].format_usage() == parser.format_usage(), path
+    argv = ["prompts", "{a|b}", "--count", "3", "--seed", "7", "--mode", "cyclical", "--format", "jsonl"]
+    assert build_parser("prompts").parse_args(argv) == whole.parse_args(argv)
+
+
+@pytest.mark.parametrize("argv", [[], ["--bogus"], ["promts"], ["--version"], ["-h", "prompts"], ["prompts"],
+                                  ["prompts", "--count", "x"], ["batch"], ["history", "rate"]])
+def test_a_top_level_mistake_reads_as_before(argv, capsys):
+    """What the whole parser prints and returns for command lines main parses with less of it."""
+    def outcome(parser: argparse.ArgumentParser):
+        try:
+            parser.parse_args(argv)
+            result = "parsed"
+        except SystemExit as exc:
+            result = exc.code
+        printed = capsys.readouterr()
+        return result, printed.out, printed.err
+
+    expected = outcome(build_parser())
+    try:
+        code = main(argv, io.StringIO(), io.StringIO())
+        got = ("parsed" if code is not None else None,) + capsys.readouterr()[:2]
+    except SystemExit as exc:
+        got = (exc.code,) + tuple(capsys.readouterr())
+    assert got == expected
+
+
+def test_prompts_written_to_a_real_stdout_keep_its_encoding_and_errors(colors):
+    """A real stdout gets the prompts as bytes, encoded by us (faster than its text layer): with the stream's
+    own encoding and error handler, exactly as its text layer would have written them."""
+    argv = ["prompts", "café ☃ {a|b}: __multi__", "--wildcards", colors, "--count", "40", "--seed", "3"]
+    env = {**os.environ, "PYTHONIOENCODING": "ascii:backslashreplace"}
+    proc = subprocess.run([sys.executable, "-m", "lib_orchestrator", *argv], cwd=REPO, capture_output=True, env=env,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == run(*argv)[1].encode("ascii", "backslashreplace")
+    assert b"caf\\xe9 \\u2603 " in proc.stdout and len(proc.stdout.splitlines()) == 40
 
 
 def test_every_enhancement_template_name_is_still_a_family_and_picks_its_template():
