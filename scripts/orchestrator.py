@@ -116,8 +116,7 @@ class OrchestratorScript(scripts.Script):
         if not settings.enabled:
             p._orchestrator_plan = None
             return
-        plan = getattr(p, "_orchestrator_plan", None)
-        if plan is not None and p.all_prompts is plan.prompts:
+        if _planned(p):
             return  # ADetailer runs every script's process() again, on a copy of this p, after each batch
         index = state.current_index()
         known = compat.known_lora_names()
@@ -190,6 +189,14 @@ class OrchestratorScript(scripts.Script):
     def postprocess_image_after_composite(self, p: Any, pp: Any, *args: Any) -> None:
         # ADetailer's postprocess_image of the next image may come before ours: its args are set now
         adetailer.after_image(p, compat.postprocess_index(p, pp))
+
+
+def _planned(p: Any) -> bool:
+    """Whether p's prompts are already the plan's: ADetailer calls process() again on copies of p (p's
+    prompts put back after each); a new generation's prompts are its templates, fresh from Forge."""
+    plan = getattr(p, "_orchestrator_plan", None)
+    return plan is not None and list(p.all_prompts) == plan.prompts and \
+        [int(s) for s in p.all_seeds] == [image.composed.seed for image in plan.images]
 
 
 def _no_library_note() -> str:

@@ -199,3 +199,16 @@ def test_variables_per_batch_reach_the_adetailer_prompt(classes, run_txt2img):
                               batch_size=2, n_iter=3)
     assert len({character(p) for p in processed.all_prompts}) == 1  # one character for the whole run
     assert [i.prompts for i in inpaints] == [(f"{character(p)} face",) for p in processed.all_prompts]
+
+
+def test_adetailers_second_process_call_does_not_plan_again(classes, run_txt2img, monkeypatch):
+    # ADetailer calls every script's process() again on copy(p) after each batch; the plan is made already
+    # (with LLM enhancement on, planning again would ask the LLM again for nothing).
+    module = classes["orchestrator"].process.__globals__  # Forge keeps script modules out of sys.modules
+    calls = []
+    real = module["plan_job"]
+    monkeypatch.setitem(module, "plan_job", lambda *a, **k: calls.append(1) or real(*a, **k))
+    ad = [True, False, unit("close-up of __character__'s face")]
+    processed, inpaints = run(run_txt2img, classes, ad, batch_size=2, n_iter=3)
+    assert len(inpaints) == 6
+    assert len(calls) == 1
