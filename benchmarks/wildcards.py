@@ -85,7 +85,7 @@ def alternate(runs: int, *measures: Callable[[], float]) -> List[float]:
 
 
 def throughput(args: argparse.Namespace) -> None:
-    print(f"{'template':<9} {'mode':<14} {'dynamicprompts/s':>17} {'ours/s (process)':>17} {'50k in':>8} "
+    print(f"{'template':<9} {'mode':<14} {'dynamicprompts/s':>17} {'ours/s (process)':>17} {f'{args.count:,} in':>8} "
           f"{'ratio':>7} {'goal':>6}")
     for name, template, mode, goal in CASES:
         n_dp = {"heavy": args.dp_heavy, "light": args.dp_light}[name] if mode == "random" else args.dp_combinatorial
