@@ -98,6 +98,9 @@ def _prompts_parser(sub: "argparse._SubParsersAction", arguments: bool) -> None:
                         "(default: random in random mode, 0 otherwise)")
     p.add_argument("--format", choices=("text", "jsonl"), default="text",
                    help='text: one prompt a line; jsonl: {"prompt", "seed", "index"} a line (default: text)')
+    p.add_argument("--variables", choices=("image", "batch"), default="image",
+                   help="immediate variables ${v=!...}: drawn from each prompt's seed, or once for the whole run "
+                        "from the first seed (default: image)")
 
 
 def _demo_parser(sub: "argparse._SubParsersAction", arguments: bool) -> None:
@@ -131,6 +134,9 @@ def _lint_parser(sub: "argparse._SubParsersAction", arguments: bool) -> None:
                       help="what to check: template text, a template file, or a wildcard folder (default: the "
                            "--wildcards folders, else the bundled ones)")
     _wildcard_args(lint)
+    lint.add_argument("--loras", metavar="DIR", help="a LoRA folder: entries that carry a LoRA it does not have "
+                                                     "(<lora:NAME>) are flagged (default: LoRA names not checked)")
+    _cache_args(lint)
 
 
 def _compose_parser(sub: "argparse._SubParsersAction", arguments: bool) -> None:
@@ -491,6 +497,13 @@ def _prompts(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     seed = args.seed
     if seed is None:
         seed = int.from_bytes(os.urandom(4), "little") if args.mode == "random" else 0
+    if args.variables == "batch":  # one run is one batch: every prompt reads the variables of the first seed
+        from .wildcards.batch_vars import fix_variables
+
+        fixed = fix_variables(engine, template, seed, args.mode, source)
+        template = fixed.text
+        for note in fixed.notes:
+            err.write(f"warning: {note}\n")
     every_combination = args.mode == "combinatorial" and args.count is None
     count = COMBINATORIAL_DEFAULT_MAX if every_combination else 1 if args.count is None else args.count
     texts = engine.texts(template, args.mode, seed, count, source)
@@ -576,7 +589,15 @@ def _lint(args: argparse.Namespace, out: TextIO) -> int:
     for root in roots:
         if not os.path.isdir(root):
             raise OrchestratorError("wildcard folder does not exist", Location(root, 0, 0), "check the path")
-    findings = lint(roots, templates)
+    lora_names = None
+    if args.loras:
+        from .library_cli import scan_folder
+        from .selection import LoraIndex
+
+        if not os.path.isdir(args.loras):
+            raise OrchestratorError("LoRA folder does not exist", Location(args.loras, 0, 0), "check --loras")
+        lora_names = set(LoraIndex(scan_folder(args, args.loras, sys.stderr).records).by_name)
+    findings = lint(roots, templates, lora_names)
     for f in findings:
         out.write(str(f) + "\n")
     errors = sum(1 for f in findings if f.severity == "error")
