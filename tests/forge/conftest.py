@@ -238,3 +238,31 @@ def runner(lora_dir, forge_app):
     shared.sd_model = sd_models.make_model("juggernautXL_v9.safetensors", "ab" * 32, family="sdxl")
     shared.opts.data["samples_save"] = True
     return forge_app(tabs=False)["orchestrator_runner.py"]
+
+
+@pytest.fixture
+def load_orchestrator(lora_dir, monkeypatch, forge_app):
+    """Call it to load the real script as Forge loads it (after a test's own Settings), with the sample LoRAs in
+    Forge's LoRA folder and an SDXL checkpoint loaded; it returns (module, script classes)."""
+    import shutil
+
+    import networks
+    from modules import sd_models
+
+    from lib_orchestrator import SAMPLE_LORAS
+
+    from . import fake_gradio
+
+    def load():
+        try:
+            import gradio  # noqa: F401
+        except ImportError:
+            monkeypatch.setitem(sys.modules, "gradio", fake_gradio)
+        shutil.copytree(SAMPLE_LORAS, lora_dir, dirs_exist_ok=True)
+        networks.list_available_networks()
+        shared.sd_model = sd_models.make_model("juggernautXL_v9.safetensors", "ab" * 32, family="sdxl")
+        module = forge_app(tabs=False)["orchestrator.py"]
+        assert module is not None, "the script failed to load"
+        return module, [d.script_class for d in scripts.scripts_data]
+
+    return load

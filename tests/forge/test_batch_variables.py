@@ -6,14 +6,8 @@ The names and colours are written here, so what a prompt may hold comes from the
 from __future__ import annotations
 
 import re
-import shutil
-import sys
 
 import pytest
-
-from lib_orchestrator import SAMPLE_LORAS
-
-from . import fake_gradio
 
 TITLE = "Orchestrator"
 WHO = ["Alice", "Bob", "Carol", "Dave", "Eve", "Frank", "Grace", "Heidi"]
@@ -22,25 +16,16 @@ TEMPLATE = "${c=!__who__}portrait of <${c}>, <${c}> in __color__"
 
 
 @pytest.fixture
-def orchestrator(tmp_path, lora_dir, monkeypatch, forge_app):
+def orchestrator(tmp_path, load_orchestrator):
     """The real script loaded as Forge loads it, our wildcard folder in Settings; returns the script classes."""
-    try:
-        import gradio  # noqa: F401
-    except ImportError:
-        monkeypatch.setitem(sys.modules, "gradio", fake_gradio)
-    shutil.copytree(SAMPLE_LORAS, lora_dir, dirs_exist_ok=True)
-    import networks
-    from modules import scripts, sd_models, shared
+    from modules import shared
 
     folder = tmp_path / "my wildcards"
     folder.mkdir()
     (folder / "who.txt").write_text("\n".join(WHO) + "\n", encoding="utf-8")
     (folder / "color.txt").write_text("\n".join(COLORS) + "\n", encoding="utf-8")
     shared.opts.data["orchestrator_wildcard_dirs"] = str(folder)
-    networks.list_available_networks()
-    shared.sd_model = sd_models.make_model("juggernautXL_v9.safetensors", "ab" * 32, family="sdxl")
-    assert forge_app(tabs=False)["orchestrator.py"] is not None, "the script failed to load"
-    return [d.script_class for d in scripts.scripts_data]
+    return load_orchestrator()[1]
 
 
 def rules(tmp_path, scope):

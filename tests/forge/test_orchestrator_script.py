@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import sys
 
 import pytest
 
 import lib_orchestrator
-from lib_orchestrator import SAMPLE_LORAS
 from lib_orchestrator.provenance import KEY_LORAS, KEY_SETTINGS, KEY_TEMPLATE, parse_loras_value
 from tests.conftest import REPO
 
@@ -21,23 +19,12 @@ TITLE = "Orchestrator"
 
 
 @pytest.fixture
-def orchestrator(lora_dir, monkeypatch, forge_app):
+def orchestrator(load_orchestrator):
     """The real script file loaded as Forge loads it, with the sample LoRAs in Forge's LoRA folder and an
     SDXL checkpoint loaded; returns (module, script classes)."""
-    try:
-        import gradio  # noqa: F401
-    except ImportError:
-        monkeypatch.setitem(sys.modules, "gradio", fake_gradio)
-    shutil.copytree(SAMPLE_LORAS, lora_dir, dirs_exist_ok=True)
-    import networks
-    from modules import scripts, sd_models, shared
-
-    networks.list_available_networks()
-    shared.sd_model = sd_models.make_model("juggernautXL_v9.safetensors", "ab" * 32, family="sdxl")
-    module = forge_app(tabs=False)["orchestrator.py"]
-    assert module is not None, "the script failed to load"
+    module, classes = load_orchestrator()
     assert module.LIBRARY.wait(60) is not None  # Forge's app_started started the scan
-    return module, [d.script_class for d in scripts.scripts_data]
+    return module, classes
 
 
 def run(run_txt2img, classes, args, **kw):

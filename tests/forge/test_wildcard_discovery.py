@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from pathlib import Path
 from typing import Dict
 
@@ -15,8 +14,6 @@ import pytest
 
 from lib_orchestrator import BUNDLED_WILDCARDS, SAMPLE_LORAS
 from lib_orchestrator.wildcards.discovery import InstalledExtension, WildcardFolder, describe, search_order
-
-from . import fake_gradio
 
 # Each extension's wildcards/ files. "shared" is defined by the user's folder and by two extensions.
 EXTENSIONS: Dict[str, Dict[str, str]] = {
@@ -61,21 +58,9 @@ def installed(tmp_path, forge_stub):
 
 
 @pytest.fixture
-def orchestrator(installed, lora_dir, monkeypatch, forge_app):
+def orchestrator(installed, load_orchestrator):
     """The real script loaded as Forge loads it (this repository installed as one more extension)."""
-    try:
-        import gradio  # noqa: F401
-    except ImportError:
-        monkeypatch.setitem(sys.modules, "gradio", fake_gradio)
-    shutil.copytree(SAMPLE_LORAS, lora_dir, dirs_exist_ok=True)
-    import networks
-    from modules import scripts, sd_models, shared
-
-    networks.list_available_networks()
-    shared.sd_model = sd_models.make_model("juggernautXL_v9.safetensors", "ab" * 32, family="sdxl")
-    module = forge_app(tabs=False)["orchestrator.py"]
-    assert module is not None, "the script failed to load"
-    return module, [d.script_class for d in scripts.scripts_data]
+    return load_orchestrator()
 
 
 def test_extensions_wildcard_folders_come_after_the_users_in_forges_order(orchestrator, installed):
