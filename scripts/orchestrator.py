@@ -7,6 +7,7 @@ template, enhance, genre, match. `"args": [true]` runs with the defaults.
 """
 from __future__ import annotations
 
+import html
 import os
 import sys
 from dataclasses import replace
@@ -251,8 +252,9 @@ def on_ui_settings() -> None:
             section=SECTION),
         "orchestrator_wildcard_extensions": shared.OptionInfo(
             True, "Also search every enabled extension's wildcards/ folder, after yours (sd-dynamic-prompts' "
-            "folder too, even when it is disabled); the search order is listed under the Orchestrator tab's "
-            "wildcard list", section=SECTION),
+            "folder too, even when it is disabled); the search order is listed below and under the Orchestrator "
+            "tab's wildcard list", section=SECTION),
+        "orchestrator_wildcard_order": shared.OptionHTML(_search_order_html()),
         "orchestrator_rules_file": shared.OptionInfo("", "Default rules file (YAML)", section=SECTION),
         "orchestrator_cache_path": shared.OptionInfo(
             "", "LoRA library cache file (empty: cache/library.sqlite in the extension folder)", section=SECTION),
@@ -306,8 +308,17 @@ def on_ui_settings() -> None:
             60, "Seconds to wait for the LLM's answer (the first call may load the model)", compat.gr.Slider,
             {"minimum": 5, "maximum": 600, "step": 5}, section=SECTION),
     }
+    options["orchestrator_wildcard_order"].section = SECTION  # an OptionHTML takes only its text
     for key, info in options.items():
         shared.opts.add_option(key, info)
+
+
+def _search_order_html() -> str:
+    """The wildcard folders in search order as Settings shows them (as they were when the page was built: the
+    Compose page's list follows changes at once)."""
+    items = "".join(f"<li><code>{html.escape(f.path)}</code> ({html.escape(f.origin)})</li>"
+                    for f in state.wildcard_folders())
+    return f"Wildcard folders, in search order (the first that has a name owns it):<ol>{items}</ol>"
 
 
 def on_app_started(*_args: Any) -> None:

@@ -6,6 +6,7 @@ prompts come from the fixture, not from the engine."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Dict
@@ -104,6 +105,18 @@ def test_the_extension_search_can_be_turned_off_in_settings(orchestrator, instal
     shared.opts.data["orchestrator_wildcard_extensions"] = False
     assert [f.origin for f in module.state.wildcard_folders()] == ["bundled", "saved templates", "Settings"]
     assert module.state.engine().store.lookup("animals").names == ()
+
+
+def test_settings_show_the_folders_in_search_order(orchestrator, installed):
+    from modules import shared
+
+    module, _ = orchestrator
+    info = shared.opts.data_labels["orchestrator_wildcard_order"]
+    assert info.section == module.SECTION and info.do_not_save
+    listed = re.findall(r"<li><code>(.*?)</code> \((.*?)\)</li>", info.default)
+    expected = [(f.path, f.origin) for f in module.state.wildcard_folders()]
+    assert listed == expected and [origin for _, origin in listed][:3] == ["bundled", "saved templates", "Settings"]
+    assert len(listed) > 3  # the extensions' folders follow
 
 
 def test_sd_dynamic_prompts_wildcard_dir_setting_moves_its_folder(orchestrator, installed, tmp_path):
