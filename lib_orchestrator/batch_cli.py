@@ -6,7 +6,6 @@ import os
 from typing import TextIO
 
 from .batches import RunState, load_batch, plan_batch, save_batch
-from .compose import lora_gate
 from .errors import Location, OrchestratorError
 from .family_cli import checkpoint_of
 from .history_cli import feedback_scores
@@ -34,10 +33,7 @@ def run_batch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         index = with_vectors(LoraIndex(scan_folder(args, args.loras, err).records), rules,
                              cache_for(args, args.loras), err).with_feedback(feedback_scores(args.history))
     name = os.path.splitext(os.path.basename(args.out))[0]
-    engine = _engine(args)
-    if index is not None:
-        engine = engine.gated("cli", lora_gate(index, family, base))
-    batch = plan_batch(name, template, args.count, args.seed, engine, index, rules, family, base,
+    batch = plan_batch(name, template, args.count, args.seed, _engine(args), index, rules, family, base,
                        negative=args.negative, loras=index is not None)
     save_batch(batch, args.out)
     out.write(f"wrote {len(batch.images):,} images to {args.out}\n")

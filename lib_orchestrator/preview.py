@@ -8,12 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from .compose import ComposedPrompt, compose
+from .compose import ComposedPrompt, compose, lora_gate
 from .enhance.enhance import Enhanced
 from .errors import OrchestratorError
 from .selection import LoraIndex, Rules
 from .selection.pick import Chooser
 from .wildcards import PromptEngine
+from .wildcards.batch_vars import fix_variables
 
 _ESCAPES = str.maketrans({c: "\\" + c for c in "{}|$#%_"})
 
@@ -37,9 +38,15 @@ def preview(template: str, seed: int, count: int, engine: PromptEngine, index: O
             pinned: Sequence[str] = (), negative: str = "",
             enhance: Optional[Callable[[str, int], Enhanced]] = None, chooser: Optional[Chooser] = None) -> Preview:
     text = lock_wildcards(template, locks or {})
+    if index is not None:  # as a generation would: entries whose LoRA cannot load here are never drawn
+        engine = engine.gated((id(index), family, base_model), lora_gate(index, family, base_model))
     if pinned:
         rules = replace(rules, pinned=tuple(dict.fromkeys([*rules.pinned, *pinned])))
+    notes: List[str] = []
     try:
+        if rules.variable_scope() == "batch":  # the previewed prompts are one batch, as the generation's would be
+            fixed = fix_variables(engine, text, seed)
+            text, notes = fixed.text, [str(n) for n in fixed.notes]
         bases = list(engine.texts(text, "random", seed, count))
     except OrchestratorError as exc:
         return Preview((), (exc.one_line(),))
@@ -52,7 +59,7 @@ def preview(template: str, seed: int, count: int, engine: PromptEngine, index: O
             prompts.append(ComposedPrompt(template, seed + k, base, base, negative, ()))
         else:
             prompts.append(compose(template, base, seed + k, index, rules, family, base_model, negative, chooser))
-    messages = list(dict.fromkeys(engine.warnings))
+    messages = list(dict.fromkeys(notes + engine.warnings))
     for p in prompts:
         messages.extend(w for w in p.warnings if w not in messages)
     for e in enhanced:

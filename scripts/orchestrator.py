@@ -139,7 +139,7 @@ class OrchestratorScript(scripts.Script):
                 if pinned:
                     rules = replace(rules, pinned=tuple(dict.fromkeys([*rules.pinned, *pinned])))
             # Per batch: every image of this generation reads the immediate variables of its first seed
-            per_batch = rules.variable_scope(state.opt("orchestrator_variables", "image")) == "batch"
+            per_batch = rules.variable_scope() == "batch"  # the rules file's, else Settings' (state.rules)
             expand = batch_expander(engine, int(p.all_seeds[0])) if per_batch and p.all_seeds else \
                 lambda text, seed: engine.prompt(text, seed) if text else text
             plan = plan_job(list(p.all_prompts), list(p.all_negative_prompts), list(p.all_seeds), settings, expand,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 from typing import Any, Dict, List, Optional, Tuple
 
 import orchestrator_compat as compat
@@ -155,14 +156,15 @@ def engine() -> PromptEngine:
 
 
 def rules(path: str) -> Rules:
-    """The rules file's (the accordion's, else Settings'), over the Settings' match mode."""
+    """The rules file's (the accordion's, else Settings'), over the Settings' match mode and variables scope."""
     base = Rules(match=str(opt("orchestrator_match", "hybrid") or "hybrid"))
     if base.match not in MATCH_MODES:
         base = Rules()
+    base = replace(base, variables=Rules().variable_scope(opt("orchestrator_variables", "image")))
     path = path or str(opt("orchestrator_rules_file", "") or "")
     if not path:
         return base
-    key = (path, os.path.getmtime(path) if os.path.exists(path) else 0.0, base.match)
+    key = (path, os.path.getmtime(path) if os.path.exists(path) else 0.0, base.match, base.variables)
     if key not in _RULES:
         _RULES[key] = load_rules(path, base)
     return _RULES[key]

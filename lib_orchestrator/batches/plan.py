@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Collection, Optional
 
+from ..compose import lora_gate
 from ..errors import OrchestratorError
 from ..job import JobSettings, plan_job
 from ..selection import LoraIndex, Rules
@@ -21,6 +22,9 @@ def plan_batch(name: str, template: str, count: int, seed: int, engine: Any, ind
         raise OrchestratorError(f"seeds run from {seed} to {seed + count - 1}, past Forge's 0 to {MAX_SEED}",
                                 hint="choose a smaller first seed")
     seeds = list(range(seed, seed + count))
+    if index is not None and loras:  # as a generation would: entries whose LoRA cannot load here are never drawn
+        engine = engine.gated((id(index), id(known_loras), family, base_model),
+                              lora_gate(index, family, base_model, known_loras))
     # A batch is one batch for `variables: batch` too: every image reads the first seed's variables.
     expand = batch_expander(engine, seed) if rules.variable_scope(variables) == "batch" else \
         (lambda text, s: engine.prompt(text, s) if text else text)

@@ -50,3 +50,20 @@ def test_lint_messages_come_back_inline_instead_of_an_error():
 def test_wildcard_names_for_the_editor():
     names = wildcard_names(ENGINE)
     assert "style" in names and "templates/noir" in names
+
+
+def test_preview_never_draws_an_entry_whose_lora_cannot_load_here(make_wildcards):
+    root = make_wildcards({"look.txt": "<lora:watercolor_sd15> a soft look\n<lora:noir_film_xl> a dark look\n"})
+    result = preview("__look__", 1, 12, PromptEngine([root]), INDEX, Rules(min_total=0, max_total=0), "sdxl",
+                     "SDXL 1.0")
+    assert {c.base_prompt for c in result.prompts} == {"<lora:noir_film_xl> a dark look"}
+    assert any("<lora:watercolor_sd15> does not load" in m for m in result.messages), result.messages
+
+
+def test_preview_follows_variables_per_batch():
+    template = "${who=!{ann|bea|cid|dot|eve|fay}} ${who}, __setting__"
+    per_batch = preview(template, 7, 8, ENGINE, None, Rules(variables="batch"), "sdxl", "SDXL 1.0")
+    per_image = preview(template, 7, 8, ENGINE, None, Rules(), "sdxl", "SDXL 1.0")
+    assert len({c.base_prompt.split(",")[0] for c in per_batch.prompts}) == 1
+    assert len({c.base_prompt.split(",")[0] for c in per_image.prompts}) > 1
+    assert per_batch.prompts[0].base_prompt == per_image.prompts[0].base_prompt  # the first image is the same
