@@ -232,7 +232,7 @@ def _is_number(value: object) -> bool:
 
 
 def _weighted_entries(mapping: Dict[str, Marked], display: str) -> List[Entry]:
-    return [Entry(key, _checked(_number(weight, display, line, column), str(weight), display, line, column),
+    return [Entry(str(key), _checked(_number(weight, display, line, column), str(weight), display, line, column),
                   line, display) for key, (weight, line, column) in mapping.items()]
 
 
@@ -256,8 +256,8 @@ def _list_entries(items: List[Marked], display: str, warnings: List[Finding]) ->
     for item, line, column in items:
         if isinstance(item, bool) or item is None or item == "":
             continue
-        if isinstance(item, (int, float)):
-            item = str(item)
+        if isinstance(item, (int, float, YamlNumber)):
+            item = str(item)  # a plain str: the compiled sampler tells text from code by `type(x) is str`
         if isinstance(item, str):
             # dynamicprompts' shorthand: only when the item starts with a digit; the last `::` splits.
             if item[0].isdigit() and "::" in item:
@@ -282,8 +282,8 @@ def _list_entries(items: List[Marked], display: str, warnings: List[Finding]) ->
                 except (TypeError, ValueError):
                     raise WildcardFileError(f"weight {str(weight)[:40]!r} is not a number",
                                             Location(display, w_line, w_column), _WEIGHT_HINT) from None
-                yield Entry(content[0], _checked(number, str(weight), display, w_line, w_column), line, display,
-                            content[2] or 1)
+                yield Entry(str(content[0]), _checked(number, str(weight), display, w_line, w_column), line,
+                            display, content[2] or 1)
                 continue
             warnings.append(Finding(Location(display, line, 1), WARNING, "list item without text/content; ignored"))
         else:

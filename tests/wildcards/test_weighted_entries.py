@@ -98,8 +98,19 @@ def test_quoted_numbers_are_text_not_weights(make_wildcards):
 
 
 def test_list_items_that_are_numbers_stay_text(make_wildcards):
-    root = make_wildcards({"years.yaml": "- 1990\n- 2001\n"})
+    root = make_wildcards({"years.yaml": "- 1990\n- 2001\n", "more.yaml": "ages:\n  - 30\n  - {text: 40}\none: 7\n",
+                           "keys.yaml": "1990: 2\n2001: 1\n"})
     assert entries(root, "years.yaml")[0] == {"years": [("1990", 1.0, 1), ("2001", 1.0, 2)]}
+    read = {name: read_file(os.path.join(root, name), name).collections for name in ("years.yaml", "more.yaml",
+                                                                                       "keys.yaml")}
+    texts = [e.text for lists in read.values() for entries_ in lists.values() for e in entries_]
+    assert sorted(texts) == ["1990", "1990", "2001", "2001", "30", "40", "7"]
+    assert {type(t) for t in texts} == {str}  # plain text, whatever YAML read it as
+    # Every sampler takes them as text: pick-N and an immediate variable over a list of numbers.
+    engine = PromptEngine([root])
+    assert set(engine.texts("{2$$__years__}", "random", 0, 50)) <= {"1990,2001", "2001,1990"}
+    assert {engine.prompt("${a=!__ages__}${a}", s) for s in range(40)} == {"30", "40"}
+    assert set(engine.texts("__keys__ __one__", "combinatorial", 0, 10)) == {"1990 7", "2001 7"}
 
 
 @pytest.mark.parametrize("text, where, problem", [
