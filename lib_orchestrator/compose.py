@@ -65,6 +65,8 @@ def apply_picks(prompt: str, negative: str, picks: Sequence[Pick]) -> Tuple[str,
     kept: List[Pick] = []
     for pick in picks:
         if pick.reason == "user" and pick.tag:  # `<lora:NAME>`: the weight and activation text it lacked
+            if pick.tag not in out:  # another image's pick (a batch sharing its first image's LoRAs)
+                continue
             filled = lora_tag(pick.name, pick.weight)
             activation = unsaid(pick.activation, out.replace(pick.tag, "")) if pick.activation else None
             out = _after_tag(out.replace(pick.tag, filled, 1), filled, activation)

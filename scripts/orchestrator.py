@@ -36,6 +36,7 @@ SECTION = ("orchestrator", f"Orchestrator {__version__}")  # the id keys the set
 DEFAULTS = JobSettings()
 LIBRARY = state.LIBRARY
 OVERRIDES = state.OVERRIDES
+_SAID: set = set()  # wildcard notes already printed: the engine keeps them for as long as its files are unchanged
 
 
 class OrchestratorScript(scripts.Script):
@@ -131,7 +132,9 @@ class OrchestratorScript(scripts.Script):
         try:
             engine = state.engine()
             if index is not None and settings.loras:  # wildcard entries that carry a LoRA: only loadable ones
-                engine = engine.gated((id(index), id(known), kind.family, kind.base_model),
+                # Forge's list is a new set each call: its content, not its identity, keys the gated engine
+                names = frozenset(known) if known is not None else None
+                engine = engine.gated((id(index), names, kind.family, kind.base_model),
                                       lora_gate(index, kind.family, kind.base_model, known))
             rules = state.rules(settings.rules_file)
             if index is not None:
@@ -163,6 +166,10 @@ class OrchestratorScript(scripts.Script):
         p.extra_generation_params[KEY_SETTINGS] = settings.to_infotext()
         for warning in plan.warnings:
             print(f"[Orchestrator] {warning}", file=sys.stderr)
+        for note in engine.warnings:  # the wildcards' notes (an entry whose LoRA cannot load here): once a session
+            if note not in _SAID:
+                _SAID.add(note)
+                print(f"[Orchestrator] {note}", file=sys.stderr)
         p._orchestrator_plan = plan
         adetailer.prepare(p, engine, expand)  # ADetailer's unit prompts with templates, expanded per image
 

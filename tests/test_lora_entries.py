@@ -150,3 +150,21 @@ def _rules(tmp_path, text: str) -> str:
     path = tmp_path / "rules.yaml"
     path.write_text(text)
     return str(path)
+
+
+def test_a_slider_entry_gets_its_categorys_weight_not_the_middle_of_its_range(make_wildcards, index, tmp_path):
+    # age_slider_xl sits in samples/loras/slider: a slider, whose weight range (-1, 1) centres on 0.
+    root = make_wildcards({"age.txt": "<lora:age_slider_xl> older\n"})
+    base = _engine(root, index, "SDXL 1.0").prompt("__age__", 0)
+    rules = load_rules(_rules(tmp_path, "count: {min: 0, max: 0}\ncategories: {slider: {lora_weight: 0.9}}\n"))
+    assert compose("__age__", base, 0, index, rules, "sdxl", "SDXL 1.0").prompt == "<lora:age_slider_xl:0.9> older"
+
+
+def test_a_filled_pick_whose_tag_is_not_in_the_prompt_adds_nothing(index):
+    # Split batches off: image k reuses image 0's picks, one of them filled for image 0's own `<lora:…>` tag.
+    from lib_orchestrator.compose import apply_picks
+    from lib_orchestrator.selection import pick_loras
+
+    first = pick_loras(index, "<lora:storybook_il> a fox", 0, NO_LORAS, "sdxl", "Illustrious").picks
+    prompt, _, kept = apply_picks("a hare in the snow", "", first)
+    assert (prompt, kept) == ("a hare in the snow", ())

@@ -23,7 +23,8 @@ def plan_batch(name: str, template: str, count: int, seed: int, engine: Any, ind
                                 hint="choose a smaller first seed")
     seeds = list(range(seed, seed + count))
     if index is not None and loras:  # as a generation would: entries whose LoRA cannot load here are never drawn
-        engine = engine.gated((id(index), id(known_loras), family, base_model),
+        names = frozenset(known_loras) if known_loras is not None else None
+        engine = engine.gated((id(index), names, family, base_model),
                               lora_gate(index, family, base_model, known_loras))
     # A batch is one batch for `variables: batch` too: every image reads the first seed's variables.
     expand = batch_expander(engine, seed) if rules.variable_scope(variables) == "batch" else \

@@ -305,10 +305,10 @@ class _State:
 
 def _weight_filled(record: LoraRecord, name: str, tag: str, rules: Rules, seed: int) -> Pick:
     """`<lora:NAME>` with no weight (a wildcard entry that carries a LoRA): the LoRA's preferred weight,
-    else its category's, and one of its activation texts. Drawn from a stream of its own, so the other
-    picks of the image stay what they were."""
-    rule = rules.category(record.category)
-    weight = record.preferred_weight or (sum(rule.weight_range) / 2 if rule.weight_range else rule.lora_weight)
+    else its category's (never a draw from the category's range: the entry asked for this LoRA, and a
+    slider's range centres on 0), and one of its activation texts, drawn from a stream of its own, so the
+    other picks of the image stay what they were."""
+    weight = record.preferred_weight or rules.category(record.category).lora_weight
     rng = random.Random(f"{seed}:{record.name}")
     return Pick(name, round(weight, 2), record.category, "user", activation=_activation(record, rng),
                 negative=record.negative_text, record=record, tag=tag)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import stat
 import threading
 from dataclasses import dataclass
 from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
@@ -380,12 +381,28 @@ def _list(folder: str, mtime: int) -> _Folder:
                 except OSError:
                     is_dir = False
                 if is_dir:
-                    folders.append((entry.name, entry.is_symlink()))
+                    folders.append((entry.name, _is_link(entry)))
                 elif entry.name.endswith(WILDCARD_SUFFIXES):
                     files.append(entry.name)
     except OSError:
         pass
     return _Folder(mtime, tuple(sorted(files)), tuple(sorted(folders)))
+
+
+# Windows: a junction (`mklink /J`, how packs are usually shared there) is a reparse point that is_symlink()
+# does not report before Python 3.12; realpath() resolves it, so it must be taken for a link like a symlink.
+_REPARSE_POINT = getattr(stat, "FILE_ATTRIBUTE_REPARSE_POINT", 0) if os.name == "nt" else 0
+
+
+def _is_link(entry: "os.DirEntry[str]") -> bool:
+    if entry.is_symlink():
+        return True
+    if not _REPARSE_POINT:
+        return False
+    try:
+        return bool(entry.stat(follow_symlinks=False).st_file_attributes & _REPARSE_POINT)  # type: ignore[attr-defined]
+    except OSError:
+        return True  # unknown: resolving it costs one realpath(), never a loop
 
 
 def location_of(entry: Entry) -> Location:

@@ -120,6 +120,26 @@ def test_names_forge_does_not_list_are_never_injected(orchestrator, run_txt2img)
         assert lora_hash_names(params)  # the other LoRAs still loaded: no unknown name broke the batch
 
 
+def test_lora_carrying_entries_load_with_their_weight_and_the_unloadable_are_never_drawn(
+        orchestrator, run_txt2img, tmp_path, capsys):
+    from modules import shared
+
+    _, classes = orchestrator
+    pack = tmp_path / "pack"
+    pack.mkdir()
+    # On the fixture's SDXL checkpoint: noir_film_xl loads (no preferred weight: its style category's 0.8 by the
+    # default rules), watercolor_sd15 is an SD 1.5 LoRA and does not.
+    (pack / "look.txt").write_text("<lora:noir_film_xl> a dark street\n<lora:watercolor_sd15> a soft street\n")
+    shared.opts.data["orchestrator_wildcard_dirs"] = str(pack)
+    processed = run(run_txt2img, classes, [True, True, 0, 0, 0.0], prompt="__look__", n_iter=4)
+    for k, text in enumerate(image_infotexts(processed)):
+        assert processed.all_prompts[k].startswith("<lora:noir_film_xl:0.8> a dark street")
+        assert lora_hash_names(info_dict(text)) == ["noir_film_xl"]
+    run(run_txt2img, classes, [True, True, 0, 0, 0.0], prompt="__look__", n_iter=2)
+    err = capsys.readouterr().err
+    assert err.count("<lora:watercolor_sd15> does not load on a SDXL 1.0 checkpoint; entry left out of __look__") == 1
+
+
 def test_rest_args_fill_in_order_and_the_rest_keep_their_defaults(orchestrator, run_txt2img):
     _, classes = orchestrator
     processed = run_txt2img(classes, {"orchestrator": {"args": [True, False]}}, api=True, prompt="a {red|blue} cat",

@@ -327,3 +327,19 @@ def test_a_folder_that_appears_inside_a_root_later_is_found_by_refresh(make_wild
     bump_mtime(root)
     assert store.refresh() is True
     assert store.names() == ["a"]
+
+
+def test_a_windows_junction_counts_as_a_link(monkeypatch):
+    # is_symlink() does not see junctions before Python 3.12: the reparse-point attribute does.
+    from types import SimpleNamespace
+
+    from lib_orchestrator.wildcards import store
+
+    monkeypatch.setattr(store, "_REPARSE_POINT", 0x400)  # FILE_ATTRIBUTE_REPARSE_POINT
+
+    def entry(attributes: int, symlink: bool = False):
+        return SimpleNamespace(is_symlink=lambda: symlink,
+                               stat=lambda follow_symlinks=True: SimpleNamespace(st_file_attributes=attributes))
+
+    assert store._is_link(entry(0x410)) and store._is_link(entry(0, symlink=True))
+    assert not store._is_link(entry(0x10))  # a plain folder
