@@ -117,17 +117,18 @@ class Resolver:
             return entries
         kept: List[Entry] = []
         for entry in entries:
-            match = next((m for m in LORA_NAME.finditer(entry.text) if gate(m.group(1).strip())), None)
-            if match is None:
+            refused = next(((m, why) for m in LORA_NAME.finditer(entry.text) for why in [gate(m.group(1).strip())]
+                            if why), None)
+            if refused is None:
                 kept.append(entry)
                 continue
-            name = match.group(1).strip()
-            where = Location(entry.source or "<wildcard>", entry.line or 1, 1)
+            match, why = refused
+            where = Location(entry.source or "<wildcard>", entry.line or 1, entry.column + match.start())
             if self.on_missing == "keep":
-                self.notes.append(Finding(where, WARNING, f"<lora:{name}> {gate(name)}; entry kept as text"))
+                self.notes.append(Finding(where, WARNING, f"<lora:{match.group(1).strip()}> {why}; entry kept as text"))
                 kept.append(entry)
             else:
-                self.notes.append(Finding(where, WARNING, f"<lora:{name}> {gate(name)}; entry left out of "
+                self.notes.append(Finding(where, WARNING, f"<lora:{match.group(1).strip()}> {why}; entry left out of "
                                                           f"__{pattern}__"))
         if entries and not kept:
             raise TemplateError(f"no entry of wildcard '{pattern}' can be used: each carries a LoRA that "
