@@ -121,6 +121,7 @@ def test_weighted_lora_carrying_and_batch_variables_and_folders_in_the_real_host
         else:
             step.note("adetailer", "not installed: skipped")
     finally:
-        host.api("sdapi/v1/options", {k: before.get(k, "") for k in
-                                      ("orchestrator_wildcard_dirs", "orchestrator_variables")})
+        # GET lists only the options set so far: the others go back to their defaults
+        defaults = {"orchestrator_wildcard_dirs": "", "orchestrator_variables": "image"}
+        host.api("sdapi/v1/options", {k: before.get(k, default) for k, default in defaults.items()})
     checks.done()
