@@ -3,11 +3,14 @@ with everything needed to explain and reproduce them."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Collection, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Collection, Dict, List, Optional, Sequence, Tuple
 
 from .selection import LoraIndex, Rules, pick_loras
 from .selection.pick import Chooser, Pick
 from .selection.text import normalise_tag, unsaid
+
+if TYPE_CHECKING:
+    from .wildcards import PromptEngine
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,14 @@ def lora_gate(index: LoraIndex, family: str, base_model: str,
         return ""
 
     return why_not
+
+
+def lora_gated(engine: PromptEngine, index: LoraIndex, family: str, base_model: str,
+               known: Optional[Collection[str]] = None) -> PromptEngine:
+    """`engine` as a generation on this checkpoint draws: entries whose LoRA cannot be used are left out. Kept
+    compiled per (library, Forge's list, checkpoint); Forge's list is a new set each call, so its content keys it."""
+    names = frozenset(known) if known is not None else None
+    return engine.gated((id(index), names, family, base_model), lora_gate(index, family, base_model, known))
 
 
 def compose(template: str, base_prompt: str, seed: int, index: LoraIndex, rules: Rules, family: str,

@@ -7,7 +7,7 @@ import json
 import os
 from typing import TextIO
 
-from .compose import compose, lora_gate
+from .compose import compose, lora_gated
 from .enhance_cli import make_enhancer
 from .errors import Location, OrchestratorError
 from .family_cli import checkpoint_of
@@ -28,7 +28,7 @@ def run_compose(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     rules = match_rules(args, load_rules(args.rules) if args.rules else Rules())
     index = with_vectors(LoraIndex(scan_folder(args, args.loras, err).records), rules, cache_for(args, args.loras),
                          err).with_feedback(feedback_scores(args.history))
-    engine = _engine(args).gated("cli", lora_gate(index, family, base))
+    engine = lora_gated(_engine(args), index, family, base)
     enhancer = make_enhancer(args.enhance_url, args, "enhance_") if args.enhance_url else None
     chooser = chooser_for(args, rules, args.enhance_cache)
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from .compose import ComposedPrompt, compose, lora_gate
+from .compose import ComposedPrompt, compose, lora_gated
 from .enhance.enhance import Enhanced
 from .errors import OrchestratorError
 from .selection import LoraIndex, Rules
@@ -38,8 +38,8 @@ def preview(template: str, seed: int, count: int, engine: PromptEngine, index: O
             pinned: Sequence[str] = (), negative: str = "",
             enhance: Optional[Callable[[str, int], Enhanced]] = None, chooser: Optional[Chooser] = None) -> Preview:
     text = lock_wildcards(template, locks or {})
-    if index is not None:  # as a generation would: entries whose LoRA cannot load here are never drawn
-        engine = engine.gated((id(index), family, base_model), lora_gate(index, family, base_model))
+    if index is not None:
+        engine = lora_gated(engine, index, family, base_model)
     if pinned:
         rules = replace(rules, pinned=tuple(dict.fromkeys([*rules.pinned, *pinned])))
     notes: List[str] = []

@@ -23,14 +23,14 @@ import orchestrator_compat as compat  # noqa: E402
 import orchestrator_state as state  # noqa: E402
 
 from lib_orchestrator import __version__  # noqa: E402
-from lib_orchestrator.compose import lora_gate  # noqa: E402
+from lib_orchestrator.compose import lora_gated  # noqa: E402
 from lib_orchestrator.enhance import PRESETS, TEMPLATE_NAMES, Enhanced  # noqa: E402
 from lib_orchestrator.errors import OrchestratorError  # noqa: E402
 from lib_orchestrator.job import JobSettings, enhance_after_paste, pasted_settings, plan_job  # noqa: E402
 from lib_orchestrator.provenance import KEY_NOTE, KEY_SETTINGS  # noqa: E402
 from lib_orchestrator.selection.llm_choice import ChoiceResult  # noqa: E402
 from lib_orchestrator.selection.rules import MATCH_MODES, VARIABLE_SCOPES  # noqa: E402
-from lib_orchestrator.wildcards.batch_vars import batch_expander  # noqa: E402
+from lib_orchestrator.wildcards.batch_vars import expander  # noqa: E402
 
 SECTION = ("orchestrator", f"Orchestrator {__version__}")  # the id keys the settings; the label shows the version
 DEFAULTS = JobSettings()
@@ -132,19 +132,14 @@ class OrchestratorScript(scripts.Script):
         try:
             engine = state.engine()
             if index is not None and settings.loras:  # wildcard entries that carry a LoRA: only loadable ones
-                # Forge's list is a new set each call: its content, not its identity, keys the gated engine
-                names = frozenset(known) if known is not None else None
-                engine = engine.gated((id(index), names, kind.family, kind.base_model),
-                                      lora_gate(index, kind.family, kind.base_model, known))
+                engine = lora_gated(engine, index, kind.family, kind.base_model, known)
             rules = state.rules(settings.rules_file)
             if index is not None:
                 pinned = OVERRIDES.pinned_names(index.records)
                 if pinned:
                     rules = replace(rules, pinned=tuple(dict.fromkeys([*rules.pinned, *pinned])))
-            # Per batch: every image of this generation reads the immediate variables of its first seed
-            per_batch = rules.variable_scope() == "batch"  # the rules file's, else Settings' (state.rules)
-            expand = batch_expander(engine, int(p.all_seeds[0])) if per_batch and p.all_seeds else \
-                lambda text, seed: engine.prompt(text, seed) if text else text
+            # Per batch (the rules file's scope, else Settings'): every image reads its first seed's variables
+            expand = expander(engine, int(p.all_seeds[0]) if p.all_seeds else 0, rules.variable_scope())
             plan = plan_job(list(p.all_prompts), list(p.all_negative_prompts), list(p.all_seeds), settings, expand,
                             index, rules, kind.family, kind.base_model, known,
                             batch_size=int(getattr(p, "batch_size", 1) or 1),

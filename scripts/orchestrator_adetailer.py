@@ -21,7 +21,7 @@ import sys
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from lib_orchestrator.errors import OrchestratorError
-from lib_orchestrator.wildcards.batch_vars import BatchExpander, batch_template
+from lib_orchestrator.wildcards.batch_vars import BatchExpander
 from lib_orchestrator.wildcards.shared_choices import expand_with, is_template
 
 TITLE = "adetailer"  # ADetailer's title(), compared without case
@@ -34,16 +34,15 @@ class Binding:
     positions). A plain class: Forge runs this file as a module outside sys.modules, where @dataclass fails."""
 
     def __init__(self, engine: Any, originals: Sequence[Any], units: Tuple[Tuple[int, int, Dict[str, Any]], ...],
-                 templated: Tuple[Tuple[bool, bool], ...], batch_seed: Optional[int] = None) -> None:
+                 templated: Tuple[Tuple[bool, bool], ...], batch: Optional[BatchExpander] = None) -> None:
         self.engine = engine
         self.originals = originals
         self.units = units  # (position, ADetailer's unit number from 1, dict)
         self.templated = templated  # per unit: (ad_prompt, ad_negative_prompt) holds a template
-        self.batch_seed = batch_seed  # variables per batch: the first seed they were drawn with
+        self.batch = batch  # variables per batch: the plan's expander, which fixed them (and keeps each template)
         self.index = -1  # the image whose prompts are in p.script_args now
         self.written: Any = None  # the args put there
         self.shown: Dict[int, str] = {}  # image -> infotext value
-        self.fixed: Dict[str, str] = {}  # variables per batch: template -> the template with them written in
 
 
 def prepare(p: Any, engine: Any, expand: Any = None) -> None:
@@ -80,8 +79,8 @@ def _prepare(p: Any, engine: Any, expand: Any) -> None:
             units.append((pos, number, unit))
             templated.append(flags)
     if units:
-        batch_seed = expand.first_seed if isinstance(expand, BatchExpander) else None
-        p._orchestrator_adetailer = Binding(engine, args, tuple(units), tuple(templated), batch_seed)
+        batch = expand if isinstance(expand, BatchExpander) else None
+        p._orchestrator_adetailer = Binding(engine, args, tuple(units), tuple(templated), batch)
 
 
 def apply(p: Any, index: int) -> None:
@@ -133,10 +132,8 @@ def _expanded_args(binding: Binding, image: Any, index: int) -> Sequence[Any]:
     values: Dict[str, List[Optional[str]]] = {}
     for key, main, col in ((PROMPT, image.composed.template, 0), (NEGATIVE, image.negative_template, 1)):
         chosen = [unit.get(key) for (_, _, unit), flags in zip(binding.units, binding.templated) if flags[col]]
-        if chosen and main and binding.batch_seed is not None:  # the template the plan expanded
-            if main not in binding.fixed:
-                binding.fixed[main] = batch_template(binding.engine, main, binding.batch_seed)
-            main = binding.fixed[main]
+        if chosen and main and binding.batch is not None:  # the template the plan expanded
+            main = binding.batch.template(main)
         texts = iter(expand_with(binding.engine, main, chosen, seed, extra_sources=[f"<ADetailer {key}>"] *
                                  len(chosen)).extras if chosen else ())
         values[key] = [next(texts) if flags[col] else None for flags in binding.templated]

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from typing import Any, Collection, Optional
 
-from ..compose import lora_gate
+from ..compose import lora_gated
 from ..errors import OrchestratorError
 from ..job import JobSettings, plan_job
 from ..selection import LoraIndex, Rules
-from ..wildcards.batch_vars import batch_expander
+from ..wildcards.batch_vars import expander
 from .model import MAX_IMAGES, MAX_SEED, Batch, BatchImage, Settings
 
 
@@ -22,13 +22,10 @@ def plan_batch(name: str, template: str, count: int, seed: int, engine: Any, ind
         raise OrchestratorError(f"seeds run from {seed} to {seed + count - 1}, past Forge's 0 to {MAX_SEED}",
                                 hint="choose a smaller first seed")
     seeds = list(range(seed, seed + count))
-    if index is not None and loras:  # as a generation would: entries whose LoRA cannot load here are never drawn
-        names = frozenset(known_loras) if known_loras is not None else None
-        engine = engine.gated((id(index), names, family, base_model),
-                              lora_gate(index, family, base_model, known_loras))
+    if index is not None and loras:
+        engine = lora_gated(engine, index, family, base_model, known_loras)
     # A batch is one batch for `variables: batch` too: every image reads the first seed's variables.
-    expand = batch_expander(engine, seed) if rules.variable_scope(variables) == "batch" else \
-        (lambda text, s: engine.prompt(text, s) if text else text)
+    expand = expander(engine, seed, rules.variable_scope(variables))
     plan = plan_job([template] * count, [negative] * count, seeds, JobSettings(enabled=True, loras=loras),
                     expand, index, rules, family, base_model, known_loras)
     images = tuple(

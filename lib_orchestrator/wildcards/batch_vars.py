@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import Location, OrchestratorError, TemplateError
 from .ast import AnyNode, Seq, Text, Variant, VarSet, static_text
@@ -113,18 +113,25 @@ class BatchExpander:
         self._fixed: Dict[str, str] = {}
 
     def __call__(self, template: str, seed: int) -> str:
-        if not template:
-            return template
+        return self.engine.prompt(self.template(template), seed) if template else template
+
+    def template(self, template: str) -> str:
+        """`template` with the batch's variables written in, worked out once per template (ADetailer's
+        prompts read the ones the plan fixed)."""
         text = self._fixed.get(template)
         if text is None:
             batch = fix_variables(self.engine, template, self.first_seed)
             self.notes.extend(n for n in batch.notes if n not in self.notes)
             text = self._fixed[template] = batch.text
-        return self.engine.prompt(text, seed)
+        return text
 
 
-def batch_expander(engine: "PromptEngine", first_seed: int) -> BatchExpander:
-    return BatchExpander(engine, first_seed)
+def expander(engine: "PromptEngine", first_seed: int, scope: str) -> Callable[[str, int], str]:
+    """plan_job's `expand(template, seed)`: each image from its own seed, or, for `scope` "batch", a
+    BatchExpander giving every image the first seed's variables."""
+    if scope == "batch":
+        return BatchExpander(engine, first_seed)
+    return lambda template, seed: engine.prompt(template, seed) if template else template
 
 
 def literal(value: str) -> Optional[str]:

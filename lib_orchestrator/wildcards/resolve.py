@@ -108,7 +108,6 @@ class Resolver:
         self._resolved[pattern] = found
         return found
 
-
     def _usable(self, entries: Tuple[Entry, ...], pattern: str, at: Node) -> Tuple[Entry, ...]:
         """The entries whose LoRAs load on the checkpoint: an entry that carries a LoRA the checkpoint
         cannot use is left out with a note (kept as text with `keep`), so the draw goes to the others."""

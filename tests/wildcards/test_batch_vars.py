@@ -15,7 +15,7 @@ from lib_orchestrator.errors import OrchestratorError, TemplateError
 from lib_orchestrator.selection import Rules, load_rules
 from lib_orchestrator.selection.rules import RulesError
 from lib_orchestrator.wildcards import PromptEngine
-from lib_orchestrator.wildcards.batch_vars import batch_expander, batch_template, fix_variables, literal
+from lib_orchestrator.wildcards.batch_vars import BatchExpander, batch_template, fix_variables, literal
 
 WHO = ["Alice", "Bob", "Carol", "Dave", "Eve", "Frank", "Grace", "Heidi"]
 FIRST = 1000
@@ -36,7 +36,7 @@ def engine(make_wildcards):
 
 
 def batch(engine, template, seeds=SEEDS):
-    expand = batch_expander(engine, seeds[0])
+    expand = BatchExpander(engine, seeds[0])
     return [expand(template, s) for s in seeds]
 
 
@@ -80,7 +80,7 @@ def test_an_image_depends_only_on_the_first_seed_and_its_own(engine, make_wildca
     template = "${c=!__who__}<${c}> __color__"
     whole = batch(engine, template)
     other = PromptEngine(engine.store.roots)  # nothing carried over from the run above
-    one_by_one = [batch_expander(other, FIRST)(template, s) for s in reversed(SEEDS)][::-1]
+    one_by_one = [BatchExpander(other, FIRST)(template, s) for s in reversed(SEEDS)][::-1]
     assert one_by_one == whole
 
 
@@ -161,7 +161,7 @@ def test_a_value_the_syntax_cannot_write_is_left_per_image_with_a_note(engine):
     assert fixed.fixed == ()
     assert fixed.notes and "per image" in fixed.notes[0] and "<template>:1:1" in fixed.notes[0]
     assert fixed.text == "${c=!__odd__}<${c}>"
-    expand = batch_expander(engine, FIRST)  # Forge's callback gathers the notes for the job's warnings
+    expand = BatchExpander(engine, FIRST)  # Forge's callback gathers the notes for the job's warnings
     expand("${c=!__odd__}<${c}>", FIRST + 1)
     assert expand.notes == list(fixed.notes)
 
