@@ -15,6 +15,17 @@ BUNDLED = REPO / "wildcards"
 Files = Dict[str, Union[str, bytes]]
 
 
+def write_files(root: Path, files: Files) -> None:
+    """Each file of `files` ({"colors.txt": "red\\nblue", "sub/x.yaml": ...}) under `root`, bytes as given."""
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8", newline="")
+
+
 @pytest.fixture
 def make_wildcards(tmp_path: Path) -> Callable[..., str]:
     """make_wildcards({"colors.txt": "red\\nblue", "sub/x.yaml": "..."}) -> the folder's path."""
@@ -24,13 +35,7 @@ def make_wildcards(tmp_path: Path) -> Callable[..., str]:
         counter[0] += 1
         root = tmp_path / f"wildcards{counter[0]}"
         root.mkdir()
-        for rel, content in files.items():
-            path = root / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(content, bytes):
-                path.write_bytes(content)
-            else:
-                path.write_text(content, encoding="utf-8", newline="")
+        write_files(root, files)
         return str(root)
 
     return make

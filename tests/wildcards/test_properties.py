@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 from lib_orchestrator.errors import OrchestratorError
 from lib_orchestrator.wildcards import PromptEngine
 
+from ..conftest import write_files
+
 FILES = {
     "color.txt": "red\nblue\n{light|dark} green\n",
     "animal.txt": "cat\ndog\n${size:small} bird\n",
@@ -42,9 +44,7 @@ def template_strategy() -> st.SearchStrategy[str]:
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory):
     root = tmp_path_factory.mktemp("wildcards")
-    for rel, content in FILES.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(content, encoding="utf-8")
+    write_files(root, FILES)
     return PromptEngine([str(root)])
 
 

@@ -12,6 +12,7 @@ from lib_orchestrator.errors import OrchestratorError, TemplateError
 from lib_orchestrator.wildcards import PromptEngine
 from lib_orchestrator.wildcards.shared_choices import expand_with, is_template
 
+from ..conftest import write_files
 from .test_properties import FILES, template_strategy
 
 # Each character is one line: what an extra prompt shows tells which line the main prompt drew.
@@ -28,9 +29,7 @@ SEEDS = range(60)
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory):
     root = tmp_path_factory.mktemp("shared")
-    for rel, content in PACK.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(content, encoding="utf-8")
+    write_files(root, PACK)
     return PromptEngine([str(root)])
 
 
